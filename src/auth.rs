@@ -1,0 +1,244 @@
+//! Client authentication (RFC 6749 §2.3.1): `client_secret_basic` and
+//! `client_secret_post`, checked against argon2id hashes.
+
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::http::HeaderValue;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use tokio::sync::Semaphore;
+
+use crate::secret::{ClientSecret, SecretHash};
+use crate::store::{AuthMethod, ClientRecord, Store, StoreError};
+
+/// Credentials as a request presented them, before any check against the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Presented {
+    pub client_id: String,
+    pub secret: ClientSecret,
+    pub method: AuthMethod,
+}
+
+/// Why a request did not authenticate as a client.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// 400 `invalid_request`: more than one method, or contradicting identifiers.
+    #[error("{0}")]
+    Malformed(&'static str),
+    /// 401 `invalid_client`.
+    #[error("{0}")]
+    Failed(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads the credentials of a request: the `Authorization` header and the
+/// `client_id`/`client_secret` form parameters. Exactly one method may be used.
+pub fn presented(
+    authorization: Option<&HeaderValue>,
+    form_client_id: Option<&str>,
+    form_client_secret: Option<&str>,
+) -> Result<Presented, AuthError> {
+    match (authorization, form_client_secret) {
+        (Some(_), Some(_)) => Err(AuthError::Malformed(
+            "use exactly one client authentication method",
+        )),
+        (Some(header), None) => {
+            let (client_id, secret) = parse_basic(header)?;
+            // A client_id parameter beside Basic credentials must name the same client.
+            if form_client_id.is_some_and(|id| id != client_id) {
+                return Err(AuthError::Malformed(
+                    "client_id parameter does not match the Authorization header",
+                ));
+            }
+            Ok(Presented {
+                client_id,
+                secret,
+                method: AuthMethod::ClientSecretBasic,
+            })
+        }
+        (None, Some(secret)) => match form_client_id {
+            Some(client_id) => Ok(Presented {
+                client_id: client_id.to_owned(),
+                secret: ClientSecret::new(secret),
+                method: AuthMethod::ClientSecretPost,
+            }),
+            None => Err(AuthError::Failed("client_secret given without client_id")),
+        },
+        (None, None) => Err(AuthError::Failed("client authentication required")),
+    }
+}
+
+/// RFC 7617 Basic credentials whose parts are form-urlencoded (RFC 6749 §2.3.1).
+fn parse_basic(header: &HeaderValue) -> Result<(String, ClientSecret), AuthError> {
+    const MALFORMED: AuthError = AuthError::Failed("malformed Basic credentials");
+    let value = header.to_str().map_err(|_| MALFORMED)?;
+    let (scheme, encoded) = value.trim().split_once(' ').ok_or(MALFORMED)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(AuthError::Failed("unsupported authentication scheme"));
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| MALFORMED)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| MALFORMED)?;
+    let (id, secret) = decoded.split_once(':').ok_or(MALFORMED)?;
+    let id = form_decode(id).ok_or(MALFORMED)?;
+    let secret = form_decode(secret).ok_or(MALFORMED)?;
+    if id.is_empty() || secret.is_empty() {
+        return Err(MALFORMED);
+    }
+    Ok((id, ClientSecret::new(secret)))
+}
+
+fn form_decode(part: &str) -> Option<String> {
+    let spaced = part.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// Hashes a new client secret as an argon2id PHC string.
+pub fn hash_secret(secret: &ClientSecret) -> SecretHash {
+    let hash = Argon2::default()
+        .hash_password(secret.expose().as_bytes())
+        .expect("argon2 with default parameters hashes any input");
+    SecretHash::new(hash.to_string())
+}
+
+fn verify_secret(secret: &ClientSecret, hash: &SecretHash) -> bool {
+    Argon2::default()
+        .verify_password(secret.expose().as_bytes(), hash.expose())
+        .is_ok()
+}
+
+/// Checks presented credentials against the store. Verification runs on the blocking
+/// pool behind a semaphore, and an unknown client costs the same argon2 work as a wrong
+/// secret, so timing tells nothing about which client ids exist.
+#[derive(Clone)]
+pub struct Authenticator {
+    store: Store,
+    dummy_hash: SecretHash,
+    permits: Arc<Semaphore>,
+}
+
+impl Authenticator {
+    pub fn new(store: Store) -> Self {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Authenticator {
+            store,
+            dummy_hash: hash_secret(&ClientSecret::new(crate::token::random_string(32))),
+            permits: Arc::new(Semaphore::new(workers)),
+        }
+    }
+
+    /// The client the credentials belong to, if they are right and the client may act.
+    pub async fn authenticate(&self, presented: &Presented) -> Result<ClientRecord, AuthError> {
+        let client = self.store.client_by_id(&presented.client_id).await?;
+        let hash = client
+            .as_ref()
+            .map_or(&self.dummy_hash, |c| &c.secret_hash)
+            .clone();
+        let secret = presented.secret.clone();
+        let verified = {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| AuthError::Failed("client authentication failed"))?;
+            tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
+                .await
+                .unwrap_or(false)
+        };
+        let client = match client {
+            Some(client) if verified => client,
+            _ => return Err(AuthError::Failed("client authentication failed")),
+        };
+        client_may_authenticate(&client, presented.method)?;
+        Ok(client)
+    }
+}
+
+/// A client authenticates only while enabled and only with its registered method.
+pub fn client_may_authenticate(client: &ClientRecord, method: AuthMethod) -> Result<(), AuthError> {
+    if client.disabled {
+        return Err(AuthError::Failed("client is disabled"));
+    }
+    if client.auth_method != method {
+        return Err(AuthError::Failed(
+            "client must use its registered authentication method",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(raw: &str) -> HeaderValue {
+        HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(raw))).unwrap()
+    }
+
+    #[test]
+    fn basic_parts_are_form_decoded() {
+        let got = presented(Some(&basic("my%20id:p%3Ass+word")), None, None).unwrap();
+        assert_eq!(got.client_id, "my id");
+        assert_eq!(got.secret.expose(), "p:ss word");
+        assert_eq!(got.method, AuthMethod::ClientSecretBasic);
+    }
+
+    #[test]
+    fn two_methods_are_a_malformed_request() {
+        let err = presented(Some(&basic("a:b")), Some("a"), Some("b")).unwrap_err();
+        assert!(matches!(err, AuthError::Malformed(_)));
+    }
+
+    #[test]
+    fn client_id_beside_basic_must_match() {
+        assert!(presented(Some(&basic("a:b")), Some("a"), None).is_ok());
+        let err = presented(Some(&basic("a:b")), Some("z"), None).unwrap_err();
+        assert!(matches!(err, AuthError::Malformed(_)));
+    }
+
+    #[test]
+    fn post_credentials_need_both_parameters() {
+        let got = presented(None, Some("a"), Some("b")).unwrap();
+        assert_eq!(got.method, AuthMethod::ClientSecretPost);
+        assert!(matches!(
+            presented(None, None, Some("b")),
+            Err(AuthError::Failed(_))
+        ));
+        assert!(matches!(
+            presented(None, Some("a"), None),
+            Err(AuthError::Failed(_))
+        ));
+    }
+
+    #[test]
+    fn malformed_basic_is_a_failed_authentication() {
+        for raw in ["Basic", "Basic !!!", "Bearer abc", "Basic Zm9v"] {
+            let header = HeaderValue::from_str(raw).unwrap();
+            assert!(
+                matches!(
+                    presented(Some(&header), None, None),
+                    Err(AuthError::Failed(_))
+                ),
+                "{raw}"
+            );
+        }
+        assert!(matches!(
+            presented(Some(&basic(":secret")), None, None),
+            Err(AuthError::Failed(_))
+        ));
+    }
+
+    #[test]
+    fn hashes_are_argon2id_and_verify() {
+        let secret = ClientSecret::new("correct horse");
+        let hash = hash_secret(&secret);
+        assert!(hash.expose().starts_with("$argon2id$"));
+        assert!(verify_secret(&secret, &hash));
+        assert!(!verify_secret(&ClientSecret::new("wrong"), &hash));
+    }
+}

@@ -1,0 +1,368 @@
+//! The command line. Each command prints JSON on stdout; bad input gets one line on
+//! stderr and a non-zero exit.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::admin::{self, IssueToken, NewClient};
+use crate::config::{Config, LogConfig, Overrides};
+use crate::secret::RawToken;
+use crate::server::{self, open_store};
+use crate::store::{Store, TokenUse};
+use crate::token::jwt::KeySet;
+use crate::token::mint::TokenFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "introspectd",
+    version,
+    about = "OAuth 2.0 token introspection service"
+)]
+pub struct Cli {
+    /// TOML configuration file [default: config/introspectd.toml when it exists]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Socket address to listen on (overrides `listen`)
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Issuer URL (overrides `issuer`)
+    #[arg(long, global = true, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Database URL, sqlite://… or postgres://… (overrides `database_url`)
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default); applies pending migrations first
+    Serve,
+    /// Apply pending migrations and exit
+    Migrate,
+    /// Manage registered clients
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Mint and revoke tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and its secret, which is shown only this once
+    Create(CreateClient),
+    /// List every client
+    List,
+    /// Show one client
+    Show { client_id: String },
+    /// Give a client a new secret; the old one stops working at once
+    RotateSecret { client_id: String },
+    /// Stop a client from authenticating; its tokens read inactive
+    Disable { client_id: String },
+    /// Delete a client and the opaque tokens it holds
+    Delete { client_id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateClient {
+    #[arg(long)]
+    pub name: String,
+    /// An audience (absolute URI) whose tokens this client may introspect; repeatable
+    #[arg(long = "audience", value_name = "URI")]
+    pub audiences: Vec<String>,
+    /// Space-separated scopes the client may hold
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// client_secret_basic (default) or client_secret_post
+    #[arg(long, value_name = "M")]
+    pub auth_method: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token for a client
+    Issue(IssueArgs),
+    /// Revoke a token (`-` reads it from stdin)
+    Revoke { token: String },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TypeArg {
+    Access,
+    Refresh,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    Jwt,
+    Opaque,
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    #[arg(long)]
+    pub client_id: String,
+    #[arg(long)]
+    pub subject: String,
+    #[arg(long)]
+    pub username: Option<String>,
+    #[arg(long)]
+    pub scope: Option<String>,
+    #[arg(long = "audience", value_name = "URI")]
+    pub audiences: Vec<String>,
+    /// Lifetime in seconds
+    #[arg(long, value_name = "SECONDS")]
+    pub ttl: Option<u64>,
+    #[arg(long = "type", value_enum, default_value = "access")]
+    pub token_type: TypeArg,
+    /// Access tokens default to jwt; refresh tokens are always opaque
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+}
+
+/// Parses the command line, runs the command and turns any failure into one line.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            // clap's message without its usage block, on one line.
+            let text = err.to_string();
+            let message = text
+                .split("\n\nUsage")
+                .next()
+                .unwrap_or("invalid arguments");
+            eprintln!("{}", one_line(message));
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {}", one_line(&message));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let overrides = Overrides {
+        listen: cli.listen,
+        issuer: cli.issuer,
+        database_url: cli.database_url,
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides).map_err(|e| e.to_string())?;
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    if serving {
+        crate::telemetry::init(&config.log);
+    } else {
+        crate::telemetry::init(&LogConfig {
+            level: "warn".to_owned(),
+            ..config.log.clone()
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        match cli.command {
+            None | Some(Command::Serve) => server::serve(config).await.map_err(|e| e.to_string()),
+            Some(Command::Migrate) => {
+                let store = open_store(&config).await.map_err(|e| e.to_string())?;
+                store.close().await;
+                print_json(&json!({"migrated": true, "store": store.backend()}))
+            }
+            Some(Command::Client(command)) => {
+                let store = open_store(&config).await.map_err(|e| e.to_string())?;
+                let result = client_command(&store, command).await;
+                store.close().await;
+                result
+            }
+            Some(Command::Token(command)) => {
+                let store = open_store(&config).await.map_err(|e| e.to_string())?;
+                let result = token_command(&config, &store, command).await;
+                store.close().await;
+                result
+            }
+        }
+    })
+}
+
+async fn client_command(store: &Store, command: ClientCommand) -> Result<(), String> {
+    let err = |e: admin::AdminError| e.to_string();
+    match command {
+        ClientCommand::Create(args) => {
+            let created = admin::create_client(
+                store,
+                NewClient {
+                    name: args.name,
+                    audiences: args.audiences,
+                    scope: args.scope,
+                    auth_method: args.auth_method,
+                },
+            )
+            .await
+            .map_err(err)?;
+            print_json(&json!({
+                "client_id": created.client_id,
+                "client_secret": created.client_secret.expose(),
+            }))
+        }
+        ClientCommand::List => print_json(&admin::list_clients(store).await.map_err(err)?),
+        ClientCommand::Show { client_id } => {
+            print_json(&admin::show_client(store, &client_id).await.map_err(err)?)
+        }
+        ClientCommand::RotateSecret { client_id } => {
+            let rotated = admin::rotate_secret(store, &client_id).await.map_err(err)?;
+            print_json(&json!({
+                "client_id": rotated.client_id,
+                "client_secret": rotated.client_secret.expose(),
+            }))
+        }
+        ClientCommand::Disable { client_id } => print_json(
+            &admin::disable_client(store, &client_id)
+                .await
+                .map_err(err)?,
+        ),
+        ClientCommand::Delete { client_id } => {
+            admin::delete_client(store, &client_id).await.map_err(err)?;
+            print_json(&json!({"client_id": client_id, "deleted": true}))
+        }
+    }
+}
+
+async fn token_command(
+    config: &Config,
+    store: &Store,
+    command: TokenCommand,
+) -> Result<(), String> {
+    let keys = KeySet::load(config, store)
+        .await
+        .map_err(|e| e.to_string())?;
+    match command {
+        TokenCommand::Issue(args) => {
+            let token_use = match args.token_type {
+                TypeArg::Access => TokenUse::AccessToken,
+                TypeArg::Refresh => TokenUse::RefreshToken,
+            };
+            let format = args.format.map(|f| match f {
+                FormatArg::Jwt => TokenFormat::Jwt,
+                FormatArg::Opaque => TokenFormat::Opaque,
+            });
+            let minted = admin::issue_token(
+                store,
+                &keys,
+                config,
+                IssueToken {
+                    client_id: args.client_id,
+                    subject: args.subject,
+                    username: args.username,
+                    scope: args.scope,
+                    audiences: args.audiences,
+                    ttl: args.ttl,
+                    token_use,
+                    format,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            print_json(&json!({
+                "token": minted.token.expose(),
+                "token_type_hint": minted.token_use.as_str(),
+                "exp": minted.exp,
+            }))
+        }
+        TokenCommand::Revoke { token } => {
+            let token = if token == "-" {
+                read_token_from_stdin()?
+            } else {
+                RawToken::new(token)
+            };
+            let revoked = admin::revoke_token(store, &keys, &token)
+                .await
+                .map_err(|e| e.to_string())?;
+            print_json(&revoked)
+        }
+    }
+}
+
+fn read_token_from_stdin() -> Result<RawToken, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the token from stdin: {e}"))?;
+    let token = line.trim();
+    if token.is_empty() {
+        return Err("no token on stdin".to_owned());
+    }
+    Ok(RawToken::new(token))
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), String> {
+    let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").map_err(|e| format!("cannot write output: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_serve() {
+        let cli = Cli::try_parse_from(["introspectd"]).unwrap();
+        assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn issue_parses_repeated_audiences() {
+        let cli = Cli::try_parse_from([
+            "introspectd",
+            "token",
+            "issue",
+            "--client-id",
+            "c",
+            "--subject",
+            "s",
+            "--audience",
+            "https://a",
+            "--audience",
+            "https://b",
+            "--type",
+            "refresh",
+        ])
+        .unwrap();
+        let Some(Command::Token(TokenCommand::Issue(args))) = cli.command else {
+            panic!("expected token issue");
+        };
+        assert_eq!(args.audiences, vec!["https://a", "https://b"]);
+        assert!(matches!(args.token_type, TypeArg::Refresh));
+    }
+
+    #[test]
+    fn errors_fold_into_one_line() {
+        assert_eq!(one_line("a\n  b\tc"), "a b c");
+    }
+}

@@ -1,0 +1,480 @@
+//! Typed configuration: defaults, then the TOML file, then `INTROSPECTD_*` environment
+//! variables (`__` separates nested keys), then command-line flags.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_PATH: &str = "config/introspectd.toml";
+
+/// Algorithms a configured key may use.
+pub const SUPPORTED_ALGS: [&str; 4] = ["EdDSA", "ES256", "RS256", "HS256"];
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Socket address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// `iss` of minted tokens and `issuer` of the metadata document.
+    pub issuer: String,
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: DatabaseUrl,
+    pub database: DatabaseConfig,
+    pub rate_limit: RateLimitConfig,
+    pub jwt: JwtConfig,
+    pub tokens: TokenConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    /// Extra RFC 8414 fields merged into the published metadata document.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: "http://127.0.0.1:8080".to_owned(),
+            database_url: DatabaseUrl("sqlite://data/introspectd.db".to_owned()),
+            database: DatabaseConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            jwt: JwtConfig::default(),
+            tokens: TokenConfig::default(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            metadata: serde_json::Map::new(),
+        }
+    }
+}
+
+/// A database URL; it may carry a password, so `Debug` hides everything after the scheme.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl DatabaseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.0.starts_with("postgres://") || self.0.starts_with("postgresql://")
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.0.starts_with("sqlite:")
+    }
+
+    /// The URL with any password replaced, for messages.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("redacted"));
+                url.to_string()
+            }
+            _ => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before the store counts as unavailable.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    /// Sustained requests per second allowed from one client address.
+    pub per_second: u32,
+    /// Requests one client address may make at once before the sustained rate applies.
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        // A resource server or gateway introspects once per API call it serves, so one
+        // address legitimately sends a lot; the limit exists to blunt floods.
+        Self {
+            enabled: true,
+            per_second: 1_000,
+            burst: 2_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Configured keys; when empty, one Ed25519 key is generated and kept in the store.
+    pub keys: Vec<KeyConfig>,
+    /// Accepted `iss` values of JWT access tokens; defaults to `[issuer]`.
+    pub issuers: Option<Vec<String>>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_seconds: u64,
+}
+
+/// One configured key: `kid`, `alg` and exactly one source of key material.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub kid: String,
+    pub alg: String,
+    pub private_key_file: Option<PathBuf>,
+    pub public_key_file: Option<PathBuf>,
+    /// Name of the environment variable holding an HS256 secret.
+    pub secret_env: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Lifetime of access tokens minted without `--ttl`, in seconds.
+    pub access_token_ttl: u64,
+    /// Lifetime of refresh tokens minted without `--ttl`, in seconds.
+    pub refresh_token_ttl: u64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: 3_600,
+            refresh_token_ttl: 30 * 24 * 3_600,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// A request taking longer than this is answered 503, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// How long shutdown waits for in-flight requests, in seconds.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024,
+            request_timeout_ms: 10_000,
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `introspectd=debug,info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".to_owned(),
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Values given on the command line; they override the file and the environment.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// Everything wrong with a configuration, one line per problem, each naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {}", .0.join("; "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Loads defaults, the file, the environment and the overrides, then validates.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_from(path, overrides, Env::prefixed("INTROSPECTD_").split("__"))
+    }
+
+    fn load_from(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        env: Env,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError(vec![format!(
+                        "config file {} does not exist or is not a file",
+                        path.display()
+                    )]));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new(DEFAULT_CONFIG_PATH).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_PATH));
+            }
+            None => {}
+        }
+        let config: Config = figment
+            .merge(env)
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|err| ConfigError(err.into_iter().map(|e| e.to_string()).collect()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every rule and reports all problems at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if let Err(why) = validate_issuer(&self.issuer) {
+            problems.push(format!("issuer: {why}"));
+        }
+        if !self.database_url.is_sqlite() && !self.database_url.is_postgres() {
+            problems.push(format!(
+                "database_url: {} is neither sqlite://… nor postgres://…",
+                self.database_url.redacted()
+            ));
+        }
+        if self.database.max_connections == 0 {
+            problems.push("database.max_connections: must be at least 1".to_owned());
+        }
+        if self.rate_limit.per_second == 0 {
+            problems.push("rate_limit.per_second: must be at least 1".to_owned());
+        }
+        if self.rate_limit.burst == 0 {
+            problems.push("rate_limit.burst: must be at least 1".to_owned());
+        }
+        if self.tokens.access_token_ttl == 0 {
+            problems.push("tokens.access_token_ttl: must be at least 1".to_owned());
+        }
+        if self.tokens.refresh_token_ttl == 0 {
+            problems.push("tokens.refresh_token_ttl: must be at least 1".to_owned());
+        }
+        if self.http.max_body_bytes < 1024 {
+            problems.push("http.max_body_bytes: must be at least 1024".to_owned());
+        }
+        if self.http.request_timeout_ms == 0 {
+            problems.push("http.request_timeout_ms: must be at least 1".to_owned());
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            problems.push(format!(
+                "log.format: {:?} is neither \"text\" nor \"json\"",
+                self.log.format
+            ));
+        }
+        if let Some(issuers) = &self.jwt.issuers {
+            if issuers.is_empty() {
+                problems.push("jwt.issuers: must not be empty".to_owned());
+            }
+        }
+        for (i, key) in self.jwt.keys.iter().enumerate() {
+            problems.extend(
+                validate_key(key)
+                    .into_iter()
+                    .map(|why| format!("jwt.keys[{i}]: {why}")),
+            );
+            if self.jwt.keys[..i].iter().any(|k| k.kid == key.kid) {
+                problems.push(format!("jwt.keys[{i}]: kid {:?} is used twice", key.kid));
+            }
+        }
+        for (name, value) in &self.metadata {
+            if name == "issuer" {
+                problems.push("metadata.issuer: set `issuer` instead".to_owned());
+            } else if name.ends_with("_endpoint") || name.ends_with("_uri") {
+                match value.as_str().map(url::Url::parse) {
+                    Some(Ok(url)) if matches!(url.scheme(), "https" | "http") => {}
+                    _ => problems.push(format!("metadata.{name}: must be an http(s) URL")),
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// Accepted `iss` values of JWT access tokens.
+    pub fn trusted_issuers(&self) -> Vec<String> {
+        self.jwt
+            .issuers
+            .clone()
+            .unwrap_or_else(|| vec![self.issuer.clone()])
+    }
+}
+
+/// RFC 8414 §2: the issuer is an https URL (http allowed for local use) with no query or
+/// fragment.
+fn validate_issuer(issuer: &str) -> Result<(), String> {
+    let url = url::Url::parse(issuer).map_err(|e| format!("{issuer:?} is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(format!("{issuer:?} must use https or http"));
+    }
+    if url.host_str().is_none() {
+        return Err(format!("{issuer:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{issuer:?} must not have a query or fragment"));
+    }
+    Ok(())
+}
+
+fn validate_key(key: &KeyConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    if key.kid.is_empty() {
+        problems.push("kid must not be empty".to_owned());
+    }
+    if !SUPPORTED_ALGS.contains(&key.alg.as_str()) {
+        problems.push(format!(
+            "alg {:?} is not one of {}",
+            key.alg,
+            SUPPORTED_ALGS.join(", ")
+        ));
+    }
+    let sources = [
+        key.private_key_file.is_some(),
+        key.public_key_file.is_some(),
+        key.secret_env.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        problems
+            .push("give exactly one of private_key_file, public_key_file, secret_env".to_owned());
+    } else if key.alg == "HS256" && key.secret_env.is_none() {
+        problems.push("HS256 keys take their secret from secret_env".to_owned());
+    } else if key.alg != "HS256" && key.secret_env.is_some() {
+        problems.push(format!("{} keys are read from a PEM file", key.alg));
+    }
+    problems
+}
+
+#[cfg(test)]
+// figment's Jail closures return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_a_single_machine() {
+        let config = Config::default();
+        config.validate().unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.trusted_issuers(), vec!["http://127.0.0.1:8080"]);
+        assert!(config.database_url.is_sqlite());
+    }
+
+    #[test]
+    fn environment_nests_with_double_underscore() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("INTROSPECTD_RATE_LIMIT__PER_SECOND", "500");
+            jail.set_env("INTROSPECTD_ISSUER", "https://auth.example.com/tenant");
+            let config = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.rate_limit.per_second, 500);
+            assert_eq!(config.issuer, "https://auth.example.com/tenant");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn flags_override_file_and_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "listen = \"127.0.0.1:9000\"\nissuer = \"https://a.example\"",
+            )?;
+            jail.set_env("INTROSPECTD_ISSUER", "https://b.example");
+            let overrides = Overrides {
+                listen: Some("0.0.0.0:9100".parse().unwrap()),
+                ..Overrides::default()
+            };
+            let config = Config::load(Some(Path::new("c.toml")), &overrides).unwrap();
+            assert_eq!(config.listen.to_string(), "0.0.0.0:9100");
+            assert_eq!(config.issuer, "https://b.example");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "lisen = \"127.0.0.1:9000\"")?;
+            let err = Config::load(Some(Path::new("c.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("lisen"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let mut config = Config {
+            issuer: "ftp://x".to_owned(),
+            ..Config::default()
+        };
+        config.rate_limit.per_second = 0;
+        config.jwt.keys.push(KeyConfig {
+            kid: "k".to_owned(),
+            alg: "none".to_owned(),
+            private_key_file: None,
+            public_key_file: None,
+            secret_env: None,
+        });
+        config
+            .metadata
+            .insert("issuer".to_owned(), "https://other".into());
+        let err = config.validate().unwrap_err().0;
+        let text = err.join("\n");
+        assert!(text.contains("issuer:"), "{text}");
+        assert!(text.contains("rate_limit.per_second"), "{text}");
+        assert!(text.contains("jwt.keys[0]: alg"), "{text}");
+        assert!(text.contains("jwt.keys[0]: give exactly one"), "{text}");
+        assert!(text.contains("metadata.issuer"), "{text}");
+    }
+
+    #[test]
+    fn issuer_with_query_is_rejected() {
+        assert!(validate_issuer("https://a.example/?x=1").is_err());
+        assert!(validate_issuer("https://a.example/tenant").is_ok());
+    }
+
+    #[test]
+    fn database_url_debug_hides_password() {
+        let url = DatabaseUrl("postgres://app:hunter2@db/introspectd".to_owned());
+        let shown = format!("{url:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

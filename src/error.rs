@@ -1,0 +1,178 @@
+//! The HTTP layer's one error type, answered as an OAuth error response
+//! (RFC 6749 §5.2): `{"error", "error_description"}`.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// `WWW-Authenticate` challenge of 401 answers (RFC 6749 §5.2, RFC 7617).
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"introspectd\"";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `invalid_request` (RFC 6749 §5.2): missing or repeated parameter, two
+    /// authentication methods, wrong content type, unreadable body.
+    #[error("invalid_request: {0}")]
+    InvalidRequest(Cow<'static, str>),
+    /// 401 `invalid_client` (RFC 6749 §5.2) with a Basic challenge.
+    #[error("invalid_client: {0}")]
+    InvalidClient(&'static str),
+    /// 404 for paths this server does not serve.
+    #[error("not found")]
+    NotFound,
+    /// 405 with `Allow`.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    /// 413: the body is larger than `http.max_body_bytes`.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// 429 with `Retry-After` in seconds.
+    #[error("rate limited")]
+    RateLimited { retry_after: u64 },
+    /// 503 `temporarily_unavailable` (RFC 6749 §4.1.2.1): the store cannot answer now,
+    /// and answering without it would be unsafe.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(#[source] StoreError),
+    /// 503 when a request ran past `http.request_timeout_ms`.
+    #[error("request timed out")]
+    Timeout,
+    /// 500: logged with its cause, answered with a generic body.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        ApiError::Unavailable(err)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl ApiError {
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::InvalidRequest(description.into())
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, Cow<'_, str>) {
+        match self {
+            ApiError::InvalidRequest(d) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                Cow::Borrowed(d.as_ref()),
+            ),
+            ApiError::InvalidClient(d) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                Cow::Borrowed(*d),
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint".into(),
+            ),
+            ApiError::MethodNotAllowed { allow } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                format!("method not allowed; use {allow}").into(),
+            ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "request body too large".into(),
+            ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                "too many requests; retry later".into(),
+            ),
+            ApiError::Unavailable(_) | ApiError::Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the service cannot answer now; retry later".into(),
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error".into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Unavailable(err) => tracing::warn!(error = %err, "store unavailable"),
+            ApiError::Internal(err) => tracing::error!(error = %err, "internal error"),
+            _ => {}
+        }
+        let (status, error, description) = self.parts();
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error,
+                error_description: &description,
+            }),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::InvalidClient(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(BASIC_CHALLENGE),
+                );
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::RateLimited { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            ApiError::Unavailable(_) | ApiError::Timeout => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_client_carries_basic_challenge() {
+        let response = ApiError::InvalidClient("client authentication failed").into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            BASIC_CHALLENGE
+        );
+    }
+
+    #[test]
+    fn internal_error_hides_its_cause() {
+        let err = ApiError::Internal("db password is hunter2".to_owned());
+        let (_, _, description) = err.parts();
+        assert!(!description.contains("hunter2"));
+    }
+
+    #[test]
+    fn rate_limited_says_when_to_retry() {
+        let response = ApiError::RateLimited { retry_after: 3 }.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+    }
+}

@@ -1,0 +1,361 @@
+//! RFC 7662 introspection: find the token, decide whether it is active and whether the
+//! caller may see it. The decisions are plain functions over plain data.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::store::{ClientRecord, Store, StoreError, TokenRecord, TokenUse};
+use crate::token::claims::TokenInfo;
+use crate::token::jwt::{JwtRejection, KeySet};
+use crate::token::{now, opaque};
+
+/// Why a token reads inactive. Never shown to callers (RFC 7662 §2.2 answers only
+/// `{"active": false}`); kept for logs and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inactive {
+    Unknown,
+    Malformed,
+    Expired,
+    NotYetValid,
+    Revoked,
+    BadSignature,
+    UnknownKey,
+    UntrustedIssuer,
+    ClientUnusable,
+    NotVisible,
+}
+
+impl Inactive {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Inactive::Unknown => "unknown",
+            Inactive::Malformed => "malformed",
+            Inactive::Expired => "expired",
+            Inactive::NotYetValid => "not_yet_valid",
+            Inactive::Revoked => "revoked",
+            Inactive::BadSignature => "bad_signature",
+            Inactive::UnknownKey => "unknown_key",
+            Inactive::UntrustedIssuer => "untrusted_issuer",
+            Inactive::ClientUnusable => "client_unusable",
+            Inactive::NotVisible => "not_visible",
+        }
+    }
+}
+
+impl From<JwtRejection> for Inactive {
+    fn from(rejection: JwtRejection) -> Self {
+        match rejection {
+            JwtRejection::Malformed | JwtRejection::WrongType | JwtRejection::UnsupportedHeader => {
+                Inactive::Malformed
+            }
+            JwtRejection::UnknownKey | JwtRejection::WrongAlgorithm => Inactive::UnknownKey,
+            JwtRejection::BadSignature => Inactive::BadSignature,
+            JwtRejection::Expired => Inactive::Expired,
+            JwtRejection::NotYetValid => Inactive::NotYetValid,
+            JwtRejection::UntrustedIssuer => Inactive::UntrustedIssuer,
+        }
+    }
+}
+
+/// The outcome of introspecting one token.
+// Built once per request and consumed at once; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Active(TokenInfo),
+    Inactive(Inactive),
+}
+
+/// The JSON body of an RFC 7662 §2.2 answer.
+#[derive(Serialize)]
+pub struct Response<'a> {
+    pub active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub info: Option<&'a TokenInfo>,
+}
+
+impl Answer {
+    pub fn response(&self) -> Response<'_> {
+        match self {
+            Answer::Active(info) => Response {
+                active: true,
+                info: Some(info),
+            },
+            Answer::Inactive(_) => Response {
+                active: false,
+                info: None,
+            },
+        }
+    }
+}
+
+/// The two places a token can be found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Jwt,
+    Store,
+}
+
+/// RFC 7662 §2.1: the hint only orders the search; both places are always searched.
+fn search_order(hint: Option<TokenUse>) -> [Source; 2] {
+    match hint {
+        Some(TokenUse::RefreshToken) => [Source::Store, Source::Jwt],
+        _ => [Source::Jwt, Source::Store],
+    }
+}
+
+/// A compact JWS has exactly three dot-separated parts.
+fn looks_like_jwt(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// Whether a stored opaque token is usable at `now`.
+pub fn opaque_state(record: &TokenRecord, now: i64) -> Result<(), Inactive> {
+    if record.revoked_at.is_some() {
+        return Err(Inactive::Revoked);
+    }
+    // RFC 7519 §4.1.4: not accepted on or after exp.
+    if now >= record.exp {
+        return Err(Inactive::Expired);
+    }
+    if record.nbf.is_some_and(|nbf| nbf > now) {
+        return Err(Inactive::NotYetValid);
+    }
+    Ok(())
+}
+
+/// RFC 7662 §4: a client sees tokens issued to itself and tokens meant for one of the
+/// audiences registered for it.
+pub fn visible_to(info: &TokenInfo, caller: &ClientRecord) -> bool {
+    info.client_id == caller.client_id || info.aud.contains_any(&caller.audiences)
+}
+
+/// A token is only as good as the client holding it: gone or disabled means inactive.
+pub fn owner_usable(owner: Option<&ClientRecord>) -> bool {
+    owner.is_some_and(|c| !c.disabled)
+}
+
+/// Finds and judges tokens.
+#[derive(Clone)]
+pub struct Introspector {
+    store: Store,
+    keys: Arc<KeySet>,
+    issuer: Arc<str>,
+}
+
+impl Introspector {
+    pub fn new(store: Store, keys: Arc<KeySet>, issuer: &str) -> Self {
+        Introspector {
+            store,
+            keys,
+            issuer: issuer.into(),
+        }
+    }
+
+    /// Answers for `token` as seen by `caller`, an authenticated and enabled client.
+    pub async fn introspect(
+        &self,
+        caller: &ClientRecord,
+        token: &str,
+        hint: Option<TokenUse>,
+    ) -> Result<Answer, StoreError> {
+        let info = match self.find(token, hint, now()).await? {
+            Ok(info) => info,
+            Err(reason) => return Ok(Answer::Inactive(reason)),
+        };
+        if !visible_to(&info, caller) {
+            return Ok(Answer::Inactive(Inactive::NotVisible));
+        }
+        let usable = if info.client_id == caller.client_id {
+            owner_usable(Some(caller))
+        } else {
+            owner_usable(self.store.client_by_id(&info.client_id).await?.as_ref())
+        };
+        if !usable {
+            return Ok(Answer::Inactive(Inactive::ClientUnusable));
+        }
+        Ok(Answer::Active(info))
+    }
+
+    async fn find(
+        &self,
+        token: &str,
+        hint: Option<TokenUse>,
+        now: i64,
+    ) -> Result<Result<TokenInfo, Inactive>, StoreError> {
+        let mut reason = Inactive::Unknown;
+        for source in search_order(hint) {
+            let found = match source {
+                Source::Jwt if looks_like_jwt(token) => self.find_jwt(token, now).await?,
+                Source::Jwt => continue,
+                Source::Store => self.find_opaque(token, now).await?,
+            };
+            match found {
+                Ok(info) => return Ok(Ok(info)),
+                // The most telling reason wins: a JWT's rejection over "not in the store".
+                Err(Inactive::Unknown) => {}
+                Err(other) => reason = other,
+            }
+        }
+        Ok(Err(reason))
+    }
+
+    async fn find_jwt(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Result<TokenInfo, Inactive>, StoreError> {
+        let claims = match self.keys.verify(token, now) {
+            Ok(claims) => claims,
+            Err(rejection) => return Ok(Err(rejection.into())),
+        };
+        if self.store.is_jti_revoked(&claims.jti).await? {
+            return Ok(Err(Inactive::Revoked));
+        }
+        Ok(Ok(claims.into()))
+    }
+
+    async fn find_opaque(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Result<TokenInfo, Inactive>, StoreError> {
+        let Some(record) = self.store.token_by_digest(&opaque::digest(token)).await? else {
+            return Ok(Err(Inactive::Unknown));
+        };
+        Ok(opaque_state(&record, now).map(|()| TokenInfo::from_record(record, &self.issuer)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::SecretHash;
+    use crate::store::AuthMethod;
+    use crate::token::claims::Audience;
+
+    fn client(id: &str, audiences: &[&str]) -> ClientRecord {
+        ClientRecord {
+            client_id: id.to_owned(),
+            name: id.to_owned(),
+            secret_hash: SecretHash::new("x"),
+            auth_method: AuthMethod::ClientSecretBasic,
+            scope: String::new(),
+            audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn info(client_id: &str, aud: &[&str]) -> TokenInfo {
+        TokenInfo {
+            scope: None,
+            client_id: client_id.to_owned(),
+            username: None,
+            token_type: Some("Bearer"),
+            token_use: TokenUse::AccessToken,
+            exp: 10,
+            iat: 0,
+            nbf: None,
+            sub: None,
+            aud: Audience(aud.iter().map(|a| (*a).to_owned()).collect()),
+            iss: None,
+            jti: "j".to_owned(),
+        }
+    }
+
+    fn record(exp: i64) -> TokenRecord {
+        TokenRecord {
+            digest: [0; 32],
+            token_use: TokenUse::RefreshToken,
+            client_id: "c".to_owned(),
+            sub: None,
+            username: None,
+            scope: None,
+            audiences: vec![],
+            jti: "j".to_owned(),
+            iat: 0,
+            nbf: None,
+            exp,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn owner_sees_its_own_token() {
+        assert!(visible_to(&info("a", &[]), &client("a", &[])));
+    }
+
+    #[test]
+    fn resource_server_sees_tokens_for_its_audience_only() {
+        let rs = client("rs", &["https://api.example"]);
+        assert!(visible_to(&info("a", &["https://api.example", "x"]), &rs));
+        assert!(!visible_to(&info("a", &["https://other.example"]), &rs));
+        assert!(!visible_to(&info("a", &[]), &rs));
+    }
+
+    #[test]
+    fn opaque_token_is_expired_at_exp() {
+        assert_eq!(opaque_state(&record(100), 99), Ok(()));
+        assert_eq!(opaque_state(&record(100), 100), Err(Inactive::Expired));
+    }
+
+    #[test]
+    fn revoked_wins_over_everything() {
+        let mut r = record(100);
+        r.revoked_at = Some(1);
+        assert_eq!(opaque_state(&r, 0), Err(Inactive::Revoked));
+    }
+
+    #[test]
+    fn not_yet_valid_opaque_token() {
+        let mut r = record(100);
+        r.nbf = Some(50);
+        assert_eq!(opaque_state(&r, 49), Err(Inactive::NotYetValid));
+        assert_eq!(opaque_state(&r, 50), Ok(()));
+    }
+
+    #[test]
+    fn disabled_or_missing_owner_is_unusable() {
+        let mut c = client("a", &[]);
+        assert!(owner_usable(Some(&c)));
+        c.disabled = true;
+        assert!(!owner_usable(Some(&c)));
+        assert!(!owner_usable(None));
+    }
+
+    #[test]
+    fn hint_orders_but_never_narrows_the_search() {
+        for hint in [
+            None,
+            Some(TokenUse::AccessToken),
+            Some(TokenUse::RefreshToken),
+        ] {
+            let order = search_order(hint);
+            assert!(order.contains(&Source::Jwt) && order.contains(&Source::Store));
+        }
+        assert_eq!(search_order(Some(TokenUse::RefreshToken))[0], Source::Store);
+    }
+
+    #[test]
+    fn inactive_answer_is_bare() {
+        let answer = Answer::Inactive(Inactive::Revoked);
+        assert_eq!(
+            serde_json::to_string(&answer.response()).unwrap(),
+            r#"{"active":false}"#
+        );
+    }
+
+    #[test]
+    fn active_answer_omits_absent_fields() {
+        let answer = Answer::Active(info("a", &["x"]));
+        let json = serde_json::to_value(answer.response()).unwrap();
+        assert_eq!(json["active"], true);
+        assert_eq!(json["aud"], "x");
+        assert!(json.get("scope").is_none());
+        assert!(json.get("username").is_none());
+        assert!(json.as_object().unwrap().values().all(|v| !v.is_null()));
+    }
+}

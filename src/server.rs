@@ -1,0 +1,126 @@
+//! Running the service: start-up checks, the listener, background upkeep and shutdown.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http::{AppState, metadata, router};
+use crate::store::{Store, StoreError};
+use crate::token::jwt::KeyError;
+
+/// How often expired revocations and tokens are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("database {url}: {source}")]
+    Store { url: String, source: StoreError },
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Connects and migrates the configured store; fails fast when it is unreachable.
+pub async fn open_store(config: &Config) -> Result<Store, ServeError> {
+    let wrap = |source| ServeError::Store {
+        url: config.database_url.redacted(),
+        source,
+    };
+    let store = Store::connect(config).await.map_err(wrap)?;
+    store.migrate().await.map_err(wrap)?;
+    Ok(store)
+}
+
+/// Runs the HTTP server until SIGTERM or Ctrl-C, then drains in-flight requests for up
+/// to `http.shutdown_grace_seconds`.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let store = open_store(&config).await?;
+    let state = AppState::build(config.clone(), store.clone()).await?;
+    for name in metadata::missing_for_mcp(&config) {
+        tracing::warn!(
+            field = name,
+            "MCP clients require {name} in the metadata document, and it is neither \
+             served nor configured (empty); set metadata.{name}"
+        );
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = store.backend(), issuer = %config.issuer, "listening on {addr}");
+
+    let upkeep = tokio::spawn(upkeep(state.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown({
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }
+    });
+    let grace = Duration::from_secs(config.http.shutdown_grace_seconds);
+    let signal = async {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        () = signal => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    upkeep.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn upkeep(state: AppState) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        if let Some(limits) = &state.rate_limit {
+            limits.limiter().retain_recent();
+        }
+        // Keep revocations a little past expiry so clock skew cannot revive a token.
+        let before =
+            crate::token::now() - i64::try_from(state.config.jwt.leeway_seconds).unwrap_or(0) - 60;
+        match state.store.purge_expired(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "purged expired tokens and revocations"),
+            Err(err) => tracing::warn!(error = %err, "purge failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,534 @@
+//! The data store: one interface over SQLite (embedded, the default) and Postgres.
+//!
+//! Both backends accept the same SQL (`$n` placeholders work in SQLite too), so each query
+//! is written once below and compiled for each pool; what differs between the backends
+//! (connecting, migrations, change notification) lives in `sqlite.rs` and `postgres.rs`.
+
+mod postgres;
+mod sqlite;
+
+use std::fmt;
+use std::time::Duration;
+
+use sqlx::{PgPool, SqlitePool};
+
+use crate::config::Config;
+use crate::secret::SecretHash;
+
+pub use postgres::connect_admin as connect_postgres_admin;
+
+/// Errors of the store. None of them carries a secret, a hash or a token.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or did not answer in time.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// The database answered with an error.
+    #[error("store error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back.
+    #[error("stored {what} is malformed")]
+    Corrupt { what: &'static str },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => StoreError::Unavailable(err),
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+/// How a client authenticates (RFC 7591 `token_endpoint_auth_method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    pub const ALL: [AuthMethod; 2] = [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == value)
+    }
+}
+
+/// What a token is for (`token_use` in introspection answers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenUse {
+    AccessToken,
+    RefreshToken,
+}
+
+impl TokenUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenUse::AccessToken => "access_token",
+            TokenUse::RefreshToken => "refresh_token",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "access_token" => Some(TokenUse::AccessToken),
+            "refresh_token" => Some(TokenUse::RefreshToken),
+            _ => None,
+        }
+    }
+}
+
+/// A registered client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub name: String,
+    pub secret_hash: SecretHash,
+    pub auth_method: AuthMethod,
+    /// Registered scopes, space-separated as in RFC 6749 §3.3.
+    pub scope: String,
+    /// Audiences whose tokens this client may introspect (RFC 7662 §4).
+    pub audiences: Vec<String>,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An opaque token, known only by the SHA-256 digest of its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub digest: [u8; 32],
+    pub token_use: TokenUse,
+    pub client_id: String,
+    pub sub: Option<String>,
+    pub username: Option<String>,
+    pub scope: Option<String>,
+    pub audiences: Vec<String>,
+    pub jti: String,
+    pub iat: i64,
+    pub nbf: Option<i64>,
+    pub exp: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A signing key the service generated for itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    /// PKCS#8 DER of the private key.
+    pub private_der: Vec<u8>,
+    pub created_at: i64,
+}
+
+impl fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("private_der", &"[redacted]")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ClientRow {
+    client_id: String,
+    name: String,
+    secret_hash: String,
+    auth_method: String,
+    scope: String,
+    audiences: String,
+    disabled: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<ClientRow> for ClientRecord {
+    type Error = StoreError;
+
+    fn try_from(row: ClientRow) -> Result<Self, StoreError> {
+        Ok(ClientRecord {
+            client_id: row.client_id,
+            name: row.name,
+            secret_hash: SecretHash::new(row.secret_hash),
+            auth_method: AuthMethod::parse(&row.auth_method).ok_or(StoreError::Corrupt {
+                what: "client auth_method",
+            })?,
+            scope: row.scope,
+            audiences: decode_list(&row.audiences, "client audiences")?,
+            disabled: row.disabled,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    digest: Vec<u8>,
+    token_use: String,
+    client_id: String,
+    sub: Option<String>,
+    username: Option<String>,
+    scope: Option<String>,
+    audiences: String,
+    jti: String,
+    iat: i64,
+    nbf: Option<i64>,
+    exp: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<TokenRow> for TokenRecord {
+    type Error = StoreError;
+
+    fn try_from(row: TokenRow) -> Result<Self, StoreError> {
+        Ok(TokenRecord {
+            digest: row.digest.try_into().map_err(|_| StoreError::Corrupt {
+                what: "token digest",
+            })?,
+            token_use: TokenUse::parse(&row.token_use)
+                .ok_or(StoreError::Corrupt { what: "token_use" })?,
+            client_id: row.client_id,
+            sub: row.sub,
+            username: row.username,
+            scope: row.scope,
+            audiences: decode_list(&row.audiences, "token audiences")?,
+            jti: row.jti,
+            iat: row.iat,
+            nbf: row.nbf,
+            exp: row.exp,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    kid: String,
+    alg: String,
+    private_der: Vec<u8>,
+    created_at: i64,
+}
+
+fn decode_list(text: &str, what: &'static str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|_| StoreError::Corrupt { what })
+}
+
+fn encode_list(values: &[String]) -> String {
+    serde_json::Value::from(values.to_vec()).to_string()
+}
+
+/// The store. Cheap to clone: each variant is a connection pool.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same expression against whichever pool the store holds.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+macro_rules! client_columns {
+    () => {
+        "client_id, name, secret_hash, auth_method, scope, audiences, disabled, created_at, \
+         updated_at"
+    };
+}
+
+macro_rules! token_columns {
+    () => {
+        "digest, token_use, client_id, sub, username, scope, audiences, jti, iat, nbf, exp, \
+         revoked_at"
+    };
+}
+
+impl Store {
+    /// Opens the configured database, creating an embedded SQLite file on first use.
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn connect(config: &Config) -> Result<Self, StoreError> {
+        let acquire_timeout = Duration::from_millis(config.database.acquire_timeout_ms);
+        let max = config.database.max_connections;
+        if config.database_url.is_postgres() {
+            postgres::connect(config.database_url.as_str(), max, acquire_timeout)
+                .await
+                .map(Store::Postgres)
+        } else {
+            sqlite::connect(config.database_url.as_str(), max, acquire_timeout)
+                .await
+                .map(Store::Sqlite)
+        }
+    }
+
+    /// Applies pending migrations of this backend.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(pool) => sqlite::migrate(pool).await,
+            Store::Postgres(pool) => postgres::migrate(pool).await,
+        }
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Answers whether the database is reachable now.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        let sql = concat!(
+            "INSERT INTO clients (",
+            client_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(&client.client_id)
+            .bind(&client.name)
+            .bind(client.secret_hash.expose())
+            .bind(client.auth_method.as_str())
+            .bind(&client.scope)
+            .bind(encode_list(&client.audiences))
+            .bind(client.disabled)
+            .bind(client.created_at)
+            .bind(client.updated_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn client_by_id(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE client_id = $1"
+        );
+        let row = on_pool!(self, pool => sqlx::query_as::<_, ClientRow>(sql)
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await)?;
+        row.map(ClientRecord::try_from).transpose()
+    }
+
+    pub async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients ORDER BY created_at, client_id"
+        );
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, ClientRow>(sql)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(ClientRecord::try_from).collect()
+    }
+
+    /// Replaces a client's secret hash; false when the client does not exist.
+    pub async fn set_client_secret_hash(
+        &self,
+        client_id: &str,
+        hash: &SecretHash,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE clients SET secret_hash = $1, updated_at = $2 WHERE client_id = $3";
+        let done = on_pool!(self, pool => sqlx::query(sql)
+            .bind(hash.expose())
+            .bind(now)
+            .bind(client_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Disables or re-enables a client; false when the client does not exist.
+    pub async fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE clients SET disabled = $1, updated_at = $2 WHERE client_id = $3";
+        let done = on_pool!(self, pool => sqlx::query(sql)
+            .bind(disabled)
+            .bind(now)
+            .bind(client_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Deletes a client and the opaque tokens it holds; false when it does not exist.
+    pub async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let done = on_pool!(self, pool => sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    pub async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let sql = concat!(
+            "INSERT INTO tokens (",
+            token_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        );
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(&token.digest[..])
+            .bind(token.token_use.as_str())
+            .bind(&token.client_id)
+            .bind(&token.sub)
+            .bind(&token.username)
+            .bind(&token.scope)
+            .bind(encode_list(&token.audiences))
+            .bind(&token.jti)
+            .bind(token.iat)
+            .bind(token.nbf)
+            .bind(token.exp)
+            .bind(token.revoked_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn token_by_digest(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE digest = $1"
+        );
+        let row = on_pool!(self, pool => sqlx::query_as::<_, TokenRow>(sql)
+            .bind(&digest[..])
+            .fetch_optional(pool)
+            .await)?;
+        row.map(TokenRecord::try_from).transpose()
+    }
+
+    /// Marks an opaque token revoked; false when no such token exists.
+    pub async fn revoke_token(&self, digest: &[u8; 32], now: i64) -> Result<bool, StoreError> {
+        let sql = "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE digest = $2";
+        let done = on_pool!(self, pool => sqlx::query(sql)
+            .bind(now)
+            .bind(&digest[..])
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Records a revoked JWT id until `exp`, when the token would have expired anyway.
+    pub async fn revoke_jti(&self, jti: &str, exp: i64, now: i64) -> Result<(), StoreError> {
+        let sql = "INSERT INTO revoked_jtis (jti, exp, revoked_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT (jti) DO NOTHING";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(jti)
+            .bind(exp)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let sql = "SELECT 1 FROM revoked_jtis WHERE jti = $1";
+        let row = on_pool!(self, pool => sqlx::query(sql)
+            .bind(jti)
+            .fetch_optional(pool)
+            .await
+            .map(|row| row.is_some()))?;
+        Ok(row)
+    }
+
+    /// Forgets revoked JWT ids and opaque tokens that expired before `before`.
+    /// Returns how many rows went.
+    pub async fn purge_expired(&self, before: i64) -> Result<u64, StoreError> {
+        let jtis = on_pool!(self, pool => sqlx::query("DELETE FROM revoked_jtis WHERE exp < $1")
+            .bind(before)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        let tokens = on_pool!(self, pool => sqlx::query("DELETE FROM tokens WHERE exp < $1")
+            .bind(before)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(jtis + tokens)
+    }
+
+    /// Stores a generated key unless one with that kid exists.
+    pub async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        let sql = "INSERT INTO signing_keys (kid, alg, private_der, created_at) \
+                   VALUES ($1, $2, $3, $4) ON CONFLICT (kid) DO NOTHING";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.private_der)
+            .bind(key.created_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Generated keys, oldest first.
+    pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let sql = "SELECT kid, alg, private_der, created_at FROM signing_keys \
+                   ORDER BY created_at, kid";
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, KeyRow>(sql)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredKey {
+                kid: r.kid,
+                alg: r.alg,
+                private_der: r.private_der,
+                created_at: r.created_at,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,36 @@
+//! Postgres: the production store, shareable by several instances.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use super::StoreError;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub(super) async fn connect(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, StoreError> {
+    let options = PgConnectOptions::from_str(url)?.application_name("introspectd");
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// A single connection for administrative work such as creating databases.
+pub async fn connect_admin(url: &str) -> Result<PgPool, StoreError> {
+    connect(url, 2, Duration::from_secs(5)).await
+}
+
+pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! What a token carries, whatever its format, and the JWT claim set of access tokens.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::store::{TokenRecord, TokenUse};
+
+/// The `aud` claim: one audience is written as a string, several as an array (RFC 7519 §4.1.3).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Audience(pub Vec<String>);
+
+impl Audience {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains_any(&self, others: &[String]) -> bool {
+        self.0.iter().any(|a| others.contains(a))
+    }
+}
+
+impl Serialize for Audience {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_str(one),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(one) => Audience(vec![one]),
+            OneOrMany::Many(many) => Audience(many),
+        })
+    }
+}
+
+/// Claims of a JWT access token (RFC 9068 §2.2). Fields RFC 9068 requires, except `aud`,
+/// are required here too: a token without them reads inactive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Audience::is_empty")]
+    pub aud: Audience,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    pub jti: String,
+}
+
+/// What introspection learns about a token that verified, before visibility and client
+/// state are checked: the fields of an active RFC 7662 answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// RFC 7662 §2.2 `token_type`: "Bearer" for access tokens, absent for refresh tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    pub token_use: TokenUse,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Audience::is_empty")]
+    pub aud: Audience,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    pub jti: String,
+}
+
+fn token_type(token_use: TokenUse) -> Option<&'static str> {
+    match token_use {
+        TokenUse::AccessToken => Some("Bearer"),
+        TokenUse::RefreshToken => None,
+    }
+}
+
+impl From<AccessClaims> for TokenInfo {
+    fn from(c: AccessClaims) -> Self {
+        TokenInfo {
+            scope: c.scope,
+            client_id: c.client_id,
+            username: c.username,
+            token_type: token_type(TokenUse::AccessToken),
+            token_use: TokenUse::AccessToken,
+            exp: c.exp,
+            iat: c.iat,
+            nbf: c.nbf,
+            sub: Some(c.sub),
+            aud: c.aud,
+            iss: Some(c.iss),
+            jti: c.jti,
+        }
+    }
+}
+
+impl TokenInfo {
+    /// The answer for an opaque token; `issuer` is this server's, which minted it.
+    pub fn from_record(record: TokenRecord, issuer: &str) -> Self {
+        TokenInfo {
+            scope: record.scope,
+            client_id: record.client_id,
+            username: record.username,
+            token_type: token_type(record.token_use),
+            token_use: record.token_use,
+            exp: record.exp,
+            iat: record.iat,
+            nbf: record.nbf,
+            sub: record.sub,
+            aud: Audience(record.audiences),
+            iss: Some(issuer.to_owned()),
+            jti: record.jti,
+        }
+    }
+}
+
+/// Splits a space-delimited scope string (RFC 6749 §3.3) into its distinct tokens.
+pub fn scope_items(scope: &str) -> Vec<&str> {
+    let mut items: Vec<&str> = Vec::new();
+    for item in scope.split(' ').filter(|s| !s.is_empty()) {
+        if !items.contains(&item) {
+            items.push(item);
+        }
+    }
+    items
+}
+
+/// Checks RFC 6749 §3.3 syntax: printable ASCII except space, `"` and `\`.
+pub fn valid_scope_token(item: &str) -> bool {
+    !item.is_empty()
+        && item
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audience_reads_string_or_array_and_writes_back_the_same_shape() {
+        let one: Audience = serde_json::from_str("\"https://api\"").unwrap();
+        assert_eq!(one.0, vec!["https://api"]);
+        assert_eq!(serde_json::to_string(&one).unwrap(), "\"https://api\"");
+        let many: Audience = serde_json::from_str("[\"a\",\"b\"]").unwrap();
+        assert_eq!(serde_json::to_string(&many).unwrap(), "[\"a\",\"b\"]");
+        assert!(serde_json::from_str::<Audience>("3").is_err());
+    }
+
+    #[test]
+    fn access_claims_without_client_id_are_rejected() {
+        let json = r#"{"iss":"i","sub":"s","exp":1,"iat":1,"jti":"j"}"#;
+        assert!(serde_json::from_str::<AccessClaims>(json).is_err());
+    }
+
+    #[test]
+    fn refresh_tokens_have_no_token_type() {
+        assert_eq!(token_type(TokenUse::RefreshToken), None);
+        assert_eq!(token_type(TokenUse::AccessToken), Some("Bearer"));
+    }
+
+    #[test]
+    fn scope_items_drop_empty_and_repeated() {
+        assert_eq!(scope_items(" a  b a "), vec!["a", "b"]);
+        assert!(valid_scope_token("read:all"));
+        assert!(!valid_scope_token("a\"b"));
+        assert!(!valid_scope_token("é"));
+    }
+}

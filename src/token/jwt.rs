@@ -1,0 +1,461 @@
+//! JWT access tokens: the key set, verification and minting.
+//!
+//! Verification picks the key by `kid` and accepts only that key's algorithm, so neither
+//! `alg: none` nor an HS256 token keyed with a public key's bytes can pass.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair,
+};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+
+use super::claims::AccessClaims;
+use crate::config::{Config, KeyConfig};
+use crate::secret::RawToken;
+use crate::store::{Store, StoreError, StoredKey};
+
+/// RFC 9068 §2.1: the `typ` header of JWT access tokens.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Shortest HS256 secret accepted: the hash output size (RFC 7518 §3.2).
+const MIN_HMAC_SECRET_BYTES: usize = 32;
+
+/// Why a JWT is not an active access token. Each reads inactive; the reason is for logs
+/// and metrics only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JwtRejection {
+    Malformed,
+    WrongType,
+    UnsupportedHeader,
+    UnknownKey,
+    WrongAlgorithm,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    UntrustedIssuer,
+}
+
+/// Problems loading or using keys; these stop start-up with the key named.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("jwt key {kid:?}: cannot read {}: {source}", path.display())]
+    Read {
+        kid: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("jwt key {kid:?}: {why}")]
+    Invalid { kid: String, why: String },
+    #[error("loading signing keys: {0}")]
+    Store(#[from] StoreError),
+    #[error("no configured key can sign: give one key a private_key_file or secret_env")]
+    NoSigningKey,
+    #[error("signing failed: {0}")]
+    Sign(#[source] jsonwebtoken::errors::Error),
+}
+
+struct VerifyingKey {
+    alg: Algorithm,
+    key: DecodingKey,
+    /// Checks signature, `iss`, `exp` and `nbf`.
+    active: Validation,
+    /// Checks signature and `iss` only, for revoking a token whatever its times.
+    any_time: Validation,
+}
+
+struct SigningKey {
+    kid: String,
+    alg: Algorithm,
+    key: EncodingKey,
+}
+
+/// Every key that verifies access tokens, and the one that signs new ones.
+pub struct KeySet {
+    verifiers: HashMap<String, VerifyingKey>,
+    signer: Option<SigningKey>,
+    leeway: i64,
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kids: Vec<&String> = self.verifiers.keys().collect();
+        kids.sort();
+        f.debug_struct("KeySet")
+            .field("kids", &kids)
+            .field("signer", &self.signer.as_ref().map(|s| &s.kid))
+            .finish()
+    }
+}
+
+impl KeySet {
+    /// Configured keys when there are any; otherwise the keys this service generated,
+    /// creating an Ed25519 key in the store on first start.
+    pub async fn load(config: &Config, store: &Store) -> Result<Self, KeyError> {
+        let mut builder = Builder::new(config);
+        if config.jwt.keys.is_empty() {
+            let mut stored = store.signing_keys().await?;
+            if stored.is_empty() {
+                store.insert_signing_key(&generate_ed25519()).await?;
+                stored = store.signing_keys().await?;
+            }
+            // The newest key signs; on a tie every instance picks the same one.
+            for key in stored.iter().rev() {
+                builder.add_stored(key)?;
+            }
+        } else {
+            for key in &config.jwt.keys {
+                builder.add_configured(key)?;
+            }
+        }
+        Ok(builder.finish())
+    }
+
+    /// The kid of the key that signs, if any.
+    pub fn signing_kid(&self) -> Option<&str> {
+        self.signer.as_ref().map(|s| s.kid.as_str())
+    }
+
+    /// Verifies a JWT access token completely: header, key, signature, issuer and times.
+    pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, JwtRejection> {
+        self.verify_inner(token, now, true)
+    }
+
+    /// Verifies header, key, signature and issuer but not the times: for revocation,
+    /// where an expired token is still a token.
+    pub fn verify_ignoring_time(&self, token: &str) -> Result<AccessClaims, JwtRejection> {
+        self.verify_inner(token, 0, false)
+    }
+
+    fn verify_inner(
+        &self,
+        token: &str,
+        now: i64,
+        check_time: bool,
+    ) -> Result<AccessClaims, JwtRejection> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtRejection::Malformed)?;
+        // RFC 7515 §4.1.11: extensions we do not understand must make the token invalid.
+        if header.crit.is_some() {
+            return Err(JwtRejection::UnsupportedHeader);
+        }
+        // RFC 9068 §4: the typ header separates access tokens from other JWTs.
+        if !header.typ.as_deref().is_some_and(is_access_token_typ) {
+            return Err(JwtRejection::WrongType);
+        }
+        let key = match header.kid.as_deref() {
+            Some(kid) => self.verifiers.get(kid),
+            None if self.verifiers.len() == 1 => self.verifiers.values().next(),
+            None => None,
+        }
+        .ok_or(JwtRejection::UnknownKey)?;
+        if key.alg != header.alg {
+            return Err(JwtRejection::WrongAlgorithm);
+        }
+        let validation = if check_time {
+            &key.active
+        } else {
+            &key.any_time
+        };
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.key, validation)
+            .map_err(|err| rejection(err.kind()))?
+            .claims;
+        if check_time && claims.iat > now.saturating_add(self.leeway) {
+            return Err(JwtRejection::NotYetValid);
+        }
+        Ok(claims)
+    }
+
+    /// Signs access-token claims with the signing key, `typ: at+jwt`.
+    pub fn sign(&self, claims: &AccessClaims) -> Result<RawToken, KeyError> {
+        let signer = self.signer.as_ref().ok_or(KeyError::NoSigningKey)?;
+        let mut header = Header::new(signer.alg);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(signer.kid.clone());
+        jsonwebtoken::encode(&header, claims, &signer.key)
+            .map(RawToken::new)
+            .map_err(KeyError::Sign)
+    }
+}
+
+fn is_access_token_typ(typ: &str) -> bool {
+    let typ = typ.strip_prefix("application/").unwrap_or(typ);
+    typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+}
+
+fn rejection(kind: &ErrorKind) -> JwtRejection {
+    match kind {
+        ErrorKind::InvalidSignature => JwtRejection::BadSignature,
+        ErrorKind::ExpiredSignature => JwtRejection::Expired,
+        ErrorKind::ImmatureSignature => JwtRejection::NotYetValid,
+        ErrorKind::InvalidIssuer => JwtRejection::UntrustedIssuer,
+        ErrorKind::InvalidAlgorithm => JwtRejection::WrongAlgorithm,
+        _ => JwtRejection::Malformed,
+    }
+}
+
+/// A new Ed25519 key for the store.
+pub fn generate_ed25519() -> StoredKey {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("the system random source failed");
+    StoredKey {
+        kid: super::random_string(12),
+        alg: "EdDSA".to_owned(),
+        private_der: pkcs8.as_ref().to_vec(),
+        created_at: super::now(),
+    }
+}
+
+struct Builder {
+    verifiers: HashMap<String, VerifyingKey>,
+    signer: Option<SigningKey>,
+    issuers: Vec<String>,
+    leeway: u64,
+}
+
+impl Builder {
+    fn new(config: &Config) -> Self {
+        Builder {
+            verifiers: HashMap::new(),
+            signer: None,
+            issuers: config.trusted_issuers(),
+            leeway: config.jwt.leeway_seconds,
+        }
+    }
+
+    fn finish(self) -> KeySet {
+        KeySet {
+            verifiers: self.verifiers,
+            signer: self.signer,
+            leeway: i64::try_from(self.leeway).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn add(&mut self, kid: &str, alg: Algorithm, key: DecodingKey, signing: Option<EncodingKey>) {
+        let mut active = Validation::new(alg);
+        active.leeway = self.leeway;
+        active.validate_exp = true;
+        active.validate_nbf = true;
+        active.validate_aud = false;
+        active.set_issuer(&self.issuers);
+        active.set_required_spec_claims(&["exp", "iss", "sub"]);
+        let mut any_time = active.clone();
+        any_time.validate_exp = false;
+        any_time.validate_nbf = false;
+        self.verifiers.insert(
+            kid.to_owned(),
+            VerifyingKey {
+                alg,
+                key,
+                active,
+                any_time,
+            },
+        );
+        if let (None, Some(key)) = (&self.signer, signing) {
+            self.signer = Some(SigningKey {
+                kid: kid.to_owned(),
+                alg,
+                key,
+            });
+        }
+    }
+
+    fn add_stored(&mut self, stored: &StoredKey) -> Result<(), KeyError> {
+        let invalid = |why: &str| KeyError::Invalid {
+            kid: stored.kid.clone(),
+            why: why.to_owned(),
+        };
+        if stored.alg != "EdDSA" {
+            return Err(invalid("stored keys must be EdDSA"));
+        }
+        let pair = Ed25519KeyPair::from_pkcs8(&stored.private_der)
+            .map_err(|_| invalid("stored key is not an Ed25519 PKCS#8 key"))?;
+        self.add(
+            &stored.kid,
+            Algorithm::EdDSA,
+            DecodingKey::from_ed_der(pair.public_key().as_ref()),
+            Some(EncodingKey::from_ed_der(&stored.private_der)),
+        );
+        Ok(())
+    }
+
+    fn add_configured(&mut self, config: &KeyConfig) -> Result<(), KeyError> {
+        let kid = config.kid.as_str();
+        let invalid = |why: String| KeyError::Invalid {
+            kid: kid.to_owned(),
+            why,
+        };
+        let alg: Algorithm = config
+            .alg
+            .parse()
+            .map_err(|_| invalid(format!("unsupported alg {:?}", config.alg)))?;
+        if let Some(var) = &config.secret_env {
+            let secret = std::env::var(var)
+                .map_err(|_| invalid(format!("environment variable {var} is not set")))?;
+            if secret.len() < MIN_HMAC_SECRET_BYTES {
+                return Err(invalid(format!(
+                    "the secret in {var} is shorter than {MIN_HMAC_SECRET_BYTES} bytes"
+                )));
+            }
+            let decoding = DecodingKey::from_secret(secret.as_bytes());
+            let encoding = EncodingKey::from_secret(secret.as_bytes());
+            self.add(kid, alg, decoding, Some(encoding));
+            return Ok(());
+        }
+        if let Some(path) = &config.public_key_file {
+            let pem = read_key_file(kid, path)?;
+            let decoding = match alg {
+                Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
+                Algorithm::ES256 => DecodingKey::from_ec_pem(&pem),
+                Algorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
+                _ => return Err(invalid(format!("unsupported alg {:?}", config.alg))),
+            }
+            .map_err(|e| {
+                invalid(format!(
+                    "{} is not a {} public key: {e}",
+                    path.display(),
+                    config.alg
+                ))
+            })?;
+            self.add(kid, alg, decoding, None);
+            return Ok(());
+        }
+        let Some(path) = &config.private_key_file else {
+            return Err(invalid("no key material".to_owned()));
+        };
+        let pem_bytes = read_key_file(kid, path)?;
+        let not_a_key = |e: &dyn fmt::Display| {
+            invalid(format!(
+                "{} is not a {} private key: {e}",
+                path.display(),
+                config.alg
+            ))
+        };
+        let parsed = pem::parse(&pem_bytes).map_err(|e| not_a_key(&e))?;
+        let der = parsed.contents();
+        let (decoding, encoding) = match alg {
+            Algorithm::EdDSA => {
+                let pair = Ed25519KeyPair::from_pkcs8(der).map_err(|e| not_a_key(&e))?;
+                (
+                    DecodingKey::from_ed_der(pair.public_key().as_ref()),
+                    EncodingKey::from_ed_pem(&pem_bytes).map_err(|e| not_a_key(&e))?,
+                )
+            }
+            Algorithm::ES256 => {
+                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(|e| not_a_key(&e))?;
+                (
+                    DecodingKey::from_ec_der(pair.public_key().as_ref()),
+                    EncodingKey::from_ec_pem(&pem_bytes).map_err(|e| not_a_key(&e))?,
+                )
+            }
+            Algorithm::RS256 => {
+                let pair = RsaKeyPair::from_pkcs8(der)
+                    .or_else(|_| RsaKeyPair::from_der(der))
+                    .map_err(|e| not_a_key(&e))?;
+                (
+                    DecodingKey::from_rsa_der(pair.public_key().as_ref()),
+                    EncodingKey::from_rsa_pem(&pem_bytes).map_err(|e| not_a_key(&e))?,
+                )
+            }
+            _ => return Err(invalid(format!("unsupported alg {:?}", config.alg))),
+        };
+        self.add(kid, alg, decoding, Some(encoding));
+        Ok(())
+    }
+}
+
+fn read_key_file(kid: &str, path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Read {
+        kid: kid.to_owned(),
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::claims::Audience;
+
+    fn key_set() -> KeySet {
+        let mut builder = Builder::new(&Config::default());
+        builder.add_stored(&generate_ed25519()).unwrap();
+        builder.finish()
+    }
+
+    fn claims(now: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "http://127.0.0.1:8080".to_owned(),
+            sub: "alice".to_owned(),
+            aud: Audience(vec!["https://api".to_owned()]),
+            client_id: "c1".to_owned(),
+            scope: Some("read".to_owned()),
+            username: None,
+            exp: now + 60,
+            iat: now,
+            nbf: None,
+            jti: "j1".to_owned(),
+        }
+    }
+
+    #[test]
+    fn signed_token_verifies() {
+        let keys = key_set();
+        let now = crate::token::now();
+        let token = keys.sign(&claims(now)).unwrap();
+        assert_eq!(keys.verify(token.expose(), now).unwrap(), claims(now));
+    }
+
+    #[test]
+    fn token_from_another_key_set_is_unknown_key() {
+        let now = crate::token::now();
+        let token = key_set().sign(&claims(now)).unwrap();
+        assert_eq!(
+            key_set().verify(token.expose(), now),
+            Err(JwtRejection::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn issued_in_the_future_is_not_yet_valid() {
+        let keys = key_set();
+        let now = crate::token::now();
+        let mut c = claims(now);
+        c.iat = now + 3_600;
+        c.exp = now + 7_200;
+        let token = keys.sign(&c).unwrap();
+        assert_eq!(
+            keys.verify(token.expose(), now),
+            Err(JwtRejection::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn expired_token_verifies_for_revocation_only() {
+        let keys = key_set();
+        let now = crate::token::now();
+        let mut c = claims(now - 7_200);
+        c.exp = now - 3_600;
+        let token = keys.sign(&c).unwrap();
+        assert_eq!(keys.verify(token.expose(), now), Err(JwtRejection::Expired));
+        assert_eq!(keys.verify_ignoring_time(token.expose()).unwrap(), c);
+    }
+
+    #[test]
+    fn typ_accepts_media_type_form() {
+        assert!(is_access_token_typ("at+jwt"));
+        assert!(is_access_token_typ("application/AT+JWT"));
+        assert!(!is_access_token_typ("JWT"));
+    }
+
+    #[test]
+    fn debug_shows_kids_not_keys() {
+        let keys = key_set();
+        let shown = format!("{keys:?}");
+        assert!(shown.contains(keys.signing_kid().unwrap()));
+        assert!(!shown.contains("der"));
+    }
+}
