@@ -1,0 +1,373 @@
+//! Test helpers: a fresh store per test (a temporary SQLite file, or a fresh Postgres
+//! database), the real router driven with `oneshot`, and a macro that runs one test body
+//! against both backends.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http_body_util::BodyExt;
+use introspectd::admin::{self, IssueToken, NewClient};
+use introspectd::config::{Config, DatabaseUrl};
+use introspectd::http::{AppState, router};
+use introspectd::store::{Store, TokenUse};
+use introspectd::token::mint::TokenFormat;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Admin connection used to create and drop per-test Postgres databases.
+pub fn postgres_admin_url() -> String {
+    std::env::var("INTROSPECTD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Whether Postgres tests must run (CI) rather than be skipped when Postgres is down.
+pub fn postgres_required() -> bool {
+    std::env::var("INTROSPECTD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1" || v == "true")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists for one test and is removed after it.
+pub enum TestDb {
+    Sqlite(tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime, so the cleanup gets a runtime of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("cleanup runtime");
+                runtime.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&admin_url).await {
+                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+                        pool.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+fn say_once(flag: &OnceLock<()>, message: &str) {
+    flag.get_or_init(|| {
+        // Written to the real stderr, past the test harness's capture.
+        let _ = writeln!(std::io::stderr(), "{message}");
+    });
+}
+
+async fn postgres_reachable(admin_url: &str) -> bool {
+    static REACHABLE: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
+    *REACHABLE
+        .get_or_init(|| async {
+            let attempt = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                sqlx::PgPool::connect(admin_url),
+            )
+            .await;
+            matches!(attempt, Ok(Ok(_)))
+        })
+        .await
+}
+
+/// A fresh, empty database of the backend, or `None` when Postgres is unreachable and
+/// not required.
+pub async fn fresh_db(backend: Backend) -> Option<(DatabaseUrl, TestDb)> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let url = format!("sqlite://{}", dir.path().join("introspectd.db").display());
+            Some((DatabaseUrl(url), TestDb::Sqlite(dir)))
+        }
+        Backend::Postgres => {
+            let admin_url = postgres_admin_url();
+            if !postgres_reachable(&admin_url).await {
+                assert!(
+                    !postgres_required(),
+                    "Postgres at {admin_url} is unreachable and INTROSPECTD_REQUIRE_POSTGRES is set"
+                );
+                static SKIPPED: OnceLock<()> = OnceLock::new();
+                say_once(
+                    &SKIPPED,
+                    &format!(
+                        "note: Postgres at {admin_url} is unreachable: Postgres tests are skipped \
+                         (set INTROSPECTD_REQUIRE_POSTGRES=1 to fail instead)"
+                    ),
+                );
+                return None;
+            }
+            let name = format!(
+                "introspectd_test_{}",
+                introspectd::token::random_string(9)
+                    .to_lowercase()
+                    .replace(['-', '_'], "x")
+            );
+            let pool = sqlx::PgPool::connect(&admin_url)
+                .await
+                .expect("admin connection");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&pool)
+                .await
+                .expect("create test database");
+            pool.close().await;
+            let mut url = url::Url::parse(&admin_url).expect("admin URL");
+            url.set_path(&name);
+            Some((
+                DatabaseUrl(url.to_string()),
+                TestDb::Postgres { admin_url, name },
+            ))
+        }
+    }
+}
+
+/// Configuration for tests: the given database, rate limiting off unless a test turns
+/// it on.
+pub fn test_config(database_url: DatabaseUrl) -> Config {
+    let mut config = Config {
+        database_url,
+        ..Config::default()
+    };
+    config.rate_limit.enabled = false;
+    config.database.max_connections = 4;
+    config
+}
+
+/// A client's credentials.
+#[derive(Clone, Debug)]
+pub struct TestClient {
+    pub id: String,
+    pub secret: String,
+}
+
+impl TestClient {
+    pub fn basic(&self) -> String {
+        basic(&self.id, &self.secret)
+    }
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+/// A response with its body read as JSON (or `Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: Value,
+}
+
+/// The whole application over a fresh store.
+pub struct TestApp {
+    pub backend: Backend,
+    pub config: Config,
+    pub store: Store,
+    pub state: AppState,
+    pub router: Router,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<Self> {
+        let (url, db) = fresh_db(backend).await?;
+        let mut config = test_config(url);
+        adjust(&mut config);
+        config.validate().expect("valid test configuration");
+        let store = Store::connect(&config).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let state = AppState::build(config.clone(), store.clone())
+            .await
+            .expect("state");
+        Some(TestApp {
+            backend,
+            router: router(state.clone()),
+            config,
+            store,
+            state,
+            db,
+        })
+    }
+
+    /// A second instance over the same database, as another process would be.
+    pub async fn sibling(&self) -> (Store, Router) {
+        let store = Store::connect(&self.config).await.expect("connect");
+        let state = AppState::build(self.config.clone(), store.clone())
+            .await
+            .expect("state");
+        (store, router(state))
+    }
+
+    pub async fn client(&self, name: &str, audiences: &[&str]) -> TestClient {
+        self.client_with(NewClient {
+            name: name.to_owned(),
+            audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            ..NewClient::default()
+        })
+        .await
+    }
+
+    pub async fn client_with(&self, new: NewClient) -> TestClient {
+        let created = admin::create_client(&self.store, new)
+            .await
+            .expect("create client");
+        TestClient {
+            id: created.client_id,
+            secret: created.client_secret.expose().to_owned(),
+        }
+    }
+
+    /// Issues a token the way `token issue` does.
+    pub async fn issue(&self, request: IssueToken) -> String {
+        admin::issue_token(&self.store, &self.state.keys, &self.config, request)
+            .await
+            .expect("issue token")
+            .token
+            .expose()
+            .to_owned()
+    }
+
+    pub async fn jwt_for(&self, client: &TestClient, audiences: &[&str]) -> String {
+        self.issue(issue_request(
+            client,
+            TokenUse::AccessToken,
+            None,
+            audiences,
+        ))
+        .await
+    }
+
+    pub async fn opaque_for(&self, client: &TestClient, token_use: TokenUse) -> String {
+        self.issue(issue_request(
+            client,
+            token_use,
+            Some(TokenFormat::Opaque),
+            &[],
+        ))
+        .await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        send(&self.router, request).await
+    }
+
+    /// POST /introspect with a form body and the given Authorization header.
+    pub async fn introspect_with(&self, authorization: Option<&str>, body: &str) -> TestResponse {
+        introspect_on(&self.router, authorization, body).await
+    }
+
+    /// POST /introspect authenticated with client_secret_basic.
+    pub async fn introspect(&self, caller: &TestClient, token: &str) -> TestResponse {
+        self.introspect_with(Some(&caller.basic()), &form(&[("token", token)]))
+            .await
+    }
+}
+
+pub fn issue_request(
+    client: &TestClient,
+    token_use: TokenUse,
+    format: Option<TokenFormat>,
+    audiences: &[&str],
+) -> IssueToken {
+    IssueToken {
+        client_id: client.id.clone(),
+        subject: "alice".to_owned(),
+        username: None,
+        scope: None,
+        audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+        ttl: None,
+        token_use,
+        format,
+    }
+}
+
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).expect("form encoding")
+}
+
+pub async fn introspect_on(
+    router: &Router,
+    authorization: Option<&str>,
+    body: &str,
+) -> TestResponse {
+    let mut request = Request::post("/introspect")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(value) = authorization {
+        request = request.header(header::AUTHORIZATION, value);
+    }
+    send(router, request.body(Body::from(body.to_owned())).unwrap()).await
+}
+
+pub async fn send(router: &Router, request: Request<Body>) -> TestResponse {
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    TestResponse {
+        status,
+        headers,
+        json,
+    }
+}
+
+/// Runs `test` against a fresh app of `backend`, skipping when Postgres is unavailable.
+pub async fn run<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    run_with(backend, |_| {}, test).await;
+}
+
+pub async fn run_with<F, Fut>(backend: Backend, adjust: impl FnOnce(&mut Config), test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Some(app) = TestApp::start(backend, adjust).await {
+        test(app).await;
+    }
+}
+
+/// Defines, for each named async fn taking a `TestApp`, one test per backend:
+/// `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::common::run($crate::common::Backend::Sqlite, super::$name).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $crate::common::run($crate::common::Backend::Postgres, super::$name).await;
+            }
+        }
+    )*};
+}
