@@ -127,7 +127,7 @@ impl Default for RateLimitConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtConfig {
     /// Configured keys; when empty, one Ed25519 key is generated and kept in the store.
@@ -136,6 +136,16 @@ pub struct JwtConfig {
     pub issuers: Option<Vec<String>>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     pub leeway_seconds: u64,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            issuers: None,
+            leeway_seconds: 30,
+        }
+    }
 }
 
 /// One configured key: `kid`, `alg` and exactly one source of key material.
@@ -297,6 +307,9 @@ impl Config {
                 "log.format: {:?} is neither \"text\" nor \"json\"",
                 self.log.format
             ));
+        }
+        if self.jwt.leeway_seconds > 600 {
+            problems.push("jwt.leeway_seconds: at most 600".to_owned());
         }
         if let Some(issuers) = &self.jwt.issuers {
             if issuers.is_empty() {
@@ -463,6 +476,20 @@ mod tests {
         assert!(text.contains("jwt.keys[0]: alg"), "{text}");
         assert!(text.contains("jwt.keys[0]: give exactly one"), "{text}");
         assert!(text.contains("metadata.issuer"), "{text}");
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        figment::Jail::expect_with(|_| {
+            let path =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("config/introspectd.example.toml");
+            let config = Config::load(Some(&path), &Overrides::default()).unwrap();
+            assert_eq!(
+                config.jwt.leeway_seconds,
+                Config::default().jwt.leeway_seconds
+            );
+            Ok(())
+        });
     }
 
     #[test]

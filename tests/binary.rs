@@ -1,0 +1,302 @@
+//! The real binary: CLI commands in their own processes, the server over a real socket.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use common::{Backend, fresh_db};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use introspectd::config::DatabaseUrl;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_introspectd");
+
+/// A command line with the test's database and a scratch working directory.
+fn command(dir: &std::path::Path, db: &DatabaseUrl) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("INTROSPECTD_DATABASE_URL", db.as_str())
+        .env("INTROSPECTD_LISTEN", "127.0.0.1:0")
+        .env("INTROSPECTD_RATE_LIMIT__ENABLED", "false");
+    cmd
+}
+
+fn run(dir: &std::path::Path, db: &DatabaseUrl, args: &[&str]) -> Output {
+    command(dir, db).args(args).output().expect("run binary")
+}
+
+fn run_json(dir: &std::path::Path, db: &DatabaseUrl, args: &[&str]) -> Value {
+    let output = run(dir, db, args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+/// The server process, its address and everything it logged.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(dir: &std::path::Path, db: &DatabaseUrl) -> Server {
+        let mut child = command(dir, db)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn server");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(addr);
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
+        Server {
+            child,
+            addr: addr.parse().expect("listen address"),
+            log,
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn stop(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait");
+        assert!(exit.success(), "server exit {exit:?}");
+        let log = self.log.lock().unwrap().clone();
+        std::mem::forget(self);
+        log
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn introspect(addr: SocketAddr, id: &str, secret: &str, token: &str) -> (u16, Value) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = hyper::Request::post(format!("http://{addr}/introspect"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", common::basic(id, secret))
+        .body(Full::new(Bytes::from(common::form(&[("token", token)]))))
+        .unwrap();
+    let response = client.request(request).await.expect("request");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn cli_and_server_agree(backend: Backend) {
+    let Some((db, _guard)) = fresh_db(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let migrated = run_json(dir, &db, &["migrate"]);
+    assert_eq!(migrated["migrated"], true);
+
+    let app = run_json(dir, &db, &["client", "create", "--name", "app"]);
+    let api = run_json(
+        dir,
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "api",
+            "--audience",
+            "https://api.example",
+        ],
+    );
+    let (app_id, app_secret) = (
+        app["client_id"].as_str().unwrap(),
+        app["client_secret"].as_str().unwrap(),
+    );
+    let (api_id, api_secret) = (
+        api["client_id"].as_str().unwrap(),
+        api["client_secret"].as_str().unwrap(),
+    );
+    let issued = run_json(
+        dir,
+        &db,
+        &[
+            "token",
+            "issue",
+            "--client-id",
+            app_id,
+            "--subject",
+            "alice",
+            "--audience",
+            "https://api.example",
+            "--scope",
+            "read",
+        ],
+    );
+    assert_eq!(issued["token_type_hint"], "access_token");
+    assert!(issued["exp"].is_i64());
+    let jwt = issued["token"].as_str().unwrap();
+    let refresh = run_json(
+        dir,
+        &db,
+        &[
+            "token",
+            "issue",
+            "--client-id",
+            app_id,
+            "--subject",
+            "alice",
+            "--type",
+            "refresh",
+        ],
+    );
+    assert_eq!(refresh["token_type_hint"], "refresh_token");
+    let refresh = refresh["token"].as_str().unwrap();
+
+    let server = Server::start(dir, &db);
+    let (status, body) = introspect(server.addr, api_id, api_secret, jwt).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["active"], true);
+    assert_eq!(body["scope"], "read");
+    assert_eq!(body["client_id"], app_id);
+    let (_, body) = introspect(server.addr, app_id, app_secret, refresh).await;
+    assert_eq!(body["token_use"], "refresh_token");
+
+    // Changes made by the CLI, another process, show on the next request.
+    let revoked = run_json(dir, &db, &["token", "revoke", jwt]);
+    assert_eq!(revoked["revoked"], true);
+    let (status, body) = introspect(server.addr, api_id, api_secret, jwt).await;
+    assert_eq!((status, body), (200, serde_json::json!({"active": false})));
+
+    run_json(dir, &db, &["client", "rotate-secret", api_id]);
+    let (status, _) = introspect(server.addr, api_id, api_secret, jwt).await;
+    assert_eq!(status, 401);
+
+    run_json(dir, &db, &["client", "disable", app_id]);
+    let (status, _) = introspect(server.addr, app_id, app_secret, refresh).await;
+    assert_eq!(status, 401);
+
+    let listed = run(dir, &db, &["client", "list"]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains(app_id));
+    assert!(!listed.contains(app_secret) && !listed.contains("argon2"));
+
+    let log = server.stop();
+    assert!(log.contains("stopped"), "{log}");
+    for secret in [app_secret, api_secret, jwt, refresh] {
+        assert!(!log.contains(secret), "a secret reached the log:\n{log}");
+    }
+}
+
+fn cli_rejects_bad_input_with_one_line(backend: Backend, db: &DatabaseUrl) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let cases: [&[&str]; 6] = [
+        &["client", "show", "no-such-client"],
+        &[
+            "token",
+            "issue",
+            "--client-id",
+            "no-such-client",
+            "--subject",
+            "s",
+        ],
+        &["token", "issue", "--client-id", "x"],
+        &["token", "revoke", "not-a-token"],
+        &["client", "create", "--name", "x", "--audience", "not a uri"],
+        &["client", "create", "--name", "x", "--auth-method", "none"],
+    ];
+    for args in cases {
+        let output = run(dir, db, args);
+        assert!(!output.status.success(), "{backend:?} {args:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+}
+
+async fn bad_input_gets_one_line(backend: Backend) {
+    let Some((db, _guard)) = fresh_db(backend).await else {
+        return;
+    };
+    cli_rejects_bad_input_with_one_line(backend, &db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_and_server_agree_on_sqlite() {
+    cli_and_server_agree(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_and_server_agree_on_postgres() {
+    cli_and_server_agree(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_one_line_on_sqlite() {
+    bad_input_gets_one_line(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_one_line_on_postgres() {
+    bad_input_gets_one_line(Backend::Postgres).await;
+}
+
+#[test]
+fn unreachable_database_and_bad_config_fail_fast_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let unreachable = DatabaseUrl("postgres://postgres@127.0.0.1:1/none".to_owned());
+    for (db, args) in [
+        (&unreachable, vec!["client", "list"]),
+        (&unreachable, vec!["serve"]),
+    ] {
+        let output = run(dir.path(), db, &args);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("database"), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
+    let sqlite = DatabaseUrl(format!("sqlite://{}/x.db", dir.path().display()));
+    let output = command(dir.path(), &sqlite)
+        .env("INTROSPECTD_RATE_LIMIT__PER_SECOND", "0")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("rate_limit.per_second"), "{stderr}");
+}
