@@ -2,16 +2,21 @@
 //! `client_secret_post`, checked against argon2id hashes.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use aws_lc_rs::hmac;
 use axum::http::HeaderValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use quick_cache::sync::Cache;
 use tokio::sync::Semaphore;
 
+use crate::cache::View;
+use crate::config::CacheConfig;
 use crate::secret::{ClientSecret, SecretHash};
-use crate::store::{AuthMethod, ClientRecord, Store, StoreError};
+use crate::store::{AuthMethod, ClientRecord, StoreError};
 
 /// Credentials as a request presented them, before any check against the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,50 +117,94 @@ fn verify_secret(secret: &ClientSecret, hash: &SecretHash) -> bool {
         .is_ok()
 }
 
+/// A secret that verified against a client's hash, remembered so the next request with
+/// the same credentials skips argon2. Valid only while the client still has that hash.
+#[derive(Clone)]
+struct Verified {
+    secret_hash: SecretHash,
+    at: Instant,
+}
+
 /// Checks presented credentials against the store. Verification runs on the blocking
 /// pool behind a semaphore, and an unknown client costs the same argon2 work as a wrong
-/// secret, so timing tells nothing about which client ids exist.
+/// secret, so timing tells nothing about which client ids exist. Successful checks are
+/// remembered under a keyed hash of the credentials, never the secret itself; failures
+/// are never remembered.
 #[derive(Clone)]
 pub struct Authenticator {
-    store: Store,
     dummy_hash: SecretHash,
     permits: Arc<Semaphore>,
+    cache_key: Arc<hmac::Key>,
+    verified: Arc<Cache<[u8; 32], Verified>>,
+    ttl: Duration,
 }
 
 impl Authenticator {
-    pub fn new(store: Store) -> Self {
+    pub fn new(config: &CacheConfig) -> Self {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let cache_key =
+            hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("the system random source failed");
         Authenticator {
-            store,
             dummy_hash: hash_secret(&ClientSecret::new(crate::token::random_string(32))),
             permits: Arc::new(Semaphore::new(workers)),
+            cache_key: Arc::new(cache_key),
+            verified: Arc::new(Cache::new(config.capacity.max(16))),
+            ttl: Duration::from_secs(config.credential_ttl_seconds),
         }
     }
 
     /// The client the credentials belong to, if they are right and the client may act.
-    pub async fn authenticate(&self, presented: &Presented) -> Result<ClientRecord, AuthError> {
-        let client = self.store.client_by_id(&presented.client_id).await?;
-        let hash = client
-            .as_ref()
-            .map_or(&self.dummy_hash, |c| &c.secret_hash)
-            .clone();
-        let secret = presented.secret.clone();
-        let verified = {
-            let _permit = self
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| AuthError::Failed("client authentication failed"))?;
-            tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
-                .await
-                .unwrap_or(false)
-        };
+    pub async fn authenticate(
+        &self,
+        view: &View<'_>,
+        presented: &Presented,
+    ) -> Result<Arc<ClientRecord>, AuthError> {
+        let client = view.client(&presented.client_id).await?;
+        let key = self.cache_key(presented);
+        let remembered = client.as_ref().is_some_and(|client| {
+            self.verified
+                .get(&key)
+                .is_some_and(|v| v.secret_hash == client.secret_hash && v.at.elapsed() < self.ttl)
+        });
+        let verified = remembered || self.verify(presented, client.as_deref()).await;
         let client = match client {
             Some(client) if verified => client,
             _ => return Err(AuthError::Failed("client authentication failed")),
         };
+        if !remembered {
+            self.verified.insert(
+                key,
+                Verified {
+                    secret_hash: client.secret_hash.clone(),
+                    at: Instant::now(),
+                },
+            );
+        }
         client_may_authenticate(&client, presented.method)?;
         Ok(client)
+    }
+
+    /// argon2 verification off the async workers, at most one per core at a time.
+    async fn verify(&self, presented: &Presented, client: Option<&ClientRecord>) -> bool {
+        let hash = client.map_or(&self.dummy_hash, |c| &c.secret_hash).clone();
+        let secret = presented.secret.clone();
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
+            .await
+            .unwrap_or(false)
+    }
+
+    fn cache_key(&self, presented: &Presented) -> [u8; 32] {
+        let mut context = hmac::Context::with_key(&self.cache_key);
+        context.update(presented.client_id.as_bytes());
+        context.update(&[0]);
+        context.update(presented.secret.expose().as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(context.sign().as_ref());
+        key
     }
 }
 

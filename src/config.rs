@@ -29,6 +29,7 @@ pub struct Config {
     pub jwt: JwtConfig,
     pub tokens: TokenConfig,
     pub http: HttpConfig,
+    pub cache: CacheConfig,
     pub log: LogConfig,
     /// Extra RFC 8414 fields merged into the published metadata document.
     pub metadata: serde_json::Map<String, serde_json::Value>,
@@ -45,6 +46,7 @@ impl Default for Config {
             jwt: JwtConfig::default(),
             tokens: TokenConfig::default(),
             http: HttpConfig::default(),
+            cache: CacheConfig::default(),
             log: LogConfig::default(),
             metadata: serde_json::Map::new(),
         }
@@ -201,6 +203,25 @@ impl Default for HttpConfig {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Entries kept in each cache (clients, tokens, revocations, verified JWTs,
+    /// verified credentials).
+    pub capacity: usize,
+    /// How long a verified client secret is remembered, in seconds.
+    pub credential_ttl_seconds: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            credential_ttl_seconds: 600,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` or `json`.
     pub format: String,
@@ -228,6 +249,33 @@ pub struct Overrides {
     pub database_url: Option<String>,
 }
 
+/// Prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "INTROSPECTD_";
+
+/// Top-level configuration keys, as environment variables name them.
+fn top_level_keys() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn first_segment(key: &str) -> String {
+    key.split('.').next().unwrap_or(key).to_ascii_lowercase()
+}
+
+/// `INTROSPECTD_*` variables that name no configuration key, for a start-up warning.
+pub fn unrelated_env_vars() -> Vec<String> {
+    let sections = top_level_keys();
+    std::env::vars()
+        .filter_map(|(name, _)| {
+            let key = name.strip_prefix(ENV_PREFIX)?;
+            let section = first_segment(&key.replace("__", "."));
+            (!sections.contains(&section)).then_some(name)
+        })
+        .collect()
+}
+
 /// Everything wrong with a configuration, one line per problem, each naming its key.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {}", .0.join("; "))]
@@ -235,15 +283,13 @@ pub struct ConfigError(pub Vec<String>);
 
 impl Config {
     /// Loads defaults, the file, the environment and the overrides, then validates.
+    /// `INTROSPECTD_*` variables that name no configuration key at all are left alone
+    /// (see [`unrelated_env_vars`]); a wrong nested key is an error.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
-        Self::load_from(path, overrides, Env::prefixed("INTROSPECTD_").split("__"))
-    }
-
-    fn load_from(
-        path: Option<&Path>,
-        overrides: &Overrides,
-        env: Env,
-    ) -> Result<Self, ConfigError> {
+        let sections = top_level_keys();
+        let env = Env::prefixed(ENV_PREFIX)
+            .split("__")
+            .filter(move |key| sections.iter().any(|s| first_segment(key.as_str()) == *s));
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match path {
             Some(path) => {
@@ -419,6 +465,20 @@ mod tests {
             let config = Config::load(None, &Overrides::default()).unwrap();
             assert_eq!(config.rate_limit.per_second, 500);
             assert_eq!(config.issuer, "https://auth.example.com/tenant");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unrelated_environment_variables_are_left_alone() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("INTROSPECTD_VERSION", "1.2.3");
+            let config = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.listen, Config::default().listen);
+            assert!(unrelated_env_vars().contains(&"INTROSPECTD_VERSION".to_owned()));
+            jail.set_env("INTROSPECTD_RATE_LIMIT__PER_SECNOD", "5");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("per_secnod"), "{err}");
             Ok(())
         });
     }

@@ -5,9 +5,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::store::{ClientRecord, Store, StoreError, TokenRecord, TokenUse};
+use crate::cache::View;
+use crate::config::Config;
+use crate::store::{ClientRecord, StoreError, TokenRecord, TokenUse};
 use crate::token::claims::TokenInfo;
-use crate::token::jwt::{JwtRejection, KeySet};
+use crate::token::jwt::{JwtRejection, check_times};
+use crate::token::keyring::KeyRing;
 use crate::token::{now, opaque};
 
 /// Why a token reads inactive. Never shown to callers (RFC 7662 §2.2 answers only
@@ -139,28 +142,29 @@ pub fn owner_usable(owner: Option<&ClientRecord>) -> bool {
 /// Finds and judges tokens.
 #[derive(Clone)]
 pub struct Introspector {
-    store: Store,
-    keys: Arc<KeySet>,
+    keys: Arc<KeyRing>,
     issuer: Arc<str>,
+    leeway: i64,
 }
 
 impl Introspector {
-    pub fn new(store: Store, keys: Arc<KeySet>, issuer: &str) -> Self {
+    pub fn new(keys: Arc<KeyRing>, config: &Config) -> Self {
         Introspector {
-            store,
             keys,
-            issuer: issuer.into(),
+            issuer: config.issuer.as_str().into(),
+            leeway: i64::try_from(config.jwt.leeway_seconds).unwrap_or(0),
         }
     }
 
     /// Answers for `token` as seen by `caller`, an authenticated and enabled client.
     pub async fn introspect(
         &self,
+        view: &View<'_>,
         caller: &ClientRecord,
         token: &str,
         hint: Option<TokenUse>,
     ) -> Result<Answer, StoreError> {
-        let info = match self.find(token, hint, now()).await? {
+        let info = match self.find(view, token, hint, now()).await? {
             Ok(info) => info,
             Err(reason) => return Ok(Answer::Inactive(reason)),
         };
@@ -170,7 +174,7 @@ impl Introspector {
         let usable = if info.client_id == caller.client_id {
             owner_usable(Some(caller))
         } else {
-            owner_usable(self.store.client_by_id(&info.client_id).await?.as_ref())
+            owner_usable(view.client(&info.client_id).await?.as_deref())
         };
         if !usable {
             return Ok(Answer::Inactive(Inactive::ClientUnusable));
@@ -180,6 +184,7 @@ impl Introspector {
 
     async fn find(
         &self,
+        view: &View<'_>,
         token: &str,
         hint: Option<TokenUse>,
         now: i64,
@@ -187,9 +192,9 @@ impl Introspector {
         let mut reason = Inactive::Unknown;
         for source in search_order(hint) {
             let found = match source {
-                Source::Jwt if looks_like_jwt(token) => self.find_jwt(token, now).await?,
+                Source::Jwt if looks_like_jwt(token) => self.find_jwt(view, token, now).await?,
                 Source::Jwt => continue,
-                Source::Store => self.find_opaque(token, now).await?,
+                Source::Store => self.find_opaque(view, token, now).await?,
             };
             match found {
                 Ok(info) => return Ok(Ok(info)),
@@ -203,28 +208,34 @@ impl Introspector {
 
     async fn find_jwt(
         &self,
+        view: &View<'_>,
         token: &str,
         now: i64,
     ) -> Result<Result<TokenInfo, Inactive>, StoreError> {
-        let claims = match self.keys.verify(token, now) {
+        let claims = match self.keys.verify(view, token).await {
             Ok(claims) => claims,
             Err(rejection) => return Ok(Err(rejection.into())),
         };
-        if self.store.is_jti_revoked(&claims.jti).await? {
+        if let Err(rejection) = check_times(&claims, now, self.leeway) {
+            return Ok(Err(rejection.into()));
+        }
+        if view.is_jti_revoked(&claims.jti).await? {
             return Ok(Err(Inactive::Revoked));
         }
-        Ok(Ok(claims.into()))
+        Ok(Ok(TokenInfo::from((*claims).clone())))
     }
 
     async fn find_opaque(
         &self,
+        view: &View<'_>,
         token: &str,
         now: i64,
     ) -> Result<Result<TokenInfo, Inactive>, StoreError> {
-        let Some(record) = self.store.token_by_digest(&opaque::digest(token)).await? else {
+        let Some(record) = view.token(&opaque::digest(token)).await? else {
             return Ok(Err(Inactive::Unknown));
         };
-        Ok(opaque_state(&record, now).map(|()| TokenInfo::from_record(record, &self.issuer)))
+        Ok(opaque_state(&record, now)
+            .map(|()| TokenInfo::from_record((*record).clone(), &self.issuer)))
     }
 }
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::http::StateError;
 use crate::http::{AppState, metadata, router};
 use crate::store::{Store, StoreError};
-use crate::token::jwt::KeyError;
 
 /// How often expired revocations and tokens are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
@@ -18,7 +18,7 @@ pub enum ServeError {
     #[error("database {url}: {source}")]
     Store { url: String, source: StoreError },
     #[error(transparent)]
-    Keys(#[from] KeyError),
+    State(#[from] StateError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -44,6 +44,9 @@ pub async fn open_store(config: &Config) -> Result<Store, ServeError> {
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let store = open_store(&config).await?;
     let state = AppState::build(config.clone(), store.clone()).await?;
+    for name in crate::config::unrelated_env_vars() {
+        tracing::warn!(variable = %name, "ignoring {name}: it names no configuration key");
+    }
     for name in metadata::missing_for_mcp(&config) {
         tracing::warn!(
             field = name,

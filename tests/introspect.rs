@@ -60,6 +60,7 @@ fn claims_for(app: &TestApp, client: &TestClient) -> AccessClaims {
 fn sign(app: &TestApp, claims: &AccessClaims) -> String {
     app.state
         .keys
+        .keys()
         .sign(claims)
         .expect("sign")
         .expose()
@@ -275,9 +276,10 @@ async fn inactive_when_opaque_token_revoked(app: TestApp) {
     for token_use in [TokenUse::AccessToken, TokenUse::RefreshToken] {
         let token = app.opaque_for(&client, token_use).await;
         assert_active(&app.introspect(&client, &token).await);
-        let revoked = admin::revoke_token(&app.store, &app.state.keys, &RawToken::new(&token))
-            .await
-            .unwrap();
+        let revoked =
+            admin::revoke_token(&app.store, &app.state.keys.keys(), &RawToken::new(&token))
+                .await
+                .unwrap();
         assert_eq!(revoked.token_use, token_use);
         assert_inactive(&app.introspect(&client, &token).await);
     }
@@ -287,7 +289,7 @@ async fn inactive_when_jwt_revoked(app: TestApp) {
     let client = app.client("app", &[]).await;
     let token = app.jwt_for(&client, &[]).await;
     assert_active(&app.introspect(&client, &token).await);
-    admin::revoke_token(&app.store, &app.state.keys, &RawToken::new(&token))
+    admin::revoke_token(&app.store, &app.state.keys.keys(), &RawToken::new(&token))
         .await
         .unwrap();
     assert_inactive(&app.introspect(&client, &token).await);

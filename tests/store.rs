@@ -164,7 +164,7 @@ async fn revoked_jtis_are_idempotent_and_purged_after_expiry(app: TestApp) {
 }
 
 async fn generated_signing_key_is_kept_across_restarts(app: TestApp) {
-    let first = app.state.keys.signing_kid().unwrap().to_owned();
+    let first = app.state.keys.keys().signing_kid().unwrap().to_owned();
     let (store, _) = app.sibling().await;
     let again = KeySet::load(&app.config, &store).await.unwrap();
     assert_eq!(again.signing_kid(), Some(first.as_str()));

@@ -27,8 +27,12 @@ pub async fn introspect(
         .ok_or_else(|| ApiError::invalid_request("missing parameter token"))?;
     // RFC 7662 §2.1: an unknown hint is not an error; it just orders nothing.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
-    let caller = state.auth.authenticate(&presented).await?;
-    let answer = state.introspector.introspect(&caller, token, hint).await?;
+    let view = state.directory.view().await?;
+    let caller = state.auth.authenticate(&view, &presented).await?;
+    let answer = state
+        .introspector
+        .introspect(&view, &caller, token, hint)
+        .await?;
     Ok(Json(answer.response()).into_response())
 }
 

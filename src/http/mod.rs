@@ -21,11 +21,13 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::auth::Authenticator;
+use crate::cache::Directory;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::introspection::Introspector;
-use crate::store::Store;
-use crate::token::jwt::{KeyError, KeySet};
+use crate::store::{Store, StoreError};
+use crate::token::jwt::KeyError;
+use crate::token::keyring::KeyRing;
 use metadata::Metadata;
 
 /// Everything a request needs. Cheap to clone.
@@ -33,25 +35,41 @@ use metadata::Metadata;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
-    pub keys: Arc<KeySet>,
+    pub directory: Directory,
+    pub keys: Arc<KeyRing>,
     pub auth: Authenticator,
     pub introspector: Introspector,
     pub metadata: Arc<Metadata>,
     pub rate_limit: Option<Arc<ratelimit::Config>>,
 }
 
+/// Why the application state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 impl AppState {
-    /// Builds the state over a migrated store: loads (or creates) the signing keys.
-    pub async fn build(config: Config, store: Store) -> Result<Self, KeyError> {
-        let keys = Arc::new(KeySet::load(&config, &store).await?);
+    /// Builds the state over a migrated store: starts the change feed and loads (or
+    /// creates) the signing keys.
+    pub async fn build(config: Config, store: Store) -> Result<Self, StateError> {
+        let config = Arc::new(config);
+        let directory = Directory::start(store.clone(), config.cache.capacity).await?;
+        let keys = Arc::new(
+            KeyRing::load(config.clone(), store.clone(), directory.keys_generation()).await?,
+        );
         Ok(AppState {
-            auth: Authenticator::new(store.clone()),
-            introspector: Introspector::new(store.clone(), keys.clone(), &config.issuer),
+            auth: Authenticator::new(&config.cache),
+            introspector: Introspector::new(keys.clone(), &config),
             metadata: Arc::new(Metadata::new(&config)),
             rate_limit: ratelimit::config(&config.rate_limit),
+            directory,
             keys,
             store,
-            config: Arc::new(config),
+            config,
         })
     }
 }

@@ -8,6 +8,7 @@ mod postgres;
 mod sqlite;
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::{PgPool, SqlitePool};
@@ -239,19 +240,47 @@ fn encode_list(values: &[String]) -> String {
     serde_json::Value::from(values.to_vec()).to_string()
 }
 
-/// The store. Cheap to clone: each variant is a connection pool.
+/// What a write changed, for caches that must forget it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Client(String),
+    Token([u8; 32]),
+    Jti(String),
+    Keys,
+}
+
+/// Told of every write this process makes, right after it commits.
+pub trait ChangeSink: Send + Sync {
+    fn changed(&self, change: &Change);
+}
+
+/// The connection pool of one backend.
 #[derive(Clone, Debug)]
-pub enum Store {
+pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
+}
+
+/// The store. Cheap to clone: a connection pool, and the sink (shared by every clone)
+/// that this process's caches register to hear of its own writes.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    sink: Arc<OnceLock<Arc<dyn ChangeSink>>>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("pool", &self.pool).finish()
+    }
 }
 
 /// Runs the same expression against whichever pool the store holds.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite($pool) => $body,
-            Store::Postgres($pool) => $body,
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
         }
     };
 }
@@ -276,22 +305,40 @@ impl Store {
     pub async fn connect(config: &Config) -> Result<Self, StoreError> {
         let acquire_timeout = Duration::from_millis(config.database.acquire_timeout_ms);
         let max = config.database.max_connections;
-        if config.database_url.is_postgres() {
-            postgres::connect(config.database_url.as_str(), max, acquire_timeout)
-                .await
-                .map(Store::Postgres)
+        let pool = if config.database_url.is_postgres() {
+            Pool::Postgres(
+                postgres::connect(config.database_url.as_str(), max, acquire_timeout).await?,
+            )
         } else {
-            sqlite::connect(config.database_url.as_str(), max, acquire_timeout)
-                .await
-                .map(Store::Sqlite)
-        }
+            Pool::Sqlite(sqlite::connect(config.database_url.as_str(), max, acquire_timeout).await?)
+        };
+        Ok(Store {
+            pool,
+            sink: Arc::new(OnceLock::new()),
+        })
     }
 
     /// Applies pending migrations of this backend.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(pool) => sqlite::migrate(pool).await,
-            Store::Postgres(pool) => postgres::migrate(pool).await,
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlite::migrate(pool).await,
+            Pool::Postgres(pool) => postgres::migrate(pool).await,
+        }
+    }
+
+    /// The pool, for backend-specific work such as change feeds.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Registers the sink told of this process's writes; the first registration wins.
+    pub fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    fn changed(&self, change: Change) {
+        if let Some(sink) = self.sink.get() {
+            sink.changed(&change);
         }
     }
 
@@ -301,9 +348,9 @@ impl Store {
     }
 
     pub fn backend(&self) -> &'static str {
-        match self {
-            Store::Sqlite(_) => "sqlite",
-            Store::Postgres(_) => "postgres",
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
         }
     }
 
@@ -332,6 +379,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
+        self.changed(Change::Client(client.client_id.clone()));
         Ok(())
     }
 
@@ -375,6 +423,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
+        self.changed(Change::Client(client_id.to_owned()));
         Ok(done == 1)
     }
 
@@ -393,6 +442,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
+        self.changed(Change::Client(client_id.to_owned()));
         Ok(done == 1)
     }
 
@@ -403,6 +453,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
+        self.changed(Change::Client(client_id.to_owned()));
         Ok(done == 1)
     }
 
@@ -428,6 +479,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
+        self.changed(Change::Token(token.digest));
         Ok(())
     }
 
@@ -456,6 +508,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
+        self.changed(Change::Token(*digest));
         Ok(done == 1)
     }
 
@@ -470,6 +523,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
+        self.changed(Change::Jti(jti.to_owned()));
         Ok(())
     }
 
@@ -496,7 +550,16 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
-        Ok(jtis + tokens)
+        // The SQLite change log only needs to outlive the slowest reader, by far.
+        let log = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query("DELETE FROM change_log WHERE at < $1")
+                .bind(before - 3_600)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())?,
+            Pool::Postgres(_) => 0,
+        };
+        Ok(jtis + tokens + log)
     }
 
     /// Stores a generated key unless one with that kid exists.
@@ -511,6 +574,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
+        self.changed(Change::Keys);
         Ok(())
     }
 

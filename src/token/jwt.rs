@@ -61,10 +61,9 @@ pub enum KeyError {
 struct VerifyingKey {
     alg: Algorithm,
     key: DecodingKey,
-    /// Checks signature, `iss`, `exp` and `nbf`.
-    active: Validation,
-    /// Checks signature and `iss` only, for revoking a token whatever its times.
-    any_time: Validation,
+    /// Checks the signature, `iss` and the presence of `exp`, `iss` and `sub`; times are
+    /// checked by [`check_times`], the same way for fresh and cached tokens.
+    validation: Validation,
 }
 
 struct SigningKey {
@@ -119,23 +118,22 @@ impl KeySet {
         self.signer.as_ref().map(|s| s.kid.as_str())
     }
 
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub fn leeway(&self) -> i64 {
+        self.leeway
+    }
+
     /// Verifies a JWT access token completely: header, key, signature, issuer and times.
     pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, JwtRejection> {
-        self.verify_inner(token, now, true)
+        let claims = self.verify_ignoring_time(token)?;
+        check_times(&claims, now, self.leeway)?;
+        Ok(claims)
     }
 
     /// Verifies header, key, signature and issuer but not the times: for revocation,
-    /// where an expired token is still a token.
+    /// where an expired token is still a token, and for caching, where the times are
+    /// checked on every use.
     pub fn verify_ignoring_time(&self, token: &str) -> Result<AccessClaims, JwtRejection> {
-        self.verify_inner(token, 0, false)
-    }
-
-    fn verify_inner(
-        &self,
-        token: &str,
-        now: i64,
-        check_time: bool,
-    ) -> Result<AccessClaims, JwtRejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtRejection::Malformed)?;
         // RFC 7515 §4.1.11: extensions we do not understand must make the token invalid.
         if header.crit.is_some() {
@@ -154,18 +152,9 @@ impl KeySet {
         if key.alg != header.alg {
             return Err(JwtRejection::WrongAlgorithm);
         }
-        let validation = if check_time {
-            &key.active
-        } else {
-            &key.any_time
-        };
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.key, validation)
-            .map_err(|err| rejection(err.kind()))?
-            .claims;
-        if check_time && claims.iat > now.saturating_add(self.leeway) {
-            return Err(JwtRejection::NotYetValid);
-        }
-        Ok(claims)
+        jsonwebtoken::decode::<AccessClaims>(token, &key.key, &key.validation)
+            .map(|data| data.claims)
+            .map_err(|err| rejection(err.kind()))
     }
 
     /// Signs access-token claims with the signing key, `typ: at+jwt`.
@@ -178,6 +167,19 @@ impl KeySet {
             .map(RawToken::new)
             .map_err(KeyError::Sign)
     }
+}
+
+/// RFC 7519 §4.1.4-6 with `leeway` seconds of skew: not on or after `exp`, not before
+/// `nbf`, not issued in the future.
+pub fn check_times(claims: &AccessClaims, now: i64, leeway: i64) -> Result<(), JwtRejection> {
+    if now >= claims.exp.saturating_add(leeway) {
+        return Err(JwtRejection::Expired);
+    }
+    let earliest = claims.nbf.unwrap_or(claims.iat).max(claims.iat);
+    if earliest > now.saturating_add(leeway) {
+        return Err(JwtRejection::NotYetValid);
+    }
+    Ok(())
 }
 
 fn is_access_token_typ(typ: &str) -> bool {
@@ -234,23 +236,18 @@ impl Builder {
     }
 
     fn add(&mut self, kid: &str, alg: Algorithm, key: DecodingKey, signing: Option<EncodingKey>) {
-        let mut active = Validation::new(alg);
-        active.leeway = self.leeway;
-        active.validate_exp = true;
-        active.validate_nbf = true;
-        active.validate_aud = false;
-        active.set_issuer(&self.issuers);
-        active.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let mut any_time = active.clone();
-        any_time.validate_exp = false;
-        any_time.validate_nbf = false;
+        let mut validation = Validation::new(alg);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.set_issuer(&self.issuers);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         self.verifiers.insert(
             kid.to_owned(),
             VerifyingKey {
                 alg,
                 key,
-                active,
-                any_time,
+                validation,
             },
         );
         if let (None, Some(key)) = (&self.signer, signing) {
@@ -442,6 +439,22 @@ mod tests {
         let token = keys.sign(&c).unwrap();
         assert_eq!(keys.verify(token.expose(), now), Err(JwtRejection::Expired));
         assert_eq!(keys.verify_ignoring_time(token.expose()).unwrap(), c);
+    }
+
+    #[test]
+    fn times_are_checked_with_leeway() {
+        let c = claims(1_000);
+        assert_eq!(check_times(&c, 1_000, 0), Ok(()));
+        assert_eq!(check_times(&c, 1_060, 0), Err(JwtRejection::Expired));
+        assert_eq!(check_times(&c, 1_060, 5), Ok(()));
+        assert_eq!(check_times(&c, 990, 0), Err(JwtRejection::NotYetValid));
+        let mut later = c.clone();
+        later.nbf = Some(1_030);
+        assert_eq!(
+            check_times(&later, 1_020, 0),
+            Err(JwtRejection::NotYetValid)
+        );
+        assert_eq!(check_times(&later, 1_020, 10), Ok(()));
     }
 
     #[test]

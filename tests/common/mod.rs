@@ -24,13 +24,13 @@ use tower::ServiceExt;
 
 /// Admin connection used to create and drop per-test Postgres databases.
 pub fn postgres_admin_url() -> String {
-    std::env::var("INTROSPECTD_TEST_POSTGRES_URL")
+    std::env::var("POSTGRES_TEST_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// Whether Postgres tests must run (CI) rather than be skipped when Postgres is down.
 pub fn postgres_required() -> bool {
-    std::env::var("INTROSPECTD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1" || v == "true")
+    std::env::var("POSTGRES_TESTS_REQUIRED").is_ok_and(|v| v == "1" || v == "true")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,14 +103,14 @@ pub async fn fresh_db(backend: Backend) -> Option<(DatabaseUrl, TestDb)> {
             if !postgres_reachable(&admin_url).await {
                 assert!(
                     !postgres_required(),
-                    "Postgres at {admin_url} is unreachable and INTROSPECTD_REQUIRE_POSTGRES is set"
+                    "Postgres at {admin_url} is unreachable and POSTGRES_TESTS_REQUIRED is set"
                 );
                 static SKIPPED: OnceLock<()> = OnceLock::new();
                 say_once(
                     &SKIPPED,
                     &format!(
                         "note: Postgres at {admin_url} is unreachable: Postgres tests are skipped \
-                         (set INTROSPECTD_REQUIRE_POSTGRES=1 to fail instead)"
+                         (set POSTGRES_TESTS_REQUIRED=1 to fail instead)"
                     ),
                 );
                 return None;
@@ -237,7 +237,7 @@ impl TestApp {
 
     /// Issues a token the way `token issue` does.
     pub async fn issue(&self, request: IssueToken) -> String {
-        admin::issue_token(&self.store, &self.state.keys, &self.config, request)
+        admin::issue_token(&self.store, &self.state.keys.keys(), &self.config, request)
             .await
             .expect("issue token")
             .token

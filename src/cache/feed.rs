@@ -1,0 +1,367 @@
+//! How an instance learns of changes made by other processes, and whether its caches
+//! are current enough to answer from.
+//!
+//! - Postgres: triggers NOTIFY every change on `introspectd_changes`. A listener applies
+//!   them; a heartbeat this instance sends on the same channel comes back behind every
+//!   change committed before it was sent, so once it is back the caches hold everything
+//!   older than its send time. Caches are used only while the last heartbeat back was
+//!   sent less than [`PG_BOUND`] ago; otherwise every lookup goes to the store. After the
+//!   listener reconnects, the caches are cleared before they are trusted again.
+//! - SQLite: triggers append to `change_log`. Each request first compares a signature of
+//!   the database files (inode, length, WAL header); when another process has written,
+//!   the new log rows are applied before the request reads anything.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgListener, PgPool};
+use sqlx::sqlite::SqlitePool;
+
+use super::StateCache;
+use crate::store::{Change, Pool, Store, StoreError};
+
+/// Channel the Postgres triggers notify on.
+const CHANNEL: &str = "introspectd_changes";
+/// Caches are trusted until this long after the send time of the last heartbeat back:
+/// under the one-second propagation bound, with room for processing.
+const PG_BOUND: Duration = Duration::from_millis(900);
+/// How often the heartbeat is sent.
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(100);
+/// Pause between reconnection attempts of the listener.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(250);
+/// Log rows read at once; more than this and the caches are simply cleared.
+const CATCH_UP_LIMIT: i64 = 1_000;
+
+pub enum Feed {
+    Postgres(PgFeed),
+    Sqlite(SqliteFeed),
+    /// An in-memory SQLite database: no other process can write to it.
+    Private,
+}
+
+impl Feed {
+    pub async fn start(store: &Store, cache: Arc<StateCache>) -> Result<Feed, StoreError> {
+        match store.pool() {
+            Pool::Postgres(pool) => Ok(Feed::Postgres(PgFeed::start(pool.clone(), &cache))),
+            Pool::Sqlite(pool) => match SqliteFeed::open(pool).await? {
+                Some(feed) => Ok(Feed::Sqlite(feed)),
+                None => Ok(Feed::Private),
+            },
+        }
+    }
+
+    /// Whether the caches may serve the request starting now; for SQLite, first applies
+    /// any changes other processes committed.
+    pub async fn current(&self, store: &Store, cache: &StateCache) -> Result<bool, StoreError> {
+        match (self, store.pool()) {
+            (Feed::Postgres(feed), _) => Ok(feed.fresh()),
+            (Feed::Sqlite(feed), Pool::Sqlite(pool)) => Ok(feed.catch_up(pool, cache).await),
+            (Feed::Sqlite(_), Pool::Postgres(_)) => Ok(false),
+            (Feed::Private, _) => Ok(true),
+        }
+    }
+}
+
+/// Reads a change as written by the triggers: kind and key.
+fn parse_change(kind: &str, key: &str) -> Option<Change> {
+    match kind {
+        "client" => Some(Change::Client(key.to_owned())),
+        "jti" => Some(Change::Jti(key.to_owned())),
+        "keys" => Some(Change::Keys),
+        "token" => {
+            let mut digest = [0u8; 32];
+            if key.len() != 64 {
+                return None;
+            }
+            for (i, byte) in digest.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(key.get(2 * i..2 * i + 2)?, 16).ok()?;
+            }
+            Some(Change::Token(digest))
+        }
+        _ => None,
+    }
+}
+
+fn apply(cache: &StateCache, kind: &str, key: &str) {
+    match parse_change(kind, key) {
+        Some(change) => cache.invalidate(&change),
+        // Something we do not understand changed: forget everything rather than guess.
+        None => cache.clear(),
+    }
+}
+
+pub struct PgFeed {
+    /// Nanoseconds after `base` until which the caches are current.
+    fresh_until: Arc<AtomicU64>,
+    base: Instant,
+}
+
+impl PgFeed {
+    fn start(pool: PgPool, cache: &Arc<StateCache>) -> PgFeed {
+        let base = Instant::now();
+        let fresh_until = Arc::new(AtomicU64::new(0));
+        let instance = crate::token::random_string(9);
+        tokio::spawn(listen(
+            pool.clone(),
+            Arc::downgrade(cache),
+            fresh_until.clone(),
+            instance.clone(),
+        ));
+        tokio::spawn(heartbeat(pool, Arc::downgrade(cache), base, instance));
+        PgFeed { fresh_until, base }
+    }
+
+    fn fresh(&self) -> bool {
+        elapsed_nanos(self.base) < self.fresh_until.load(Ordering::Acquire)
+    }
+}
+
+fn elapsed_nanos(base: Instant) -> u64 {
+    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+async fn listen(
+    pool: PgPool,
+    cache: Weak<StateCache>,
+    fresh_until: Arc<AtomicU64>,
+    instance: String,
+) {
+    let heartbeat_prefix = format!("hb:{instance}:");
+    let mut listener: Option<PgListener> = None;
+    // Whether changes may have been missed since the caches were last cleared.
+    let mut missed = true;
+    loop {
+        let Some(cache) = cache.upgrade() else {
+            return;
+        };
+        let active = match listener.as_mut() {
+            Some(active) => active,
+            None => match connect_listener(&pool).await {
+                Ok(fresh) => listener.insert(fresh),
+                Err(err) => {
+                    tracing::warn!(error = %err, "change feed unavailable; answering from the store");
+                    drop(cache);
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        match active.try_recv().await {
+            Ok(Some(notification)) => {
+                let payload = notification.payload();
+                if let Some(sent) = payload.strip_prefix(&heartbeat_prefix) {
+                    if missed {
+                        cache.clear();
+                        missed = false;
+                        tracing::info!("change feed connected; caches in use");
+                    }
+                    if let Ok(sent) = sent.parse::<u64>() {
+                        let until = sent.saturating_add(PG_BOUND.as_nanos() as u64);
+                        fresh_until.fetch_max(until, Ordering::AcqRel);
+                    }
+                } else if !payload.starts_with("hb:") {
+                    let (kind, key) = payload.split_once(':').unwrap_or((payload, ""));
+                    apply(&cache, kind, key);
+                }
+            }
+            // The connection dropped; notifications sent meanwhile are lost.
+            Ok(None) => {
+                fresh_until.store(0, Ordering::Release);
+                missed = true;
+                tracing::warn!("change feed lost; answering from the store until it is back");
+                drop(cache);
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+            }
+            Err(err) => {
+                fresh_until.store(0, Ordering::Release);
+                missed = true;
+                listener = None;
+                tracing::warn!(error = %err, "change feed failed; answering from the store");
+                drop(cache);
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+            }
+        }
+    }
+}
+
+async fn connect_listener(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+async fn heartbeat(pool: PgPool, cache: Weak<StateCache>, base: Instant, instance: String) {
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if cache.strong_count() == 0 {
+            return;
+        }
+        // Taken before sending: every change committed before this instant is
+        // delivered ahead of this heartbeat.
+        let payload = format!("hb:{instance}:{}", elapsed_nanos(base));
+        let sent = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(payload)
+            .execute(&pool)
+            .await;
+        if let Err(err) = sent {
+            tracing::debug!(error = %err, "heartbeat not sent");
+        }
+    }
+}
+
+/// What changes when any process commits to a SQLite database in WAL mode: the WAL
+/// grows, or is restarted with a new header; without WAL, the database file changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileSignature {
+    wal: Option<(u64, u64, [u8; 32])>,
+    db: Option<(u64, u64, i64, i64)>,
+}
+
+impl FileSignature {
+    fn read(db_path: &PathBuf, wal_path: &PathBuf) -> FileSignature {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let wal = std::fs::File::open(wal_path).ok().and_then(|file| {
+            let meta = file.metadata().ok()?;
+            let mut header = [0u8; 32];
+            let _ = file.read_at(&mut header, 0);
+            Some((meta.ino(), meta.len(), header))
+        });
+        let db = std::fs::metadata(db_path)
+            .ok()
+            .map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec()));
+        FileSignature { wal, db }
+    }
+}
+
+pub struct SqliteFeed {
+    db_path: PathBuf,
+    wal_path: PathBuf,
+    /// The file signature when the log was last read, and the last log row applied.
+    seen: Mutex<(FileSignature, i64)>,
+    /// One catch-up at a time.
+    catching_up: tokio::sync::Mutex<()>,
+}
+
+impl SqliteFeed {
+    async fn open(pool: &SqlitePool) -> Result<Option<SqliteFeed>, StoreError> {
+        let path: Option<String> =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_optional(pool)
+                .await?;
+        let Some(path) = path.filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        let db_path = PathBuf::from(&path);
+        let wal_path = PathBuf::from(format!("{path}-wal"));
+        let signature = FileSignature::read(&db_path, &wal_path);
+        let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM change_log")
+            .fetch_one(pool)
+            .await?;
+        Ok(Some(SqliteFeed {
+            db_path,
+            wal_path,
+            seen: Mutex::new((signature, version)),
+            catching_up: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    fn unchanged(&self, signature: &FileSignature) -> bool {
+        self.seen
+            .lock()
+            .map(|seen| seen.0 == *signature)
+            .unwrap_or(false)
+    }
+
+    /// Applies changes committed since the last look; false when they could not be read,
+    /// so the request must not use the caches.
+    async fn catch_up(&self, pool: &SqlitePool, cache: &StateCache) -> bool {
+        let signature = FileSignature::read(&self.db_path, &self.wal_path);
+        if self.unchanged(&signature) {
+            return true;
+        }
+        let _one = self.catching_up.lock().await;
+        // Read again: another request may have caught up while this one waited.
+        let signature = FileSignature::read(&self.db_path, &self.wal_path);
+        if self.unchanged(&signature) {
+            return true;
+        }
+        let last = self.seen.lock().map(|seen| seen.1).unwrap_or(0);
+        let rows: Result<Vec<(i64, String, String)>, sqlx::Error> = sqlx::query_as(
+            "SELECT version, kind, key FROM change_log WHERE version > $1 ORDER BY version LIMIT $2",
+        )
+        .bind(last)
+        .bind(CATCH_UP_LIMIT)
+        .fetch_all(pool)
+        .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the change log; answering from the store");
+                return false;
+            }
+        };
+        let contiguous = rows.first().is_none_or(|(v, _, _)| *v == last + 1);
+        let newest = if contiguous && (rows.len() as i64) < CATCH_UP_LIMIT {
+            for (_, kind, key) in &rows {
+                apply(cache, kind, key);
+            }
+            rows.last().map_or(last, |(v, _, _)| *v)
+        } else {
+            // Rows were purged before this instance read them, or there are too many:
+            // start over from an empty cache at the newest row.
+            let newest: Result<i64, sqlx::Error> =
+                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM change_log")
+                    .fetch_one(pool)
+                    .await;
+            let Ok(newest) = newest else {
+                return false;
+            };
+            cache.clear();
+            newest
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = (signature, newest);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigger_payloads_parse_into_changes() {
+        assert_eq!(
+            parse_change("client", "abc"),
+            Some(Change::Client("abc".to_owned()))
+        );
+        assert_eq!(
+            parse_change("jti", "j1"),
+            Some(Change::Jti("j1".to_owned()))
+        );
+        assert_eq!(parse_change("keys", ""), Some(Change::Keys));
+        let hex = "00ff".repeat(16);
+        let mut digest = [0u8; 32];
+        for pair in digest.chunks_mut(2) {
+            pair[1] = 0xff;
+        }
+        assert_eq!(parse_change("token", &hex), Some(Change::Token(digest)));
+        assert_eq!(parse_change("token", "zz"), None);
+        assert_eq!(parse_change("mystery", "x"), None);
+    }
+
+    #[test]
+    fn an_unknown_change_clears_everything() {
+        let cache = StateCache::new(16);
+        let generation = cache.generation();
+        cache.remember(&cache.revoked_jtis, generation, "a".to_owned(), false);
+        apply(&cache, "mystery", "x");
+        assert_eq!(cache.revoked_jtis.entries.get("a"), None);
+    }
+}

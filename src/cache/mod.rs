@@ -1,0 +1,261 @@
+//! Cached store state: client records, opaque token records and JWT revocations, kept
+//! only while the change feed proves them current.
+//!
+//! Writes made by this process invalidate at once (through the store's change sink);
+//! writes made elsewhere arrive through the feed (Postgres LISTEN/NOTIFY, or the SQLite
+//! change log). While the feed cannot vouch for the caches, every lookup goes to the
+//! store: stale state is never served.
+
+mod feed;
+
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use quick_cache::sync::Cache;
+
+use crate::store::{Change, ChangeSink, ClientRecord, Store, StoreError, TokenRecord};
+pub use feed::Feed;
+
+/// A bounded map whose entries are dropped by invalidation.
+struct Table<K, V> {
+    entries: Cache<K, V>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Table<K, V> {
+    fn new(capacity: usize) -> Self {
+        Table {
+            entries: Cache::new(capacity.max(16)),
+        }
+    }
+}
+
+/// The caches of store state, with the generation that guards them against races
+/// between a lookup and an invalidation.
+pub struct StateCache {
+    clients: Table<String, Option<Arc<ClientRecord>>>,
+    tokens: Table<[u8; 32], Arc<TokenRecord>>,
+    revoked_jtis: Table<String, bool>,
+    /// Bumped before every invalidation; a lookup stores what it read only if no
+    /// invalidation happened since it began.
+    generation: AtomicU64,
+    /// Bumped when the stored signing keys may have changed.
+    keys_generation: AtomicU64,
+}
+
+impl StateCache {
+    pub fn new(capacity: usize) -> Self {
+        StateCache {
+            clients: Table::new(capacity),
+            tokens: Table::new(capacity),
+            revoked_jtis: Table::new(capacity),
+            generation: AtomicU64::new(0),
+            keys_generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Forgets whatever `change` may have made stale.
+    pub fn invalidate(&self, change: &Change) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match change {
+            Change::Client(id) => {
+                self.clients.entries.remove(id);
+            }
+            Change::Token(digest) => {
+                self.tokens.entries.remove(digest);
+            }
+            Change::Jti(jti) => {
+                self.revoked_jtis.entries.remove(jti);
+            }
+            Change::Keys => {
+                self.keys_generation.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Forgets everything, when changes may have been missed.
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.keys_generation.fetch_add(1, Ordering::SeqCst);
+        self.clients.entries.clear();
+        self.tokens.entries.clear();
+        self.revoked_jtis.entries.clear();
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Stores a value read at `generation`, and takes it back if an invalidation
+    /// raced with the read.
+    fn remember<K: Eq + Hash + Clone, V: Clone>(
+        &self,
+        table: &Table<K, V>,
+        generation: u64,
+        key: K,
+        value: V,
+    ) {
+        if self.generation() != generation {
+            return;
+        }
+        table.entries.insert(key.clone(), value);
+        if self.generation() != generation {
+            table.entries.remove(&key);
+        }
+    }
+}
+
+impl ChangeSink for StateCache {
+    fn changed(&self, change: &Change) {
+        self.invalidate(change);
+    }
+}
+
+/// Store reads through the caches. Cheap to clone.
+#[derive(Clone)]
+pub struct Directory {
+    store: Store,
+    cache: Arc<StateCache>,
+    feed: Arc<Feed>,
+}
+
+/// One request's view of the store: whether the caches may be used is decided once,
+/// when the request begins.
+pub struct View<'a> {
+    directory: &'a Directory,
+    cached: bool,
+}
+
+impl Directory {
+    /// Wraps `store` with caches of `capacity` entries each and starts the change feed.
+    pub async fn start(store: Store, capacity: usize) -> Result<Self, StoreError> {
+        let cache = Arc::new(StateCache::new(capacity));
+        store.set_change_sink(cache.clone());
+        let feed = Feed::start(&store, cache.clone()).await?;
+        Ok(Directory {
+            store,
+            cache,
+            feed: Arc::new(feed),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Changes whenever the stored signing keys may have changed.
+    pub fn keys_generation(&self) -> u64 {
+        self.cache.keys_generation.load(Ordering::SeqCst)
+    }
+
+    /// Brings the caches up to date with changes made elsewhere, then decides whether
+    /// this request may use them.
+    pub async fn view(&self) -> Result<View<'_>, StoreError> {
+        let cached = self.feed.current(&self.store, &self.cache).await?;
+        Ok(View {
+            directory: self,
+            cached,
+        })
+    }
+}
+
+impl View<'_> {
+    /// Whether this request is served from the caches (false: straight from the store).
+    pub fn cached(&self) -> bool {
+        self.cached
+    }
+
+    /// Changes whenever the stored signing keys may have changed.
+    pub fn keys_generation(&self) -> u64 {
+        self.directory.keys_generation()
+    }
+
+    pub async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+        let cache = &self.directory.cache;
+        if self.cached {
+            if let Some(found) = cache.clients.entries.get(client_id) {
+                return Ok(found);
+            }
+        }
+        let generation = cache.generation();
+        let found = self
+            .directory
+            .store
+            .client_by_id(client_id)
+            .await?
+            .map(Arc::new);
+        if self.cached {
+            cache.remember(
+                &cache.clients,
+                generation,
+                client_id.to_owned(),
+                found.clone(),
+            );
+        }
+        Ok(found)
+    }
+
+    /// An opaque token by digest. Unknown digests are not cached: a token may be minted
+    /// at any moment.
+    pub async fn token(&self, digest: &[u8; 32]) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+        let cache = &self.directory.cache;
+        if self.cached {
+            if let Some(found) = cache.tokens.entries.get(digest) {
+                return Ok(Some(found));
+            }
+        }
+        let generation = cache.generation();
+        let found = self
+            .directory
+            .store
+            .token_by_digest(digest)
+            .await?
+            .map(Arc::new);
+        if let (true, Some(record)) = (self.cached, &found) {
+            cache.remember(&cache.tokens, generation, *digest, record.clone());
+        }
+        Ok(found)
+    }
+
+    pub async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let cache = &self.directory.cache;
+        if self.cached {
+            if let Some(revoked) = cache.revoked_jtis.entries.get(jti) {
+                return Ok(revoked);
+            }
+        }
+        let generation = cache.generation();
+        let revoked = self.directory.store.is_jti_revoked(jti).await?;
+        if self.cached {
+            cache.remember(&cache.revoked_jtis, generation, jti.to_owned(), revoked);
+        }
+        Ok(revoked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_kept() {
+        let cache = StateCache::new(16);
+        let before = cache.generation();
+        cache.invalidate(&Change::Jti("j".to_owned()));
+        cache.remember(&cache.revoked_jtis, before, "j".to_owned(), false);
+        assert_eq!(cache.revoked_jtis.entries.get("j"), None);
+    }
+
+    #[test]
+    fn invalidation_forgets_the_named_entry_only() {
+        let cache = StateCache::new(16);
+        let generation = cache.generation();
+        cache.remember(&cache.revoked_jtis, generation, "a".to_owned(), false);
+        cache.remember(&cache.revoked_jtis, generation, "b".to_owned(), false);
+        cache.invalidate(&Change::Jti("a".to_owned()));
+        assert_eq!(cache.revoked_jtis.entries.get("a"), None);
+        assert_eq!(cache.revoked_jtis.entries.get("b"), Some(false));
+        cache.clear();
+        assert_eq!(cache.revoked_jtis.entries.get("b"), None);
+    }
+}
