@@ -1,6 +1,7 @@
 //! Client authentication (RFC 6749 §2.3.1): `client_secret_basic` and
 //! `client_secret_post`, checked against argon2id hashes.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,8 @@ use quick_cache::sync::Cache;
 use tokio::sync::Semaphore;
 
 use crate::cache::View;
-use crate::config::CacheConfig;
+use crate::config::Config;
+use crate::limits::Budget;
 use crate::secret::{ClientSecret, SecretHash};
 use crate::store::{AuthMethod, ClientRecord, StoreError};
 
@@ -35,6 +37,9 @@ pub enum AuthError {
     /// 401 `invalid_client`.
     #[error("{0}")]
     Failed(&'static str),
+    /// 429: this address, or this client from this address, failed too often.
+    #[error("too many failed authentications")]
+    Throttled(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -137,21 +142,75 @@ pub struct Authenticator {
     cache_key: Arc<hmac::Key>,
     verified: Arc<Cache<[u8; 32], Verified>>,
     ttl: Duration,
+    failures_per_ip: Arc<Budget<IpAddr>>,
+    failures_per_client: Arc<Budget<(String, IpAddr)>>,
 }
 
 impl Authenticator {
-    pub fn new(config: &CacheConfig) -> Self {
+    pub fn new(config: &Config) -> Self {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let cache_key =
             hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("the system random source failed");
+        let limits = &config.rate_limit;
+        let window = Duration::from_secs(limits.auth_failure_window_seconds);
+        let enabled = |limit: u32| if limits.enabled { limit } else { 0 };
         Authenticator {
             dummy_hash: hash_secret(&ClientSecret::new(crate::token::random_string(32))),
             permits: Arc::new(Semaphore::new(workers)),
             cache_key: Arc::new(cache_key),
-            verified: Arc::new(Cache::new(config.capacity.max(16))),
-            ttl: Duration::from_secs(config.credential_ttl_seconds),
+            verified: Arc::new(Cache::new(config.cache.capacity.max(16))),
+            ttl: Duration::from_secs(config.cache.credential_ttl_seconds),
+            failures_per_ip: Arc::new(Budget::new(enabled(limits.auth_failures_per_ip), window)),
+            failures_per_client: Arc::new(Budget::new(
+                enabled(limits.auth_failures_per_client),
+                window,
+            )),
         }
+    }
+
+    /// Authenticates a request from `ip`: reads its credentials, refuses an address or
+    /// client id that failed too often, verifies, and counts the failure if it fails.
+    pub async fn authenticate_request(
+        &self,
+        view: &View<'_>,
+        authorization: Option<&HeaderValue>,
+        form_client_id: Option<&str>,
+        form_client_secret: Option<&str>,
+        ip: IpAddr,
+    ) -> Result<Arc<ClientRecord>, AuthError> {
+        self.failures_per_ip
+            .check(&ip)
+            .map_err(AuthError::Throttled)?;
+        let presented = match presented(authorization, form_client_id, form_client_secret) {
+            Ok(presented) => presented,
+            Err(err @ AuthError::Failed(_)) => {
+                self.failures_per_ip
+                    .spend(ip)
+                    .map_err(AuthError::Throttled)?;
+                return Err(err);
+            }
+            Err(err) => return Err(err),
+        };
+        let client_key = (presented.client_id.clone(), ip);
+        self.failures_per_client
+            .check(&client_key)
+            .map_err(AuthError::Throttled)?;
+        match self.authenticate(view, &presented).await {
+            Err(err @ AuthError::Failed(_)) => {
+                let per_ip = self.failures_per_ip.spend(ip);
+                let per_client = self.failures_per_client.spend(client_key);
+                per_ip.and(per_client).map_err(AuthError::Throttled)?;
+                Err(err)
+            }
+            other => other,
+        }
+    }
+
+    /// Forgets failure windows that have ended.
+    pub fn sweep(&self) {
+        self.failures_per_ip.sweep();
+        self.failures_per_client.sweep();
     }
 
     /// The client the credentials belong to, if they are right and the client may act.

@@ -110,21 +110,48 @@ impl Default for DatabaseConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
+    /// Turns every limit below off (for example behind a gateway that limits already).
     pub enabled: bool,
     /// Sustained requests per second allowed from one client address.
     pub per_second: u32,
     /// Requests one client address may make at once before the sustained rate applies.
     pub burst: u32,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers name the client address:
+    /// CIDR ranges or single addresses.
+    #[serde(deserialize_with = "addresses_or_ranges")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The metadata document's own limit per client address.
+    pub metadata_per_second: u32,
+    pub metadata_burst: u32,
+    /// Failed client authentications allowed per client address per window.
+    pub auth_failures_per_ip: u32,
+    /// Failed authentications allowed per client id from one address per window; past
+    /// it, even the right secret is refused from that address until the window ends.
+    pub auth_failures_per_client: u32,
+    pub auth_failure_window_seconds: u64,
+    /// `{"active": false}` answers allowed per authenticated client per window (0: no
+    /// limit); past it the client gets 429 until the window ends.
+    pub inactive_per_client: u32,
+    pub inactive_window_seconds: u64,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
         // A resource server or gateway introspects once per API call it serves, so one
-        // address legitimately sends a lot; the limit exists to blunt floods.
+        // address legitimately sends a lot; the per-address limit exists to blunt floods.
+        // Guessing is what the failure and inactive budgets stop.
         Self {
             enabled: true,
             per_second: 1_000,
             burst: 2_000,
+            trusted_proxies: Vec::new(),
+            metadata_per_second: 50,
+            metadata_burst: 100,
+            auth_failures_per_ip: 30,
+            auth_failures_per_client: 10,
+            auth_failure_window_seconds: 60,
+            inactive_per_client: 6_000,
+            inactive_window_seconds: 60,
         }
     }
 }
@@ -249,6 +276,24 @@ pub struct Overrides {
     pub database_url: Option<String>,
 }
 
+/// Reads `10.0.0.0/8` as a range and `10.0.0.1` as that one address.
+fn addresses_or_ranges<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let items = Vec::<String>::deserialize(deserializer)?;
+    items
+        .iter()
+        .map(|item| {
+            let item = item.trim();
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{item:?} is not an address or CIDR range"))
+                })
+        })
+        .collect()
+}
+
 /// Prefix of configuration environment variables.
 pub const ENV_PREFIX: &str = "INTROSPECTD_";
 
@@ -335,6 +380,18 @@ impl Config {
         }
         if self.rate_limit.burst == 0 {
             problems.push("rate_limit.burst: must be at least 1".to_owned());
+        }
+        if self.rate_limit.metadata_per_second == 0 || self.rate_limit.metadata_burst == 0 {
+            problems.push(
+                "rate_limit.metadata_per_second, rate_limit.metadata_burst: must be at least 1"
+                    .to_owned(),
+            );
+        }
+        if self.rate_limit.auth_failure_window_seconds == 0 {
+            problems.push("rate_limit.auth_failure_window_seconds: must be at least 1".to_owned());
+        }
+        if self.rate_limit.inactive_window_seconds == 0 {
+            problems.push("rate_limit.inactive_window_seconds: must be at least 1".to_owned());
         }
         if self.tokens.access_token_ttl == 0 {
             problems.push("tokens.access_token_ttl: must be at least 1".to_owned());
@@ -465,6 +522,31 @@ mod tests {
             let config = Config::load(None, &Overrides::default()).unwrap();
             assert_eq!(config.rate_limit.per_second, 500);
             assert_eq!(config.issuer, "https://auth.example.com/tenant");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_take_ranges_and_addresses() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "INTROSPECTD_RATE_LIMIT__TRUSTED_PROXIES",
+                "[10.0.0.0/8, 127.0.0.1, \"::1\"]",
+            );
+            let config = Config::load(None, &Overrides::default()).unwrap();
+            let nets: Vec<String> = config
+                .rate_limit
+                .trusted_proxies
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
+            assert_eq!(nets, vec!["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+            jail.set_env("INTROSPECTD_RATE_LIMIT__TRUSTED_PROXIES", "[bogus]");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(
+                err.to_string().to_lowercase().contains("trusted_proxies"),
+                "{err}"
+            );
             Ok(())
         });
     }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod introspection;
+pub mod limits;
 pub mod secret;
 pub mod server;
 pub mod store;

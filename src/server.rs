@@ -94,8 +94,10 @@ async fn upkeep(state: AppState) {
     loop {
         tick.tick().await;
         if let Some(limits) = &state.rate_limit {
-            limits.limiter().retain_recent();
+            limits.sweep();
         }
+        state.auth.sweep();
+        state.inactive_budget.sweep();
         // Keep revocations a little past expiry so clock skew cannot revive a token.
         let before =
             crate::token::now() - i64::try_from(state.config.jwt.leeway_seconds).unwrap_or(0) - 60;

@@ -131,6 +131,8 @@ async fn rate_limit_answers_429_with_retry_after(backend: Backend) {
             config.rate_limit.enabled = true;
             config.rate_limit.per_second = 1;
             config.rate_limit.burst = 2;
+            config.rate_limit.metadata_per_second = 1;
+            config.rate_limit.metadata_burst = 3;
         },
         |app| async move {
             let body = form(&[("token", "x")]);
@@ -147,10 +149,13 @@ async fn rate_limit_answers_429_with_retry_after(backend: Backend) {
                 .parse()
                 .unwrap();
             assert!(retry >= 1);
-            assert_eq!(
-                app.send(get(WELL_KNOWN)).await.status,
-                StatusCode::TOO_MANY_REQUESTS
-            );
+            // The metadata document has a budget of its own.
+            for _ in 0..3 {
+                assert_eq!(app.send(get(WELL_KNOWN)).await.status, StatusCode::OK);
+            }
+            let response = app.send(get(WELL_KNOWN)).await;
+            assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
+            assert!(response.headers.contains_key(header::RETRY_AFTER));
             // Health checks are never limited.
             for _ in 0..5 {
                 assert_eq!(app.send(get("/healthz")).await.status, StatusCode::OK);

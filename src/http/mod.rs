@@ -1,5 +1,6 @@
 //! The HTTP layer: shared state, the router and its layers.
 
+pub mod client_ip;
 pub mod form;
 mod health;
 mod introspect;
@@ -25,9 +26,11 @@ use crate::cache::Directory;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::introspection::Introspector;
+use crate::limits::Budget;
 use crate::store::{Store, StoreError};
 use crate::token::jwt::KeyError;
 use crate::token::keyring::KeyRing;
+use client_ip::TrustedProxies;
 use metadata::Metadata;
 
 /// Everything a request needs. Cheap to clone.
@@ -40,7 +43,10 @@ pub struct AppState {
     pub auth: Authenticator,
     pub introspector: Introspector,
     pub metadata: Arc<Metadata>,
-    pub rate_limit: Option<Arc<ratelimit::Config>>,
+    pub rate_limit: Option<ratelimit::Limiters>,
+    pub proxies: Arc<TrustedProxies>,
+    /// Inactive answers per client (RFC 7662 §4: introspection is an oracle).
+    pub inactive_budget: Arc<Budget<String>>,
 }
 
 /// Why the application state could not be built.
@@ -61,11 +67,22 @@ impl AppState {
         let keys = Arc::new(
             KeyRing::load(config.clone(), store.clone(), directory.keys_generation()).await?,
         );
+        let limits = &config.rate_limit;
+        let inactive_limit = if limits.enabled {
+            limits.inactive_per_client
+        } else {
+            0
+        };
         Ok(AppState {
-            auth: Authenticator::new(&config.cache),
+            auth: Authenticator::new(&config),
             introspector: Introspector::new(keys.clone(), &config),
             metadata: Arc::new(Metadata::new(&config)),
-            rate_limit: ratelimit::config(&config.rate_limit),
+            rate_limit: ratelimit::Limiters::new(limits),
+            proxies: Arc::new(TrustedProxies::new(limits.trusted_proxies.clone())),
+            inactive_budget: Arc::new(Budget::new(
+                inactive_limit,
+                Duration::from_secs(limits.inactive_window_seconds),
+            )),
             directory,
             keys,
             store,
@@ -80,26 +97,26 @@ pub fn router(state: AppState) -> Router {
         .allow_origin(Any)
         .allow_methods([Method::GET])
         .allow_headers(Any);
-    let metadata = get(metadata::metadata)
-        .fallback(|| async { ApiError::MethodNotAllowed { allow: "GET" } })
-        .layer(cors);
-    let mut limited = Router::new()
-        .route(
-            "/introspect",
-            post(introspect::introspect)
-                .fallback(|| async { ApiError::MethodNotAllowed { allow: "POST" } }),
-        )
-        .route(&state.metadata.path, metadata);
+    let mut metadata =
+        get(metadata::metadata).fallback(|| async { ApiError::MethodNotAllowed { allow: "GET" } });
+    let mut introspect = post(introspect::introspect)
+        .fallback(|| async { ApiError::MethodNotAllowed { allow: "POST" } });
     if let Some(limits) = &state.rate_limit {
-        limited = limited.layer(
-            tower_governor::GovernorLayer::new(limits.clone()).error_handler(ratelimit::refusal),
-        );
+        let governed = |config: &Arc<ratelimit::Config>| {
+            tower_governor::GovernorLayer::new(config.clone()).error_handler(ratelimit::refusal)
+        };
+        metadata = metadata.layer(governed(&limits.metadata));
+        introspect = introspect.layer(governed(&limits.endpoints));
     }
+    let limited = Router::new()
+        .route("/introspect", introspect)
+        .route(&state.metadata.path, metadata.layer(cors));
     let health = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
     let max_body = state.config.http.max_body_bytes;
+    let proxies = state.proxies.clone();
     limited
         .merge(health)
         .fallback(|| async { ApiError::NotFound })
@@ -120,6 +137,10 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetResponseHeaderLayer::if_not_present(
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    proxies,
+                    client_ip::resolve,
                 ))
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                     ApiError::Timeout

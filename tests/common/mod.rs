@@ -316,6 +316,26 @@ pub async fn introspect_on(
     send(router, request.body(Body::from(body.to_owned())).unwrap()).await
 }
 
+/// POST /introspect as if from the socket peer `peer`, with extra headers.
+pub async fn introspect_from(
+    router: &Router,
+    peer: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> TestResponse {
+    let mut request = Request::post("/introspect")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut request = request.body(Body::from(body.to_owned())).unwrap();
+    let peer: std::net::SocketAddr = format!("{peer}:40000").parse().expect("peer address");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    send(router, request).await
+}
+
 pub async fn send(router: &Router, request: Request<Body>) -> TestResponse {
     let response = router.clone().oneshot(request).await.expect("infallible");
     let status = response.status();

@@ -1,0 +1,147 @@
+//! Fixed-window budgets of events per key: failed authentications per address and per
+//! client, inactive answers per client. Once a key has spent its budget, it is refused
+//! until its window ends.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Keys tracked at most; past this, expired windows are swept, and if none expired, new
+/// keys go untracked rather than grow memory without bound.
+const MAX_KEYS: usize = 100_000;
+
+struct Window {
+    start: Instant,
+    spent: u32,
+}
+
+/// A budget of `limit` events per `window` for each key.
+pub struct Budget<K> {
+    limit: u32,
+    window: Duration,
+    keys: Mutex<HashMap<K, Window>>,
+    /// How many keys are tracked, so the common case (nothing spent) takes no lock.
+    tracked: AtomicUsize,
+}
+
+impl<K: Eq + Hash> Budget<K> {
+    /// A budget of `limit` events per `window`; a limit of 0 means unlimited.
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Budget {
+            limit,
+            window,
+            keys: Mutex::new(HashMap::new()),
+            tracked: AtomicUsize::new(0),
+        }
+    }
+
+    /// `Err(wait)` while `key` has spent its budget in the current window.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        if self.limit == 0 || self.tracked.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        match keys.get(key) {
+            Some(w) if w.spent >= self.limit && now < w.start + self.window => {
+                Err(w.start + self.window - now)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Spends one event for `key`; `Err(wait)` if that went past the budget.
+    pub fn spend(&self, key: K) -> Result<(), Duration> {
+        if self.limit == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= MAX_KEYS && !keys.contains_key(&key) {
+            keys.retain(|_, w| now < w.start + self.window);
+            if keys.len() >= MAX_KEYS {
+                return Ok(());
+            }
+        }
+        let window = keys.entry(key).or_insert(Window {
+            start: now,
+            spent: 0,
+        });
+        if now >= window.start + self.window {
+            *window = Window {
+                start: now,
+                spent: 0,
+            };
+        }
+        window.spent = window.spent.saturating_add(1);
+        let result = if window.spent > self.limit {
+            Err(window.start + self.window - now)
+        } else {
+            Ok(())
+        };
+        self.tracked.store(keys.len(), Ordering::Relaxed);
+        result
+    }
+
+    /// Forgets windows that have ended.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.retain(|_, w| now < w.start + self.window);
+        self.tracked.store(keys.len(), Ordering::Relaxed);
+    }
+}
+
+/// Seconds to announce in `Retry-After`: never 0.
+pub fn retry_after_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn budget_refuses_past_its_limit_until_the_window_ends() {
+        let budget = Budget::new(2, Duration::from_secs(60));
+        assert_eq!(budget.check(&"a"), Ok(()));
+        assert_eq!(budget.spend("a"), Ok(()));
+        assert_eq!(budget.spend("a"), Ok(()));
+        assert_eq!(budget.check(&"a"), Err(Duration::from_secs(60)));
+        assert_eq!(budget.check(&"b"), Ok(()), "other keys keep their budget");
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert_eq!(budget.spend("a"), Err(Duration::from_secs(40)));
+        tokio::time::advance(Duration::from_secs(40)).await;
+        assert_eq!(budget.check(&"a"), Ok(()));
+        assert_eq!(budget.spend("a"), Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_limit_is_unlimited() {
+        let budget = Budget::new(0, Duration::from_secs(1));
+        for _ in 0..100 {
+            assert_eq!(budget.spend("a"), Ok(()));
+        }
+        assert_eq!(budget.check(&"a"), Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sweep_forgets_ended_windows() {
+        let budget = Budget::new(1, Duration::from_secs(1));
+        budget.spend("a").unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        budget.sweep();
+        assert_eq!(budget.tracked.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_secs(3)), 3);
+        assert_eq!(retry_after_seconds(Duration::from_millis(3_001)), 4);
+    }
+}

@@ -1,0 +1,357 @@
+//! Hostile clients: per-address limits behind proxies, credential guessing, token
+//! enumeration and timing, on both stores.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::http::{StatusCode, header};
+use common::{Backend, TestApp, TestClient, TestResponse, form, introspect_from, run_with};
+use introspectd::config::Config;
+use introspectd::store::TokenUse;
+
+fn retry_after(response: &TestResponse) -> u64 {
+    assert_eq!(
+        response.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{response:?}"
+    );
+    assert_eq!(response.json["error"], "slow_down");
+    response.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+async fn ask_as(
+    app: &TestApp,
+    peer: &str,
+    client: &TestClient,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> TestResponse {
+    let authorization = client.basic();
+    let mut all = vec![("authorization", authorization.as_str())];
+    all.extend_from_slice(headers);
+    introspect_from(&app.router, peer, &all, &form(&[("token", token)])).await
+}
+
+fn wrong(client: &TestClient) -> TestClient {
+    TestClient {
+        id: client.id.clone(),
+        secret: "wrong-secret".to_owned(),
+    }
+}
+
+/// Limits on, and every budget but the ones a test names generous.
+fn limits(config: &mut Config) {
+    let limits = &mut config.rate_limit;
+    limits.enabled = true;
+    limits.per_second = 10_000;
+    limits.burst = 10_000;
+    limits.auth_failures_per_ip = 10_000;
+    limits.auth_failures_per_client = 10_000;
+    limits.inactive_per_client = 10_000;
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
+async fn forwarded_for_counts_only_from_trusted_proxies(backend: Backend) {
+    run_with(
+        backend,
+        |config| {
+            limits(config);
+            config.rate_limit.per_second = 1;
+            config.rate_limit.burst = 2;
+            config.rate_limit.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+        },
+        |app| async move {
+            let client = app.client("app", &[]).await;
+            let token = app.jwt_for(&client, &[]).await;
+            // An untrusted peer cannot escape its budget by claiming other addresses.
+            for spoofed in ["198.51.100.1", "198.51.100.2"] {
+                let r = ask_as(
+                    &app,
+                    "203.0.113.5",
+                    &client,
+                    &token,
+                    &[("x-forwarded-for", spoofed)],
+                )
+                .await;
+                assert_eq!(r.status, StatusCode::OK);
+            }
+            let r = ask_as(
+                &app,
+                "203.0.113.5",
+                &client,
+                &token,
+                &[("x-forwarded-for", "198.51.100.3")],
+            )
+            .await;
+            assert!(retry_after(&r) >= 1);
+            let r = ask_as(
+                &app,
+                "203.0.113.5",
+                &client,
+                &token,
+                &[("forwarded", "for=198.51.100.4")],
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+
+            // Behind our proxy, each client address has its own budget.
+            for _ in 0..2 {
+                let r = ask_as(
+                    &app,
+                    "10.0.0.7",
+                    &client,
+                    &token,
+                    &[("x-forwarded-for", "198.51.100.1")],
+                )
+                .await;
+                assert_eq!(r.status, StatusCode::OK);
+            }
+            let r = ask_as(
+                &app,
+                "10.0.0.7",
+                &client,
+                &token,
+                &[("x-forwarded-for", "198.51.100.1")],
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+            // A client prepending a forged hop is still known by the hop our proxy added.
+            let r = ask_as(
+                &app,
+                "10.0.0.7",
+                &client,
+                &token,
+                &[("x-forwarded-for", "198.51.100.9, 198.51.100.1")],
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+            let r = ask_as(
+                &app,
+                "10.0.0.7",
+                &client,
+                &token,
+                &[("forwarded", "for=198.51.100.2;proto=https")],
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::OK);
+        },
+    )
+    .await;
+}
+
+async fn failed_secrets_lock_the_client_out_from_that_address_only(backend: Backend) {
+    run_with(
+        backend,
+        |config| {
+            limits(config);
+            config.rate_limit.auth_failures_per_client = 3;
+        },
+        |app| async move {
+            let client = app.client("app", &[]).await;
+            let token = app.jwt_for(&client, &[]).await;
+            for _ in 0..3 {
+                let r = ask_as(&app, "203.0.113.5", &wrong(&client), &token, &[]).await;
+                assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+            }
+            let r = ask_as(&app, "203.0.113.5", &wrong(&client), &token, &[]).await;
+            let wait = retry_after(&r);
+            assert!((1..=60).contains(&wait), "{wait}");
+            // The right secret does not get through from the attacking address...
+            let r = ask_as(&app, "203.0.113.5", &client, &token, &[]).await;
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+            // ...but does from anywhere else, and other clients are untouched.
+            let r = ask_as(&app, "198.51.100.1", &client, &token, &[]).await;
+            assert_eq!(r.json["active"], true);
+            let other = app.client("other", &[]).await;
+            let r = ask_as(&app, "203.0.113.5", &other, &token, &[]).await;
+            assert_eq!(r.status, StatusCode::OK);
+        },
+    )
+    .await;
+}
+
+async fn failed_authentications_lock_out_the_address(backend: Backend) {
+    run_with(
+        backend,
+        |config| {
+            limits(config);
+            config.rate_limit.auth_failures_per_ip = 4;
+        },
+        |app| async move {
+            let client = app.client("app", &[]).await;
+            let token = app.jwt_for(&client, &[]).await;
+            // Guessing across client ids, and malformed credentials, all count.
+            for id in ["a", "b", "c"] {
+                let guess = TestClient {
+                    id: id.to_owned(),
+                    secret: "x".to_owned(),
+                };
+                let r = ask_as(&app, "203.0.113.5", &guess, &token, &[]).await;
+                assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+            }
+            let r = introspect_from(
+                &app.router,
+                "203.0.113.5",
+                &[("authorization", "Basic !!")],
+                "token=x",
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+            let r = ask_as(&app, "203.0.113.5", &wrong(&client), &token, &[]).await;
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+            let r = ask_as(&app, "203.0.113.5", &client, &token, &[]).await;
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+            let r = ask_as(&app, "198.51.100.1", &client, &token, &[]).await;
+            assert_eq!(r.json["active"], true);
+        },
+    )
+    .await;
+}
+
+async fn inactive_answers_are_budgeted_and_the_budget_resets(backend: Backend) {
+    run_with(
+        backend,
+        |config| {
+            limits(config);
+            config.rate_limit.inactive_per_client = 3;
+            config.rate_limit.inactive_window_seconds = 1;
+        },
+        |app| async move {
+            let client = app.client("app", &[]).await;
+            let honest = app.client("honest", &[]).await;
+            let token = app.opaque_for(&client, TokenUse::AccessToken).await;
+            // Active answers cost nothing.
+            for _ in 0..10 {
+                let r = ask_as(&app, "203.0.113.5", &client, &token, &[]).await;
+                assert_eq!(r.json["active"], true);
+            }
+            for guess in ["g1", "g2", "g3"] {
+                let r = ask_as(&app, "203.0.113.5", &client, guess, &[]).await;
+                assert_eq!(r.json, serde_json::json!({"active": false}));
+            }
+            let r = ask_as(&app, "203.0.113.5", &client, "g4", &[]).await;
+            let wait = retry_after(&r);
+            let r = ask_as(&app, "198.51.100.1", &client, &token, &[]).await;
+            assert_eq!(
+                r.status,
+                StatusCode::TOO_MANY_REQUESTS,
+                "the budget is the client's"
+            );
+            let r = ask_as(&app, "203.0.113.5", &honest, "g5", &[]).await;
+            assert_eq!(r.json, serde_json::json!({"active": false}));
+            // Waiting as long as Retry-After says brings the budget back.
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            let r = ask_as(&app, "203.0.113.5", &client, &token, &[]).await;
+            assert_eq!(r.json["active"], true);
+        },
+    )
+    .await;
+}
+
+async fn a_flood_of_wrong_secrets_does_not_starve_an_honest_client(backend: Backend) {
+    run_with(backend, limits, |app| async move {
+        let victim = app.client("victim", &[]).await;
+        let honest = app.client("honest", &[]).await;
+        let token = app.jwt_for(&honest, &[]).await;
+        let r = ask_as(&app, "198.51.100.1", &honest, &token, &[]).await;
+        assert_eq!(r.json["active"], true);
+        let router = app.router.clone();
+        let flood: Vec<_> = (0..64)
+            .map(|i| {
+                let router = router.clone();
+                let guess = wrong(&victim);
+                let secret = format!("guess-{i}");
+                tokio::spawn(async move {
+                    let auth = common::basic(&guess.id, &secret);
+                    introspect_from(
+                        &router,
+                        "203.0.113.5",
+                        &[("authorization", &auth)],
+                        "token=x",
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut honest_answers = Vec::new();
+        while !flood.iter().all(|f| f.is_finished()) && honest_answers.len() < 200 {
+            honest_answers.push(ask_as(&app, "198.51.100.1", &honest, &token, &[]).await);
+        }
+        for handle in flood {
+            let r = handle.await.unwrap();
+            assert!(matches!(r.status.as_u16(), 401 | 429), "{r:?}");
+        }
+        assert!(!honest_answers.is_empty());
+        for r in &honest_answers {
+            assert_eq!(r.json["active"], true, "{r:?}");
+        }
+    })
+    .await;
+}
+
+both_backends!(
+    forwarded_for_counts_only_from_trusted_proxies,
+    failed_secrets_lock_the_client_out_from_that_address_only,
+    failed_authentications_lock_out_the_address,
+    inactive_answers_are_budgeted_and_the_budget_resets,
+    a_flood_of_wrong_secrets_does_not_starve_an_honest_client,
+);
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Unknown client ids cost the same argon2 work as wrong secrets: comparing medians over
+/// many interleaved tries, neither is distinguishable from the other.
+async fn unknown_client_and_wrong_secret_fail_in_the_same_time(backend: Backend) {
+    common::run(backend, |app| async move {
+        let client = app.client("app", &[]).await;
+        let unknown = TestClient {
+            id: "no-such-client".to_owned(),
+            secret: "whatever".to_owned(),
+        };
+        let (mut wrong_times, mut unknown_times) = (Vec::new(), Vec::new());
+        for _ in 0..30 {
+            for (caller, times) in [
+                (&wrong(&client), &mut wrong_times),
+                (&unknown, &mut unknown_times),
+            ] {
+                let started = Instant::now();
+                let r = app.introspect(caller, "token").await;
+                times.push(started.elapsed());
+                assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+            }
+        }
+        let (wrong_median, unknown_median) = (median(wrong_times), median(unknown_times));
+        let ratio = unknown_median.as_secs_f64() / wrong_median.as_secs_f64();
+        assert!(
+            // Skipping argon2 for unknown ids would make this ratio about 0.01.
+            (0.67..1.5).contains(&ratio),
+            "unknown client {unknown_median:?} vs wrong secret {wrong_median:?}"
+        );
+    })
+    .await;
+}
+
+both_backends!(unknown_client_and_wrong_secret_fail_in_the_same_time);
