@@ -52,6 +52,19 @@ pub enum Command {
     /// Mint and revoke tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the generated signing keys published at /jwks
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a new Ed25519 key; it signs from the next start on, older keys keep verifying
+    Rotate,
+    /// List generated keys, newest (the signing one) first
+    List,
+    /// Remove a generated key; tokens it signed read inactive from the next start on
+    Remove { kid: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,9 +93,15 @@ pub struct CreateClient {
     /// Space-separated scopes the client may hold
     #[arg(long)]
     pub scope: Option<String>,
-    /// client_secret_basic (default) or client_secret_post
+    /// client_secret_basic (default), client_secret_post or private_key_jwt
     #[arg(long, value_name = "M")]
     pub auth_method: Option<String>,
+    /// The client's public JWK Set, for private_key_jwt
+    #[arg(long, value_name = "JSON", conflicts_with = "jwks_file")]
+    pub jwks: Option<String>,
+    /// A file holding the client's public JWK Set, for private_key_jwt
+    #[arg(long, value_name = "PATH")]
+    pub jwks_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +218,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 store.close().await;
                 result
             }
+            Some(Command::Keys(command)) => {
+                let store = open_store(&config).await.map_err(|e| e.to_string())?;
+                let result = keys_command(&config, &store, command).await;
+                store.close().await;
+                result
+            }
         }
     })
 }
@@ -207,6 +232,14 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
     let err = |e: admin::AdminError| e.to_string();
     match command {
         ClientCommand::Create(args) => {
+            let jwks = match (args.jwks, args.jwks_file) {
+                (Some(jwks), _) => Some(jwks),
+                (None, Some(path)) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| format!("--jwks-file: cannot read {}: {e}", path.display()))?,
+                ),
+                (None, None) => None,
+            };
             let created = admin::create_client(
                 store,
                 NewClient {
@@ -214,14 +247,12 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
                     audiences: args.audiences,
                     scope: args.scope,
                     auth_method: args.auth_method,
+                    jwks,
                 },
             )
             .await
             .map_err(err)?;
-            print_json(&json!({
-                "client_id": created.client_id,
-                "client_secret": created.client_secret.expose(),
-            }))
+            print_json(&created.to_json())
         }
         ClientCommand::List => print_json(&admin::list_clients(store).await.map_err(err)?),
         ClientCommand::Show { client_id } => {
@@ -229,10 +260,7 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
         }
         ClientCommand::RotateSecret { client_id } => {
             let rotated = admin::rotate_secret(store, &client_id).await.map_err(err)?;
-            print_json(&json!({
-                "client_id": rotated.client_id,
-                "client_secret": rotated.client_secret.expose(),
-            }))
+            print_json(&rotated.to_json())
         }
         ClientCommand::Disable { client_id } => print_json(
             &admin::disable_client(store, &client_id)
@@ -297,6 +325,18 @@ async fn token_command(
                 .await
                 .map_err(|e| e.to_string())?;
             print_json(&revoked)
+        }
+    }
+}
+
+async fn keys_command(config: &Config, store: &Store, command: KeysCommand) -> Result<(), String> {
+    let err = |e: admin::AdminError| e.to_string();
+    match command {
+        KeysCommand::Rotate => print_json(&admin::rotate_key(store, config).await.map_err(err)?),
+        KeysCommand::List => print_json(&admin::list_keys(store, config).await.map_err(err)?),
+        KeysCommand::Remove { kid } => {
+            admin::remove_key(store, config, &kid).await.map_err(err)?;
+            print_json(&json!({"kid": kid, "removed": true}))
         }
     }
 }

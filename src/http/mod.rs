@@ -1,15 +1,20 @@
 //! The HTTP layer: shared state, the router and its layers.
 
+mod caller;
 pub mod form;
 mod health;
 mod introspect;
+mod jwks;
 pub mod metadata;
 pub mod ratelimit;
+mod revoke;
+mod token;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, Request, header};
@@ -21,6 +26,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::auth::Authenticator;
+use crate::auth::assertion::AssertionVerifier;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::introspection::Introspector;
@@ -38,17 +44,34 @@ pub struct AppState {
     pub introspector: Introspector,
     pub metadata: Arc<Metadata>,
     pub rate_limit: Option<Arc<ratelimit::Config>>,
+    /// Verifies `private_key_jwt` client assertions (RFC 7523).
+    pub assertions: AssertionVerifier,
+    /// The published JWK Set, serialized once.
+    pub jwks: Bytes,
 }
+
+/// Where the public keys are published (`jwks_uri`).
+pub const JWKS_PATH: &str = "/jwks";
 
 impl AppState {
     /// Builds the state over a migrated store: loads (or creates) the signing keys.
     pub async fn build(config: Config, store: Store) -> Result<Self, KeyError> {
         let keys = Arc::new(KeySet::load(&config, &store).await?);
+        let signing_alg = keys
+            .public_signing_alg()
+            .and_then(|alg| serde_json::to_value(alg).ok())
+            .and_then(|alg| alg.as_str().map(str::to_owned));
         Ok(AppState {
             auth: Authenticator::new(store.clone()),
             introspector: Introspector::new(store.clone(), keys.clone(), &config.issuer),
-            metadata: Arc::new(Metadata::new(&config)),
+            metadata: Arc::new(Metadata::new(&config, signing_alg.as_deref())),
             rate_limit: ratelimit::config(&config.rate_limit),
+            assertions: AssertionVerifier::new(
+                store.clone(),
+                &config.issuer,
+                config.jwt.leeway_seconds,
+            ),
+            jwks: Bytes::from(serde_json::to_vec(keys.jwks()).unwrap_or_default()),
             keys,
             store,
             config: Arc::new(config),
@@ -64,13 +87,19 @@ pub fn router(state: AppState) -> Router {
         .allow_headers(Any);
     let metadata = get(metadata::metadata)
         .fallback(|| async { ApiError::MethodNotAllowed { allow: "GET" } })
+        .layer(cors.clone());
+    let jwks = get(jwks::jwks)
+        .fallback(|| async { ApiError::MethodNotAllowed { allow: "GET" } })
         .layer(cors);
+    let post_only = || async { ApiError::MethodNotAllowed { allow: "POST" } };
     let mut limited = Router::new()
         .route(
-            "/introspect",
-            post(introspect::introspect)
-                .fallback(|| async { ApiError::MethodNotAllowed { allow: "POST" } }),
+            introspect::PATH,
+            post(introspect::introspect).fallback(post_only),
         )
+        .route(token::PATH, post(token::token).fallback(post_only))
+        .route(revoke::PATH, post(revoke::revoke).fallback(post_only))
+        .route(JWKS_PATH, jwks)
         .route(&state.metadata.path, metadata);
     if let Some(limits) = &state.rate_limit {
         limited = limited.layer(

@@ -1,5 +1,8 @@
 //! Client authentication (RFC 6749 §2.3.1): `client_secret_basic` and
-//! `client_secret_post`, checked against argon2id hashes.
+//! `client_secret_post`, checked against argon2id hashes; `private_key_jwt` (RFC 7523)
+//! lives in [`assertion`].
+
+pub mod assertion;
 
 use std::sync::Arc;
 
@@ -32,6 +35,34 @@ pub enum AuthError {
     Failed(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Credentials of any supported method.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    Secret(Presented),
+    Assertion(assertion::ClientAssertion),
+}
+
+/// Reads the credentials of a request whatever its method: a client assertion (RFC 7521
+/// §4.2) or a secret as in [`presented`]. `param` reads a form parameter. Exactly one
+/// method may be used.
+pub fn credentials<'a>(
+    authorization: Option<&HeaderValue>,
+    param: impl Fn(&str) -> Option<&'a str>,
+) -> Result<Credentials, AuthError> {
+    let assertion_type = param("client_assertion_type");
+    let assertion = param("client_assertion");
+    if assertion_type.is_none() && assertion.is_none() {
+        return presented(authorization, param("client_id"), param("client_secret"))
+            .map(Credentials::Secret);
+    }
+    if authorization.is_some() || param("client_secret").is_some() {
+        return Err(AuthError::Malformed(
+            "use exactly one client authentication method",
+        ));
+    }
+    assertion::presented(param("client_id"), assertion_type, assertion).map(Credentials::Assertion)
 }
 
 /// Reads the credentials of a request: the `Authorization` header and the
@@ -230,6 +261,38 @@ mod tests {
         assert!(matches!(
             presented(Some(&basic(":secret")), None, None),
             Err(AuthError::Failed(_))
+        ));
+    }
+
+    fn params(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<&'static str> {
+        move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    const ASSERTION: [(&str, &str); 2] = [
+        ("client_assertion_type", assertion::JWT_BEARER),
+        ("client_assertion", "a.b.c"),
+    ];
+
+    #[test]
+    fn assertion_beside_a_secret_is_two_methods() {
+        assert!(matches!(
+            credentials(None, params(&ASSERTION)),
+            Ok(Credentials::Assertion(_))
+        ));
+        assert!(matches!(
+            credentials(Some(&basic("a:b")), params(&ASSERTION)),
+            Err(AuthError::Malformed(_))
+        ));
+        const WITH_SECRET: [(&str, &str); 3] = [ASSERTION[0], ASSERTION[1], ("client_secret", "s")];
+        assert!(matches!(
+            credentials(None, params(&WITH_SECRET)),
+            Err(AuthError::Malformed(_))
+        ));
+        assert!(matches!(
+            credentials(Some(&basic("a:b")), params(&[])),
+            Ok(Credentials::Secret(_))
         ));
     }
 
