@@ -144,29 +144,19 @@ pub async fn client_credentials(
     resources: &[&str],
 ) -> Result<Issued, GrantError> {
     let scope = granted_scope(scope, &client.scope)?;
-    let audiences = granted_audiences(resources, &client.audiences)?;
-    let ttl = access_ttl(config);
-    let access = mint(
-        store,
-        keys,
-        &config.issuer,
-        MintRequest {
-            client,
-            subject: client.client_id.clone(),
-            username: None,
-            scope: Some(scope.clone()).filter(|s| !s.is_empty()),
-            audiences,
-            ttl,
-            token_use: TokenUse::AccessToken,
-            format: TokenFormat::Jwt,
-        },
-    )
-    .await?;
+    let access = AccessToken {
+        client,
+        subject: client.client_id.clone(),
+        username: None,
+        scope: &scope,
+        audiences: granted_audiences(resources, &client.audiences)?,
+    };
+    let (access, expires_in) = mint_access(store, keys, config, access).await?;
     Ok(Issued {
         access,
-        expires_in: ttl,
+        expires_in,
         refresh: None,
-        scope: Some(scope).filter(|s| !s.is_empty()),
+        scope: non_empty(scope),
     })
 }
 
@@ -194,28 +184,18 @@ pub async fn refresh(
     }
     let original = &found.token;
     let scope = narrowed_scope(scope, original.scope.as_deref().unwrap_or(""))?;
-    // RFC 8707 §2.2: a refresh may narrow the audience to resources of the grant.
-    let audiences = granted_audiences(resources, &original.audiences)?;
-    let ttl = access_ttl(config);
-    let access = mint(
-        store,
-        keys,
-        &config.issuer,
-        MintRequest {
-            client,
-            subject: original
-                .sub
-                .clone()
-                .unwrap_or_else(|| client.client_id.clone()),
-            username: original.username.clone(),
-            scope: Some(scope.clone()).filter(|s| !s.is_empty()),
-            audiences,
-            ttl,
-            token_use: TokenUse::AccessToken,
-            format: TokenFormat::Jwt,
-        },
-    )
-    .await?;
+    let access = AccessToken {
+        client,
+        subject: original
+            .sub
+            .clone()
+            .unwrap_or_else(|| client.client_id.clone()),
+        username: original.username.clone(),
+        scope: &scope,
+        // RFC 8707 §2.2: a refresh may narrow the audience to resources of the grant.
+        audiences: granted_audiences(resources, &original.audiences)?,
+    };
+    let (access, expires_in) = mint_access(store, keys, config, access).await?;
     let next = opaque::generate();
     // RFC 6749 §6: the new refresh token keeps the scope of the one it replaces; rotation
     // never extends the grant, so it also keeps its expiry.
@@ -248,9 +228,9 @@ pub async fn refresh(
     }
     Ok(Issued {
         access,
-        expires_in: ttl,
+        expires_in,
         refresh: Some(next),
-        scope: Some(scope).filter(|s| !s.is_empty()),
+        scope: non_empty(scope),
     })
 }
 
@@ -268,8 +248,38 @@ async fn reuse_detected(store: &Store, found: &FamilyRecord, now: i64) -> GrantE
     }
 }
 
-fn access_ttl(config: &Config) -> i64 {
-    i64::try_from(config.tokens.access_token_ttl).unwrap_or(i64::MAX)
+/// What a new access token says.
+struct AccessToken<'a> {
+    client: &'a ClientRecord,
+    subject: String,
+    username: Option<String>,
+    scope: &'a str,
+    audiences: Vec<String>,
+}
+
+/// A JWT access token (RFC 9068) with the configured lifetime, and that lifetime.
+async fn mint_access(
+    store: &Store,
+    keys: &KeySet,
+    config: &Config,
+    access: AccessToken<'_>,
+) -> Result<(Minted, i64), GrantError> {
+    let ttl = i64::try_from(config.tokens.access_token_ttl).unwrap_or(i64::MAX);
+    let request = MintRequest {
+        client: access.client,
+        subject: access.subject,
+        username: access.username,
+        scope: non_empty(access.scope.to_owned()),
+        audiences: access.audiences,
+        ttl,
+        token_use: TokenUse::AccessToken,
+        format: TokenFormat::Jwt,
+    };
+    Ok((mint(store, keys, &config.issuer, request).await?, ttl))
+}
+
+fn non_empty(scope: String) -> Option<String> {
+    Some(scope).filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]
@@ -295,6 +305,10 @@ mod tests {
             family_id: "j".to_owned(),
             rotated_at: None,
         }
+    }
+
+    fn is_invalid(state: RefreshState) -> bool {
+        matches!(state, RefreshState::Invalid(_))
     }
 
     #[test]
@@ -342,19 +356,13 @@ mod tests {
     fn refresh_token_must_belong_to_the_caller() {
         let found = stored("a", TokenUse::RefreshToken);
         assert_eq!(refresh_state(&found, "a", 0), RefreshState::Usable);
-        assert!(matches!(
-            refresh_state(&found, "b", 0),
-            RefreshState::Invalid(_)
-        ));
+        assert!(is_invalid(refresh_state(&found, "b", 0)));
     }
 
     #[test]
     fn access_tokens_are_not_refresh_tokens() {
         let found = stored("a", TokenUse::AccessToken);
-        assert!(matches!(
-            refresh_state(&found, "a", 0),
-            RefreshState::Invalid(_)
-        ));
+        assert!(is_invalid(refresh_state(&found, "a", 0)));
     }
 
     #[test]
@@ -364,18 +372,12 @@ mod tests {
         found.token.revoked_at = Some(5);
         assert_eq!(refresh_state(&found, "a", 0), RefreshState::Reused);
         found.rotated_at = None;
-        assert!(matches!(
-            refresh_state(&found, "a", 0),
-            RefreshState::Invalid(_)
-        ));
+        assert!(is_invalid(refresh_state(&found, "a", 0)));
     }
 
     #[test]
     fn expired_refresh_token_is_invalid() {
         let found = stored("a", TokenUse::RefreshToken);
-        assert!(matches!(
-            refresh_state(&found, "a", 100),
-            RefreshState::Invalid(_)
-        ));
+        assert!(is_invalid(refresh_state(&found, "a", 100)));
     }
 }

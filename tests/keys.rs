@@ -307,6 +307,12 @@ fn issuer(app: &TestApp) -> Value {
     json!(app.config.issuer)
 }
 
+/// The client credentials grant, authenticated by a fresh assertion signed with `key`.
+async fn token_signed_by(app: &TestApp, key: &ClientKey, client_id: &str) -> TestResponse {
+    let jwt = key.sign(&claims(client_id, issuer(app)));
+    with_assertion(app, "/token", &jwt, &[("grant_type", "client_credentials")]).await
+}
+
 fn assert_invalid_client(response: &TestResponse) {
     assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{response:?}");
     assert_eq!(response.json["error"], "invalid_client", "{response:?}");
@@ -315,13 +321,7 @@ fn assert_invalid_client(response: &TestResponse) {
 async fn private_key_jwt_authenticates_at_every_endpoint(app: TestApp) {
     let key = ClientKey::ed25519("k1");
     let client = jwt_client(&app, &[&key]).await;
-    let response = with_assertion(
-        &app,
-        "/token",
-        &key.sign(&claims(&client.id, issuer(&app))),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let response = token_signed_by(&app, &key, &client.id).await;
     assert_eq!(response.status, StatusCode::OK, "{response:?}");
     let token = response.json["access_token"].as_str().unwrap().to_owned();
     let introspect = |jwt: String| {
@@ -349,13 +349,7 @@ async fn private_key_jwt_accepts_es256_and_rs256_keys(app: TestApp) {
     let rs = ClientKey::rs256("rsa");
     let client = jwt_client(&app, &[&es, &rs]).await;
     for key in [&es, &rs] {
-        let response = with_assertion(
-            &app,
-            "/token",
-            &key.sign(&claims(&client.id, issuer(&app))),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
+        let response = token_signed_by(&app, key, &client.id).await;
         assert_eq!(
             response.status,
             StatusCode::OK,

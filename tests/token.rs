@@ -5,7 +5,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{TestApp, TestClient, TestResponse, form, issue_request, post_form};
+use common::{TestApp, TestClient, TestResponse, assert_error, form, issue_request, post_form};
 use introspectd::admin::NewClient;
 use introspectd::secret::RawToken;
 use introspectd::store::{TokenRecord, TokenUse};
@@ -14,16 +14,6 @@ use serde_json::json;
 
 const API: &str = "https://api.example";
 const OTHER_API: &str = "https://other.example";
-
-fn assert_error(response: &TestResponse, status: StatusCode, error: &str) {
-    assert_eq!(response.status, status, "{response:?}");
-    assert_eq!(response.json["error"], error, "{response:?}");
-    assert!(
-        response.json["error_description"].is_string(),
-        "{response:?}"
-    );
-    assert_eq!(response.headers[header::CACHE_CONTROL], "no-store");
-}
 
 fn assert_issued(response: &TestResponse) {
     assert_eq!(response.status, StatusCode::OK, "{response:?}");

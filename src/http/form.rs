@@ -47,6 +47,12 @@ impl OAuthForm {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A parameter the request must carry: `invalid_request` without it (RFC 6749 §5.2).
+    pub fn required(&self, name: &'static str) -> Result<&str, ApiError> {
+        self.get(name)
+            .ok_or_else(|| ApiError::invalid_request(format!("missing parameter {name}")))
+    }
+
     /// Every value of a repeatable parameter, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.params

@@ -21,9 +21,7 @@ pub async fn introspect(
     form: OAuthForm,
 ) -> Result<Response, ApiError> {
     let credentials = caller::credentials(&headers, &form)?;
-    let token = form
-        .get("token")
-        .ok_or_else(|| ApiError::invalid_request("missing parameter token"))?;
+    let token = form.required("token")?;
     // RFC 7662 §2.1: an unknown hint is not an error; it just orders nothing.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
     let caller = caller::authenticate(&state, &credentials, PATH).await?;

@@ -19,9 +19,7 @@ pub async fn revoke(
     form: OAuthForm,
 ) -> Result<StatusCode, ApiError> {
     let credentials = caller::credentials(&headers, &form)?;
-    let token = form
-        .get("token")
-        .ok_or_else(|| ApiError::invalid_request("missing parameter token"))?;
+    let token = form.required("token")?;
     // RFC 7009 §2.1: an unknown hint only means the search covers every type.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
     let client = caller::authenticate(&state, &credentials, PATH).await?;

@@ -32,9 +32,7 @@ pub async fn token(
     form: OAuthForm,
 ) -> Result<Response, ApiError> {
     let credentials = caller::credentials(&headers, &form)?;
-    let grant_type = form
-        .get("grant_type")
-        .ok_or_else(|| ApiError::invalid_request("missing parameter grant_type"))?;
+    let grant_type = form.required("grant_type")?;
     let client = caller::authenticate(&state, &credentials, PATH).await?;
     let scope = form.get("scope");
     let resources: Vec<&str> = form.get_all("resource").collect();
@@ -44,9 +42,7 @@ pub async fn token(
             grant::client_credentials(store, keys, config, &client, scope, &resources).await?
         }
         "refresh_token" => {
-            let refresh_token = form
-                .get("refresh_token")
-                .ok_or_else(|| ApiError::invalid_request("missing parameter refresh_token"))?;
+            let refresh_token = form.required("refresh_token")?;
             grant::refresh(
                 store,
                 keys,

@@ -356,6 +356,17 @@ pub async fn send(router: &Router, request: Request<Body>) -> TestResponse {
     }
 }
 
+/// An OAuth error answer (RFC 6749 §5.2) with its status and code, never cached.
+pub fn assert_error(response: &TestResponse, status: StatusCode, error: &str) {
+    assert_eq!(response.status, status, "{response:?}");
+    assert_eq!(response.json["error"], error, "{response:?}");
+    assert!(
+        response.json["error_description"].is_string(),
+        "{response:?}"
+    );
+    assert_eq!(response.headers[header::CACHE_CONTROL], "no-store");
+}
+
 /// Runs `test` against a fresh app of `backend`, skipping when Postgres is unavailable.
 pub async fn run<F, Fut>(backend: Backend, test: F)
 where
