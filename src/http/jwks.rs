@@ -13,12 +13,14 @@ const JWK_SET_MEDIA_TYPE: &str = "application/jwk-set+json";
 /// Verifiers may cache the set briefly; keys change only when an instance restarts.
 const CACHE_CONTROL: &str = "public, max-age=300";
 
+/// Written from the loaded key set on each request, so it always matches the keys that
+/// verify.
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, JWK_SET_MEDIA_TYPE),
             (header::CACHE_CONTROL, CACHE_CONTROL),
         ],
-        state.jwks.clone(),
+        serde_json::to_vec(state.keys.jwks()).unwrap_or_default(),
     )
 }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, Request, header};
@@ -46,8 +45,6 @@ pub struct AppState {
     pub rate_limit: Option<Arc<ratelimit::Config>>,
     /// Verifies `private_key_jwt` client assertions (RFC 7523).
     pub assertions: AssertionVerifier,
-    /// The published JWK Set, serialized once.
-    pub jwks: Bytes,
 }
 
 /// Where the public keys are published (`jwks_uri`).
@@ -71,7 +68,6 @@ impl AppState {
                 &config.issuer,
                 config.jwt.leeway_seconds,
             ),
-            jwks: Bytes::from(serde_json::to_vec(keys.jwks()).unwrap_or_default()),
             keys,
             store,
             config: Arc::new(config),
