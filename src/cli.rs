@@ -57,6 +57,8 @@ pub enum Command {
     Keys(KeysCommand),
 }
 
+// Generated ids, kids and opaque tokens are base64url and may begin with '-', so the
+// positional arguments that take them accept leading hyphens.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Generate a new Ed25519 key; it signs from the next start on, older keys keep verifying
@@ -64,7 +66,10 @@ pub enum KeysCommand {
     /// List generated keys, newest (the signing one) first
     List,
     /// Remove a generated key; tokens it signed read inactive from the next start on
-    Remove { kid: String },
+    Remove {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,13 +79,25 @@ pub enum ClientCommand {
     /// List every client
     List,
     /// Show one client
-    Show { client_id: String },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Give a client a new secret; the old one stops working at once
-    RotateSecret { client_id: String },
+    RotateSecret {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Stop a client from authenticating; its tokens read inactive
-    Disable { client_id: String },
+    Disable {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Delete a client and the opaque tokens it holds
-    Delete { client_id: String },
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -109,7 +126,10 @@ pub enum TokenCommand {
     /// Mint a token for a client
     Issue(IssueArgs),
     /// Revoke a token (`-` reads it from stdin)
-    Revoke { token: String },
+    Revoke {
+        #[arg(allow_hyphen_values = true)]
+        token: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -126,7 +146,7 @@ pub enum FormatArg {
 
 #[derive(Debug, Args)]
 pub struct IssueArgs {
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub client_id: String,
     #[arg(long)]
     pub subject: String,
@@ -399,6 +419,32 @@ mod tests {
         };
         assert_eq!(args.audiences, vec!["https://a", "https://b"]);
         assert!(matches!(args.token_type, TypeArg::Refresh));
+    }
+
+    #[test]
+    fn ids_may_begin_with_a_hyphen() {
+        let cli = Cli::try_parse_from(["introspectd", "client", "show", "-Kx_1"]).unwrap();
+        let Some(Command::Client(ClientCommand::Show { client_id })) = cli.command else {
+            panic!("expected client show");
+        };
+        assert_eq!(client_id, "-Kx_1");
+        let cases: [&[&str]; 4] = [
+            &["introspectd", "token", "revoke", "-abc"],
+            &["introspectd", "keys", "remove", "-abc"],
+            &["introspectd", "client", "delete", "-abc"],
+            &[
+                "introspectd",
+                "token",
+                "issue",
+                "--client-id",
+                "-abc",
+                "--subject",
+                "s",
+            ],
+        ];
+        for args in cases {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
     }
 
     #[test]
