@@ -94,7 +94,8 @@ pub struct NewClient {
     pub jwks: Option<String>,
 }
 
-/// Registers a client with a fresh id and secret; only the secret's hash is stored.
+/// Registers a client with a fresh id and secret; only the secret's hash is stored. A
+/// `private_key_jwt` client's JWK Set is stored beside it, and its secret is never shown.
 pub async fn create_client(store: &Store, new: NewClient) -> Result<Credentials, AdminError> {
     let name = new.name.trim();
     if name.is_empty() || name.len() > 200 {

@@ -218,7 +218,7 @@ pub async fn refresh(
             &digest,
             &record,
             &found.family_id,
-            Some((&access.jti, access.exp)),
+            (&access.jti, access.exp),
             issued_at,
         )
         .await?;

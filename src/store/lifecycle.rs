@@ -58,14 +58,14 @@ impl Store {
     }
 
     /// Retires the refresh token `old` and stores `new` in its family, in one
-    /// transaction; `access` is the (jti, exp) of a JWT access token minted with it, so
+    /// transaction; `access` is the (jti, exp) of the JWT access token minted with it, so
     /// that revoking the family reaches it too. Only one exchange of `old` can win.
     pub async fn rotate_refresh_token(
         &self,
         old: &[u8; 32],
         new: &TokenRecord,
         family_id: &str,
-        access: Option<(&str, i64)>,
+        access: (&str, i64),
         now: i64,
     ) -> Result<Rotation, StoreError> {
         // A retired token reads inactive at once; rotated_at tells reuse from revocation.
@@ -96,14 +96,12 @@ impl Store {
                 .bind(family_id)
                 .execute(&mut *tx)
                 .await?;
-            if let Some((jti, exp)) = access {
-                sqlx::query(remember)
-                    .bind(jti)
-                    .bind(family_id)
-                    .bind(exp)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            sqlx::query(remember)
+                .bind(access.0)
+                .bind(family_id)
+                .bind(access.1)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         });
         Ok(Rotation::Rotated)
