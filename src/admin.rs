@@ -2,13 +2,16 @@
 
 use serde::Serialize;
 
+use crate::auth::assertion::parse_client_jwks;
 use crate::auth::hash_secret;
+use crate::config::Config;
+use crate::revocation;
 use crate::secret::{ClientSecret, RawToken};
-use crate::store::{AuthMethod, ClientRecord, Store, StoreError, TokenUse};
+use crate::store::{AuthMethod, ClientRecord, Store, StoreError, StoredKey, TokenUse};
 use crate::token::claims::{scope_items, valid_scope_token};
-use crate::token::jwt::KeySet;
+use crate::token::jwt::{KeySet, generate_ed25519};
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
-use crate::token::{now, opaque, random_string};
+use crate::token::{now, random_string};
 
 /// Longest lifetime a token may be given: ten years.
 const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3_600;
@@ -40,6 +43,9 @@ pub struct ClientView {
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The public keys of a `private_key_jwt` client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
 }
 
 impl From<ClientRecord> for ClientView {
@@ -53,15 +59,29 @@ impl From<ClientRecord> for ClientView {
             disabled: c.disabled,
             created_at: c.created_at,
             updated_at: c.updated_at,
+            jwks: None,
         }
     }
 }
 
-/// A client's id and its secret, shown once.
+/// A client's id and its secret, shown once. A `private_key_jwt` client's secret is
+/// never used, so it is not shown.
 #[derive(Clone, Debug)]
 pub struct Credentials {
     pub client_id: String,
     pub client_secret: ClientSecret,
+    pub auth_method: AuthMethod,
+}
+
+impl Credentials {
+    /// The JSON printed for the operator: the secret only when the client uses one.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut json = serde_json::json!({"client_id": self.client_id});
+        if self.auth_method != AuthMethod::PrivateKeyJwt {
+            json["client_secret"] = self.client_secret.expose().into();
+        }
+        json
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -70,9 +90,12 @@ pub struct NewClient {
     pub audiences: Vec<String>,
     pub scope: Option<String>,
     pub auth_method: Option<String>,
+    /// The public JWK Set of a `private_key_jwt` client (RFC 7523 §2.2), as JSON.
+    pub jwks: Option<String>,
 }
 
-/// Registers a client with a fresh id and secret; only the secret's hash is stored.
+/// Registers a client with a fresh id and secret; only the secret's hash is stored. A
+/// `private_key_jwt` client's JWK Set is stored beside it, and its secret is never shown.
 pub async fn create_client(store: &Store, new: NewClient) -> Result<Credentials, AdminError> {
     let name = new.name.trim();
     if name.is_empty() || name.len() > 200 {
@@ -84,9 +107,26 @@ pub async fn create_client(store: &Store, new: NewClient) -> Result<Credentials,
         None => AuthMethod::ClientSecretBasic,
         Some(m) => AuthMethod::parse(m).ok_or_else(|| {
             AdminError::Invalid(format!(
-                "--auth-method must be client_secret_basic or client_secret_post, not {m:?}"
+                "--auth-method must be client_secret_basic, client_secret_post or \
+                 private_key_jwt, not {m:?}"
             ))
         })?,
+    };
+    let jwks = match (auth_method, new.jwks.as_deref()) {
+        (AuthMethod::PrivateKeyJwt, Some(text)) => Some(
+            parse_client_jwks(text).map_err(|why| AdminError::Invalid(format!("--jwks: {why}")))?,
+        ),
+        (AuthMethod::PrivateKeyJwt, None) => {
+            return Err(AdminError::Invalid(
+                "private_key_jwt clients need --jwks or --jwks-file".to_owned(),
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(AdminError::Invalid(
+                "--jwks is only for --auth-method private_key_jwt".to_owned(),
+            ));
+        }
+        (_, None) => None,
     };
     let scope = normalize_scope(new.scope.as_deref().unwrap_or(""))?;
     let audiences = normalize_audiences(&new.audiences)?;
@@ -106,14 +146,22 @@ pub async fn create_client(store: &Store, new: NewClient) -> Result<Credentials,
             updated_at: created,
         })
         .await?;
+    if let Some(jwks) = jwks {
+        store.set_client_jwks(&client_id, &jwks).await?;
+    }
     Ok(Credentials {
         client_id,
         client_secret,
+        auth_method,
     })
 }
 
 pub async fn show_client(store: &Store, client_id: &str) -> Result<ClientView, AdminError> {
-    existing(store, client_id).await.map(ClientView::from)
+    let mut view = ClientView::from(existing(store, client_id).await?);
+    if let Some(jwks) = store.client_jwks(client_id).await? {
+        view.jwks = serde_json::from_str(&jwks).ok();
+    }
+    Ok(view)
 }
 
 pub async fn list_clients(store: &Store) -> Result<Vec<ClientView>, AdminError> {
@@ -127,6 +175,12 @@ pub async fn list_clients(store: &Store) -> Result<Vec<ClientView>, AdminError> 
 
 /// Gives a client a new secret; the old one stops working at once.
 pub async fn rotate_secret(store: &Store, client_id: &str) -> Result<Credentials, AdminError> {
+    let client = existing(store, client_id).await?;
+    if client.auth_method == AuthMethod::PrivateKeyJwt {
+        return Err(AdminError::Invalid(format!(
+            "client {client_id:?} authenticates with private_key_jwt and has no secret"
+        )));
+    }
     let client_secret = ClientSecret::new(random_string(32));
     if !store
         .set_client_secret_hash(client_id, &hash_secret(&client_secret), now())
@@ -137,6 +191,7 @@ pub async fn rotate_secret(store: &Store, client_id: &str) -> Result<Credentials
     Ok(Credentials {
         client_id: client_id.to_owned(),
         client_secret,
+        auth_method: client.auth_method,
     })
 }
 
@@ -243,31 +298,102 @@ pub struct Revoked {
     pub jti: String,
 }
 
-/// Revokes a JWT access token by its `jti`, or an opaque token in the store.
+/// Revokes a JWT access token by its `jti`, or an opaque token in the store; a refresh
+/// token takes every token of its grant with it.
 pub async fn revoke_token(
     store: &Store,
     keys: &KeySet,
     token: &RawToken,
 ) -> Result<Revoked, AdminError> {
-    if let Ok(claims) = keys.verify_ignoring_time(token.expose()) {
-        store.revoke_jti(&claims.jti, claims.exp, now()).await?;
-        return Ok(Revoked {
-            revoked: true,
-            token_use: TokenUse::AccessToken,
-            jti: claims.jti,
-        });
-    }
-    let digest = opaque::digest(token.expose());
-    let record = store
-        .token_by_digest(&digest)
+    let found = revocation::find(store, keys, token.expose(), None)
         .await?
         .ok_or(AdminError::UnknownToken)?;
-    store.revoke_token(&digest, now()).await?;
+    revocation::revoke(store, &found, now()).await?;
     Ok(Revoked {
         revoked: true,
-        token_use: record.token_use,
-        jti: record.jti,
+        token_use: found.token_use(),
+        jti: found.jti().to_owned(),
     })
+}
+
+/// A generated signing key as shown to operators: never its private part.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyView {
+    pub kid: String,
+    pub alg: String,
+    pub created_at: i64,
+    /// Whether new tokens are signed with it: the newest generated key signs unless
+    /// `jwt.keys` is configured.
+    pub signing: bool,
+}
+
+/// Generated keys, newest (the signing one) first.
+pub async fn list_keys(store: &Store, config: &Config) -> Result<Vec<KeyView>, AdminError> {
+    let stored = store.signing_keys().await?;
+    let generated_sign = config.jwt.keys.is_empty();
+    Ok(stored
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, key)| KeyView {
+            kid: key.kid.clone(),
+            alg: key.alg.clone(),
+            created_at: key.created_at,
+            signing: generated_sign && i == 0,
+        })
+        .collect())
+}
+
+/// Generates a new Ed25519 key that signs from the next start on; older keys keep
+/// verifying the tokens they signed until removed.
+pub async fn rotate_key(store: &Store, config: &Config) -> Result<KeyView, AdminError> {
+    refuse_when_keys_configured(config)?;
+    let stored = store.signing_keys().await?;
+    let mut key = generate_ed25519();
+    key.created_at = next_key_time(&stored, key.created_at);
+    store.insert_signing_key(&key).await?;
+    Ok(KeyView {
+        kid: key.kid,
+        alg: key.alg,
+        created_at: key.created_at,
+        signing: true,
+    })
+}
+
+/// Removes a generated key: tokens it signed read inactive from the next start on. The
+/// signing key stays until another key replaces it.
+pub async fn remove_key(store: &Store, config: &Config, kid: &str) -> Result<(), AdminError> {
+    let stored = store.signing_keys().await?;
+    if !stored.iter().any(|k| k.kid == kid) {
+        return Err(AdminError::Invalid(format!("unknown key {kid:?}")));
+    }
+    if config.jwt.keys.is_empty() && stored.last().is_some_and(|k| k.kid == kid) {
+        return Err(AdminError::Invalid(format!(
+            "key {kid:?} signs new tokens; run `keys rotate` first"
+        )));
+    }
+    store.delete_signing_key(kid).await?;
+    Ok(())
+}
+
+fn refuse_when_keys_configured(config: &Config) -> Result<(), AdminError> {
+    if config.jwt.keys.is_empty() {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(
+            "jwt.keys is configured, so generated keys are not used; rotate the configured keys"
+                .to_owned(),
+        ))
+    }
+}
+
+/// The newest key signs (ordered by creation time): a new key is stamped after every
+/// existing one even when created within the same second.
+fn next_key_time(stored: &[StoredKey], now: i64) -> i64 {
+    stored
+        .iter()
+        .map(|k| k.created_at.saturating_add(1))
+        .fold(now, i64::max)
 }
 
 async fn existing(store: &Store, client_id: &str) -> Result<ClientRecord, AdminError> {
@@ -325,6 +451,25 @@ mod tests {
         assert_eq!(scope_outside("read", "read write"), None);
         assert_eq!(scope_outside("read admin", "read write"), Some("admin"));
         assert_eq!(scope_outside("anything", ""), None);
+    }
+
+    #[test]
+    fn rotated_key_is_newer_than_every_stored_key() {
+        let mut key = generate_ed25519();
+        key.created_at = 100;
+        assert_eq!(next_key_time(std::slice::from_ref(&key), 100), 101);
+        assert_eq!(next_key_time(std::slice::from_ref(&key), 500), 500);
+        assert_eq!(next_key_time(&[], 7), 7);
+    }
+
+    #[test]
+    fn private_key_jwt_credentials_show_no_secret() {
+        let credentials = Credentials {
+            client_id: "c".to_owned(),
+            client_secret: ClientSecret::new("s"),
+            auth_method: AuthMethod::PrivateKeyJwt,
+        };
+        assert_eq!(credentials.to_json(), serde_json::json!({"client_id": "c"}));
     }
 
     #[test]

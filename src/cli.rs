@@ -52,6 +52,24 @@ pub enum Command {
     /// Mint and revoke tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the generated signing keys published at /jwks
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+// Generated ids, kids and opaque tokens are base64url and may begin with '-', so the
+// positional arguments that take them accept leading hyphens.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a new Ed25519 key; it signs from the next start on, older keys keep verifying
+    Rotate,
+    /// List generated keys, newest (the signing one) first
+    List,
+    /// Remove a generated key; tokens it signed read inactive from the next start on
+    Remove {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,13 +79,25 @@ pub enum ClientCommand {
     /// List every client
     List,
     /// Show one client
-    Show { client_id: String },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Give a client a new secret; the old one stops working at once
-    RotateSecret { client_id: String },
+    RotateSecret {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Stop a client from authenticating; its tokens read inactive
-    Disable { client_id: String },
+    Disable {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Delete a client and the opaque tokens it holds
-    Delete { client_id: String },
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -80,9 +110,15 @@ pub struct CreateClient {
     /// Space-separated scopes the client may hold
     #[arg(long)]
     pub scope: Option<String>,
-    /// client_secret_basic (default) or client_secret_post
+    /// client_secret_basic (default), client_secret_post or private_key_jwt
     #[arg(long, value_name = "M")]
     pub auth_method: Option<String>,
+    /// The client's public JWK Set, for private_key_jwt
+    #[arg(long, value_name = "JSON", conflicts_with = "jwks_file")]
+    pub jwks: Option<String>,
+    /// A file holding the client's public JWK Set, for private_key_jwt
+    #[arg(long, value_name = "PATH")]
+    pub jwks_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +126,10 @@ pub enum TokenCommand {
     /// Mint a token for a client
     Issue(IssueArgs),
     /// Revoke a token (`-` reads it from stdin)
-    Revoke { token: String },
+    Revoke {
+        #[arg(allow_hyphen_values = true)]
+        token: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -107,7 +146,7 @@ pub enum FormatArg {
 
 #[derive(Debug, Args)]
 pub struct IssueArgs {
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub client_id: String,
     #[arg(long)]
     pub subject: String,
@@ -199,6 +238,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 store.close().await;
                 result
             }
+            Some(Command::Keys(command)) => {
+                let store = open_store(&config).await.map_err(|e| e.to_string())?;
+                let result = keys_command(&config, &store, command).await;
+                store.close().await;
+                result
+            }
         }
     })
 }
@@ -207,6 +252,14 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
     let err = |e: admin::AdminError| e.to_string();
     match command {
         ClientCommand::Create(args) => {
+            let jwks = match (args.jwks, args.jwks_file) {
+                (Some(jwks), _) => Some(jwks),
+                (None, Some(path)) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| format!("--jwks-file: cannot read {}: {e}", path.display()))?,
+                ),
+                (None, None) => None,
+            };
             let created = admin::create_client(
                 store,
                 NewClient {
@@ -214,14 +267,12 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
                     audiences: args.audiences,
                     scope: args.scope,
                     auth_method: args.auth_method,
+                    jwks,
                 },
             )
             .await
             .map_err(err)?;
-            print_json(&json!({
-                "client_id": created.client_id,
-                "client_secret": created.client_secret.expose(),
-            }))
+            print_json(&created.to_json())
         }
         ClientCommand::List => print_json(&admin::list_clients(store).await.map_err(err)?),
         ClientCommand::Show { client_id } => {
@@ -229,10 +280,7 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
         }
         ClientCommand::RotateSecret { client_id } => {
             let rotated = admin::rotate_secret(store, &client_id).await.map_err(err)?;
-            print_json(&json!({
-                "client_id": rotated.client_id,
-                "client_secret": rotated.client_secret.expose(),
-            }))
+            print_json(&rotated.to_json())
         }
         ClientCommand::Disable { client_id } => print_json(
             &admin::disable_client(store, &client_id)
@@ -301,6 +349,18 @@ async fn token_command(
     }
 }
 
+async fn keys_command(config: &Config, store: &Store, command: KeysCommand) -> Result<(), String> {
+    let err = |e: admin::AdminError| e.to_string();
+    match command {
+        KeysCommand::Rotate => print_json(&admin::rotate_key(store, config).await.map_err(err)?),
+        KeysCommand::List => print_json(&admin::list_keys(store, config).await.map_err(err)?),
+        KeysCommand::Remove { kid } => {
+            admin::remove_key(store, config, &kid).await.map_err(err)?;
+            print_json(&json!({"kid": kid, "removed": true}))
+        }
+    }
+}
+
 fn read_token_from_stdin() -> Result<RawToken, String> {
     let mut line = String::new();
     std::io::stdin()
@@ -359,6 +419,32 @@ mod tests {
         };
         assert_eq!(args.audiences, vec!["https://a", "https://b"]);
         assert!(matches!(args.token_type, TypeArg::Refresh));
+    }
+
+    #[test]
+    fn ids_may_begin_with_a_hyphen() {
+        let cli = Cli::try_parse_from(["introspectd", "client", "show", "-Kx_1"]).unwrap();
+        let Some(Command::Client(ClientCommand::Show { client_id })) = cli.command else {
+            panic!("expected client show");
+        };
+        assert_eq!(client_id, "-Kx_1");
+        let cases: [&[&str]; 4] = [
+            &["introspectd", "token", "revoke", "-abc"],
+            &["introspectd", "keys", "remove", "-abc"],
+            &["introspectd", "client", "delete", "-abc"],
+            &[
+                "introspectd",
+                "token",
+                "issue",
+                "--client-id",
+                "-abc",
+                "--subject",
+                "s",
+            ],
+        ];
+        for args in cases {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
     }
 
     #[test]

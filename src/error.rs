@@ -22,6 +22,23 @@ pub enum ApiError {
     /// 401 `invalid_client` (RFC 6749 §5.2) with a Basic challenge.
     #[error("invalid_client: {0}")]
     InvalidClient(&'static str),
+    /// 400 `invalid_grant` (RFC 6749 §5.2): the refresh token is unknown, expired,
+    /// revoked, already used or issued to another client.
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(&'static str),
+    /// 400 `invalid_scope` (RFC 6749 §5.2): malformed, or beyond what the client may hold.
+    #[error("invalid_scope: {0}")]
+    InvalidScope(Cow<'static, str>),
+    /// 400 `invalid_target` (RFC 8707 §2): a `resource` the client may not ask for.
+    #[error("invalid_target: {0}")]
+    InvalidTarget(Cow<'static, str>),
+    /// 400 `unsupported_grant_type` (RFC 6749 §5.2).
+    #[error("unsupported_grant_type: {0}")]
+    UnsupportedGrantType(&'static str),
+    /// 400 `unauthorized_client` (RFC 6749 §5.2, RFC 7009 §2.1): the client may not do
+    /// this, for example revoke a token issued to another client.
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(&'static str),
     /// 404 for paths this server does not serve.
     #[error("not found")]
     NotFound,
@@ -73,6 +90,29 @@ impl ApiError {
             ApiError::InvalidClient(d) => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
+                Cow::Borrowed(*d),
+            ),
+            ApiError::InvalidGrant(d) => {
+                (StatusCode::BAD_REQUEST, "invalid_grant", Cow::Borrowed(*d))
+            }
+            ApiError::InvalidScope(d) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                Cow::Borrowed(d.as_ref()),
+            ),
+            ApiError::InvalidTarget(d) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                Cow::Borrowed(d.as_ref()),
+            ),
+            ApiError::UnsupportedGrantType(d) => (
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                Cow::Borrowed(*d),
+            ),
+            ApiError::UnauthorizedClient(d) => (
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
                 Cow::Borrowed(*d),
             ),
             ApiError::NotFound => (

@@ -1,5 +1,6 @@
 //! introspectd: OAuth 2.0 token introspection (RFC 7662) with authorization server
-//! metadata (RFC 8414), over an embedded SQLite or a shared Postgres store.
+//! metadata (RFC 8414), a token endpoint, revocation (RFC 7009) and published keys, over
+//! an embedded SQLite or a shared Postgres store.
 
 pub mod admin;
 pub mod auth;
@@ -7,9 +8,12 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod grant;
 pub mod http;
 pub mod introspection;
+pub mod introspection_jwt;
 pub mod limits;
+pub mod revocation;
 pub mod secret;
 pub mod server;
 pub mod store;

@@ -222,10 +222,108 @@ async fn cli_and_server_agree(backend: Backend) {
     }
 }
 
+async fn get_json(addr: SocketAddr, path: &str) -> Value {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = hyper::Request::get(format!("http://{addr}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client.request(request).await.expect("request");
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).expect("JSON")
+}
+
+async fn keys_and_signed_clients_from_the_command_line(backend: Backend) {
+    let Some((db, _guard)) = fresh_db(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let first = run_json(dir, &db, &["keys", "rotate"]);
+    let second = run_json(dir, &db, &["keys", "rotate"]);
+    let (first, second) = (
+        first["kid"].as_str().unwrap(),
+        second["kid"].as_str().unwrap(),
+    );
+    let listed = run_json(dir, &db, &["keys", "list"]);
+    assert_eq!(listed[0]["kid"], second);
+    assert_eq!(listed[0]["signing"], true);
+    assert_eq!(listed[1]["kid"], first);
+    let refused = run(dir, &db, &["keys", "remove", second]);
+    assert!(!refused.status.success(), "the signing key stays");
+
+    let server = Server::start(dir, &db);
+    let jwks = get_json(server.addr, "/jwks").await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, [second, first]);
+    let metadata = get_json(server.addr, "/.well-known/oauth-authorization-server").await;
+    assert!(
+        metadata["token_endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("/token")
+    );
+    let log = server.stop();
+    assert!(
+        !log.contains("require token_endpoint"),
+        "token_endpoint is served: {log}"
+    );
+    assert!(log.contains("require authorization_endpoint"), "{log}");
+
+    let removed = run_json(dir, &db, &["keys", "remove", first]);
+    assert_eq!(removed["removed"], true);
+    assert_eq!(
+        run_json(dir, &db, &["keys", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let jwks_file = dir.join("client-jwks.json");
+    std::fs::write(
+        &jwks_file,
+        serde_json::json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "kid": "c1",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let created = run_json(
+        dir,
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "signed",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            jwks_file.to_str().unwrap(),
+        ],
+    );
+    assert!(created["client_id"].is_string());
+    assert!(created.get("client_secret").is_none(), "{created}");
+    let shown = run_json(
+        dir,
+        &db,
+        &["client", "show", created["client_id"].as_str().unwrap()],
+    );
+    assert_eq!(shown["auth_method"], "private_key_jwt");
+    assert_eq!(shown["jwks"]["keys"][0]["kid"], "c1");
+}
+
 fn cli_rejects_bad_input_with_one_line(backend: Backend, db: &DatabaseUrl) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let cases: [&[&str]; 6] = [
+    let cases: [&[&str]; 9] = [
         &["client", "show", "no-such-client"],
         &[
             "token",
@@ -239,6 +337,23 @@ fn cli_rejects_bad_input_with_one_line(backend: Backend, db: &DatabaseUrl) {
         &["token", "revoke", "not-a-token"],
         &["client", "create", "--name", "x", "--audience", "not a uri"],
         &["client", "create", "--name", "x", "--auth-method", "none"],
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--auth-method",
+            "private_key_jwt",
+        ],
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--jwks",
+            "{\"keys\": []}",
+        ],
+        &["keys", "remove", "no-such-kid"],
     ];
     for args in cases {
         let output = run(dir, db, args);
@@ -264,6 +379,16 @@ async fn cli_and_server_agree_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_and_server_agree_on_postgres() {
     cli_and_server_agree(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_signed_clients_from_the_command_line_on_sqlite() {
+    keys_and_signed_clients_from_the_command_line(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_signed_clients_from_the_command_line_on_postgres() {
+    keys_and_signed_clients_from_the_command_line(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

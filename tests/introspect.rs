@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{TestApp, TestClient, TestResponse, basic, form, issue_request};
+use common::{TestApp, TestClient, TestResponse, assert_error, basic, form, issue_request};
 use introspectd::admin::{self, NewClient};
 use introspectd::secret::RawToken;
 use introspectd::store::{TokenRecord, TokenUse};
@@ -28,16 +28,6 @@ fn assert_inactive(response: &TestResponse) {
 fn assert_active(response: &TestResponse) {
     assert_eq!(response.status, StatusCode::OK, "{response:?}");
     assert_eq!(response.json["active"], true, "{response:?}");
-}
-
-fn assert_error(response: &TestResponse, status: StatusCode, error: &str) {
-    assert_eq!(response.status, status, "{response:?}");
-    assert_eq!(response.json["error"], error, "{response:?}");
-    assert!(
-        response.json["error_description"].is_string(),
-        "{response:?}"
-    );
-    assert_eq!(response.headers[header::CACHE_CONTROL], "no-store");
 }
 
 /// Claims the service itself would mint for `client`, valid now.

@@ -27,9 +27,27 @@ async fn metadata_lists_what_is_served(app: TestApp) {
         doc["introspection_endpoint"],
         "http://127.0.0.1:8080/introspect"
     );
+    let methods = json!([
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt"
+    ]);
     assert_eq!(
         doc["introspection_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        methods
+    );
+    assert_eq!(doc["token_endpoint"], "http://127.0.0.1:8080/token");
+    assert_eq!(doc["token_endpoint_auth_methods_supported"], methods);
+    assert_eq!(doc["revocation_endpoint"], "http://127.0.0.1:8080/revoke");
+    assert_eq!(doc["revocation_endpoint_auth_methods_supported"], methods);
+    assert_eq!(doc["jwks_uri"], "http://127.0.0.1:8080/jwks");
+    assert_eq!(
+        doc["grant_types_supported"],
+        json!(["client_credentials", "refresh_token"])
+    );
+    assert_eq!(
+        doc["introspection_signing_alg_values_supported"],
+        json!(["EdDSA"])
     );
     assert_eq!(doc["response_types_supported"], json!([]));
 }

@@ -9,6 +9,10 @@ use axum::http::{StatusCode, header};
 
 use crate::error::ApiError;
 
+/// Parameters that may be given more than once: RFC 8707 §2 lets a client name several
+/// resources.
+const REPEATABLE: [&str; 1] = ["resource"];
+
 /// Parsed form parameters. `Debug` shows names only: values include tokens and secrets.
 pub struct OAuthForm {
     params: Vec<(String, String)>,
@@ -27,7 +31,7 @@ impl OAuthForm {
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
         let mut params: Vec<(String, String)> = Vec::new();
         for (name, value) in form_urlencoded_pairs(body) {
-            if params.iter().any(|(n, _)| *n == name) {
+            if params.iter().any(|(n, _)| *n == name) && !REPEATABLE.contains(&name.as_str()) {
                 return Err(ApiError::invalid_request(repeated(&name)));
             }
             params.push((name, value));
@@ -40,6 +44,20 @@ impl OAuthForm {
         self.params
             .iter()
             .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A parameter the request must carry: `invalid_request` without it (RFC 6749 §5.2).
+    pub fn required(&self, name: &'static str) -> Result<&str, ApiError> {
+        self.get(name)
+            .ok_or_else(|| ApiError::invalid_request(format!("missing parameter {name}")))
+    }
+
+    /// Every value of a repeatable parameter, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.params
+            .iter()
+            .filter(move |(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 }
@@ -102,6 +120,15 @@ mod tests {
         assert!(
             err.to_string().contains("parameter token is repeated"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn resource_may_repeat() {
+        let form = OAuthForm::parse(b"resource=urn%3Aa&resource=urn%3Ab").unwrap();
+        assert_eq!(
+            form.get_all("resource").collect::<Vec<_>>(),
+            ["urn:a", "urn:b"]
         );
     }
 

@@ -1,4 +1,5 @@
-//! `POST /introspect` (RFC 7662).
+//! `POST /introspect` (RFC 7662), answered as JSON or, on request, as a signed JWT
+//! (RFC 9701).
 
 use std::time::Duration;
 
@@ -7,14 +8,18 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
-use super::AppState;
 use super::client_ip::ClientIp;
 use super::form::OAuthForm;
+use super::{AppState, caller};
 use crate::auth::AuthError;
+use crate::cache::View;
 use crate::error::ApiError;
 use crate::introspection::Answer;
+use crate::introspection_jwt;
 use crate::limits::retry_after_seconds;
 use crate::store::TokenUse;
+
+pub const PATH: &str = "/introspect";
 
 pub async fn introspect(
     State(state): State<AppState>,
@@ -23,19 +28,8 @@ pub async fn introspect(
     form: OAuthForm,
 ) -> Result<Response, ApiError> {
     let view = state.directory.view().await?;
-    let caller = state
-        .auth
-        .authenticate_request(
-            &view,
-            headers.get(header::AUTHORIZATION),
-            form.get("client_id"),
-            form.get("client_secret"),
-            ip,
-        )
-        .await?;
-    let token = form
-        .get("token")
-        .ok_or_else(|| ApiError::invalid_request("missing parameter token"))?;
+    let caller = caller::authenticate(&state, &view, &headers, &form, PATH, ip).await?;
+    let token = form.required("token")?;
     // RFC 7662 §2.1: an unknown hint is not an error; it just orders nothing.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
     state
@@ -52,6 +46,9 @@ pub async fn introspect(
             .spend(caller.client_id.clone())
             .map_err(throttled)?;
     }
+    if introspection_jwt::wants_jwt(headers.get(header::ACCEPT)) {
+        return signed(&state, &view, &caller.client_id, &answer).await;
+    }
     Ok(Json(answer.response()).into_response())
 }
 
@@ -59,6 +56,34 @@ fn throttled(wait: Duration) -> ApiError {
     ApiError::RateLimited {
         retry_after: retry_after_seconds(wait),
     }
+}
+
+/// RFC 9701 §5: the answer as a JWT signed with the server's key.
+async fn signed(
+    state: &AppState,
+    view: &View<'_>,
+    caller: &str,
+    answer: &Answer,
+) -> Result<Response, ApiError> {
+    let keys = state.keys.current(view).await;
+    if keys.public_signing_alg().is_none() {
+        return Err(ApiError::invalid_request(
+            "signed introspection responses need an asymmetric signing key",
+        ));
+    }
+    let jwt = introspection_jwt::sign(
+        &keys,
+        &state.config.issuer,
+        caller,
+        answer,
+        crate::token::now(),
+    )
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [(header::CONTENT_TYPE, introspection_jwt::MEDIA_TYPE)],
+        jwt.expose().to_owned(),
+    )
+        .into_response())
 }
 
 impl From<AuthError> for ApiError {

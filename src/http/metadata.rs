@@ -7,6 +7,7 @@ use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
+use crate::auth::assertion;
 use crate::config::Config;
 use crate::store::AuthMethod;
 
@@ -36,19 +37,48 @@ pub fn well_known_path(issuer: &str) -> String {
     format!("{WELL_KNOWN}{path}")
 }
 
+/// The URL of an endpoint this server serves at `path`.
+pub fn endpoint_url(issuer: &str, path: &str) -> String {
+    format!("{}{path}", issuer.trim_end_matches('/'))
+}
+
 /// The document: what this server serves, then the configured fields.
-pub fn document(config: &Config) -> Map<String, Value> {
-    let base = config.issuer.trim_end_matches('/');
+/// `introspection_signing_alg` is the algorithm of RFC 9701 responses, when the server
+/// can sign them.
+pub fn document(config: &Config, introspection_signing_alg: Option<&str>) -> Map<String, Value> {
+    let url = |path| json!(endpoint_url(&config.issuer, path));
+    let methods = json!(AuthMethod::ALL.map(AuthMethod::as_str));
+    let assertion_algs = json!(assertion::ALGORITHMS.map(|alg| json!(alg)));
     let mut doc = Map::new();
     doc.insert("issuer".into(), json!(config.issuer));
+    // RFC 8414 §2 and RFC 7523 §2.2: each endpoint with the client authentication it takes.
+    for (endpoint, path) in [
+        ("introspection_endpoint", super::introspect::PATH),
+        ("token_endpoint", super::token::PATH),
+        ("revocation_endpoint", super::revoke::PATH),
+    ] {
+        doc.insert(endpoint.into(), url(path));
+        doc.insert(
+            format!("{endpoint}_auth_methods_supported"),
+            methods.clone(),
+        );
+        doc.insert(
+            format!("{endpoint}_auth_signing_alg_values_supported"),
+            assertion_algs.clone(),
+        );
+    }
+    doc.insert("jwks_uri".into(), url(super::JWKS_PATH));
     doc.insert(
-        "introspection_endpoint".into(),
-        json!(format!("{base}/introspect")),
+        "grant_types_supported".into(),
+        json!(["client_credentials", "refresh_token"]),
     );
-    doc.insert(
-        "introspection_endpoint_auth_methods_supported".into(),
-        json!(AuthMethod::ALL.map(AuthMethod::as_str)),
-    );
+    // RFC 9701 §7.1.
+    if let Some(alg) = introspection_signing_alg {
+        doc.insert(
+            "introspection_signing_alg_values_supported".into(),
+            json!([alg]),
+        );
+    }
     // RFC 8414 §2 makes this field required; with no authorization endpoint it is empty.
     doc.insert("response_types_supported".into(), json!([]));
     for (name, value) in &config.metadata {
@@ -57,17 +87,23 @@ pub fn document(config: &Config) -> Map<String, Value> {
     doc
 }
 
-/// MCP-required fields that are neither served here nor configured.
+/// MCP-required fields that are neither served here nor configured: absent from the
+/// document, or an empty list.
 pub fn missing_for_mcp(config: &Config) -> Vec<&'static str> {
+    let doc = document(config, None);
     MCP_REQUIRED
         .into_iter()
-        .filter(|name| !config.metadata.contains_key(*name))
+        .filter(|name| match doc.get(*name) {
+            None => true,
+            Some(Value::Array(items)) => items.is_empty(),
+            Some(_) => false,
+        })
         .collect()
 }
 
 impl Metadata {
-    pub fn new(config: &Config) -> Self {
-        let document = Value::Object(document(config)).to_string();
+    pub fn new(config: &Config, introspection_signing_alg: Option<&str>) -> Self {
+        let document = Value::Object(document(config, introspection_signing_alg)).to_string();
         Metadata {
             path: well_known_path(&config.issuer),
             document: Bytes::from(document),
@@ -99,12 +135,50 @@ mod tests {
     }
 
     #[test]
+    fn served_endpoints_are_advertised_with_their_auth_methods() {
+        let doc = document(&Config::default(), Some("EdDSA"));
+        assert_eq!(doc["token_endpoint"], "http://127.0.0.1:8080/token");
+        assert_eq!(doc["revocation_endpoint"], "http://127.0.0.1:8080/revoke");
+        assert_eq!(doc["jwks_uri"], "http://127.0.0.1:8080/jwks");
+        for prefix in [
+            "token_endpoint",
+            "revocation_endpoint",
+            "introspection_endpoint",
+        ] {
+            assert_eq!(
+                doc[&format!("{prefix}_auth_methods_supported")],
+                json!([
+                    "client_secret_basic",
+                    "client_secret_post",
+                    "private_key_jwt"
+                ])
+            );
+            assert_eq!(
+                doc[&format!("{prefix}_auth_signing_alg_values_supported")],
+                json!(["EdDSA", "ES256", "RS256"])
+            );
+        }
+        assert_eq!(
+            doc["introspection_signing_alg_values_supported"],
+            json!(["EdDSA"])
+        );
+        assert!(
+            !document(&Config::default(), None)
+                .contains_key("introspection_signing_alg_values_supported")
+        );
+        assert_eq!(
+            missing_for_mcp(&Config::default()),
+            vec!["authorization_endpoint", "response_types_supported"]
+        );
+    }
+
+    #[test]
     fn configured_fields_are_merged_but_issuer_is_ours() {
         let mut config = Config::default();
         config
             .metadata
             .insert("token_endpoint".into(), json!("https://as.example/token"));
-        let doc = document(&config);
+        let doc = document(&config, None);
         assert_eq!(doc["token_endpoint"], "https://as.example/token");
         assert_eq!(doc["issuer"], "http://127.0.0.1:8080");
         assert_eq!(doc["response_types_supported"], json!([]));

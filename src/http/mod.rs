@@ -1,11 +1,15 @@
 //! The HTTP layer: shared state, the router and its layers.
 
+mod caller;
 pub mod client_ip;
 pub mod form;
 mod health;
 mod introspect;
+mod jwks;
 pub mod metadata;
 pub mod ratelimit;
+mod revoke;
+mod token;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +26,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::auth::Authenticator;
+use crate::auth::assertion::AssertionVerifier;
 use crate::cache::Directory;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -47,7 +52,12 @@ pub struct AppState {
     pub proxies: Arc<TrustedProxies>,
     /// Inactive answers per client (RFC 7662 §4: introspection is an oracle).
     pub inactive_budget: Arc<Budget<String>>,
+    /// Verifies `private_key_jwt` client assertions (RFC 7523).
+    pub assertions: AssertionVerifier,
 }
+
+/// Where the public keys are published (`jwks_uri`).
+pub const JWKS_PATH: &str = "/jwks";
 
 /// Why the application state could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +77,11 @@ impl AppState {
         let keys = Arc::new(
             KeyRing::load(config.clone(), store.clone(), directory.keys_generation()).await?,
         );
+        let signing_alg = keys
+            .keys()
+            .public_signing_alg()
+            .and_then(|alg| serde_json::to_value(alg).ok())
+            .and_then(|alg| alg.as_str().map(str::to_owned));
         let limits = &config.rate_limit;
         let inactive_limit = if limits.enabled {
             limits.inactive_per_client
@@ -76,13 +91,18 @@ impl AppState {
         Ok(AppState {
             auth: Authenticator::new(&config),
             introspector: Introspector::new(keys.clone(), &config),
-            metadata: Arc::new(Metadata::new(&config)),
+            metadata: Arc::new(Metadata::new(&config, signing_alg.as_deref())),
             rate_limit: ratelimit::Limiters::new(limits),
             proxies: Arc::new(TrustedProxies::new(limits.trusted_proxies.clone())),
             inactive_budget: Arc::new(Budget::new(
                 inactive_limit,
                 Duration::from_secs(limits.inactive_window_seconds),
             )),
+            assertions: AssertionVerifier::new(
+                store.clone(),
+                &config.issuer,
+                config.jwt.leeway_seconds,
+            ),
             directory,
             keys,
             store,
@@ -97,19 +117,30 @@ pub fn router(state: AppState) -> Router {
         .allow_origin(Any)
         .allow_methods([Method::GET])
         .allow_headers(Any);
-    let mut metadata =
-        get(metadata::metadata).fallback(|| async { ApiError::MethodNotAllowed { allow: "GET" } });
-    let mut introspect = post(introspect::introspect)
-        .fallback(|| async { ApiError::MethodNotAllowed { allow: "POST" } });
+    let get_only = || async { ApiError::MethodNotAllowed { allow: "GET" } };
+    let post_only = || async { ApiError::MethodNotAllowed { allow: "POST" } };
+    let mut metadata = get(metadata::metadata).fallback(get_only);
+    let mut jwks = get(jwks::jwks).fallback(get_only);
+    let mut introspect = post(introspect::introspect).fallback(post_only);
+    let mut token = post(token::token).fallback(post_only);
+    let mut revoke = post(revoke::revoke).fallback(post_only);
     if let Some(limits) = &state.rate_limit {
         let governed = |config: &Arc<ratelimit::Config>| {
             tower_governor::GovernorLayer::new(config.clone()).error_handler(ratelimit::refusal)
         };
+        // Public documents share the generous limit; endpoints that take credentials
+        // share the other.
         metadata = metadata.layer(governed(&limits.metadata));
+        jwks = jwks.layer(governed(&limits.metadata));
         introspect = introspect.layer(governed(&limits.endpoints));
+        token = token.layer(governed(&limits.endpoints));
+        revoke = revoke.layer(governed(&limits.endpoints));
     }
     let limited = Router::new()
-        .route("/introspect", introspect)
+        .route(introspect::PATH, introspect)
+        .route(token::PATH, token)
+        .route(revoke::PATH, revoke)
+        .route(JWKS_PATH, jwks.layer(cors.clone()))
         .route(&state.metadata.path, metadata.layer(cors));
     let health = Router::new()
         .route("/healthz", get(health::healthz))

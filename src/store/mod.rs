@@ -55,15 +55,22 @@ impl From<sqlx::Error> for StoreError {
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// RFC 7523 §2.2: a JWT signed with a key from the client's registered JWK Set.
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 2] = [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost];
+    pub const ALL: [AuthMethod; 3] = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::PrivateKeyJwt,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -299,6 +306,30 @@ macro_rules! token_columns {
     };
 }
 
+/// Binds the columns of `token_columns!` in order.
+macro_rules! bind_token {
+    ($query:expr, $token:expr) => {
+        $query
+            .bind(&$token.digest[..])
+            .bind($token.token_use.as_str())
+            .bind(&$token.client_id)
+            .bind(&$token.sub)
+            .bind(&$token.username)
+            .bind(&$token.scope)
+            .bind(encode_list(&$token.audiences))
+            .bind(&$token.jti)
+            .bind($token.iat)
+            .bind($token.nbf)
+            .bind($token.exp)
+            .bind($token.revoked_at)
+    };
+}
+
+// After the query macros, which it uses.
+mod lifecycle;
+
+pub use lifecycle::{FamilyRecord, Rotation};
+
 impl Store {
     /// Opens the configured database, creating an embedded SQLite file on first use.
     /// Does not migrate: call [`Store::migrate`].
@@ -463,19 +494,7 @@ impl Store {
             token_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(&token.digest[..])
-            .bind(token.token_use.as_str())
-            .bind(&token.client_id)
-            .bind(&token.sub)
-            .bind(&token.username)
-            .bind(&token.scope)
-            .bind(encode_list(&token.audiences))
-            .bind(&token.jti)
-            .bind(token.iat)
-            .bind(token.nbf)
-            .bind(token.exp)
-            .bind(token.revoked_at)
+        on_pool!(self, pool => bind_token!(sqlx::query(sql), token)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
@@ -559,7 +578,7 @@ impl Store {
                 .map(|r| r.rows_affected())?,
             Pool::Postgres(_) => 0,
         };
-        Ok(jtis + tokens + log)
+        Ok(jtis + tokens + log + self.purge_lifecycle(before).await?)
     }
 
     /// Stores a generated key unless one with that kid exists.

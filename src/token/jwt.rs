@@ -11,7 +11,9 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair,
 };
 use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::Serialize;
 
 use super::claims::AccessClaims;
 use crate::config::{Config, KeyConfig};
@@ -77,6 +79,8 @@ pub struct KeySet {
     verifiers: HashMap<String, VerifyingKey>,
     signer: Option<SigningKey>,
     leeway: i64,
+    /// The public keys, as published at `jwks_uri`.
+    published: JwkSet,
 }
 
 impl fmt::Debug for KeySet {
@@ -159,14 +163,50 @@ impl KeySet {
 
     /// Signs access-token claims with the signing key, `typ: at+jwt`.
     pub fn sign(&self, claims: &AccessClaims) -> Result<RawToken, KeyError> {
+        self.sign_typed(ACCESS_TOKEN_TYP, claims)
+    }
+
+    /// Signs any claim set with the signing key under the given `typ` header (RFC 8725
+    /// §3.11: explicit typing keeps one kind of JWT from passing for another).
+    pub fn sign_typed<T: Serialize>(&self, typ: &str, claims: &T) -> Result<RawToken, KeyError> {
         let signer = self.signer.as_ref().ok_or(KeyError::NoSigningKey)?;
         let mut header = Header::new(signer.alg);
-        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.typ = Some(typ.to_owned());
         header.kid = Some(signer.kid.clone());
         jsonwebtoken::encode(&header, claims, &signer.key)
             .map(RawToken::new)
             .map_err(KeyError::Sign)
     }
+
+    /// The algorithm of the signing key when others can verify its signatures: an HS256
+    /// signer's output proves nothing to a party without the secret.
+    pub fn public_signing_alg(&self) -> Option<Algorithm> {
+        self.signer
+            .as_ref()
+            .map(|s| s.alg)
+            .filter(|alg| !is_symmetric(*alg))
+    }
+
+    /// The public verification keys (RFC 7517 §5), for `jwks_uri`. Symmetric keys are
+    /// never published.
+    pub fn jwks(&self) -> &JwkSet {
+        &self.published
+    }
+}
+
+fn is_symmetric(alg: Algorithm) -> bool {
+    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+/// The public JWK of a verification key, named by its kid and marked for signatures.
+fn public_jwk(kid: &str, alg: Algorithm, key: &DecodingKey) -> Option<Jwk> {
+    if is_symmetric(alg) {
+        return None;
+    }
+    let mut jwk = Jwk::from_decoding_key(key, Some(alg)).ok()?;
+    jwk.common.key_id = Some(kid.to_owned());
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    Some(jwk)
 }
 
 /// RFC 7519 §4.1.4-6 with `leeway` seconds of skew: not on or after `exp`, not before
@@ -215,6 +255,7 @@ struct Builder {
     signer: Option<SigningKey>,
     issuers: Vec<String>,
     leeway: u64,
+    published: Vec<Jwk>,
 }
 
 impl Builder {
@@ -224,6 +265,7 @@ impl Builder {
             signer: None,
             issuers: config.trusted_issuers(),
             leeway: config.jwt.leeway_seconds,
+            published: Vec::new(),
         }
     }
 
@@ -232,6 +274,9 @@ impl Builder {
             verifiers: self.verifiers,
             signer: self.signer,
             leeway: i64::try_from(self.leeway).unwrap_or(i64::MAX),
+            published: JwkSet {
+                keys: self.published,
+            },
         }
     }
 
@@ -242,6 +287,7 @@ impl Builder {
         validation.validate_aud = false;
         validation.set_issuer(&self.issuers);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        self.published.extend(public_jwk(kid, alg, &key));
         self.verifiers.insert(
             kid.to_owned(),
             VerifyingKey {
@@ -462,6 +508,38 @@ mod tests {
         assert!(is_access_token_typ("at+jwt"));
         assert!(is_access_token_typ("application/AT+JWT"));
         assert!(!is_access_token_typ("JWT"));
+    }
+
+    #[test]
+    fn published_key_verifies_what_the_set_signs() {
+        let keys = key_set();
+        let jwk = &keys.jwks().keys[0];
+        assert_eq!(jwk.common.key_id.as_deref(), keys.signing_kid());
+        assert_eq!(keys.public_signing_alg(), Some(Algorithm::EdDSA));
+        let now = crate::token::now();
+        let token = keys.sign(&claims(now)).unwrap();
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.validate_aud = false;
+        let key = DecodingKey::from_jwk(jwk).unwrap();
+        assert!(jsonwebtoken::decode::<AccessClaims>(token.expose(), &key, &validation).is_ok());
+    }
+
+    #[test]
+    fn symmetric_keys_are_never_published() {
+        let mut builder = Builder::new(&Config::default());
+        let secret = b"0123456789abcdef0123456789abcdef";
+        builder.add(
+            "shared",
+            Algorithm::HS256,
+            DecodingKey::from_secret(secret),
+            Some(EncodingKey::from_secret(secret)),
+        );
+        builder.add_stored(&generate_ed25519()).unwrap();
+        let keys = builder.finish();
+        assert_eq!(keys.jwks().keys.len(), 1);
+        assert_ne!(keys.jwks().keys[0].common.key_id.as_deref(), Some("shared"));
+        assert_eq!(keys.signing_kid(), Some("shared"));
+        assert_eq!(keys.public_signing_alg(), None);
     }
 
     #[test]

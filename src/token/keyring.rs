@@ -13,15 +13,19 @@ use crate::cache::View;
 use crate::config::Config;
 use crate::store::Store;
 
+/// A key set and the keys generation of the state cache it was loaded at.
+type Loaded = (u64, Arc<KeySet>);
+
 pub struct KeyRing {
     config: Arc<Config>,
     store: Store,
-    current: RwLock<Arc<KeySet>>,
-    /// The keys generation of the state cache the current set was loaded at.
-    loaded: AtomicU64,
+    loaded: RwLock<Loaded>,
+    /// Generation of the set in `loaded`, readable without the lock.
+    generation: AtomicU64,
     reloading: tokio::sync::Mutex<()>,
-    /// Claims of JWTs whose signature and issuer verified, by SHA-256 of the token.
-    verified: Cache<[u8; 32], Arc<AccessClaims>>,
+    /// Claims of JWTs whose signature and issuer verified, by SHA-256 of the token,
+    /// with the generation of the keys that verified them.
+    verified: Cache<[u8; 32], (u64, Arc<AccessClaims>)>,
 }
 
 impl KeyRing {
@@ -33,20 +37,30 @@ impl KeyRing {
         let set = KeySet::load(&config, &store).await?;
         Ok(KeyRing {
             verified: Cache::new(config.cache.capacity.max(16)),
-            current: RwLock::new(Arc::new(set)),
-            loaded: AtomicU64::new(generation),
+            loaded: RwLock::new((generation, Arc::new(set))),
+            generation: AtomicU64::new(generation),
             reloading: tokio::sync::Mutex::new(()),
             config,
             store,
         })
     }
 
-    /// The key set as last loaded: for signing and for answers that need no store.
-    pub fn keys(&self) -> Arc<KeySet> {
-        self.current
+    fn loaded(&self) -> Loaded {
+        self.loaded
             .read()
-            .map(|set| set.clone())
+            .map(|loaded| loaded.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// The key set as last loaded, for work that has no request view.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.loaded().1
+    }
+
+    /// The key set, reloaded first if the stored keys changed since it was loaded.
+    pub async fn current(&self, view: &View<'_>) -> Arc<KeySet> {
+        self.reload_if_changed(view.keys_generation()).await;
+        self.keys()
     }
 
     /// Verifies a JWT's header, signature and issuer, from the cache when it verified
@@ -57,36 +71,38 @@ impl KeyRing {
         token: &str,
     ) -> Result<Arc<AccessClaims>, JwtRejection> {
         self.reload_if_changed(view.keys_generation()).await;
+        let (generation, keys) = self.loaded();
         let digest = opaque::digest(token);
         if view.cached() {
-            if let Some(claims) = self.verified.get(&digest) {
-                return Ok(claims);
+            if let Some((verified_at, claims)) = self.verified.get(&digest) {
+                if verified_at == generation {
+                    return Ok(claims);
+                }
             }
         }
-        let claims = Arc::new(self.keys().verify_ignoring_time(token)?);
-        self.verified.insert(digest, claims.clone());
+        let claims = Arc::new(keys.verify_ignoring_time(token)?);
+        self.verified.insert(digest, (generation, claims.clone()));
         Ok(claims)
     }
 
     async fn reload_if_changed(&self, generation: u64) {
-        if self.loaded.load(Ordering::Acquire) == generation {
+        if self.generation.load(Ordering::Acquire) == generation {
             return;
         }
         let _one = self.reloading.lock().await;
-        if self.loaded.load(Ordering::Acquire) == generation {
+        if self.generation.load(Ordering::Acquire) == generation {
             return;
         }
         match KeySet::load(&self.config, &self.store).await {
             Ok(set) => {
-                if let Ok(mut current) = self.current.write() {
-                    *current = Arc::new(set);
+                if let Ok(mut loaded) = self.loaded.write() {
+                    *loaded = (generation, Arc::new(set));
                 }
-                self.verified.clear();
-                self.loaded.store(generation, Ordering::Release);
+                self.generation.store(generation, Ordering::Release);
                 tracing::info!("signing keys reloaded");
             }
             Err(err) => {
-                tracing::warn!(error = %err, "cannot reload signing keys; keeping the loaded ones")
+                tracing::warn!(error = %err, "cannot reload signing keys; keeping the loaded ones");
             }
         }
     }

@@ -174,6 +174,7 @@ pub struct TestResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub json: Value,
+    pub body: axum::body::Bytes,
 }
 
 /// The whole application over a fresh store.
@@ -274,6 +275,16 @@ impl TestApp {
         introspect_on(&self.router, authorization, body).await
     }
 
+    /// POST a form to `path` authenticated with client_secret_basic.
+    pub async fn post(
+        &self,
+        caller: &TestClient,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> TestResponse {
+        post_form(&self.router, path, Some(&caller.basic()), &form(params)).await
+    }
+
     /// POST /introspect authenticated with client_secret_basic.
     pub async fn introspect(&self, caller: &TestClient, token: &str) -> TestResponse {
         self.introspect_with(Some(&caller.basic()), &form(&[("token", token)]))
@@ -308,8 +319,18 @@ pub async fn introspect_on(
     authorization: Option<&str>,
     body: &str,
 ) -> TestResponse {
-    let mut request = Request::post("/introspect")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    post_form(router, "/introspect", authorization, body).await
+}
+
+/// POST a form body to `path` with the given Authorization header.
+pub async fn post_form(
+    router: &Router,
+    path: &str,
+    authorization: Option<&str>,
+    body: &str,
+) -> TestResponse {
+    let mut request =
+        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     if let Some(value) = authorization {
         request = request.header(header::AUTHORIZATION, value);
     }
@@ -351,7 +372,19 @@ pub async fn send(router: &Router, request: Request<Body>) -> TestResponse {
         status,
         headers,
         json,
+        body: bytes,
     }
+}
+
+/// An OAuth error answer (RFC 6749 §5.2) with its status and code, never cached.
+pub fn assert_error(response: &TestResponse, status: StatusCode, error: &str) {
+    assert_eq!(response.status, status, "{response:?}");
+    assert_eq!(response.json["error"], error, "{response:?}");
+    assert!(
+        response.json["error_description"].is_string(),
+        "{response:?}"
+    );
+    assert_eq!(response.headers[header::CACHE_CONTROL], "no-store");
 }
 
 /// Runs `test` against a fresh app of `backend`, skipping when Postgres is unavailable.

@@ -1,5 +1,8 @@
 //! Client authentication (RFC 6749 §2.3.1): `client_secret_basic` and
-//! `client_secret_post`, checked against argon2id hashes.
+//! `client_secret_post`, checked against argon2id hashes; `private_key_jwt` (RFC 7523)
+//! lives in [`assertion`].
+
+pub mod assertion;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -42,6 +45,44 @@ pub enum AuthError {
     Throttled(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Credentials of any supported method.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    Secret(Presented),
+    Assertion(assertion::ClientAssertion),
+}
+
+impl Credentials {
+    /// The client the credentials claim to be, when they say so before verification.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Credentials::Secret(presented) => Some(&presented.client_id),
+            Credentials::Assertion(assertion) => assertion.client_id.as_deref(),
+        }
+    }
+}
+
+/// Reads the credentials of a request whatever its method: a client assertion (RFC 7521
+/// §4.2) or a secret as in [`presented`]. `param` reads a form parameter. Exactly one
+/// method may be used.
+pub fn credentials<'a>(
+    authorization: Option<&HeaderValue>,
+    param: impl Fn(&str) -> Option<&'a str>,
+) -> Result<Credentials, AuthError> {
+    let assertion_type = param("client_assertion_type");
+    let assertion = param("client_assertion");
+    if assertion_type.is_none() && assertion.is_none() {
+        return presented(authorization, param("client_id"), param("client_secret"))
+            .map(Credentials::Secret);
+    }
+    if authorization.is_some() || param("client_secret").is_some() {
+        return Err(AuthError::Malformed(
+            "use exactly one client authentication method",
+        ));
+    }
+    assertion::presented(param("client_id"), assertion_type, assertion).map(Credentials::Assertion)
 }
 
 /// Reads the credentials of a request: the `Authorization` header and the
@@ -169,41 +210,31 @@ impl Authenticator {
         }
     }
 
-    /// Authenticates a request from `ip`: reads its credentials, refuses an address or
-    /// client id that failed too often, verifies, and counts the failure if it fails.
-    pub async fn authenticate_request(
-        &self,
-        view: &View<'_>,
-        authorization: Option<&HeaderValue>,
-        form_client_id: Option<&str>,
-        form_client_secret: Option<&str>,
-        ip: IpAddr,
-    ) -> Result<Arc<ClientRecord>, AuthError> {
+    /// Refuses an address, or a client id from that address, that failed too often,
+    /// before any work is spent on its credentials.
+    pub fn admit(&self, ip: IpAddr, client_id: Option<&str>) -> Result<(), AuthError> {
         self.failures_per_ip
             .check(&ip)
             .map_err(AuthError::Throttled)?;
-        let presented = match presented(authorization, form_client_id, form_client_secret) {
-            Ok(presented) => presented,
-            Err(err @ AuthError::Failed(_)) => {
-                self.failures_per_ip
-                    .spend(ip)
-                    .map_err(AuthError::Throttled)?;
-                return Err(err);
-            }
-            Err(err) => return Err(err),
+        if let Some(client_id) = client_id {
+            self.failures_per_client
+                .check(&(client_id.to_owned(), ip))
+                .map_err(AuthError::Throttled)?;
+        }
+        Ok(())
+    }
+
+    /// Counts a failed authentication; the error to answer with, 429 once a budget is
+    /// spent.
+    pub fn failed(&self, ip: IpAddr, client_id: Option<&str>, err: AuthError) -> AuthError {
+        let per_ip = self.failures_per_ip.spend(ip);
+        let per_client = match client_id {
+            Some(id) => self.failures_per_client.spend((id.to_owned(), ip)),
+            None => Ok(()),
         };
-        let client_key = (presented.client_id.clone(), ip);
-        self.failures_per_client
-            .check(&client_key)
-            .map_err(AuthError::Throttled)?;
-        match self.authenticate(view, &presented).await {
-            Err(err @ AuthError::Failed(_)) => {
-                let per_ip = self.failures_per_ip.spend(ip);
-                let per_client = self.failures_per_client.spend(client_key);
-                per_ip.and(per_client).map_err(AuthError::Throttled)?;
-                Err(err)
-            }
-            other => other,
+        match per_ip.and(per_client) {
+            Ok(()) => err,
+            Err(wait) => AuthError::Throttled(wait),
         }
     }
 
@@ -338,6 +369,38 @@ mod tests {
         assert!(matches!(
             presented(Some(&basic(":secret")), None, None),
             Err(AuthError::Failed(_))
+        ));
+    }
+
+    fn params(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<&'static str> {
+        move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    const ASSERTION: [(&str, &str); 2] = [
+        ("client_assertion_type", assertion::JWT_BEARER),
+        ("client_assertion", "a.b.c"),
+    ];
+
+    #[test]
+    fn assertion_beside_a_secret_is_two_methods() {
+        assert!(matches!(
+            credentials(None, params(&ASSERTION)),
+            Ok(Credentials::Assertion(_))
+        ));
+        assert!(matches!(
+            credentials(Some(&basic("a:b")), params(&ASSERTION)),
+            Err(AuthError::Malformed(_))
+        ));
+        const WITH_SECRET: [(&str, &str); 3] = [ASSERTION[0], ASSERTION[1], ("client_secret", "s")];
+        assert!(matches!(
+            credentials(None, params(&WITH_SECRET)),
+            Err(AuthError::Malformed(_))
+        ));
+        assert!(matches!(
+            credentials(Some(&basic("a:b")), params(&[])),
+            Ok(Credentials::Secret(_))
         ));
     }
 

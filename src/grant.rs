@@ -1,0 +1,383 @@
+//! The grants of the token endpoint: client credentials (RFC 6749 §4.4) and refresh
+//! tokens (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2). Access
+//! tokens are JWTs (RFC 9068); refresh tokens are opaque and stored by digest.
+
+use crate::admin::{normalize_scope, scope_outside};
+use crate::config::Config;
+use crate::introspection::opaque_state;
+use crate::secret::RawToken;
+use crate::store::{
+    ClientRecord, FamilyRecord, Rotation, Store, StoreError, TokenRecord, TokenUse,
+};
+use crate::token::jwt::KeySet;
+use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
+use crate::token::{new_jti, now, opaque};
+
+/// Why a grant was refused; each maps to an RFC 6749 §5.2 or RFC 8707 error code.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(&'static str),
+    #[error("invalid_scope: {0}")]
+    InvalidScope(String),
+    #[error("invalid_target: {0}")]
+    InvalidTarget(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Mint(#[from] MintError),
+}
+
+/// What the token endpoint hands out (RFC 6749 §5.1).
+#[derive(Debug)]
+pub struct Issued {
+    pub access: Minted,
+    pub expires_in: i64,
+    pub refresh: Option<RawToken>,
+    pub scope: Option<String>,
+}
+
+/// The scope of a new grant: the requested one when the client may hold all of it, the
+/// registered one when none is requested (RFC 6749 §3.3).
+pub fn granted_scope(requested: Option<&str>, registered: &str) -> Result<String, GrantError> {
+    let Some(requested) = requested else {
+        return Ok(registered.to_owned());
+    };
+    let requested =
+        normalize_scope(requested).map_err(|e| GrantError::InvalidScope(e.to_string()))?;
+    match scope_outside(&requested, registered) {
+        Some(outside) => Err(GrantError::InvalidScope(format!(
+            "scope {outside:?} is not registered for this client"
+        ))),
+        None => Ok(requested),
+    }
+}
+
+/// RFC 6749 §6: a refresh may ask for part of the original scope, never more; without
+/// a request it keeps the original scope.
+pub fn narrowed_scope(requested: Option<&str>, original: &str) -> Result<String, GrantError> {
+    let Some(requested) = requested else {
+        return Ok(original.to_owned());
+    };
+    let requested =
+        normalize_scope(requested).map_err(|e| GrantError::InvalidScope(e.to_string()))?;
+    let wider = if original.is_empty() {
+        !requested.is_empty()
+    } else {
+        scope_outside(&requested, original).is_some()
+    };
+    if wider {
+        return Err(GrantError::InvalidScope(
+            "scope exceeds the original grant".to_owned(),
+        ));
+    }
+    Ok(requested)
+}
+
+/// The audiences of a new token (RFC 8707 §2): the requested resources, each an absolute
+/// URI without fragment and one of `allowed`; all of `allowed` when none is requested
+/// (RFC 9068 §3: the token then carries a default audience).
+pub fn granted_audiences(
+    requested: &[&str],
+    allowed: &[String],
+) -> Result<Vec<String>, GrantError> {
+    if requested.is_empty() {
+        return Ok(allowed.to_vec());
+    }
+    let mut audiences: Vec<String> = Vec::new();
+    for resource in requested {
+        let valid = url::Url::parse(resource).is_ok_and(|u| u.fragment().is_none());
+        if !valid {
+            return Err(GrantError::InvalidTarget(
+                "resource must be an absolute URI without a fragment".to_owned(),
+            ));
+        }
+        if !allowed.iter().any(|a| a == resource) {
+            return Err(GrantError::InvalidTarget(
+                "resource is not registered for this client".to_owned(),
+            ));
+        }
+        if !audiences.iter().any(|a| a == resource) {
+            audiences.push((*resource).to_owned());
+        }
+    }
+    Ok(audiences)
+}
+
+/// How a presented refresh token stands for the client presenting it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshState {
+    Usable,
+    /// Not a refresh token of this client, or no longer valid.
+    Invalid(&'static str),
+    /// Already exchanged once: presenting it again means it leaked (RFC 9700 §4.14.2).
+    Reused,
+}
+
+/// Judges a stored token presented as a refresh token by `client_id` at `now`.
+pub fn refresh_state(found: &FamilyRecord, client_id: &str, now: i64) -> RefreshState {
+    let token = &found.token;
+    if token.token_use != TokenUse::RefreshToken {
+        return RefreshState::Invalid("the token is not a refresh token");
+    }
+    // RFC 6749 §6: the refresh token must have been issued to the authenticated client.
+    if token.client_id != client_id {
+        return RefreshState::Invalid("the refresh token was issued to another client");
+    }
+    if found.rotated_at.is_some() {
+        return RefreshState::Reused;
+    }
+    match opaque_state(token, now) {
+        Ok(()) => RefreshState::Usable,
+        Err(_) => RefreshState::Invalid("the refresh token is expired or revoked"),
+    }
+}
+
+/// RFC 6749 §4.4: a JWT access token for the client itself (RFC 9068 §2.2: `sub` is the
+/// client id when no resource owner is involved).
+pub async fn client_credentials(
+    store: &Store,
+    keys: &KeySet,
+    config: &Config,
+    client: &ClientRecord,
+    scope: Option<&str>,
+    resources: &[&str],
+) -> Result<Issued, GrantError> {
+    let scope = granted_scope(scope, &client.scope)?;
+    let access = AccessToken {
+        client,
+        subject: client.client_id.clone(),
+        username: None,
+        scope: &scope,
+        audiences: granted_audiences(resources, &client.audiences)?,
+    };
+    let (access, expires_in) = mint_access(store, keys, config, access).await?;
+    Ok(Issued {
+        access,
+        expires_in,
+        refresh: None,
+        scope: non_empty(scope),
+    })
+}
+
+/// RFC 6749 §6 with rotation: a new access token and a new refresh token; the presented
+/// one is retired. A retired token presented again revokes its whole grant.
+pub async fn refresh(
+    store: &Store,
+    keys: &KeySet,
+    config: &Config,
+    client: &ClientRecord,
+    refresh_token: &str,
+    scope: Option<&str>,
+    resources: &[&str],
+) -> Result<Issued, GrantError> {
+    let issued_at = now();
+    let digest = opaque::digest(refresh_token);
+    let found = store
+        .token_family_by_digest(&digest)
+        .await?
+        .ok_or(GrantError::InvalidGrant("unknown refresh token"))?;
+    match refresh_state(&found, &client.client_id, issued_at) {
+        RefreshState::Usable => {}
+        RefreshState::Invalid(why) => return Err(GrantError::InvalidGrant(why)),
+        RefreshState::Reused => return Err(reuse_detected(store, &found, issued_at).await),
+    }
+    let original = &found.token;
+    let scope = narrowed_scope(scope, original.scope.as_deref().unwrap_or(""))?;
+    let access = AccessToken {
+        client,
+        subject: original
+            .sub
+            .clone()
+            .unwrap_or_else(|| client.client_id.clone()),
+        username: original.username.clone(),
+        scope: &scope,
+        // RFC 8707 §2.2: a refresh may narrow the audience to resources of the grant.
+        audiences: granted_audiences(resources, &original.audiences)?,
+    };
+    let (access, expires_in) = mint_access(store, keys, config, access).await?;
+    let next = opaque::generate();
+    // RFC 6749 §6: the new refresh token keeps the scope of the one it replaces; rotation
+    // never extends the grant, so it also keeps its expiry.
+    let record = TokenRecord {
+        digest: opaque::digest(next.expose()),
+        token_use: TokenUse::RefreshToken,
+        client_id: client.client_id.clone(),
+        sub: original.sub.clone(),
+        username: original.username.clone(),
+        scope: original.scope.clone(),
+        audiences: original.audiences.clone(),
+        jti: new_jti(),
+        iat: issued_at,
+        nbf: None,
+        exp: original.exp,
+        revoked_at: None,
+    };
+    let rotation = store
+        .rotate_refresh_token(
+            &digest,
+            &record,
+            &found.family_id,
+            (&access.jti, access.exp),
+            issued_at,
+        )
+        .await?;
+    if rotation == Rotation::AlreadyUsed {
+        // Another request exchanged the same token first.
+        return Err(reuse_detected(store, &found, issued_at).await);
+    }
+    Ok(Issued {
+        access,
+        expires_in,
+        refresh: Some(next),
+        scope: non_empty(scope),
+    })
+}
+
+/// RFC 9700 §4.14.2: a refresh token used twice has leaked, so every token of its grant
+/// is revoked and the request refused.
+async fn reuse_detected(store: &Store, found: &FamilyRecord, now: i64) -> GrantError {
+    tracing::warn!(
+        client_id = %found.token.client_id,
+        family_id = %found.family_id,
+        "refresh token presented again after rotation; revoking its grant"
+    );
+    match store.revoke_family(&found.family_id, now).await {
+        Ok(_) => GrantError::InvalidGrant("the refresh token was already used"),
+        Err(err) => GrantError::Store(err),
+    }
+}
+
+/// What a new access token says.
+struct AccessToken<'a> {
+    client: &'a ClientRecord,
+    subject: String,
+    username: Option<String>,
+    scope: &'a str,
+    audiences: Vec<String>,
+}
+
+/// A JWT access token (RFC 9068) with the configured lifetime, and that lifetime.
+async fn mint_access(
+    store: &Store,
+    keys: &KeySet,
+    config: &Config,
+    access: AccessToken<'_>,
+) -> Result<(Minted, i64), GrantError> {
+    let ttl = i64::try_from(config.tokens.access_token_ttl).unwrap_or(i64::MAX);
+    let request = MintRequest {
+        client: access.client,
+        subject: access.subject,
+        username: access.username,
+        scope: non_empty(access.scope.to_owned()),
+        audiences: access.audiences,
+        ttl,
+        token_use: TokenUse::AccessToken,
+        format: TokenFormat::Jwt,
+    };
+    Ok((mint(store, keys, &config.issuer, request).await?, ttl))
+}
+
+fn non_empty(scope: String) -> Option<String> {
+    Some(scope).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(client_id: &str, token_use: TokenUse) -> FamilyRecord {
+        FamilyRecord {
+            token: TokenRecord {
+                digest: [0; 32],
+                token_use,
+                client_id: client_id.to_owned(),
+                sub: Some("alice".to_owned()),
+                username: None,
+                scope: Some("read".to_owned()),
+                audiences: vec![],
+                jti: "j".to_owned(),
+                iat: 0,
+                nbf: None,
+                exp: 100,
+                revoked_at: None,
+            },
+            family_id: "j".to_owned(),
+            rotated_at: None,
+        }
+    }
+
+    fn is_invalid(state: RefreshState) -> bool {
+        matches!(state, RefreshState::Invalid(_))
+    }
+
+    #[test]
+    fn no_scope_requested_means_the_registered_scope() {
+        assert_eq!(granted_scope(None, "read write").unwrap(), "read write");
+        assert_eq!(granted_scope(Some("write"), "read write").unwrap(), "write");
+        assert!(matches!(
+            granted_scope(Some("admin"), "read write"),
+            Err(GrantError::InvalidScope(_))
+        ));
+        assert!(matches!(
+            granted_scope(Some("a\"b"), ""),
+            Err(GrantError::InvalidScope(_))
+        ));
+    }
+
+    #[test]
+    fn refresh_scope_never_widens() {
+        assert_eq!(narrowed_scope(None, "read write").unwrap(), "read write");
+        assert_eq!(narrowed_scope(Some("read"), "read write").unwrap(), "read");
+        assert!(narrowed_scope(Some("admin"), "read").is_err());
+        assert!(narrowed_scope(Some("read"), "").is_err());
+    }
+
+    #[test]
+    fn resources_must_be_registered_absolute_uris() {
+        let allowed = vec!["https://api.example".to_owned(), "urn:x".to_owned()];
+        assert_eq!(granted_audiences(&[], &allowed).unwrap(), allowed);
+        assert_eq!(
+            granted_audiences(&["urn:x", "urn:x"], &allowed).unwrap(),
+            vec!["urn:x"]
+        );
+        for bad in ["https://other.example", "api", "https://api.example#f"] {
+            assert!(
+                matches!(
+                    granted_audiences(&[bad], &allowed),
+                    Err(GrantError::InvalidTarget(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn refresh_token_must_belong_to_the_caller() {
+        let found = stored("a", TokenUse::RefreshToken);
+        assert_eq!(refresh_state(&found, "a", 0), RefreshState::Usable);
+        assert!(is_invalid(refresh_state(&found, "b", 0)));
+    }
+
+    #[test]
+    fn access_tokens_are_not_refresh_tokens() {
+        let found = stored("a", TokenUse::AccessToken);
+        assert!(is_invalid(refresh_state(&found, "a", 0)));
+    }
+
+    #[test]
+    fn rotated_token_presented_again_is_a_reuse_even_when_revoked() {
+        let mut found = stored("a", TokenUse::RefreshToken);
+        found.rotated_at = Some(5);
+        found.token.revoked_at = Some(5);
+        assert_eq!(refresh_state(&found, "a", 0), RefreshState::Reused);
+        found.rotated_at = None;
+        assert!(is_invalid(refresh_state(&found, "a", 0)));
+    }
+
+    #[test]
+    fn expired_refresh_token_is_invalid() {
+        let found = stored("a", TokenUse::RefreshToken);
+        assert!(is_invalid(refresh_state(&found, "a", 100)));
+    }
+}

@@ -1,0 +1,50 @@
+//! Who is calling an authenticated endpoint: a client by its secret or by a signed
+//! assertion (RFC 7523 §2.2), within the failure budgets of its address.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, header};
+
+use super::AppState;
+use super::form::OAuthForm;
+use super::metadata::endpoint_url;
+use crate::auth::{self, AuthError, Credentials};
+use crate::cache::View;
+use crate::error::ApiError;
+use crate::store::ClientRecord;
+
+/// The authenticated, enabled client behind a request from `ip` to the endpoint `path`
+/// (an assertion may name the endpoint's URL as its audience). Exactly one method may be
+/// used; failures are counted against the address and the client id.
+pub async fn authenticate(
+    state: &AppState,
+    view: &View<'_>,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+    path: &str,
+    ip: IpAddr,
+) -> Result<Arc<ClientRecord>, ApiError> {
+    let guard = &state.auth;
+    guard.admit(ip, None)?;
+    let credentials =
+        match auth::credentials(headers.get(header::AUTHORIZATION), |name| form.get(name)) {
+            Ok(credentials) => credentials,
+            Err(err @ AuthError::Failed(_)) => return Err(guard.failed(ip, None, err).into()),
+            Err(err) => return Err(err.into()),
+        };
+    let client_id = credentials.client_id();
+    guard.admit(ip, client_id)?;
+    let verified = match &credentials {
+        Credentials::Secret(presented) => guard.authenticate(view, presented).await,
+        Credentials::Assertion(assertion) => state
+            .assertions
+            .verify(assertion, &endpoint_url(&state.config.issuer, path))
+            .await
+            .map(Arc::new),
+    };
+    match verified {
+        Err(err @ AuthError::Failed(_)) => Err(guard.failed(ip, client_id, err).into()),
+        other => Ok(other?),
+    }
+}

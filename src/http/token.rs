@@ -1,0 +1,97 @@
+//! `POST /token` (RFC 6749 §3.2): the client credentials and refresh token grants.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Serialize;
+
+use super::client_ip::ClientIp;
+use super::form::OAuthForm;
+use super::{AppState, caller};
+use crate::error::ApiError;
+use crate::grant::{self, GrantError, Issued};
+use crate::token::mint::MintError;
+
+pub const PATH: &str = "/token";
+
+/// RFC 6749 §5.1: the successful answer.
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, ApiError> {
+    let view = state.directory.view().await?;
+    let client = caller::authenticate(&state, &view, &headers, &form, PATH, ip).await?;
+    let grant_type = form.required("grant_type")?;
+    let scope = form.get("scope");
+    let resources: Vec<&str> = form.get_all("resource").collect();
+    let keys = state.keys.current(&view).await;
+    let (store, keys, config) = (&state.store, &*keys, &*state.config);
+    let issued = match grant_type {
+        "client_credentials" => {
+            grant::client_credentials(store, keys, config, &client, scope, &resources).await?
+        }
+        "refresh_token" => {
+            let refresh_token = form.required("refresh_token")?;
+            grant::refresh(
+                store,
+                keys,
+                config,
+                &client,
+                refresh_token,
+                scope,
+                &resources,
+            )
+            .await?
+        }
+        _ => {
+            return Err(ApiError::UnsupportedGrantType(
+                "grant_type must be client_credentials or refresh_token",
+            ));
+        }
+    };
+    Ok(answer(&issued))
+}
+
+/// RFC 6749 §5.1: JSON that no cache may keep.
+fn answer(issued: &Issued) -> Response {
+    let mut response = Json(TokenResponse {
+        access_token: issued.access.token.expose(),
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        refresh_token: issued.refresh.as_ref().map(|t| t.expose()),
+        scope: issued.scope.as_deref(),
+    })
+    .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+impl From<GrantError> for ApiError {
+    fn from(err: GrantError) -> Self {
+        match err {
+            GrantError::InvalidGrant(why) => ApiError::InvalidGrant(why),
+            GrantError::InvalidScope(why) => ApiError::InvalidScope(why.into()),
+            GrantError::InvalidTarget(why) => ApiError::InvalidTarget(why.into()),
+            GrantError::Store(err) | GrantError::Mint(MintError::Store(err)) => {
+                ApiError::Unavailable(err)
+            }
+            GrantError::Mint(err) => ApiError::Internal(err.to_string()),
+        }
+    }
+}

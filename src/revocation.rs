@@ -1,0 +1,79 @@
+//! Token revocation (RFC 7009), shared by `POST /revoke` and `token revoke`: JWT access
+//! tokens by `jti`, stored tokens by digest, and a refresh token together with every
+//! token of its grant.
+
+use crate::store::{FamilyRecord, Store, StoreError, TokenUse};
+use crate::token::claims::AccessClaims;
+use crate::token::jwt::KeySet;
+use crate::token::opaque;
+
+/// A token this server can revoke, whatever its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revocable {
+    Jwt(AccessClaims),
+    Stored(FamilyRecord),
+}
+
+impl Revocable {
+    /// The client the token was issued to.
+    pub fn client_id(&self) -> &str {
+        match self {
+            Revocable::Jwt(claims) => &claims.client_id,
+            Revocable::Stored(found) => &found.token.client_id,
+        }
+    }
+
+    pub fn token_use(&self) -> TokenUse {
+        match self {
+            Revocable::Jwt(_) => TokenUse::AccessToken,
+            Revocable::Stored(found) => found.token.token_use,
+        }
+    }
+
+    pub fn jti(&self) -> &str {
+        match self {
+            Revocable::Jwt(claims) => &claims.jti,
+            Revocable::Stored(found) => &found.token.jti,
+        }
+    }
+}
+
+/// Finds a token to revoke: a JWT signed by one of our keys (expired or not), or a
+/// stored token. RFC 7009 §2.1: the hint orders the search and never narrows it.
+pub async fn find(
+    store: &Store,
+    keys: &KeySet,
+    token: &str,
+    hint: Option<TokenUse>,
+) -> Result<Option<Revocable>, StoreError> {
+    let jwt = || keys.verify_ignoring_time(token).ok().map(Revocable::Jwt);
+    if hint != Some(TokenUse::RefreshToken) {
+        if let Some(found) = jwt() {
+            return Ok(Some(found));
+        }
+    }
+    if let Some(found) = store.token_family_by_digest(&opaque::digest(token)).await? {
+        return Ok(Some(Revocable::Stored(found)));
+    }
+    Ok(if hint == Some(TokenUse::RefreshToken) {
+        jwt()
+    } else {
+        None
+    })
+}
+
+/// Revokes a token found by [`find`]. A refresh token takes its whole grant with it:
+/// every refresh token of the family and the access tokens minted from them (RFC 7009
+/// §2.1). An access token goes alone.
+pub async fn revoke(store: &Store, found: &Revocable, now: i64) -> Result<(), StoreError> {
+    match found {
+        Revocable::Jwt(claims) => store.revoke_jti(&claims.jti, claims.exp, now).await,
+        Revocable::Stored(found) if found.token.token_use == TokenUse::RefreshToken => {
+            store.revoke_family(&found.family_id, now).await.map(|_| ())
+        }
+        Revocable::Stored(found) => store
+            .revoke_token(&found.token.digest, now)
+            .await
+            .map(|_| ()),
+    }
+}

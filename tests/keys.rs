@@ -1,0 +1,565 @@
+//! GET /jwks and key rotation, signed introspection responses (RFC 9701) and
+//! private_key_jwt client authentication (RFC 7523), against SQLite and Postgres.
+
+mod common;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair,
+};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{TestApp, TestClient, TestResponse, form, post_form, send};
+use introspectd::admin::{self, NewClient};
+use introspectd::auth::assertion::JWT_BEARER;
+use introspectd::token::{new_jti, now};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Value, json};
+
+const INTROSPECTION_JWT: &str = "application/token-introspection+jwt";
+
+async fn jwks_of(router: &Router) -> JwkSet {
+    let response = send(router, Request::get("/jwks").body(Body::empty()).unwrap()).await;
+    assert_eq!(response.status, StatusCode::OK, "{response:?}");
+    serde_json::from_slice(&response.body).expect("a JWK Set")
+}
+
+/// Verifies a JWT with the key its `kid` names in `jwks`; returns its claims.
+fn verify_with(jwks: &JwkSet, jwt: &str) -> Value {
+    let header = jsonwebtoken::decode_header(jwt).unwrap();
+    let kid = header.kid.expect("a kid");
+    let jwk = jwks
+        .find(&kid)
+        .unwrap_or_else(|| panic!("kid {kid} published"));
+    let mut validation = Validation::new(header.alg);
+    validation.validate_aud = false;
+    validation.set_required_spec_claims::<&str>(&[]);
+    let key = DecodingKey::from_jwk(jwk).unwrap();
+    jsonwebtoken::decode::<Value>(jwt, &key, &validation)
+        .expect("signature verifies")
+        .claims
+}
+
+async fn client_credentials_on(router: &Router, client: &TestClient) -> String {
+    let body = form(&[("grant_type", "client_credentials")]);
+    let response = post_form(router, "/token", Some(&client.basic()), &body).await;
+    assert_eq!(response.status, StatusCode::OK, "{response:?}");
+    response.json["access_token"].as_str().unwrap().to_owned()
+}
+
+// --- JWKS and rotation ------------------------------------------------------------------
+
+async fn jwks_publishes_the_public_signing_key(app: TestApp) {
+    let response = app
+        .send(Request::get("/jwks").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(
+        response.headers[header::CONTENT_TYPE],
+        "application/jwk-set+json"
+    );
+    let keys = response.json["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    let key = keys[0].as_object().unwrap();
+    assert_eq!(key["kid"], app.state.keys.keys().signing_kid().unwrap());
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    assert_eq!(key["alg"], "EdDSA");
+    assert_eq!(key["use"], "sig");
+    assert!(!key.contains_key("d"), "never the private part");
+    let client = app.client("app", &[]).await;
+    let token = app.jwt_for(&client, &[]).await;
+    let claims = verify_with(&jwks_of(&app.router).await, &token);
+    assert_eq!(claims["client_id"], client.id.as_str());
+}
+
+async fn rotated_key_signs_new_tokens_and_old_tokens_still_verify(app: TestApp) {
+    let client = app.client("app", &[]).await;
+    let old_kid = app.state.keys.keys().signing_kid().unwrap().to_owned();
+    let old_token = client_credentials_on(&app.router, &client).await;
+    let rotated = admin::rotate_key(&app.store, &app.config).await.unwrap();
+    assert_ne!(rotated.kid, old_kid);
+    // A running instance keeps its keys; a (re)started one loads the new key.
+    let (_, restarted) = app.sibling().await;
+    let jwks = jwks_of(&restarted).await;
+    assert!(jwks.find(&old_kid).is_some() && jwks.find(&rotated.kid).is_some());
+    let new_token = client_credentials_on(&restarted, &client).await;
+    let header = jsonwebtoken::decode_header(&new_token).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(rotated.kid.as_str()));
+    verify_with(&jwks, &old_token);
+    verify_with(&jwks, &new_token);
+    for token in [&old_token, &new_token] {
+        let response = common::introspect_on(
+            &restarted,
+            Some(&client.basic()),
+            &form(&[("token", token)]),
+        )
+        .await;
+        assert_eq!(response.json["active"], true, "{response:?}");
+    }
+    let listed = admin::list_keys(&app.store, &app.config).await.unwrap();
+    assert_eq!(listed[0].kid, rotated.kid);
+    assert!(listed[0].signing && !listed[1].signing);
+}
+
+async fn removed_key_stops_verifying_and_the_signing_key_stays(app: TestApp) {
+    let client = app.client("app", &[]).await;
+    let old_kid = app.state.keys.keys().signing_kid().unwrap().to_owned();
+    let old_token = app.jwt_for(&client, &[]).await;
+    let rotated = admin::rotate_key(&app.store, &app.config).await.unwrap();
+    assert!(
+        admin::remove_key(&app.store, &app.config, &rotated.kid)
+            .await
+            .is_err(),
+        "the signing key cannot be removed"
+    );
+    assert!(
+        admin::remove_key(&app.store, &app.config, "no-such-kid")
+            .await
+            .is_err()
+    );
+    admin::remove_key(&app.store, &app.config, &old_kid)
+        .await
+        .unwrap();
+    let (_, restarted) = app.sibling().await;
+    let jwks = jwks_of(&restarted).await;
+    assert_eq!(jwks.keys.len(), 1);
+    assert!(jwks.find(&old_kid).is_none());
+    let response = common::introspect_on(
+        &restarted,
+        Some(&client.basic()),
+        &form(&[("token", &old_token)]),
+    )
+    .await;
+    assert_eq!(response.json, json!({"active": false}));
+}
+
+async fn rotation_is_refused_while_keys_are_configured(app: TestApp) {
+    let mut config = app.config.clone();
+    config.jwt.keys.push(introspectd::config::KeyConfig {
+        kid: "configured".to_owned(),
+        alg: "EdDSA".to_owned(),
+        private_key_file: Some("/etc/introspectd/signing.pem".into()),
+        public_key_file: None,
+        secret_env: None,
+    });
+    assert!(admin::rotate_key(&app.store, &config).await.is_err());
+}
+
+// --- signed introspection responses (RFC 9701) ----------------------------------------------
+
+async fn introspect_signed(app: &TestApp, caller: &TestClient, token: &str) -> TestResponse {
+    let request = Request::post("/introspect")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::AUTHORIZATION, caller.basic())
+        .header(header::ACCEPT, INTROSPECTION_JWT)
+        .body(Body::from(form(&[("token", token)])))
+        .unwrap();
+    app.send(request).await
+}
+
+async fn signed_introspection_response_verifies_against_jwks(app: TestApp) {
+    let owner = app.client("app", &[]).await;
+    let rs = app.client("api", &["https://api.example"]).await;
+    let token = app.jwt_for(&owner, &["https://api.example"]).await;
+    let response = introspect_signed(&app, &rs, &token).await;
+    assert_eq!(response.status, StatusCode::OK, "{response:?}");
+    assert_eq!(response.headers[header::CONTENT_TYPE], INTROSPECTION_JWT);
+    let jwt = std::str::from_utf8(&response.body).unwrap();
+    let header = jsonwebtoken::decode_header(jwt).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("token-introspection+jwt"));
+    let claims = verify_with(&jwks_of(&app.router).await, jwt);
+    assert_eq!(claims["iss"], app.config.issuer.as_str());
+    assert_eq!(claims["aud"], rs.id.as_str(), "the calling resource server");
+    assert!((claims["iat"].as_i64().unwrap() - now()).abs() <= 5);
+    let inner = &claims["token_introspection"];
+    assert_eq!(inner["active"], true);
+    assert_eq!(inner["client_id"], owner.id.as_str());
+    assert_eq!(inner["aud"], "https://api.example");
+    // The same request without the Accept header is the plain JSON answer.
+    let plain = app.introspect(&rs, &token).await;
+    assert_eq!(plain.headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(&plain.json, inner);
+}
+
+async fn signed_introspection_of_an_inactive_token_says_only_inactive(app: TestApp) {
+    let client = app.client("app", &[]).await;
+    let response = introspect_signed(&app, &client, "unknown-token").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let claims = verify_with(
+        &jwks_of(&app.router).await,
+        std::str::from_utf8(&response.body).unwrap(),
+    );
+    assert_eq!(claims["token_introspection"], json!({"active": false}));
+}
+
+// --- private_key_jwt (RFC 7523) -------------------------------------------------------------
+
+/// A client's key pair: the private half signs assertions, the public JWK is registered.
+struct ClientKey {
+    kid: String,
+    alg: Algorithm,
+    encoding: EncodingKey,
+    jwk: Value,
+}
+
+fn rng() -> aws_lc_rs::rand::SystemRandom {
+    aws_lc_rs::rand::SystemRandom::new()
+}
+
+impl ClientKey {
+    fn ed25519(kid: &str) -> Self {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        ClientKey {
+            kid: kid.to_owned(),
+            alg: Algorithm::EdDSA,
+            encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
+            jwk: json!({
+                "kty": "OKP", "crv": "Ed25519", "kid": kid,
+                "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+            }),
+        }
+    }
+
+    fn es256(kid: &str) -> Self {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng()).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref();
+        ClientKey {
+            kid: kid.to_owned(),
+            alg: Algorithm::ES256,
+            encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
+            jwk: json!({
+                "kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+            }),
+        }
+    }
+
+    fn rs256(kid: &str) -> Self {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let pkcs8 = pair.as_der().unwrap();
+        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref()));
+        let public = pair.public_key();
+        ClientKey {
+            kid: kid.to_owned(),
+            alg: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+            jwk: json!({
+                "kty": "RSA", "kid": kid,
+                "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+                "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+            }),
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
+    }
+}
+
+/// RFC 7523 §3 claims for `client_id`, valid for a minute, with a fresh jti.
+fn claims(client_id: &str, aud: Value) -> Value {
+    let now = now();
+    json!({
+        "iss": client_id, "sub": client_id, "aud": aud,
+        "exp": now + 60, "iat": now, "jti": new_jti(),
+    })
+}
+
+async fn jwt_client(app: &TestApp, keys: &[&ClientKey]) -> TestClient {
+    let jwks = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
+    app.client_with(NewClient {
+        name: "signed".to_owned(),
+        auth_method: Some("private_key_jwt".to_owned()),
+        jwks: Some(jwks.to_string()),
+        ..NewClient::default()
+    })
+    .await
+}
+
+/// POST `params` to `path`, authenticated by the assertion `jwt`.
+async fn with_assertion(
+    app: &TestApp,
+    path: &str,
+    jwt: &str,
+    params: &[(&str, &str)],
+) -> TestResponse {
+    let mut all = params.to_vec();
+    all.extend([
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", jwt),
+    ]);
+    post_form(&app.router, path, None, &form(&all)).await
+}
+
+fn issuer(app: &TestApp) -> Value {
+    json!(app.config.issuer)
+}
+
+/// The client credentials grant, authenticated by a fresh assertion signed with `key`.
+async fn token_signed_by(app: &TestApp, key: &ClientKey, client_id: &str) -> TestResponse {
+    let jwt = key.sign(&claims(client_id, issuer(app)));
+    with_assertion(app, "/token", &jwt, &[("grant_type", "client_credentials")]).await
+}
+
+fn assert_invalid_client(response: &TestResponse) {
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{response:?}");
+    assert_eq!(response.json["error"], "invalid_client", "{response:?}");
+}
+
+async fn private_key_jwt_authenticates_at_every_endpoint(app: TestApp) {
+    let key = ClientKey::ed25519("k1");
+    let client = jwt_client(&app, &[&key]).await;
+    let response = token_signed_by(&app, &key, &client.id).await;
+    assert_eq!(response.status, StatusCode::OK, "{response:?}");
+    let token = response.json["access_token"].as_str().unwrap().to_owned();
+    let introspect = |jwt: String| {
+        let token = token.clone();
+        let app = &app;
+        async move { with_assertion(app, "/introspect", &jwt, &[("token", &token)]).await }
+    };
+    let response = introspect(key.sign(&claims(&client.id, issuer(&app)))).await;
+    assert_eq!(response.json["active"], true, "{response:?}");
+    assert_eq!(response.json["client_id"], client.id.as_str());
+    let response = with_assertion(
+        &app,
+        "/revoke",
+        &key.sign(&claims(&client.id, issuer(&app))),
+        &[("token", &token)],
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{response:?}");
+    let response = introspect(key.sign(&claims(&client.id, issuer(&app)))).await;
+    assert_eq!(response.json, json!({"active": false}));
+}
+
+async fn private_key_jwt_accepts_es256_and_rs256_keys(app: TestApp) {
+    let es = ClientKey::es256("ec");
+    let rs = ClientKey::rs256("rsa");
+    let client = jwt_client(&app, &[&es, &rs]).await;
+    for key in [&es, &rs] {
+        let response = token_signed_by(&app, key, &client.id).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "{:?}: {response:?}",
+            key.alg
+        );
+    }
+}
+
+async fn replayed_assertion_is_refused(app: TestApp) {
+    let key = ClientKey::ed25519("k1");
+    let client = jwt_client(&app, &[&key]).await;
+    let jwt = key.sign(&claims(&client.id, issuer(&app)));
+    let grant = [("grant_type", "client_credentials")];
+    let first = with_assertion(&app, "/token", &jwt, &grant).await;
+    assert_eq!(first.status, StatusCode::OK, "{first:?}");
+    assert_invalid_client(&with_assertion(&app, "/token", &jwt, &grant).await);
+    // Another instance sharing the store refuses it too.
+    let (_, sibling) = app.sibling().await;
+    let mut body = grant.to_vec();
+    body.extend([
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", &jwt),
+    ]);
+    assert_invalid_client(&post_form(&sibling, "/token", None, &form(&body)).await);
+}
+
+async fn assertion_audience_must_be_this_server_alone(app: TestApp) {
+    let key = ClientKey::ed25519("k1");
+    let client = jwt_client(&app, &[&key]).await;
+    let grant = [("grant_type", "client_credentials")];
+    let token_url = format!("{}/token", app.config.issuer);
+    let response = with_assertion(
+        &app,
+        "/token",
+        &key.sign(&claims(&client.id, json!(token_url))),
+        &grant,
+    )
+    .await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "the endpoint URL: {response:?}"
+    );
+    for aud in [
+        json!("https://other-as.example"),
+        json!(format!("{}/introspect", app.config.issuer)),
+        json!([app.config.issuer, "https://other-as.example"]),
+        json!([]),
+    ] {
+        let jwt = key.sign(&claims(&client.id, aud.clone()));
+        let response = with_assertion(&app, "/token", &jwt, &grant).await;
+        assert_invalid_client(&response);
+    }
+}
+
+async fn bad_assertions_are_invalid_client(app: TestApp) {
+    let key = ClientKey::ed25519("k1");
+    let stranger = ClientKey::ed25519("k1");
+    let client = jwt_client(&app, &[&key]).await;
+    let grant = [("grant_type", "client_credentials")];
+    let good = || claims(&client.id, issuer(&app));
+    let mut expired = good();
+    expired["exp"] = json!(now() - 120);
+    let mut far = good();
+    far["exp"] = json!(now() + 3_600);
+    let mut future = good();
+    future["iat"] = json!(now() + 600);
+    let mut no_jti = good();
+    no_jti.as_object_mut().unwrap().remove("jti");
+    let mut other_sub = good();
+    other_sub["sub"] = json!("someone-else");
+    let mut other_iss = good();
+    other_iss["iss"] = json!("someone-else");
+    for (why, jwt) in [
+        ("expired", key.sign(&expired)),
+        ("exp too far ahead", key.sign(&far)),
+        ("issued in the future", key.sign(&future)),
+        ("no jti", key.sign(&no_jti)),
+        ("sub is not the client", key.sign(&other_sub)),
+        ("iss is not the client", key.sign(&other_iss)),
+        ("signed by an unregistered key", stranger.sign(&good())),
+        ("unknown kid", {
+            let mut renamed = ClientKey::ed25519("k2");
+            renamed.encoding = key.encoding.clone();
+            renamed.sign(&good())
+        }),
+        ("HS256", {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some("k1".to_owned());
+            let secret = EncodingKey::from_secret(key.jwk["x"].as_str().unwrap().as_bytes());
+            jsonwebtoken::encode(&header, &good(), &secret).unwrap()
+        }),
+        ("alg none", {
+            let body = URL_SAFE_NO_PAD.encode(good().to_string());
+            format!("eyJhbGciOiJub25lIn0.{body}.")
+        }),
+        ("garbage", "not-a-jwt".to_owned()),
+    ] {
+        let response = with_assertion(&app, "/token", &jwt, &grant).await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNAUTHORIZED,
+            "{why}: {response:?}"
+        );
+        assert_eq!(response.json["error"], "invalid_client", "{why}");
+    }
+}
+
+async fn assertion_and_secret_together_are_two_methods(app: TestApp) {
+    let key = ClientKey::ed25519("k1");
+    let client = jwt_client(&app, &[&key]).await;
+    let body = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", JWT_BEARER),
+        (
+            "client_assertion",
+            &key.sign(&claims(&client.id, issuer(&app))),
+        ),
+    ]);
+    let other = app.client("other", &[]).await;
+    let response = post_form(&app.router, "/token", Some(&other.basic()), &body).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST, "{response:?}");
+    assert_eq!(response.json["error"], "invalid_request");
+    let with_secret = format!("{body}&client_secret=x");
+    let response = post_form(&app.router, "/token", None, &with_secret).await;
+    assert_eq!(response.json["error"], "invalid_request", "{response:?}");
+}
+
+async fn clients_use_only_their_registered_method(app: TestApp) {
+    let key = ClientKey::ed25519("k1");
+    let jwt_client = jwt_client(&app, &[&key]).await;
+    let grant = [("grant_type", "client_credentials")];
+    // The private_key_jwt client's unused secret opens nothing.
+    assert_invalid_client(&app.post(&jwt_client, "/token", &grant).await);
+    // A secret client cannot switch to assertions, even signed by a registered key.
+    let secret_client = app.client("secret", &[]).await;
+    app.store
+        .set_client_jwks(&secret_client.id, &json!({"keys": [key.jwk]}).to_string())
+        .await
+        .unwrap();
+    let jwt = key.sign(&claims(&secret_client.id, issuer(&app)));
+    assert_invalid_client(&with_assertion(&app, "/token", &jwt, &grant).await);
+    // A client_id parameter must name the assertion's client.
+    let jwt = key.sign(&claims(&jwt_client.id, issuer(&app)));
+    let mut params = grant.to_vec();
+    params.push(("client_id", &secret_client.id));
+    assert_invalid_client(&with_assertion(&app, "/token", &jwt, &params).await);
+    let response = with_assertion(&app, "/token", &jwt, &grant).await;
+    assert_eq!(response.status, StatusCode::OK, "{response:?}");
+    let mut wrong_type = grant.to_vec();
+    wrong_type.extend([
+        ("client_assertion_type", "urn:example:other"),
+        ("client_assertion", "a.b.c"),
+    ]);
+    let response = post_form(&app.router, "/token", None, &form(&wrong_type)).await;
+    assert_invalid_client(&response);
+}
+
+async fn private_key_jwt_clients_need_a_public_jwk_set(app: TestApp) {
+    let create = |jwks: Option<String>| {
+        admin::create_client(
+            &app.store,
+            NewClient {
+                name: "signed".to_owned(),
+                auth_method: Some("private_key_jwt".to_owned()),
+                jwks,
+                ..NewClient::default()
+            },
+        )
+    };
+    assert!(create(None).await.is_err());
+    assert!(create(Some("{}".to_owned())).await.is_err());
+    let mut private = ClientKey::ed25519("k").jwk;
+    private["d"] = json!("c2VjcmV0");
+    assert!(
+        create(Some(json!({"keys": [private]}).to_string()))
+            .await
+            .is_err()
+    );
+    let created = create(Some(
+        json!({"keys": [ClientKey::ed25519("k").jwk]}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(created.to_json().get("client_secret"), None);
+    let shown = admin::show_client(&app.store, &created.client_id)
+        .await
+        .unwrap();
+    assert_eq!(shown.jwks.unwrap()["keys"][0]["kid"], "k");
+    assert!(
+        admin::rotate_secret(&app.store, &created.client_id)
+            .await
+            .is_err()
+    );
+}
+
+both_stores!(
+    jwks_publishes_the_public_signing_key,
+    rotated_key_signs_new_tokens_and_old_tokens_still_verify,
+    removed_key_stops_verifying_and_the_signing_key_stays,
+    rotation_is_refused_while_keys_are_configured,
+    signed_introspection_response_verifies_against_jwks,
+    signed_introspection_of_an_inactive_token_says_only_inactive,
+    private_key_jwt_authenticates_at_every_endpoint,
+    private_key_jwt_accepts_es256_and_rs256_keys,
+    replayed_assertion_is_refused,
+    assertion_audience_must_be_this_server_alone,
+    bad_assertions_are_invalid_client,
+    assertion_and_secret_together_are_two_methods,
+    clients_use_only_their_registered_method,
+    private_key_jwt_clients_need_a_public_jwk_set,
+);
