@@ -61,13 +61,25 @@ pub enum ClientCommand {
     /// List every client
     List,
     /// Show one client
-    Show { client_id: String },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Give a client a new secret; the old one stops working at once
-    RotateSecret { client_id: String },
+    RotateSecret {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Stop a client from authenticating; its tokens read inactive
-    Disable { client_id: String },
+    Disable {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Delete a client and the opaque tokens it holds
-    Delete { client_id: String },
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -90,7 +102,10 @@ pub enum TokenCommand {
     /// Mint a token for a client
     Issue(IssueArgs),
     /// Revoke a token (`-` reads it from stdin)
-    Revoke { token: String },
+    Revoke {
+        #[arg(allow_hyphen_values = true)]
+        token: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -107,7 +122,7 @@ pub enum FormatArg {
 
 #[derive(Debug, Args)]
 pub struct IssueArgs {
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub client_id: String,
     #[arg(long)]
     pub subject: String,
@@ -359,6 +374,35 @@ mod tests {
         };
         assert_eq!(args.audiences, vec!["https://a", "https://b"]);
         assert!(matches!(args.token_type, TypeArg::Refresh));
+    }
+
+    #[test]
+    fn generated_values_may_start_with_a_hyphen() {
+        // Client ids and opaque tokens are base64url: one in 64 starts with '-'.
+        let cli = Cli::try_parse_from(["introspectd", "client", "show", "-RHel"]).unwrap();
+        let Some(Command::Client(ClientCommand::Show { client_id })) = cli.command else {
+            panic!("expected client show");
+        };
+        assert_eq!(client_id, "-RHel");
+        let cli = Cli::try_parse_from([
+            "introspectd",
+            "token",
+            "issue",
+            "--client-id",
+            "-RHel",
+            "--subject",
+            "s",
+        ])
+        .unwrap();
+        let Some(Command::Token(TokenCommand::Issue(args))) = cli.command else {
+            panic!("expected token issue");
+        };
+        assert_eq!(args.client_id, "-RHel");
+        let cli = Cli::try_parse_from(["introspectd", "token", "revoke", "-x_y"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Token(TokenCommand::Revoke { token })) if token == "-x_y"
+        ));
     }
 
     #[test]

@@ -414,6 +414,7 @@ mod tests {
     #[test]
     fn environment_nests_with_double_underscore() {
         figment::Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.set_env("INTROSPECTD_RATE_LIMIT__PER_SECOND", "500");
             jail.set_env("INTROSPECTD_ISSUER", "https://auth.example.com/tenant");
             let config = Config::load(None, &Overrides::default()).unwrap();
@@ -426,6 +427,7 @@ mod tests {
     #[test]
     fn flags_override_file_and_environment() {
         figment::Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.create_file(
                 "c.toml",
                 "listen = \"127.0.0.1:9000\"\nissuer = \"https://a.example\"",
@@ -445,6 +447,7 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         figment::Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.create_file("c.toml", "lisen = \"127.0.0.1:9000\"")?;
             let err = Config::load(Some(Path::new("c.toml")), &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("lisen"), "{err}");
@@ -480,7 +483,8 @@ mod tests {
 
     #[test]
     fn example_config_is_valid() {
-        figment::Jail::expect_with(|_| {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
             let path =
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("config/introspectd.example.toml");
             let config = Config::load(Some(&path), &Overrides::default()).unwrap();
