@@ -61,6 +61,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     tracing::info!(%addr, store = store.backend(), issuer = %config.issuer, "listening on {addr}");
 
     let upkeep = tokio::spawn(upkeep(state.clone()));
+    let metrics_upkeep = config
+        .metrics
+        .enabled
+        .then(|| tokio::spawn(crate::metrics::upkeep()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown({
@@ -81,6 +85,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         () = signal => tracing::warn!("grace period over; closing remaining connections"),
     }
     upkeep.abort();
+    if let Some(task) = metrics_upkeep {
+        task.abort();
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -99,7 +106,10 @@ async fn upkeep(state: AppState) {
         match state.store.purge_expired(before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "purged expired tokens and revocations"),
-            Err(err) => tracing::warn!(error = %err, "purge failed"),
+            Err(err) => {
+                crate::metrics::store_error(&err);
+                tracing::warn!(error = %err, "purge failed");
+            }
         }
     }
 }

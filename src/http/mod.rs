@@ -4,6 +4,8 @@ pub mod form;
 mod health;
 mod introspect;
 pub mod metadata;
+pub mod observe;
+mod prometheus;
 pub mod ratelimit;
 
 use std::sync::Arc;
@@ -12,13 +14,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, Method, Request, header};
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::{MethodRouter, get, post};
 use tower::ServiceBuilder;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -56,15 +57,22 @@ impl AppState {
     }
 }
 
+/// A GET endpoint whose other methods get our JSON 405 with `Allow: GET`.
+fn get_only<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    get(handler).fallback(|| async { ApiError::MethodNotAllowed { allow: "GET" } })
+}
+
 /// The application: every endpoint with its layers.
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET])
         .allow_headers(Any);
-    let metadata = get(metadata::metadata)
-        .fallback(|| async { ApiError::MethodNotAllowed { allow: "GET" } })
-        .layer(cors);
+    let metadata = get_only(metadata::metadata).layer(cors);
     let mut limited = Router::new()
         .route(
             "/introspect",
@@ -77,28 +85,22 @@ pub fn router(state: AppState) -> Router {
             tower_governor::GovernorLayer::new(limits.clone()).error_handler(ratelimit::refusal),
         );
     }
-    let health = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+    // Probes and scrapes are never rate limited.
+    let mut unlimited = Router::new()
+        .route("/healthz", get_only(health::healthz))
+        .route("/readyz", get_only(health::readyz));
+    if state.config.metrics.enabled {
+        crate::metrics::handle();
+        unlimited = unlimited.route("/metrics", get_only(prometheus::metrics));
+    }
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
     let max_body = state.config.http.max_body_bytes;
     limited
-        .merge(health)
+        .merge(unlimited)
         .fallback(|| async { ApiError::NotFound })
         .layer(
             ServiceBuilder::new()
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|req: &Request<_>| {
-                            // The path only: a query string could carry a token.
-                            tracing::info_span!(
-                                "request",
-                                method = %req.method(),
-                                path = %req.uri().path(),
-                            )
-                        })
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
-                )
+                .layer(axum::middleware::from_fn(observe::observe))
                 .layer(SetResponseHeaderLayer::if_not_present(
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
