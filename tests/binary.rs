@@ -185,3 +185,33 @@ fn unreachable_database_and_bad_config_fail_fast_with_one_line() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("rate_limit.per_second"), "{stderr}");
 }
+
+#[test]
+fn unreadable_or_invalid_key_file_fails_start_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = DatabaseUrl(format!("sqlite://{}/x.db", dir.path().display()));
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a key").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (file, expected) in [(&missing, "cannot read"), (&garbage, "private key")] {
+        let config = dir.path().join("keys.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[jwt.keys]]\nkid = \"signing-key\"\nalg = \"EdDSA\"\nprivate_key_file = {:?}\n",
+                file.display().to_string()
+            ),
+        )
+        .unwrap();
+        let output = command(dir.path(), &db)
+            .args(["--config", config.to_str().unwrap(), "serve"])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("signing-key"), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+    }
+}
