@@ -5,6 +5,7 @@ mod health;
 mod introspect;
 pub mod metadata;
 pub mod observe;
+pub mod openapi;
 mod prometheus;
 pub mod ratelimit;
 
@@ -79,7 +80,8 @@ pub fn router(state: AppState) -> Router {
             post(introspect::introspect)
                 .fallback(|| async { ApiError::MethodNotAllowed { allow: "POST" } }),
         )
-        .route(&state.metadata.path, metadata);
+        .route(&state.metadata.path, metadata)
+        .route("/openapi.json", get_only(openapi::openapi));
     if let Some(limits) = &state.rate_limit {
         limited = limited.layer(
             tower_governor::GovernorLayer::new(limits.clone()).error_handler(ratelimit::refusal),
