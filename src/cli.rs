@@ -52,6 +52,8 @@ pub enum Command {
     /// Mint and revoke tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Exit 0 when the server on the configured listen address answers GET /healthz
+    Healthcheck,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +199,10 @@ fn run(cli: Cli) -> Result<(), String> {
     runtime.block_on(async move {
         match cli.command {
             None | Some(Command::Serve) => server::serve(config).await.map_err(|e| e.to_string()),
+            Some(Command::Healthcheck) => {
+                let addr = crate::probe::healthcheck(config.listen).await?;
+                print_json(&json!({"healthy": true, "address": addr.to_string()}))
+            }
             Some(Command::Migrate) => {
                 let store = open_store(&config).await.map_err(|e| e.to_string())?;
                 store.close().await;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod introspection;
 pub mod metrics;
+pub mod probe;
 pub mod secret;
 pub mod server;
 pub mod store;
