@@ -55,17 +55,19 @@ pub enum Command {
     /// Manage the generated signing keys published at /jwks
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Exit 0 when the server on the configured listen address answers GET /healthz
+    Healthcheck,
 }
 
 // Generated ids, kids and opaque tokens are base64url and may begin with '-', so the
 // positional arguments that take them accept leading hyphens.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Generate a new Ed25519 key; it signs from the next start on, older keys keep verifying
+    /// Generate a new Ed25519 key; running servers sign with it from their next request on, older keys keep verifying
     Rotate,
     /// List generated keys, newest (the signing one) first
     List,
-    /// Remove a generated key; tokens it signed read inactive from the next start on
+    /// Remove a generated key; tokens it signed read inactive from the servers' next request on
     Remove {
         #[arg(allow_hyphen_values = true)]
         kid: String,
@@ -221,6 +223,10 @@ fn run(cli: Cli) -> Result<(), String> {
     runtime.block_on(async move {
         match cli.command {
             None | Some(Command::Serve) => server::serve(config).await.map_err(|e| e.to_string()),
+            Some(Command::Healthcheck) => {
+                let addr = crate::probe::healthcheck(config.listen).await?;
+                print_json(&json!({"healthy": true, "address": addr.to_string()}))
+            }
             Some(Command::Migrate) => {
                 let store = open_store(&config).await.map_err(|e| e.to_string())?;
                 store.close().await;

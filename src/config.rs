@@ -31,6 +31,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub cache: CacheConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
     /// Extra RFC 8414 fields merged into the published metadata document.
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
@@ -48,6 +49,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             cache: CacheConfig::default(),
             log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
             metadata: serde_json::Map::new(),
         }
     }
@@ -262,6 +264,20 @@ impl Default for LogConfig {
             format: "text".to_owned(),
             level: "info".to_owned(),
         }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serves Prometheus metrics at `GET /metrics` on the main listener, without
+    /// authentication and without rate limiting, like the health endpoints.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true }
     }
 }
 

@@ -152,7 +152,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            ApiError::Unavailable(err) => tracing::warn!(error = %err, "store unavailable"),
+            ApiError::Unavailable(err) => {
+                crate::metrics::store_error(err);
+                tracing::warn!(error = %err, "store unavailable");
+            }
             ApiError::Internal(err) => tracing::error!(error = %err, "internal error"),
             _ => {}
         }

@@ -13,6 +13,8 @@ pub mod http;
 pub mod introspection;
 pub mod introspection_jwt;
 pub mod limits;
+pub mod metrics;
+pub mod probe;
 pub mod revocation;
 pub mod secret;
 pub mod server;

@@ -13,6 +13,10 @@ use crate::store::{Store, StoreError};
 /// How often expired revocations and tokens are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
+/// How long shutdown waits for the pool to close: connections still held by requests
+/// that outlived the grace period are not waited for.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("database {url}: {source}")]
@@ -42,6 +46,9 @@ pub async fn open_store(config: &Config) -> Result<Store, ServeError> {
 /// Runs the HTTP server until SIGTERM or Ctrl-C, then drains in-flight requests for up
 /// to `http.shutdown_grace_seconds`.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    // Caught from here on: a signal during start-up stops the server once it is up,
+    // instead of killing the process with the default action.
+    let shutdown = Shutdown::install()?;
     let store = open_store(&config).await?;
     let state = AppState::build(config.clone(), store.clone()).await?;
     for name in crate::config::unrelated_env_vars() {
@@ -64,6 +71,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     tracing::info!(%addr, store = store.backend(), issuer = %config.issuer, "listening on {addr}");
 
     let upkeep = tokio::spawn(upkeep(state.clone()));
+    let metrics_upkeep = config
+        .metrics
+        .enabled
+        .then(|| tokio::spawn(crate::metrics::upkeep()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown({
@@ -74,7 +85,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     let grace = Duration::from_secs(config.http.shutdown_grace_seconds);
     let signal = async {
-        shutdown_signal().await;
+        shutdown.wait().await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         tokio::time::sleep(grace).await;
@@ -84,7 +95,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         () = signal => tracing::warn!("grace period over; closing remaining connections"),
     }
     upkeep.abort();
-    store.close().await;
+    if let Some(task) = metrics_upkeep {
+        task.abort();
+    }
+    if tokio::time::timeout(CLOSE_TIMEOUT, store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("database connections still in use at exit");
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -104,28 +123,47 @@ async fn upkeep(state: AppState) {
         match state.store.purge_expired(before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "purged expired tokens and revocations"),
-            Err(err) => tracing::warn!(error = %err, "purge failed"),
+            Err(err) => {
+                crate::metrics::store_error(&err);
+                tracing::warn!(error = %err, "purge failed");
+            }
         }
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM and SIGINT (Ctrl-C), caught from the moment this is created.
+struct Shutdown {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Shutdown {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        #[cfg(not(unix))]
+        Ok(Shutdown {})
+    }
+
+    /// Resolves at the first signal.
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {},
+            _ = self.interrupt.recv() => {},
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

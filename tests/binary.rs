@@ -2,124 +2,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-
+use common::binary::{Server, command, http, introspect, run, run_json};
 use common::{Backend, fresh_db};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use introspectd::config::DatabaseUrl;
-use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_introspectd");
-
-/// A command line with the test's database and a scratch working directory.
-fn command(dir: &std::path::Path, db: &DatabaseUrl) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env("INTROSPECTD_DATABASE_URL", db.as_str())
-        .env("INTROSPECTD_LISTEN", "127.0.0.1:0")
-        .env("INTROSPECTD_RATE_LIMIT__ENABLED", "false");
-    cmd
-}
-
-fn run(dir: &std::path::Path, db: &DatabaseUrl, args: &[&str]) -> Output {
-    command(dir, db).args(args).output().expect("run binary")
-}
-
-fn run_json(dir: &std::path::Path, db: &DatabaseUrl, args: &[&str]) -> Value {
-    let output = run(dir, db, args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
-}
-
-/// The server process, its address and everything it logged.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(dir: &std::path::Path, db: &DatabaseUrl) -> Server {
-        let mut child = command(dir, db)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn server");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(addr);
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
-        Server {
-            child,
-            addr: addr.parse().expect("listen address"),
-            log,
-        }
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    fn stop(mut self) -> String {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let exit = self.child.wait().expect("wait");
-        assert!(exit.success(), "server exit {exit:?}");
-        let log = self.log.lock().unwrap().clone();
-        std::mem::forget(self);
-        log
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn introspect(addr: SocketAddr, id: &str, secret: &str, token: &str) -> (u16, Value) {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let request = hyper::Request::post(format!("http://{addr}/introspect"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("authorization", common::basic(id, secret))
-        .body(Full::new(Bytes::from(common::form(&[("token", token)]))))
-        .unwrap();
-    let response = client.request(request).await.expect("request");
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
 
 async fn cli_and_server_agree(backend: Backend) {
     let Some((db, _guard)) = fresh_db(backend).await else {
@@ -222,15 +107,10 @@ async fn cli_and_server_agree(backend: Backend) {
     }
 }
 
-async fn get_json(addr: SocketAddr, path: &str) -> Value {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let request = hyper::Request::get(format!("http://{addr}{path}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = client.request(request).await.expect("request");
-    assert_eq!(response.status(), 200);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&body).expect("JSON")
+async fn get_json(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
+    let response = http(addr, "GET", path, &[], "").await;
+    assert_eq!(response.status, 200);
+    response.json
 }
 
 async fn keys_and_signed_clients_from_the_command_line(backend: Backend) {
@@ -424,4 +304,34 @@ fn unreachable_database_and_bad_config_fail_fast_with_one_line() {
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("rate_limit.per_second"), "{stderr}");
+}
+
+#[test]
+fn unreadable_or_invalid_key_file_fails_start_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = DatabaseUrl(format!("sqlite://{}/x.db", dir.path().display()));
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a key").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (file, expected) in [(&missing, "cannot read"), (&garbage, "private key")] {
+        let config = dir.path().join("keys.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[jwt.keys]]\nkid = \"signing-key\"\nalg = \"EdDSA\"\nprivate_key_file = {:?}\n",
+                file.display().to_string()
+            ),
+        )
+        .unwrap();
+        let output = command(dir.path(), &db)
+            .args(["--config", config.to_str().unwrap(), "serve"])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("signing-key"), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+    }
 }

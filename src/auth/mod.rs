@@ -85,6 +85,27 @@ pub fn credentials<'a>(
     assertion::presented(param("client_id"), assertion_type, assertion).map(Credentials::Assertion)
 }
 
+impl AuthError {
+    /// A short label saying why authentication failed, for metrics; `None` for store
+    /// failures, which are not the caller's doing.
+    pub fn reason(&self) -> Option<&'static str> {
+        Some(match self {
+            AuthError::Malformed(_) => "malformed_request",
+            AuthError::Failed("client authentication required") => "missing_credentials",
+            AuthError::Failed("client is disabled") => "client_disabled",
+            AuthError::Failed("client must use its registered authentication method") => {
+                "wrong_method"
+            }
+            AuthError::Failed("unsupported authentication scheme") => "unsupported_scheme",
+            AuthError::Failed("malformed Basic credentials")
+            | AuthError::Failed("client_secret given without client_id") => "malformed_credentials",
+            AuthError::Failed(_) => "bad_credentials",
+            AuthError::Throttled(_) => "throttled",
+            AuthError::Store(_) => return None,
+        })
+    }
+}
+
 /// Reads the credentials of a request: the `Authorization` header and the
 /// `client_id`/`client_secret` form parameters. Exactly one method may be used.
 pub fn presented(
@@ -402,6 +423,39 @@ mod tests {
             credentials(Some(&basic("a:b")), params(&[])),
             Ok(Credentials::Secret(_))
         ));
+    }
+
+    #[test]
+    fn failure_reasons_name_the_cause_not_the_credentials() {
+        let reason = |header: Option<&HeaderValue>, id, secret| {
+            presented(header, id, secret).unwrap_err().reason().unwrap()
+        };
+        assert_eq!(reason(None, None, None), "missing_credentials");
+        assert_eq!(
+            reason(Some(&basic("a:b")), None, Some("b")),
+            "malformed_request"
+        );
+        let bearer = HeaderValue::from_static("Bearer abc");
+        assert_eq!(reason(Some(&bearer), None, None), "unsupported_scheme");
+        assert_eq!(reason(None, None, Some("b")), "malformed_credentials");
+        let mut client = ClientRecord {
+            client_id: "a".to_owned(),
+            name: "a".to_owned(),
+            secret_hash: SecretHash::new("x"),
+            auth_method: AuthMethod::ClientSecretBasic,
+            scope: String::new(),
+            audiences: vec![],
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let err = client_may_authenticate(&client, AuthMethod::ClientSecretPost).unwrap_err();
+        assert_eq!(err.reason(), Some("wrong_method"));
+        client.disabled = true;
+        let err = client_may_authenticate(&client, AuthMethod::ClientSecretBasic).unwrap_err();
+        assert_eq!(err.reason(), Some("client_disabled"));
+        let err = AuthError::Failed("client authentication failed");
+        assert_eq!(err.reason(), Some("bad_credentials"));
     }
 
     #[test]

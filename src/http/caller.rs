@@ -12,6 +12,7 @@ use super::metadata::endpoint_url;
 use crate::auth::{self, AuthError, Credentials};
 use crate::cache::View;
 use crate::error::ApiError;
+use crate::metrics;
 use crate::store::ClientRecord;
 
 /// The authenticated, enabled client behind a request from `ip` to the endpoint `path`
@@ -25,13 +26,27 @@ pub async fn authenticate(
     path: &str,
     ip: IpAddr,
 ) -> Result<Arc<ClientRecord>, ApiError> {
+    verify(state, view, headers, form, path, ip)
+        .await
+        .inspect_err(metrics::auth_failure)
+        .map_err(ApiError::from)
+}
+
+async fn verify(
+    state: &AppState,
+    view: &View<'_>,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+    path: &str,
+    ip: IpAddr,
+) -> Result<Arc<ClientRecord>, AuthError> {
     let guard = &state.auth;
     guard.admit(ip, None)?;
     let credentials =
         match auth::credentials(headers.get(header::AUTHORIZATION), |name| form.get(name)) {
             Ok(credentials) => credentials,
-            Err(err @ AuthError::Failed(_)) => return Err(guard.failed(ip, None, err).into()),
-            Err(err) => return Err(err.into()),
+            Err(err @ AuthError::Failed(_)) => return Err(guard.failed(ip, None, err)),
+            Err(err) => return Err(err),
         };
     let client_id = credentials.client_id();
     guard.admit(ip, client_id)?;
@@ -44,7 +59,7 @@ pub async fn authenticate(
             .map(Arc::new),
     };
     match verified {
-        Err(err @ AuthError::Failed(_)) => Err(guard.failed(ip, client_id, err).into()),
-        other => Ok(other?),
+        Err(err @ AuthError::Failed(_)) => Err(guard.failed(ip, client_id, err)),
+        other => other,
     }
 }

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::metrics;
 
 /// How long readiness waits for the store before calling it unreachable.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -17,16 +18,23 @@ pub async fn healthz() -> Json<Value> {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+    let ready = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => true,
         Ok(Err(err)) => {
+            metrics::store_error(&err);
             tracing::warn!(error = %err, "readiness check failed");
-            unready()
+            false
         }
         Err(_) => {
             tracing::warn!("readiness check timed out");
-            unready()
+            false
         }
+    };
+    metrics::store_ready(ready);
+    if ready {
+        (StatusCode::OK, Json(json!({"status": "ready"})))
+    } else {
+        unready()
     }
 }
 

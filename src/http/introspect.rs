@@ -10,13 +10,14 @@ use axum::{Extension, Json};
 
 use super::client_ip::ClientIp;
 use super::form::OAuthForm;
-use super::{AppState, caller};
+use super::{AppState, caller, observe};
 use crate::auth::AuthError;
 use crate::cache::View;
 use crate::error::ApiError;
 use crate::introspection::Answer;
 use crate::introspection_jwt;
 use crate::limits::retry_after_seconds;
+use crate::metrics;
 use crate::store::TokenUse;
 
 pub const PATH: &str = "/introspect";
@@ -29,6 +30,7 @@ pub async fn introspect(
 ) -> Result<Response, ApiError> {
     let view = state.directory.view().await?;
     let caller = caller::authenticate(&state, &view, &headers, &form, PATH, ip).await?;
+    observe::record_client(&caller.client_id);
     let token = form.required("token")?;
     // RFC 7662 §2.1: an unknown hint is not an error; it just orders nothing.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
@@ -40,6 +42,7 @@ pub async fn introspect(
         .introspector
         .introspect(&view, &caller, token, hint)
         .await?;
+    metrics::introspection_outcome(&answer);
     if let Answer::Inactive(_) = answer {
         state
             .inactive_budget
@@ -52,7 +55,9 @@ pub async fn introspect(
     Ok(Json(answer.response()).into_response())
 }
 
+/// A spent budget: answered like the rate limiter's refusals, and counted with them.
 fn throttled(wait: Duration) -> ApiError {
+    metrics::rate_limited();
     ApiError::RateLimited {
         retry_after: retry_after_seconds(wait),
     }

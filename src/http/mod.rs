@@ -7,6 +7,9 @@ mod health;
 mod introspect;
 mod jwks;
 pub mod metadata;
+pub mod observe;
+pub mod openapi;
+mod prometheus;
 pub mod ratelimit;
 mod revoke;
 mod token;
@@ -17,13 +20,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, Method, Request, header};
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::{MethodRouter, get, post};
 use tower::ServiceBuilder;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::auth::Authenticator;
 use crate::auth::assertion::AssertionVerifier;
@@ -111,16 +113,25 @@ impl AppState {
     }
 }
 
+/// A GET endpoint whose other methods get our JSON 405 with `Allow: GET`.
+fn get_only<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    get(handler).fallback(|| async { ApiError::MethodNotAllowed { allow: "GET" } })
+}
+
 /// The application: every endpoint with its layers.
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET])
         .allow_headers(Any);
-    let get_only = || async { ApiError::MethodNotAllowed { allow: "GET" } };
     let post_only = || async { ApiError::MethodNotAllowed { allow: "POST" } };
-    let mut metadata = get(metadata::metadata).fallback(get_only);
-    let mut jwks = get(jwks::jwks).fallback(get_only);
+    let mut metadata = get_only(metadata::metadata);
+    let mut jwks = get_only(jwks::jwks);
+    let mut openapi = get_only(openapi::openapi);
     let mut introspect = post(introspect::introspect).fallback(post_only);
     let mut token = post(token::token).fallback(post_only);
     let mut revoke = post(revoke::revoke).fallback(post_only);
@@ -132,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         // share the other.
         metadata = metadata.layer(governed(&limits.metadata));
         jwks = jwks.layer(governed(&limits.metadata));
+        openapi = openapi.layer(governed(&limits.metadata));
         introspect = introspect.layer(governed(&limits.endpoints));
         token = token.layer(governed(&limits.endpoints));
         revoke = revoke.layer(governed(&limits.endpoints));
@@ -141,30 +153,25 @@ pub fn router(state: AppState) -> Router {
         .route(token::PATH, token)
         .route(revoke::PATH, revoke)
         .route(JWKS_PATH, jwks.layer(cors.clone()))
-        .route(&state.metadata.path, metadata.layer(cors));
-    let health = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route(&state.metadata.path, metadata.layer(cors))
+        .route("/openapi.json", openapi);
+    // Probes and scrapes are never rate limited.
+    let mut unlimited = Router::new()
+        .route("/healthz", get_only(health::healthz))
+        .route("/readyz", get_only(health::readyz));
+    if state.config.metrics.enabled {
+        crate::metrics::handle();
+        unlimited = unlimited.route("/metrics", get_only(prometheus::metrics));
+    }
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
     let max_body = state.config.http.max_body_bytes;
     let proxies = state.proxies.clone();
     limited
-        .merge(health)
+        .merge(unlimited)
         .fallback(|| async { ApiError::NotFound })
         .layer(
             ServiceBuilder::new()
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|req: &Request<_>| {
-                            // The path only: a query string could carry a token.
-                            tracing::info_span!(
-                                "request",
-                                method = %req.method(),
-                                path = %req.uri().path(),
-                            )
-                        })
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
-                )
+                .layer(axum::middleware::from_fn(observe::observe))
                 .layer(SetResponseHeaderLayer::if_not_present(
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),

@@ -72,10 +72,13 @@ fn limiter(per_second: u32, burst: u32) -> Option<Arc<Config>> {
 /// Turns a limiter refusal into our error format with `Retry-After`.
 pub fn refusal(error: GovernorError) -> Response<Body> {
     match error {
-        GovernorError::TooManyRequests { wait_time, .. } => ApiError::RateLimited {
-            retry_after: wait_time.max(1),
+        GovernorError::TooManyRequests { wait_time, .. } => {
+            crate::metrics::rate_limited();
+            ApiError::RateLimited {
+                retry_after: wait_time.max(1),
+            }
+            .into_response()
         }
-        .into_response(),
         other => ApiError::Internal(other.to_string()).into_response(),
     }
 }

@@ -35,6 +35,18 @@ pub enum StoreError {
     Corrupt { what: &'static str },
 }
 
+impl StoreError {
+    /// A short label of the kind of failure, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Database(_) => "database",
+            StoreError::Migrate(_) => "migrate",
+            StoreError::Corrupt { .. } => "corrupt",
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match err {

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
+pub mod proxy;
+
 use std::future::Future;
 use std::io::Write;
 use std::sync::OnceLock;
@@ -168,13 +171,13 @@ pub fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
-/// A response with its body read as JSON (or `Null` when empty or not JSON).
+/// A response with its body, also read as JSON (or `Null` when empty or not JSON).
 #[derive(Debug)]
 pub struct TestResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    pub json: Value,
     pub body: axum::body::Bytes,
+    pub json: Value,
 }
 
 /// The whole application over a fresh store.
@@ -371,8 +374,8 @@ pub async fn send(router: &Router, request: Request<Body>) -> TestResponse {
     TestResponse {
         status,
         headers,
-        json,
         body: bytes,
+        json,
     }
 }
 
@@ -423,4 +426,41 @@ macro_rules! both_stores {
             }
         }
     )*};
+}
+
+/// The value of one sample in a Prometheus exposition, 0 when absent. `labels` must be
+/// the sample's whole label set, in any order.
+pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    wanted.sort();
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+            if metric != name {
+                return None;
+            }
+            let mut got: Vec<String> = rest
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect();
+            got.sort();
+            (got == wanted).then(|| value.parse().expect("sample value"))
+        })
+        .unwrap_or(0.0)
+}
+
+/// GET /metrics through the router, as text.
+pub async fn scrape(router: &Router) -> String {
+    let response = send(
+        router,
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK);
+    String::from_utf8(response.body.to_vec()).expect("UTF-8 exposition")
 }

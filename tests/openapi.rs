@@ -1,0 +1,558 @@
+//! `openapi.json` against the live service: every documented response is produced by
+//! real requests through the router and its body validated against the documented
+//! schema, and everything the router serves is documented.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use common::{Backend, TestApp, form};
+use introspectd::http::metadata::well_known_path;
+use introspectd::http::openapi::DOCUMENT;
+use introspectd::store::TokenUse;
+use serde_json::Value;
+
+/// Keywords the checker understands; a schema using any other fails the test, so the
+/// document cannot promise more than is checked.
+const KEYWORDS: [&str; 12] = [
+    "$ref",
+    "oneOf",
+    "anyOf",
+    "type",
+    "enum",
+    "const",
+    "required",
+    "properties",
+    "additionalProperties",
+    "items",
+    "description",
+    "title",
+];
+
+/// A JSON Schema (2020-12) checker for the subset of keywords in [`KEYWORDS`], with
+/// `$ref` resolved inside the document.
+struct Schemas<'a> {
+    doc: &'a Value,
+}
+
+impl Schemas<'_> {
+    fn resolve<'v>(&'v self, value: &'v Value) -> &'v Value {
+        match value.get("$ref").and_then(Value::as_str) {
+            Some(pointer) => {
+                let pointer = pointer.strip_prefix('#').expect("local $ref");
+                let target = self
+                    .doc
+                    .pointer(pointer)
+                    .unwrap_or_else(|| panic!("dangling $ref {pointer}"));
+                self.resolve(target)
+            }
+            None => value,
+        }
+    }
+
+    fn errors(&self, schema: &Value, value: &Value, at: &str) -> Vec<String> {
+        let schema = self.resolve(schema);
+        let mut errors = Vec::new();
+        let Some(keywords) = schema.as_object() else {
+            return vec![format!("{at}: schema is not an object")];
+        };
+        for keyword in keywords.keys() {
+            assert!(
+                KEYWORDS.contains(&keyword.as_str()),
+                "schema keyword {keyword:?} at {at} is not checked"
+            );
+        }
+        if let Some(types) = schema.get("type") {
+            let types: Vec<&str> = match types {
+                Value::String(one) => vec![one.as_str()],
+                Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+                _ => panic!("{at}: bad type keyword"),
+            };
+            if !types.iter().any(|t| has_type(value, t)) {
+                errors.push(format!("{at}: {value} is not of type {types:?}"));
+                return errors;
+            }
+        }
+        if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+            if !allowed.contains(value) {
+                errors.push(format!("{at}: {value} is not one of {allowed:?}"));
+            }
+        }
+        if let Some(expected) = schema.get("const") {
+            if expected != value {
+                errors.push(format!("{at}: {value} is not {expected}"));
+            }
+        }
+        if let Some(object) = value.as_object() {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            for name in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let name = name.as_str().unwrap();
+                if !object.contains_key(name) {
+                    errors.push(format!("{at}: required {name} is missing"));
+                }
+            }
+            for (name, field) in object {
+                let at = format!("{at}.{name}");
+                match (
+                    properties.and_then(|p| p.get(name)),
+                    schema.get("additionalProperties"),
+                ) {
+                    (Some(sub), _) => errors.extend(self.errors(sub, field, &at)),
+                    (None, Some(Value::Bool(false))) => {
+                        errors.push(format!("{at}: not a documented property"));
+                    }
+                    (None, Some(sub @ Value::Object(_))) => {
+                        errors.extend(self.errors(sub, field, &at));
+                    }
+                    (None, _) => {}
+                }
+            }
+        }
+        if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+            for (i, item) in array.iter().enumerate() {
+                errors.extend(self.errors(items, item, &format!("{at}[{i}]")));
+            }
+        }
+        for (keyword, exactly_one) in [("oneOf", true), ("anyOf", false)] {
+            if let Some(choices) = schema.get(keyword).and_then(Value::as_array) {
+                let matching = choices
+                    .iter()
+                    .filter(|choice| self.errors(choice, value, at).is_empty())
+                    .count();
+                let ok = if exactly_one {
+                    matching == 1
+                } else {
+                    matching >= 1
+                };
+                if !ok {
+                    errors.push(format!("{at}: {value} matches {matching} of {keyword}"));
+                }
+            }
+        }
+        errors
+    }
+}
+
+fn has_type(value: &Value, name: &str) -> bool {
+    match name {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "null" => value.is_null(),
+        other => panic!("unknown type {other}"),
+    }
+}
+
+fn document() -> Value {
+    serde_json::from_str(DOCUMENT).expect("openapi.json is JSON")
+}
+
+/// A response seen on the wire.
+struct Observed {
+    method: Method,
+    path: String,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+async fn exchange(router: &Router, request: Request<Body>) -> Observed {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = common::send(router, request).await;
+    Observed {
+        method,
+        path,
+        status: response.status,
+        headers: response.headers,
+        body: response.body,
+    }
+}
+
+fn request(method: Method, path: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn introspection(authorization: &str, body: String) -> Request<Body> {
+    form_post("/introspect", authorization, body)
+}
+
+fn form_post(path: &str, authorization: &str, body: String) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::AUTHORIZATION, authorization)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// The operation documenting `(path, method)`.
+fn operation<'d>(doc: &'d Value, path: &str, method: &Method) -> Option<&'d Value> {
+    doc["paths"]
+        .get(path)?
+        .get(method.as_str().to_ascii_lowercase())
+}
+
+/// Checks one live response against its documented response; returns what it covered.
+fn check(doc: &Value, seen: &Observed) -> (String, String, String) {
+    let schemas = Schemas { doc };
+    let what = format!("{} {} -> {}", seen.method, seen.path, seen.status);
+    // A 405 answers a method the path does not take; it is documented on the operation
+    // the path does take.
+    let (method, op) = match operation(doc, &seen.path, &seen.method) {
+        Some(op) => (seen.method.as_str().to_ascii_lowercase(), op),
+        None if seen.status == StatusCode::METHOD_NOT_ALLOWED => {
+            let mut ops = doc["paths"][&seen.path].as_object().unwrap().iter();
+            let (method, op) = ops.next().unwrap();
+            assert!(
+                ops.next().is_none(),
+                "{what}: which operation documents the 405?"
+            );
+            (method.clone(), op)
+        }
+        None => panic!("{what}: operation not documented"),
+    };
+    let documented = op["responses"]
+        .get(seen.status.as_str())
+        .unwrap_or_else(|| panic!("{what}: status not documented"));
+    let documented = schemas.resolve(documented);
+    for (name, spec) in documented
+        .get("headers")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let spec = schemas.resolve(spec);
+        let value = seen
+            .headers
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("{what}: documented header {name} is missing"))
+            .to_str()
+            .unwrap();
+        let value = match spec["schema"]["type"].as_str() {
+            Some("integer") => Value::from(value.parse::<i64>().expect("integer header")),
+            _ => Value::from(value),
+        };
+        let errors = schemas.errors(&spec["schema"], &value, &format!("header {name}"));
+        assert!(errors.is_empty(), "{what}: {errors:?}");
+    }
+    let Some(content) = documented["content"].as_object() else {
+        assert!(
+            seen.body.is_empty(),
+            "{what}: a body where none is documented"
+        );
+        return (seen.path.clone(), method, seen.status.as_str().to_owned());
+    };
+    let content_type = seen.headers[header::CONTENT_TYPE].to_str().unwrap();
+    let essence = content_type.split(';').next().unwrap().trim();
+    let media = content
+        .get(essence)
+        .unwrap_or_else(|| panic!("{what}: content type {content_type} not documented"));
+    let body: Value = if essence == "application/json" || essence.ends_with("+json") {
+        serde_json::from_slice(&seen.body).unwrap_or_else(|_| panic!("{what}: body is not JSON"))
+    } else {
+        Value::from(String::from_utf8(seen.body.to_vec()).expect("text body"))
+    };
+    let errors = schemas.errors(&media["schema"], &body, "body");
+    assert!(errors.is_empty(), "{what}: {errors:?}\n{body}");
+    (seen.path.clone(), method, seen.status.as_str().to_owned())
+}
+
+/// Every (path, method, status) the document promises.
+fn documented_responses(doc: &Value) -> BTreeSet<(String, String, String)> {
+    let mut all = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for status in op["responses"].as_object().unwrap().keys() {
+                all.insert((path.clone(), method.clone(), status.clone()));
+            }
+        }
+    }
+    all
+}
+
+async fn live_responses_match_the_document(app: TestApp) {
+    let doc = document();
+    let metadata = well_known_path(&app.config.issuer);
+    let api = app.client("api", &["https://api.example"]).await;
+    let owner = app.client("app", &[]).await;
+    let jwt = app.jwt_for(&owner, &["https://api.example"]).await;
+    let refresh = app.opaque_for(&owner, TokenUse::RefreshToken).await;
+    let spare = app.opaque_for(&owner, TokenUse::RefreshToken).await;
+    let unseen = app.opaque_for(&owner, TokenUse::AccessToken).await;
+    let revocable = app.jwt_for(&owner, &[]).await;
+    let mut signed = introspection(&api.basic(), form(&[("token", &jwt)]));
+    signed.headers_mut().insert(
+        header::ACCEPT,
+        "application/token-introspection+jwt".parse().unwrap(),
+    );
+
+    let mut seen = Vec::new();
+    let token = |t: &str| form(&[("token", t)]);
+    let big = "token=".to_owned() + &"a".repeat(64 * 1024);
+    for request in [
+        signed,
+        form_post(
+            "/token",
+            &owner.basic(),
+            form(&[("grant_type", "client_credentials")]),
+        ),
+        form_post(
+            "/token",
+            &owner.basic(),
+            form(&[("grant_type", "password")]),
+        ),
+        form_post(
+            "/token",
+            &common::basic(&owner.id, "wrong"),
+            form(&[("grant_type", "client_credentials")]),
+        ),
+        form_post("/token", &owner.basic(), big.clone()),
+        request(Method::GET, "/token"),
+        form_post("/revoke", &owner.basic(), token(&revocable)),
+        form_post("/revoke", &api.basic(), token(&refresh)),
+        form_post(
+            "/revoke",
+            &common::basic(&owner.id, "wrong"),
+            token(&refresh),
+        ),
+        form_post("/revoke", &owner.basic(), big.clone()),
+        request(Method::GET, "/revoke"),
+        request(Method::GET, "/jwks"),
+        request(Method::POST, "/jwks"),
+        introspection(&api.basic(), token(&jwt)),
+        introspection(&owner.basic(), token(&refresh)),
+        introspection(&api.basic(), token(&refresh)),
+        introspection(&api.basic(), form(&[("token_type_hint", "access_token")])),
+        introspection(&common::basic(&api.id, "wrong"), token(&jwt)),
+        introspection(&api.basic(), "token=".to_owned() + &"a".repeat(64 * 1024)),
+        request(Method::GET, "/introspect"),
+        request(Method::GET, &metadata),
+        request(Method::POST, &metadata),
+        request(Method::GET, "/healthz"),
+        request(Method::DELETE, "/healthz"),
+        request(Method::GET, "/readyz"),
+        request(Method::POST, "/readyz"),
+        request(Method::GET, "/metrics"),
+        request(Method::PUT, "/metrics"),
+        request(Method::GET, "/openapi.json"),
+        request(Method::POST, "/openapi.json"),
+    ] {
+        seen.push(exchange(&app.router, request).await);
+    }
+    let active: Vec<&Observed> = seen
+        .iter()
+        .filter(|s| s.path == "/introspect" && s.status == StatusCode::OK)
+        .collect();
+    assert_eq!(active.len(), 4);
+
+    // Rate limited: the same router with a limiter that allows one request at once.
+    let (_, limited_router) = {
+        let mut config = app.config.clone();
+        config.rate_limit.enabled = true;
+        config.rate_limit.per_second = 1;
+        config.rate_limit.burst = 1;
+        config.rate_limit.metadata_per_second = 1;
+        config.rate_limit.metadata_burst = 1;
+        let store = introspectd::store::Store::connect(&config).await.unwrap();
+        let state = introspectd::http::AppState::build(config, store.clone())
+            .await
+            .unwrap();
+        (store, introspectd::http::router(state))
+    };
+    for path in [
+        "/introspect",
+        "/token",
+        "/revoke",
+        metadata.as_str(),
+        "/jwks",
+        "/openapi.json",
+    ] {
+        let method = if ["/introspect", "/token", "/revoke"].contains(&path) {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let mut refused = None;
+        for _ in 0..10 {
+            let response = exchange(&limited_router, request(method.clone(), path)).await;
+            if response.status == StatusCode::TOO_MANY_REQUESTS {
+                refused = Some(response);
+                break;
+            }
+        }
+        seen.push(refused.unwrap_or_else(|| panic!("{path} was never rate limited")));
+    }
+
+    // The store goes away last. The caches answer what they hold (the client records);
+    // what needs the store gets 503.
+    app.store.close().await;
+    seen.push(exchange(&app.router, introspection(&owner.basic(), token(&unseen))).await);
+    let exchange_refresh = form(&[("grant_type", "refresh_token"), ("refresh_token", &spare)]);
+    seen.push(
+        exchange(
+            &app.router,
+            form_post("/token", &owner.basic(), exchange_refresh),
+        )
+        .await,
+    );
+    seen.push(
+        exchange(
+            &app.router,
+            form_post("/revoke", &owner.basic(), token(&spare)),
+        )
+        .await,
+    );
+    seen.push(exchange(&app.router, request(Method::GET, "/readyz")).await);
+
+    // Metadata is documented at its path for an issuer without a path.
+    for s in &mut seen {
+        if s.path == metadata {
+            s.path = "/.well-known/oauth-authorization-server".to_owned();
+        }
+    }
+    let covered: BTreeSet<_> = seen.iter().map(|s| check(&doc, s)).collect();
+    let documented = documented_responses(&doc);
+    let missing: Vec<_> = documented.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "documented but never produced: {missing:?}"
+    );
+}
+
+both_stores!(live_responses_match_the_document);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_method_the_router_answers_is_documented() {
+    let Some(app) = TestApp::start(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let doc = document();
+    for path in doc["paths"].as_object().unwrap().keys() {
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+        ] {
+            let seen = exchange(&app.router, request(method.clone(), path)).await;
+            assert_ne!(seen.status, StatusCode::NOT_FOUND, "{path} is not served");
+            if seen.status != StatusCode::METHOD_NOT_ALLOWED {
+                assert!(
+                    operation(&doc, path, &method).is_some(),
+                    "{method} {path} is served but not documented"
+                );
+            }
+        }
+    }
+}
+
+/// The first argument of every `.route(` call in the sources.
+fn routed_paths(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(routed_paths(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for call in text.split(".route(").skip(1) {
+                let first = call.split(',').next().unwrap().trim();
+                found.push(first.to_owned());
+            }
+        }
+    }
+    found
+}
+
+/// The value of a `&str` path constant named in a `.route(` call: `module::PATH` is read
+/// from `src/http/module.rs`, a bare `NAME` from `src/http/mod.rs`.
+fn path_constant(src: &Path, constant: &str) -> String {
+    let (file, name) = match constant.split_once("::") {
+        Some((module, name)) => (src.join("http").join(format!("{module}.rs")), name),
+        None => (src.join("http/mod.rs"), constant),
+    };
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|_| panic!("route {constant}: no {}", file.display()));
+    let declaration = format!("const {name}: &str = \"");
+    let value = text
+        .split(&declaration)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("route {constant} is neither a literal nor a path constant"));
+    value.to_owned()
+}
+
+#[test]
+fn every_route_in_the_sources_is_documented() {
+    let doc = document();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let routes = routed_paths(&src);
+    assert!(routes.len() >= 5, "{routes:?}");
+    for route in routes {
+        let documented = match route.as_str() {
+            // The metadata path follows the issuer (RFC 8414 §3.1).
+            "&state.metadata.path" => "/.well-known/oauth-authorization-server".to_owned(),
+            literal if literal.starts_with('"') => literal.trim_matches('"').to_owned(),
+            constant => path_constant(&src, constant),
+        };
+        assert!(
+            doc["paths"].get(&documented).is_some(),
+            "route {route} is not in openapi.json"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_document_is_the_committed_file() {
+    let Some(app) = TestApp::start(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let seen = exchange(&app.router, request(Method::GET, "/openapi.json")).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json"))
+            .unwrap();
+    assert_eq!(seen.body, committed.as_bytes());
+    let doc = document();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1."));
+}
+
+#[test]
+fn checker_rejects_what_the_schema_forbids() {
+    let doc = document();
+    let schemas = Schemas { doc: &doc };
+    let response = serde_json::json!({"$ref": "#/components/schemas/IntrospectionResponse"});
+    let ok = |v: Value| schemas.errors(&response, &v, "body").is_empty();
+    assert!(ok(serde_json::json!({"active": false})));
+    assert!(!ok(serde_json::json!({"active": false, "scope": "x"})));
+    assert!(!ok(serde_json::json!({"active": true})));
+    assert!(ok(serde_json::json!({
+        "active": true, "client_id": "c", "token_use": "access_token",
+        "exp": 2, "iat": 1, "jti": "j", "aud": ["a", "b"]
+    })));
+    assert!(!ok(serde_json::json!({
+        "active": true, "client_id": "c", "token_use": "id_token",
+        "exp": 2, "iat": 1, "jti": "j"
+    })));
+    assert!(!ok(serde_json::json!({
+        "active": true, "client_id": "c", "token_use": "access_token",
+        "exp": 2, "iat": 1, "jti": "j", "aud": 3
+    })));
+}

@@ -1,0 +1,125 @@
+//! A Postgres outage under a running instance: the database is taken away from this one
+//! instance by cutting a TCP proxy between them, then given back.
+
+mod common;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::proxy::Proxy;
+use common::{Backend, TestApp, TestResponse};
+use introspectd::admin;
+use introspectd::config::DatabaseUrl;
+use introspectd::secret::RawToken;
+use introspectd::store::TokenUse;
+use serde_json::json;
+
+/// The Postgres server the tests use, as a socket address.
+fn postgres_address() -> SocketAddr {
+    let url = url::Url::parse(&common::postgres_admin_url()).expect("admin URL");
+    (
+        url.host_str().expect("host"),
+        url.port_or_known_default().unwrap_or(5432),
+    )
+        .to_socket_addrs()
+        .expect("resolve Postgres host")
+        .next()
+        .expect("an address")
+}
+
+/// The same database reached through `proxy`.
+fn through(url: &DatabaseUrl, proxy: SocketAddr) -> DatabaseUrl {
+    let mut url = url::Url::parse(url.as_str()).expect("database URL");
+    url.set_ip_host(proxy.ip()).unwrap();
+    url.set_port(Some(proxy.port())).unwrap();
+    DatabaseUrl(url.to_string())
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+/// During an outage an answer is either the right inactive answer or a refusal to
+/// answer; for a live token it may also be the right active answer.
+fn assert_safe(response: &TestResponse, may_be_active: bool) {
+    match response.status {
+        StatusCode::OK if may_be_active && response.json["active"] == true => {}
+        StatusCode::OK => assert_eq!(response.json, json!({"active": false}), "{response:?}"),
+        StatusCode::SERVICE_UNAVAILABLE => {
+            assert_eq!(
+                response.json["error"], "temporarily_unavailable",
+                "{response:?}"
+            );
+        }
+        _ => panic!("unexpected answer during the outage: {response:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_takes_readiness_down_and_never_revives_a_revoked_token() {
+    let proxy = Proxy::start(postgres_address()).await;
+    let Some(app) = TestApp::start(Backend::Postgres, |config| {
+        config.database_url = through(&config.database_url, proxy.addr);
+        config.database.acquire_timeout_ms = 500;
+    })
+    .await
+    else {
+        return;
+    };
+    let api = app.client("api", &["https://api.example"]).await;
+    let owner = app.client("app", &[]).await;
+    let live_jwt = app.jwt_for(&owner, &["https://api.example"]).await;
+    let live_opaque = app.opaque_for(&owner, TokenUse::RefreshToken).await;
+    let revoked_jwt = app.jwt_for(&owner, &["https://api.example"]).await;
+    let revoked_opaque = app.opaque_for(&owner, TokenUse::AccessToken).await;
+    for token in [&revoked_jwt, &revoked_opaque] {
+        admin::revoke_token(
+            &app.store,
+            &app.state.keys.keys(),
+            &RawToken::new(token.as_str()),
+        )
+        .await
+        .unwrap();
+    }
+    let cases = [
+        (&api, &live_jwt, true),
+        (&owner, &live_opaque, true),
+        (&api, &revoked_jwt, false),
+        (&owner, &revoked_opaque, false),
+    ];
+    for (caller, token, active) in cases {
+        assert_eq!(app.introspect(caller, token).await.json["active"], active);
+    }
+
+    proxy.cut();
+    let ready = app.send(get("/readyz")).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{ready:?}");
+    assert_eq!(ready.json["error"], "temporarily_unavailable");
+    for (caller, token, active) in cases {
+        assert_safe(&app.introspect(caller, token).await, active);
+    }
+    assert_eq!(app.send(get("/healthz")).await.status, StatusCode::OK);
+    let metrics = app.send(get("/metrics")).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+
+    proxy.restore();
+    let ready = app.send(get("/readyz")).await;
+    assert_eq!(ready.status, StatusCode::OK, "{ready:?}");
+    for (caller, token, active) in cases {
+        let response = app.introspect(caller, token).await;
+        assert_eq!(response.status, StatusCode::OK, "{response:?}");
+        assert_eq!(response.json["active"], active, "{response:?}");
+    }
+    admin::revoke_token(
+        &app.store,
+        &app.state.keys.keys(),
+        &RawToken::new(live_jwt.as_str()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        app.introspect(&api, &live_jwt).await.json,
+        json!({"active": false})
+    );
+}
