@@ -218,6 +218,12 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// How long a client may take to send a request's headers, in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// Most header fields a request may carry (431 beyond).
+    pub max_headers: usize,
+    /// Most bytes of request line and headers (431 beyond).
+    pub max_header_bytes: usize,
 }
 
 impl Default for HttpConfig {
@@ -226,6 +232,9 @@ impl Default for HttpConfig {
             max_body_bytes: 16 * 1024,
             request_timeout_ms: 10_000,
             shutdown_grace_seconds: 10,
+            header_read_timeout_ms: 10_000,
+            max_headers: 64,
+            max_header_bytes: 32 * 1024,
         }
     }
 }
@@ -417,6 +426,15 @@ impl Config {
         }
         if self.http.max_body_bytes < 1024 {
             problems.push("http.max_body_bytes: must be at least 1024".to_owned());
+        }
+        if self.http.header_read_timeout_ms == 0 {
+            problems.push("http.header_read_timeout_ms: must be at least 1".to_owned());
+        }
+        if self.http.max_headers < 16 {
+            problems.push("http.max_headers: must be at least 16".to_owned());
+        }
+        if self.http.max_header_bytes < 8 * 1024 {
+            problems.push("http.max_header_bytes: must be at least 8192".to_owned());
         }
         if self.http.request_timeout_ms == 0 {
             problems.push("http.request_timeout_ms: must be at least 1".to_owned());

@@ -75,25 +75,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .metrics
         .enabled
         .then(|| tokio::spawn(crate::metrics::upkeep()));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown({
-        let mut stop_rx = stop_rx.clone();
-        async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        }
-    });
     let grace = Duration::from_secs(config.http.shutdown_grace_seconds);
-    let signal = async {
-        shutdown.wait().await;
-        tracing::info!("shutting down: draining in-flight requests");
-        let _ = stop_tx.send(true);
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        result = server => result?,
-        () = signal => tracing::warn!("grace period over; closing remaining connections"),
-    }
+    crate::http::serve::serve(
+        listener,
+        router(state),
+        &config.http,
+        shutdown.wait(),
+        grace,
+    )
+    .await;
     upkeep.abort();
     if let Some(task) = metrics_upkeep {
         task.abort();

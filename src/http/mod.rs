@@ -12,6 +12,7 @@ pub mod openapi;
 mod prometheus;
 pub mod ratelimit;
 mod revoke;
+pub mod serve;
 mod token;
 
 use std::sync::Arc;
