@@ -55,22 +55,6 @@ fn limits(config: &mut Config) {
     limits.inactive_per_client = 10_000;
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await;
-            }
-        }
-    )*};
-}
-
 async fn forwarded_for_counts_only_from_trusted_proxies(backend: Backend) {
     run_with(
         backend,

@@ -184,22 +184,6 @@ async fn rate_limit_answers_429_with_retry_after(backend: Backend) {
     .await;
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await;
-            }
-        }
-    )*};
-}
-
 both_backends!(
     metadata_path_follows_the_issuer_path,
     rate_limit_answers_429_with_retry_after,

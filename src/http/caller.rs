@@ -26,40 +26,32 @@ pub async fn authenticate(
     path: &str,
     ip: IpAddr,
 ) -> Result<Arc<ClientRecord>, ApiError> {
-    verify(state, view, headers, form, path, ip)
-        .await
+    let guard = &state.auth;
+    let verified = async {
+        guard.admit(ip, None)?;
+        let credentials =
+            match auth::credentials(headers.get(header::AUTHORIZATION), |name| form.get(name)) {
+                Ok(credentials) => credentials,
+                Err(err @ AuthError::Failed(_)) => return Err(guard.failed(ip, None, err)),
+                Err(err) => return Err(err),
+            };
+        let client_id = credentials.client_id();
+        guard.admit(ip, client_id)?;
+        let verified = match &credentials {
+            Credentials::Secret(presented) => guard.authenticate(view, presented).await,
+            Credentials::Assertion(assertion) => state
+                .assertions
+                .verify(assertion, &endpoint_url(&state.config.issuer, path))
+                .await
+                .map(Arc::new),
+        };
+        match verified {
+            Err(err @ AuthError::Failed(_)) => Err(guard.failed(ip, client_id, err)),
+            other => other,
+        }
+    }
+    .await;
+    verified
         .inspect_err(metrics::auth_failure)
         .map_err(ApiError::from)
-}
-
-async fn verify(
-    state: &AppState,
-    view: &View<'_>,
-    headers: &HeaderMap,
-    form: &OAuthForm,
-    path: &str,
-    ip: IpAddr,
-) -> Result<Arc<ClientRecord>, AuthError> {
-    let guard = &state.auth;
-    guard.admit(ip, None)?;
-    let credentials =
-        match auth::credentials(headers.get(header::AUTHORIZATION), |name| form.get(name)) {
-            Ok(credentials) => credentials,
-            Err(err @ AuthError::Failed(_)) => return Err(guard.failed(ip, None, err)),
-            Err(err) => return Err(err),
-        };
-    let client_id = credentials.client_id();
-    guard.admit(ip, client_id)?;
-    let verified = match &credentials {
-        Credentials::Secret(presented) => guard.authenticate(view, presented).await,
-        Credentials::Assertion(assertion) => state
-            .assertions
-            .verify(assertion, &endpoint_url(&state.config.issuer, path))
-            .await
-            .map(Arc::new),
-    };
-    match verified {
-        Err(err @ AuthError::Failed(_)) => Err(guard.failed(ip, client_id, err)),
-        other => other,
-    }
 }

@@ -464,3 +464,22 @@ pub async fn scrape(router: &Router) -> String {
     assert_eq!(response.status, StatusCode::OK);
     String::from_utf8(response.body.to_vec()).expect("UTF-8 exposition")
 }
+
+/// Defines, for each named async fn taking a `Backend` (for tests that configure their
+/// own app), one test per backend: `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
