@@ -40,9 +40,21 @@ use crate::token::keyring::KeyRing;
 use client_ip::TrustedProxies;
 use metadata::Metadata;
 
-/// Everything a request needs. Cheap to clone.
+/// Everything a request needs, behind one `Arc`: axum clones the state for every
+/// request, and one reference count is cheaper than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Store,
     pub directory: Directory,
@@ -90,7 +102,7 @@ impl AppState {
         } else {
             0
         };
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             auth: Authenticator::new(&config),
             introspector: Introspector::new(keys.clone(), &config),
             metadata: Arc::new(Metadata::new(&config, signing_alg.as_deref())),
@@ -109,7 +121,7 @@ impl AppState {
             keys,
             store,
             config,
-        })
+        })))
     }
 }
 
