@@ -13,6 +13,7 @@ pub mod http;
 pub mod introspection;
 pub mod introspection_jwt;
 pub mod limits;
+pub mod memory;
 pub mod metrics;
 pub mod probe;
 pub mod revocation;

@@ -2,9 +2,11 @@
 //! event so call sites never spell a metric name. Labels carry routes, statuses and
 //! reasons only; never a token, a secret or a client id.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
+use ::metrics::{Counter, Histogram};
 use axum::http::Method;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -116,15 +118,84 @@ pub fn method_label(method: &Method) -> &'static str {
 /// One answered request. `route` is the matched route template, never the raw path.
 pub fn http_request(method: &Method, route: &str, status: u16, latency: Duration) {
     let method = method_label(method);
-    ::metrics::counter!(
-        HTTP_REQUESTS,
-        "method" => method,
-        "route" => route.to_owned(),
-        "status" => status.to_string(),
-    )
-    .increment(1);
-    ::metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route.to_owned())
-        .record(latency.as_secs_f64());
+    // Before the recorder is installed, handles would be no-ops: do not keep them.
+    if HANDLE.get().is_none() {
+        ::metrics::counter!(
+            HTTP_REQUESTS,
+            "method" => method,
+            "route" => route.to_owned(),
+            "status" => status.to_string(),
+        )
+        .increment(1);
+        ::metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route.to_owned())
+            .record(latency.as_secs_f64());
+        return;
+    }
+    let routes = ROUTES.get_or_init(Default::default);
+    let recorded = routes.read().ok().is_some_and(|routes| {
+        routes
+            .get(route)
+            .is_some_and(|handles| handles.record(method, status, latency))
+    });
+    if !recorded {
+        if let Ok(mut routes) = routes.write() {
+            let handles = routes.entry(route.to_owned()).or_default();
+            handles.register(method, route, status);
+            handles.record(method, status, latency);
+        }
+    }
+}
+
+/// The request metrics of every route seen, kept so that recording a request is a map
+/// lookup and two atomic updates instead of building labels and searching the registry.
+/// Bounded: routes are templates, methods and statuses a short list.
+static ROUTES: OnceLock<RwLock<HashMap<String, RouteHandles>>> = OnceLock::new();
+
+#[derive(Default)]
+struct RouteHandles {
+    durations: Vec<(&'static str, Histogram)>,
+    requests: Vec<(&'static str, u16, Counter)>,
+}
+
+impl RouteHandles {
+    /// Records one request; false when its handles are not registered yet.
+    fn record(&self, method: &str, status: u16, latency: Duration) -> bool {
+        let duration = self.durations.iter().find(|(m, _)| *m == method);
+        let requests = self
+            .requests
+            .iter()
+            .find(|(m, s, _)| *m == method && *s == status);
+        let (Some((_, duration)), Some((_, _, requests))) = (duration, requests) else {
+            return false;
+        };
+        requests.increment(1);
+        duration.record(latency.as_secs_f64());
+        true
+    }
+
+    fn register(&mut self, method: &'static str, route: &str, status: u16) {
+        if !self.durations.iter().any(|(m, _)| *m == method) {
+            let histogram = ::metrics::histogram!(
+                HTTP_DURATION,
+                "method" => method,
+                "route" => route.to_owned(),
+            );
+            self.durations.push((method, histogram));
+        }
+        if !self
+            .requests
+            .iter()
+            .any(|(m, s, _)| *m == method && *s == status)
+        {
+            let counter = ::metrics::counter!(
+                HTTP_REQUESTS,
+                "method" => method,
+                "route" => route.to_owned(),
+                "status" => status.to_string(),
+            );
+            self.requests.push((method, status, counter));
+        }
+    }
 }
 
 /// One introspection answer (RFC 7662 §2.2): active, or inactive with its reason.
@@ -178,6 +249,38 @@ mod tests {
         assert_eq!(method_label(&Method::POST), "POST");
         let odd = Method::from_bytes(b"SECRETMETHOD").unwrap();
         assert_eq!(method_label(&odd), "other");
+    }
+
+    #[test]
+    fn every_request_is_counted_by_method_route_and_status() {
+        handle();
+        let route = "/unit-test-route";
+        for status in [200, 200, 404] {
+            http_request(&Method::POST, route, status, Duration::from_millis(3));
+        }
+        http_request(&Method::GET, route, 200, Duration::from_millis(3));
+        let text = render();
+        let count = |method: &str, status: &str| {
+            format!("{HTTP_REQUESTS}{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}}")
+        };
+        assert!(
+            text.contains(&format!("{} 2\n", count("POST", "200"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{} 1\n", count("POST", "404"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{} 1\n", count("GET", "200"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{HTTP_DURATION}_count{{method=\"POST\",route=\"{route}\"}} 3\n"
+            )),
+            "{text}"
+        );
     }
 
     #[test]

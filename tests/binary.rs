@@ -335,3 +335,39 @@ fn unreadable_or_invalid_key_file_fails_start_with_one_line() {
         assert!(stderr.contains(&file.display().to_string()), "{stderr}");
     }
 }
+
+/// Resident memory of a process, from /proc.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kb * 1024
+}
+
+/// Each argon2id verification takes a 19 MiB block; once freed it must not stay resident.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_of_secret_verification_is_returned() {
+    let Some((db, _guard)) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (id, secret) = common::binary::create_client(dir.path(), &db, &[]);
+    let server = Server::start(dir.path(), &db);
+    let before = resident_bytes(server.child.id());
+    for presented in [secret.as_str(), "wrong", "also wrong"] {
+        let (status, _) = introspect(server.addr, &id, presented, "unknown").await;
+        assert_eq!(status, if presented == secret { 200 } else { 401 });
+    }
+    let grown = resident_bytes(server.child.id()).saturating_sub(before);
+    assert!(
+        grown < 8 << 20,
+        "resident memory grew by {} KiB over three verifications",
+        grown >> 10
+    );
+    server.stop();
+}

@@ -4,6 +4,7 @@
 mod common;
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -122,4 +123,62 @@ async fn postgres_outage_takes_readiness_down_and_never_revives_a_revoked_token(
         app.introspect(&api, &live_jwt).await.json,
         json!({"active": false})
     );
+}
+
+/// Ends every other session on the app's Postgres database, as a database restart would.
+async fn terminate_sessions(app: &TestApp) {
+    let admin = introspectd::store::connect_postgres_admin(&common::postgres_admin_url())
+        .await
+        .unwrap();
+    let database = url::Url::parse(app.config.database_url.as_str()).unwrap();
+    let name = database.path().trim_start_matches('/');
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(name)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty(), "no session to end");
+    admin.close().await;
+}
+
+/// Pooled connections are not pinged before every use; one that sat idle beyond the
+/// bound still is, so a database restart while it was idle costs no request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_died_while_idle_are_replaced_unseen() {
+    let more_connections = |config: &mut introspectd::config::Config| {
+        config.database.max_connections = 8;
+    };
+    common::run_with(Backend::Postgres, more_connections, |app| async move {
+        let api = app.client("api", &[]).await;
+        let introspectd::store::Pool::Postgres(pool) = app.store.pool() else {
+            unreachable!("Postgres only");
+        };
+        // Fill the pool with idle connections; they go back to it in the background.
+        let busy = || sqlx::query("SELECT pg_sleep(0.05)").execute(pool);
+        let done = tokio::join!(busy(), busy(), busy(), busy(), busy(), busy());
+        for result in [done.0, done.1, done.2, done.3, done.4, done.5] {
+            result.unwrap();
+        }
+        let start = std::time::Instant::now();
+        while pool.num_idle() < 5 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "connections not back"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        terminate_sessions(&app).await;
+        // Idle past the bound below which a connection is used without a ping; the
+        // change feed's heartbeat meets one or two of them meanwhile.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let ready = app.send(get("/readyz")).await;
+        assert_eq!(ready.status, StatusCode::OK, "{ready:?}");
+        let answer = app.introspect(&api, "never issued").await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        assert_eq!(answer.json, json!({"active": false}));
+    })
+    .await;
 }

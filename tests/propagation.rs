@@ -222,3 +222,43 @@ async fn answers_stay_correct_while_the_change_feed_is_down_and_after_it_returns
     })
     .await;
 }
+
+/// SQLite rewrites its WAL from the start once a checkpoint has copied it all back; the
+/// commits after that leave the WAL file's length and header as they were. Another
+/// instance must still see them at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_changes_after_the_wal_restarts_reach_another_instance() {
+    common::run(Backend::Sqlite, |app| async move {
+        let (_other_store, other) = app.sibling().await;
+        let owner = app.client("app", &[]).await;
+        let rs = app.client("api", &["https://api.example"]).await;
+        let first = app.jwt_for(&owner, &["https://api.example"]).await;
+        let second = app.jwt_for(&owner, &["https://api.example"]).await;
+        for token in [&first, &second] {
+            assert_eq!(ask(&other, &rs, token).await.json["active"], true);
+        }
+        // A WAL longer than what the commits below write once it restarts.
+        for _ in 0..20 {
+            app.opaque_for(&owner, TokenUse::RefreshToken).await;
+        }
+        let introspectd::store::Pool::Sqlite(pool) = app.store.pool() else {
+            unreachable!("SQLite only");
+        };
+        let (busy, log, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!((busy, log), (0, done), "the checkpoint did not complete");
+
+        let keys = app.state.keys.keys();
+        admin::revoke_token(&app.store, &keys, &RawToken::new(&first))
+            .await
+            .unwrap();
+        assert!(inactive(&ask(&other, &rs, &first).await));
+        admin::revoke_token(&app.store, &keys, &RawToken::new(&second))
+            .await
+            .unwrap();
+        assert!(inactive(&ask(&other, &rs, &second).await));
+    })
+    .await;
+}

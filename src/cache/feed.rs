@@ -7,13 +7,15 @@
 //!   older than its send time. Caches are used only while the last heartbeat back was
 //!   sent less than [`PG_BOUND`] ago; otherwise every lookup goes to the store. After the
 //!   listener reconnects, the caches are cleared before they are trusted again.
-//! - SQLite: triggers append to `change_log`. Each request first compares a signature of
-//!   the database files (inode, length, WAL header); when another process has written,
-//!   the new log rows are applied before the request reads anything.
+//! - SQLite: triggers append to `change_log`. Each request first compares the WAL-index
+//!   header, which SQLite rewrites on every commit, with the one last seen; when another
+//!   process has written, the new log rows are applied before the request reads anything.
 
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgListener, PgPool};
@@ -214,33 +216,80 @@ async fn heartbeat(pool: PgPool, cache: Weak<StateCache>, base: Instant, instanc
     }
 }
 
-/// What changes when any process commits to a SQLite database in WAL mode: the WAL
-/// grows, or is restarted with a new header; without WAL, the database file changes.
+/// Bytes of the WAL-index header: change counter, last valid frame, salts and checksums
+/// (SQLite's `WalIndexHdr`, the first of the two copies at the start of the `-shm` file).
+const WAL_INDEX_HEADER: usize = 48;
+
+/// What changes whenever any process commits to the SQLite database.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct FileSignature {
-    wal: Option<(u64, u64, [u8; 32])>,
-    db: Option<(u64, u64, i64, i64)>,
+enum FileSignature {
+    /// WAL mode: the WAL-index header and the inode of the `-shm` file holding it. The
+    /// header changes with every commit, also when the WAL restarts from its beginning
+    /// and keeps its length.
+    WalIndex(u64, [u8; WAL_INDEX_HEADER]),
+    /// No WAL index: the database file's inode, length and modification time.
+    Database(Option<(u64, u64, i64, i64)>),
 }
 
-impl FileSignature {
-    fn read(db_path: &PathBuf, wal_path: &PathBuf) -> FileSignature {
-        use std::os::unix::fs::{FileExt, MetadataExt};
-        let wal = std::fs::File::open(wal_path).ok().and_then(|file| {
-            let meta = file.metadata().ok()?;
-            let mut header = [0u8; 32];
-            let _ = file.read_at(&mut header, 0);
-            Some((meta.ino(), meta.len(), header))
-        });
-        let db = std::fs::metadata(db_path)
+/// The files a signature is read from. The `-shm` file is held open, so that a request
+/// costs two system calls and no path lookup.
+struct DatabaseFiles {
+    db: PathBuf,
+    shm: PathBuf,
+    held_shm: RwLock<Option<File>>,
+}
+
+impl DatabaseFiles {
+    fn new(db: PathBuf) -> Self {
+        let mut shm = db.clone().into_os_string();
+        shm.push("-shm");
+        DatabaseFiles {
+            db,
+            shm: PathBuf::from(shm),
+            held_shm: RwLock::new(None),
+        }
+    }
+
+    fn signature(&self) -> FileSignature {
+        let held = self
+            .held_shm
+            .read()
             .ok()
-            .map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec()));
-        FileSignature { wal, db }
+            .and_then(|held| held.as_ref().and_then(wal_index));
+        if let Some(signature) = held {
+            return signature;
+        }
+        // Not held yet, or unlinked: the last connection closed and took it along.
+        if let Ok(file) = File::open(&self.shm) {
+            if let Some(signature) = wal_index(&file) {
+                if let Ok(mut held) = self.held_shm.write() {
+                    *held = Some(file);
+                }
+                return signature;
+            }
+        }
+        FileSignature::Database(
+            std::fs::metadata(&self.db)
+                .ok()
+                .map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec())),
+        )
     }
 }
 
+/// The WAL-index signature of an open `-shm` file, unless it was unlinked or is too
+/// short to hold a header.
+fn wal_index(file: &File) -> Option<FileSignature> {
+    let meta = file.metadata().ok()?;
+    if meta.nlink() == 0 {
+        return None;
+    }
+    let mut header = [0u8; WAL_INDEX_HEADER];
+    file.read_exact_at(&mut header, 0).ok()?;
+    Some(FileSignature::WalIndex(meta.ino(), header))
+}
+
 pub struct SqliteFeed {
-    db_path: PathBuf,
-    wal_path: PathBuf,
+    files: DatabaseFiles,
     /// The file signature when the log was last read, and the last log row applied.
     seen: Mutex<(FileSignature, i64)>,
     /// One catch-up at a time.
@@ -256,15 +305,13 @@ impl SqliteFeed {
         let Some(path) = path.filter(|p| !p.is_empty()) else {
             return Ok(None);
         };
-        let db_path = PathBuf::from(&path);
-        let wal_path = PathBuf::from(format!("{path}-wal"));
-        let signature = FileSignature::read(&db_path, &wal_path);
+        let files = DatabaseFiles::new(PathBuf::from(path));
+        let signature = files.signature();
         let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM change_log")
             .fetch_one(pool)
             .await?;
         Ok(Some(SqliteFeed {
-            db_path,
-            wal_path,
+            files,
             seen: Mutex::new((signature, version)),
             catching_up: tokio::sync::Mutex::new(()),
         }))
@@ -280,13 +327,13 @@ impl SqliteFeed {
     /// Applies changes committed since the last look; false when they could not be read,
     /// so the request must not use the caches.
     async fn catch_up(&self, pool: &SqlitePool, cache: &StateCache) -> bool {
-        let signature = FileSignature::read(&self.db_path, &self.wal_path);
+        let signature = self.files.signature();
         if self.unchanged(&signature) {
             return true;
         }
         let _one = self.catching_up.lock().await;
         // Read again: another request may have caught up while this one waited.
-        let signature = FileSignature::read(&self.db_path, &self.wal_path);
+        let signature = self.files.signature();
         if self.unchanged(&signature) {
             return true;
         }
@@ -354,6 +401,40 @@ mod tests {
         assert_eq!(parse_change("token", &hex), Some(Change::Token(digest)));
         assert_eq!(parse_change("token", "zz"), None);
         assert_eq!(parse_change("mystery", "x"), None);
+    }
+
+    #[test]
+    fn signature_follows_the_wal_index_and_a_replaced_shm_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        std::fs::write(&db, b"database").unwrap();
+        let files = DatabaseFiles::new(db.clone());
+        assert!(matches!(
+            files.signature(),
+            FileSignature::Database(Some(_))
+        ));
+
+        let shm = dir.path().join("x.db-shm");
+        std::fs::write(&shm, [1u8; 2 * WAL_INDEX_HEADER]).unwrap();
+        let first = files.signature();
+        assert!(matches!(first, FileSignature::WalIndex(..)));
+        assert_eq!(files.signature(), first);
+        // A commit rewrites the header in place.
+        std::fs::File::options()
+            .write(true)
+            .open(&shm)
+            .unwrap()
+            .write_all_at(&[2], 8)
+            .unwrap();
+        let second = files.signature();
+        assert_ne!(second, first);
+        // The last connection closed (unlinking it) and a new one made another file
+        // with the same content; the held one keeps its inode number from being reused.
+        std::fs::remove_file(&shm).unwrap();
+        std::fs::write(&shm, [1u8; 2 * WAL_INDEX_HEADER]).unwrap();
+        let third = files.signature();
+        assert!(matches!(third, FileSignature::WalIndex(..)));
+        assert_ne!(third, first);
     }
 
     #[test]

@@ -41,9 +41,21 @@ use crate::token::keyring::KeyRing;
 use client_ip::TrustedProxies;
 use metadata::Metadata;
 
-/// Everything a request needs. Cheap to clone.
+/// Everything a request needs, behind one `Arc`: axum clones the state for every
+/// request, and one reference count is cheaper than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Store,
     pub directory: Directory,
@@ -91,7 +103,7 @@ impl AppState {
         } else {
             0
         };
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             auth: Authenticator::new(&config),
             introspector: Introspector::new(keys.clone(), &config),
             metadata: Arc::new(Metadata::new(&config, signing_alg.as_deref())),
@@ -110,7 +122,7 @@ impl AppState {
             keys,
             store,
             config,
-        })
+        })))
     }
 }
 

@@ -51,11 +51,10 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = request_id(request.headers());
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
-        .to_owned();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched
+        .as_ref()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
     let span = tracing::info_span!(
         "request",
         method = %metrics::method_label(&method),
@@ -74,7 +73,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
             tracing::info!(status, latency_ms, "request answered");
         }
     });
-    metrics::http_request(&method, &route, status, latency);
+    metrics::http_request(&method, route, status, latency);
     response.headers_mut().insert(X_REQUEST_ID.clone(), id);
     response
 }

@@ -4,6 +4,7 @@
 //! is written once below and compiled for each pool; what differs between the backends
 //! (connecting, migrations, change notification) lives in `sqlite.rs` and `postgres.rs`.
 
+mod pool;
 mod postgres;
 mod sqlite;
 

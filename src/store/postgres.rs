@@ -20,6 +20,8 @@ pub(super) async fn connect(
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(super::pool::ping_when_idle::<sqlx::PgConnection>)
         .connect_with(options)
         .await?;
     Ok(pool)

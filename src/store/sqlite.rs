@@ -34,6 +34,8 @@ pub(super) async fn connect(
         // An in-memory database lives in one connection; several would see several databases.
         .max_connections(if in_memory { 1 } else { max_connections })
         .acquire_timeout(acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(super::pool::ping_when_idle::<sqlx::SqliteConnection>)
         .connect_with(options)
         .await?;
     Ok(pool)

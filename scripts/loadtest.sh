@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# Load test of the release build: GET /healthz as this machine's ceiling, then POST
+# /introspect for each kind of token, on SQLite and on Postgres. Prints a Markdown table
+# of requests/s, p50 and p99 (wrk --latency) with ratios to /healthz of the same run, and
+# the server's resident memory.
+#
+#   scripts/loadtest.sh
+#
+# Needs wrk, curl, jq and, for the Postgres run, psql reaching postgres@127.0.0.1:5432
+# with trust auth (skipped with a message when it does not answer). The server is stopped,
+# the database dropped and the temporary directory removed on exit, also on Ctrl-C.
+#
+# Environment (all optional):
+#   LOADTEST_BIN        use this introspectd binary instead of building one
+#   LOADTEST_DURATION   seconds measured per case (10)
+#   LOADTEST_WARMUP     seconds of warm-up before each case (3)
+#   LOADTEST_CONNECTIONS, LOADTEST_THREADS   wrk -c and -t (64, 2)
+#   LOADTEST_PORT       port the server listens on (18787)
+#   LOADTEST_PG         admin URL of Postgres (postgres://postgres@127.0.0.1:5432/postgres)
+#   LOADTEST_STORES     which stores to run, space-separated ("sqlite postgres")
+
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+duration=${LOADTEST_DURATION:-10}
+warmup=${LOADTEST_WARMUP:-3}
+connections=${LOADTEST_CONNECTIONS:-64}
+threads=${LOADTEST_THREADS:-2}
+port=${LOADTEST_PORT:-18787}
+pg_admin=${LOADTEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}
+stores=${LOADTEST_STORES:-sqlite postgres}
+rotating_tokens=10000
+base=http://127.0.0.1:$port
+
+for tool in wrk curl jq; do
+    command -v "$tool" >/dev/null || { echo "loadtest: $tool is required" >&2; exit 1; }
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/introspectd-loadtest.XXXXXX")
+server_pid=""
+wrk_pid=""
+pg_database=""
+
+stop_server() {
+    if [[ -n $server_pid ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+    fi
+}
+
+cleanup() {
+    trap - EXIT INT TERM
+    [[ -n $wrk_pid ]] && kill "$wrk_pid" 2>/dev/null
+    stop_server
+    if [[ -n $pg_database ]]; then
+        psql -q "$pg_admin" -c "DROP DATABASE IF EXISTS \"$pg_database\" WITH (FORCE)" \
+            >/dev/null 2>&1 || echo "loadtest: could not drop database $pg_database" >&2
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log() { echo "loadtest: $*" >&2; }
+
+# The binary is copied so that a build elsewhere cannot replace it mid-run.
+if [[ -n ${LOADTEST_BIN:-} ]]; then
+    cp "$LOADTEST_BIN" "$work/introspectd"
+else
+    log "building the release binary"
+    (cd "$repo" && cargo build --release --quiet)
+    cp "${CARGO_TARGET_DIR:-$repo/target}/release/introspectd" "$work/introspectd"
+fi
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+if curl -s -o /dev/null "$base/healthz"; then
+    log "something already listens on port $port; set LOADTEST_PORT"
+    exit 1
+fi
+
+# Same configuration for the CLI and the server; run from $work so no config/ file of the
+# caller's directory is read.
+export INTROSPECTD_LISTEN=127.0.0.1:$port
+export INTROSPECTD_ISSUER=$base
+export INTROSPECTD_RATE_LIMIT__ENABLED=false
+export INTROSPECTD_LOG__LEVEL=warn
+export INTROSPECTD_HTTP__SHUTDOWN_GRACE_SECONDS=1
+unset RUST_LOG
+
+cli() { (cd "$work" && ./introspectd "$@"); }
+
+memory_kb() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
+
+start_server() {
+    (cd "$work" && exec ./introspectd serve 2>>"$work/server.log") &
+    server_pid=$!
+    for _ in $(seq 100); do
+        curl -sf -o /dev/null "$base/healthz" && return 0
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "the server did not start; its log:"
+    cat "$work/server.log" >&2
+    exit 1
+}
+
+# Runs wrk in the background so that a signal reaches the traps at once.
+run_wrk() {
+    wrk "$@" >"$work/wrk.out" 2>&1 &
+    wrk_pid=$!
+    wait "$wrk_pid"
+    wrk_pid=""
+}
+
+# "512.00us" / "1.20ms" / "2.00s" in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.2f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.2f", v }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.2f", v * 1000 }
+        else { printf "?" }
+    }'
+}
+
+results=()
+healthz_rps=""
+
+# measure STORE CASE PATH [TOKENS_FILE]: warm-up, then the measured run.
+measure() {
+    local store=$1 case=$2 path=$3 tokens=${4:-}
+    local args=(-t "$threads" -c "$connections" --latency)
+    if [[ -n $tokens ]]; then
+        args+=(-s "$repo/scripts/introspect.lua")
+        export TOKENS=$tokens
+    fi
+    log "$store: $case"
+    run_wrk "${args[@]}" -d "${warmup}s" "$base$path"
+    run_wrk "${args[@]}" -d "${duration}s" "$base$path"
+    local out="$work/wrk.out"
+    if grep -q -e "Non-2xx" -e "Socket errors" "$out"; then
+        log "$store: $case: errors during the run:"
+        cat "$out" >&2
+        exit 1
+    fi
+    local rps p50 p99 ratio
+    rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+    if [[ -z $healthz_rps ]]; then
+        healthz_rps=$rps
+        ratio="100%"
+    else
+        ratio=$(awk -v a="$rps" -v b="$healthz_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')
+    fi
+    results+=("| $store | $case | $rps | $ratio | $p50 | $p99 |")
+}
+
+# expect ANSWER TOKEN: the token introspects to {"active": ANSWER}.
+expect() {
+    local got
+    got=$(curl -s -H "Authorization: $AUTHORIZATION" --data-urlencode "token=$2" \
+        "$base/introspect" | jq -r .active)
+    if [[ $got != "$1" ]]; then
+        log "expected active=$1, got $got"
+        exit 1
+    fi
+}
+
+memory=()
+
+run_store() {
+    local store=$1 url=$2
+    export INTROSPECTD_DATABASE_URL=$url
+    healthz_rps=""
+    local client client_id secret
+    client=$(cli client create --name loadtest)
+    client_id=$(jq -r .client_id <<<"$client")
+    secret=$(jq -r .client_secret <<<"$client")
+    export AUTHORIZATION="Basic $(printf '%s:%s' "$client_id" "$secret" | base64 -w0)"
+    issue() { cli token issue --client-id "$client_id" --subject alice --scope read "$@" | jq -r .token; }
+    issue >"$work/jwt.txt"
+    issue --format opaque >"$work/opaque.txt"
+    issue --type refresh >"$work/refresh.txt"
+    # 256 random bits, base64url: shaped like an opaque token, known to nobody.
+    head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=' >"$work/unknown.txt"
+
+    start_server
+    sleep 1
+    local idle_kb
+    idle_kb=$(memory_kb "$server_pid" VmRSS)
+
+    # Minting 10,000 JWTs through the CLI would start 10,000 processes; the token
+    # endpoint mints the same EdDSA access tokens over one keep-alive connection.
+    log "$store: minting $rotating_tokens JWTs"
+    for _ in $(seq "$rotating_tokens"); do echo "url = \"$base/token\""; done >"$work/urls.cfg"
+    curl -s -u "$client_id:$secret" -d grant_type=client_credentials -w '\n' -K "$work/urls.cfg" |
+        jq -r .access_token >"$work/rotating.txt"
+    [[ $(grep -c . "$work/rotating.txt") == "$rotating_tokens" ]] || {
+        log "could not mint $rotating_tokens tokens"
+        exit 1
+    }
+
+    expect true "$(<"$work/jwt.txt")"
+    expect true "$(head -1 "$work/rotating.txt")"
+    expect true "$(<"$work/opaque.txt")"
+    expect true "$(<"$work/refresh.txt")"
+    expect false "$(<"$work/unknown.txt")"
+
+    measure "$store" "GET /healthz (ceiling)" /healthz
+    measure "$store" "JWT, the same one again and again" /introspect "$work/jwt.txt"
+    measure "$store" "JWT, $rotating_tokens in rotation" /introspect "$work/rotating.txt"
+    measure "$store" "opaque access token" /introspect "$work/opaque.txt"
+    measure "$store" "refresh token" /introspect "$work/refresh.txt"
+    measure "$store" "unknown token" /introspect "$work/unknown.txt"
+
+    local after_kb peak_kb
+    after_kb=$(memory_kb "$server_pid" VmRSS)
+    peak_kb=$(memory_kb "$server_pid" VmHWM)
+    memory+=("| $store | $((idle_kb / 1024)) | $((peak_kb / 1024)) | $((after_kb / 1024)) |")
+    stop_server
+
+    # The same tokens through caches of 16 entries: each request verifies a signature and
+    # reads the revocation from the store, as for a token the server has not seen yet.
+    export INTROSPECTD_CACHE__CAPACITY=16
+    start_server
+    expect true "$(head -1 "$work/rotating.txt")"
+    measure "$store" "JWT, $rotating_tokens in rotation, each one new (caches of 16)" \
+        /introspect "$work/rotating.txt"
+    stop_server
+    unset INTROSPECTD_CACHE__CAPACITY
+}
+
+for store in $stores; do
+    case $store in
+    sqlite)
+        run_store sqlite "sqlite://$work/loadtest.db"
+        ;;
+    postgres)
+        if ! command -v psql >/dev/null || ! psql -q "$pg_admin" -c "SELECT 1" >/dev/null 2>&1; then
+            log "Postgres at $pg_admin does not answer; skipping the Postgres run"
+            continue
+        fi
+        pg_database="introspectd_loadtest_$$"
+        psql -q "$pg_admin" -c "CREATE DATABASE \"$pg_database\"" >/dev/null
+        run_store postgres "${pg_admin%/*}/$pg_database"
+        psql -q "$pg_admin" -c "DROP DATABASE \"$pg_database\" WITH (FORCE)" >/dev/null
+        pg_database=""
+        ;;
+    *)
+        log "unknown store $store"
+        exit 1
+        ;;
+    esac
+done
+
+echo
+echo "wrk -t$threads -c$connections, keep-alive, ${warmup} s warm-up then ${duration} s per case; $(nproc) cores;"
+echo "load average before the run: $load_before."
+echo
+echo "| store | case | requests/s | of /healthz | p50 ms | p99 ms |"
+echo "| --- | --- | ---: | ---: | ---: | ---: |"
+printf '%s\n' "${results[@]}"
+echo
+echo "| store | RSS idle after start-up, MB | peak RSS (VmHWM), MB | RSS after the run, MB |"
+echo "| --- | ---: | ---: | ---: |"
+printf '%s\n' "${memory[@]}"
