@@ -6,6 +6,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock openapi.json ./
 COPY src ./src
 COPY migrations ./migrations
+# Cargo.toml names the benchmark target, so its file must be there to read the manifest.
 COPY benches ./benches
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

@@ -169,6 +169,11 @@ expect() {
     fi
 }
 
+# issue CLIENT_ID [FLAG...]: a token minted with the CLI.
+issue() {
+    cli token issue --client-id "$1" --subject alice --scope read "${@:2}" | jq -r .token
+}
+
 memory=()
 
 run_store() {
@@ -180,10 +185,9 @@ run_store() {
     client_id=$(jq -r .client_id <<<"$client")
     secret=$(jq -r .client_secret <<<"$client")
     export AUTHORIZATION="Basic $(printf '%s:%s' "$client_id" "$secret" | base64 -w0)"
-    issue() { cli token issue --client-id "$client_id" --subject alice --scope read "$@" | jq -r .token; }
-    issue >"$work/jwt.txt"
-    issue --format opaque >"$work/opaque.txt"
-    issue --type refresh >"$work/refresh.txt"
+    issue "$client_id" >"$work/jwt.txt"
+    issue "$client_id" --format opaque >"$work/opaque.txt"
+    issue "$client_id" --type refresh >"$work/refresh.txt"
     # 256 random bits, base64url: shaped like an opaque token, known to nobody.
     head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=' >"$work/unknown.txt"
 
