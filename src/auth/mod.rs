@@ -259,6 +259,11 @@ impl Authenticator {
         }
     }
 
+    /// Hits and misses of the verified-credential cache since start-up.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        (self.verified.hits(), self.verified.misses())
+    }
+
     /// Forgets failure windows that have ended.
     pub fn sweep(&self) {
         self.failures_per_ip.sweep();

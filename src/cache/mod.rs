@@ -73,6 +73,27 @@ impl StateCache {
         }
     }
 
+    /// Hits and misses of each cache since start-up, by cache name.
+    pub fn stats(&self) -> [(&'static str, u64, u64); 3] {
+        [
+            (
+                "clients",
+                self.clients.entries.hits(),
+                self.clients.entries.misses(),
+            ),
+            (
+                "tokens",
+                self.tokens.entries.hits(),
+                self.tokens.entries.misses(),
+            ),
+            (
+                "revoked_jtis",
+                self.revoked_jtis.entries.hits(),
+                self.revoked_jtis.entries.misses(),
+            ),
+        ]
+    }
+
     /// Forgets everything, when changes may have been missed.
     pub fn clear(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -146,6 +167,11 @@ impl Directory {
     /// Changes whenever the stored signing keys may have changed.
     pub fn keys_generation(&self) -> u64 {
         self.cache.keys_generation.load(Ordering::SeqCst)
+    }
+
+    /// Hits and misses of the state caches, by cache name.
+    pub fn cache_stats(&self) -> [(&'static str, u64, u64); 3] {
+        self.cache.stats()
     }
 
     /// Brings the caches up to date with changes made elsewhere, then decides whether

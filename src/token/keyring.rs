@@ -85,6 +85,11 @@ impl KeyRing {
         Ok(claims)
     }
 
+    /// Hits and misses of the verified-JWT cache since start-up.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        (self.verified.hits(), self.verified.misses())
+    }
+
     async fn reload_if_changed(&self, generation: u64) {
         if self.generation.load(Ordering::Acquire) == generation {
             return;
