@@ -247,6 +247,9 @@ pub struct CacheConfig {
     pub capacity: usize,
     /// How long a verified client secret is remembered, in seconds.
     pub credential_ttl_seconds: u64,
+    /// Revoked JWT ids kept in memory, so tokens never seen before need no store lookup
+    /// to be known unrevoked; with more, the store is asked for each new token.
+    pub max_revocations: usize,
 }
 
 impl Default for CacheConfig {
@@ -254,6 +257,7 @@ impl Default for CacheConfig {
         Self {
             capacity: 10_000,
             credential_ttl_seconds: 600,
+            max_revocations: 100_000,
         }
     }
 }

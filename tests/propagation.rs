@@ -124,7 +124,24 @@ async fn deleted_client_reads_inactive_on_another_instance(app: TestApp) {
     within_bound(app.backend, || ask(&other, &rs, &jwt), inactive).await;
 }
 
+async fn a_token_first_seen_after_its_revocation_reads_inactive(app: TestApp) {
+    let (_other_store, other) = app.sibling().await;
+    let owner = app.client("app", &[]).await;
+    let rs = app.client("api", &["https://api.example"]).await;
+    let warm = app.jwt_for(&owner, &["https://api.example"]).await;
+    assert_eq!(ask(&other, &rs, &warm).await.json["active"], true);
+    // Revoked through one instance before the other has ever seen it.
+    let unseen = app.jwt_for(&owner, &["https://api.example"]).await;
+    let keys = app.state.keys.keys();
+    admin::revoke_token(&app.store, &keys, &RawToken::new(&unseen))
+        .await
+        .unwrap();
+    within_bound(app.backend, || ask(&other, &rs, &unseen), inactive).await;
+    assert_eq!(ask(&other, &rs, &warm).await.json["active"], true);
+}
+
 both_stores!(
+    a_token_first_seen_after_its_revocation_reads_inactive,
     changes_through_one_instance_reach_another,
     deleted_client_reads_inactive_on_another_instance,
 );

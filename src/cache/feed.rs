@@ -439,7 +439,7 @@ mod tests {
 
     #[test]
     fn an_unknown_change_clears_everything() {
-        let cache = StateCache::new(16);
+        let cache = StateCache::new(16, 16);
         let generation = cache.generation();
         cache.remember(&cache.revoked_jtis, generation, "a".to_owned(), false);
         apply(&cache, "mystery", "x");

@@ -7,6 +7,7 @@
 //! store: stale state is never served.
 
 mod feed;
+mod revoked;
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -14,8 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use quick_cache::sync::Cache;
 
+use crate::config::CacheConfig;
 use crate::store::{Change, ChangeSink, ClientRecord, Store, StoreError, TokenRecord};
 pub use feed::Feed;
+use revoked::{RevokedSet, Snapshot};
 
 /// A bounded map whose entries are dropped by invalidation.
 struct Table<K, V> {
@@ -36,6 +39,8 @@ pub struct StateCache {
     clients: Table<String, Option<Arc<ClientRecord>>>,
     tokens: Table<[u8; 32], Arc<TokenRecord>>,
     revoked_jtis: Table<String, bool>,
+    /// Every revoked JWT id, when it fits: answers for tokens never seen before.
+    revoked: RevokedSet,
     /// Bumped before every invalidation; a lookup stores what it read only if no
     /// invalidation happened since it began.
     generation: AtomicU64,
@@ -44,11 +49,12 @@ pub struct StateCache {
 }
 
 impl StateCache {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, max_revocations: usize) -> Self {
         StateCache {
             clients: Table::new(capacity),
             tokens: Table::new(capacity),
             revoked_jtis: Table::new(capacity),
+            revoked: RevokedSet::new(max_revocations),
             generation: AtomicU64::new(0),
             keys_generation: AtomicU64::new(0),
         }
@@ -65,6 +71,7 @@ impl StateCache {
                 self.tokens.entries.remove(digest);
             }
             Change::Jti(jti) => {
+                self.revoked.add(jti);
                 self.revoked_jtis.entries.remove(jti);
             }
             Change::Keys => {
@@ -101,6 +108,7 @@ impl StateCache {
         self.clients.entries.clear();
         self.tokens.entries.clear();
         self.revoked_jtis.entries.clear();
+        self.revoked.forget();
     }
 
     fn generation(&self) -> u64 {
@@ -148,16 +156,46 @@ pub struct View<'a> {
 }
 
 impl Directory {
-    /// Wraps `store` with caches of `capacity` entries each and starts the change feed.
-    pub async fn start(store: Store, capacity: usize) -> Result<Self, StoreError> {
-        let cache = Arc::new(StateCache::new(capacity));
+    /// Wraps `store` with caches and starts the change feed and the first read of the
+    /// revoked JWT ids.
+    pub async fn start(store: Store, config: &CacheConfig) -> Result<Self, StoreError> {
+        let cache = Arc::new(StateCache::new(config.capacity, config.max_revocations));
         store.set_change_sink(cache.clone());
         let feed = Feed::start(&store, cache.clone()).await?;
-        Ok(Directory {
+        let directory = Directory {
             store,
             cache,
             feed: Arc::new(feed),
-        })
+        };
+        directory.refresh_revocations();
+        Ok(directory)
+    }
+
+    /// Reads every revoked JWT id from the store in the background, unless a read is
+    /// under way; the set in use keeps answering meanwhile. Also drops expired ids.
+    pub fn refresh_revocations(&self) {
+        if !self.cache.revoked.begin() {
+            return;
+        }
+        let (store, cache) = (self.store.clone(), self.cache.clone());
+        tokio::spawn(async move {
+            let limit = cache.revoked.max().saturating_add(1);
+            let snapshot = match store.revoked_jti_ids(limit).await {
+                Ok(ids) if ids.len() >= limit => {
+                    tracing::warn!(
+                        max = cache.revoked.max(),
+                        "more revoked JWT ids than cache.max_revocations; asking the store each time"
+                    );
+                    Snapshot::TooLarge
+                }
+                Ok(ids) => Snapshot::Read(ids.into_iter().collect()),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the revoked JWT ids");
+                    Snapshot::Failed
+                }
+            };
+            cache.revoked.finish(snapshot);
+        });
     }
 
     pub fn store(&self) -> &Store {
@@ -246,6 +284,11 @@ impl View<'_> {
     pub async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         let cache = &self.directory.cache;
         if self.cached {
+            match cache.revoked.contains(jti) {
+                Some(revoked) => return Ok(revoked),
+                // Lost with the change feed, or never read: read it again.
+                None => self.directory.refresh_revocations(),
+            }
             if let Some(revoked) = cache.revoked_jtis.entries.get(jti) {
                 return Ok(revoked);
             }
@@ -265,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_read_that_raced_an_invalidation_is_not_kept() {
-        let cache = StateCache::new(16);
+        let cache = StateCache::new(16, 16);
         let before = cache.generation();
         cache.invalidate(&Change::Jti("j".to_owned()));
         cache.remember(&cache.revoked_jtis, before, "j".to_owned(), false);
@@ -274,7 +317,7 @@ mod tests {
 
     #[test]
     fn invalidation_forgets_the_named_entry_only() {
-        let cache = StateCache::new(16);
+        let cache = StateCache::new(16, 16);
         let generation = cache.generation();
         cache.remember(&cache.revoked_jtis, generation, "a".to_owned(), false);
         cache.remember(&cache.revoked_jtis, generation, "b".to_owned(), false);

@@ -88,7 +88,7 @@ impl AppState {
     /// creates) the signing keys.
     pub async fn build(config: Config, store: Store) -> Result<Self, StateError> {
         let config = Arc::new(config);
-        let directory = Directory::start(store.clone(), config.cache.capacity).await?;
+        let directory = Directory::start(store.clone(), &config.cache).await?;
         let keys = Arc::new(
             KeyRing::load(config.clone(), store.clone(), directory.keys_generation()).await?,
         );

@@ -569,6 +569,18 @@ impl Store {
         Ok(row)
     }
 
+    /// Revoked JWT ids, at most `limit` of them.
+    pub async fn revoked_jti_ids(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let ids = on_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "SELECT jti FROM revoked_jtis LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        Ok(ids)
+    }
+
     /// Forgets revoked JWT ids and opaque tokens that expired before `before`.
     /// Returns how many rows went.
     pub async fn purge_expired(&self, before: i64) -> Result<u64, StoreError> {
