@@ -133,22 +133,18 @@ pub async fn create_client(store: &Store, new: NewClient) -> Result<Credentials,
     let client_id = random_string(16);
     let client_secret = ClientSecret::new(random_string(32));
     let created = now();
-    store
-        .insert_client(&ClientRecord {
-            client_id: client_id.clone(),
-            name: name.to_owned(),
-            secret_hash: hash_secret(&client_secret),
-            auth_method,
-            scope,
-            audiences,
-            disabled: false,
-            created_at: created,
-            updated_at: created,
-        })
-        .await?;
-    if let Some(jwks) = jwks {
-        store.set_client_jwks(&client_id, &jwks).await?;
-    }
+    let record = ClientRecord {
+        client_id: client_id.clone(),
+        name: name.to_owned(),
+        secret_hash: hash_secret(&client_secret),
+        auth_method,
+        scope,
+        audiences,
+        disabled: false,
+        created_at: created,
+        updated_at: created,
+    };
+    store.insert_client(&record, jwks.as_deref()).await?;
     Ok(Credentials {
         client_id,
         client_secret,

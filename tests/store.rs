@@ -5,7 +5,7 @@ mod common;
 use common::TestApp;
 use introspectd::auth::hash_secret;
 use introspectd::secret::ClientSecret;
-use introspectd::store::{AuthMethod, ClientRecord, TokenRecord, TokenUse};
+use introspectd::store::{AuthMethod, ClientRecord, Pool, TokenRecord, TokenUse};
 use introspectd::token::jwt::KeySet;
 use introspectd::token::{now, opaque};
 
@@ -43,13 +43,13 @@ fn token(client_id: &str, value: &str, exp: i64) -> TokenRecord {
 async fn clients_round_trip(app: TestApp) {
     let store = &app.store;
     let record = client("c1");
-    store.insert_client(&record).await.unwrap();
+    store.insert_client(&record, None).await.unwrap();
     assert_eq!(
         store.client_by_id("c1").await.unwrap(),
         Some(record.clone())
     );
     assert_eq!(store.client_by_id("nope").await.unwrap(), None);
-    store.insert_client(&client("c2")).await.unwrap();
+    store.insert_client(&client("c2"), None).await.unwrap();
     let ids: Vec<String> = store
         .list_clients()
         .await
@@ -59,7 +59,7 @@ async fn clients_round_trip(app: TestApp) {
         .collect();
     assert_eq!(ids, vec!["c1", "c2"]);
     assert!(
-        store.insert_client(&record).await.is_err(),
+        store.insert_client(&record, None).await.is_err(),
         "ids are unique"
     );
 
@@ -89,7 +89,7 @@ async fn clients_round_trip(app: TestApp) {
 
 async fn tokens_are_found_by_digest_and_revoked(app: TestApp) {
     let store = &app.store;
-    store.insert_client(&client("c1")).await.unwrap();
+    store.insert_client(&client("c1"), None).await.unwrap();
     let record = token("c1", "value-1", now() + 60);
     store.insert_token(&record).await.unwrap();
     assert_eq!(
@@ -126,7 +126,7 @@ async fn tokens_are_found_by_digest_and_revoked(app: TestApp) {
 async fn tokens_need_an_existing_client_and_go_with_it(app: TestApp) {
     let store = &app.store;
     assert!(store.insert_token(&token("ghost", "v", 100)).await.is_err());
-    store.insert_client(&client("c1")).await.unwrap();
+    store.insert_client(&client("c1"), None).await.unwrap();
     store.insert_token(&token("c1", "v", 100)).await.unwrap();
     store.delete_client("c1").await.unwrap();
     assert_eq!(
@@ -140,7 +140,7 @@ async fn revoked_jtis_are_idempotent_and_purged_after_expiry(app: TestApp) {
     store.revoke_jti("old", 100, 50).await.unwrap();
     store.revoke_jti("old", 100, 60).await.unwrap();
     store.revoke_jti("new", 10_000, 50).await.unwrap();
-    store.insert_client(&client("c1")).await.unwrap();
+    store.insert_client(&client("c1"), None).await.unwrap();
     store
         .insert_token(&token("c1", "expired", 100))
         .await
@@ -163,6 +163,49 @@ async fn revoked_jtis_are_idempotent_and_purged_after_expiry(app: TestApp) {
     );
 }
 
+async fn a_client_and_its_keys_are_written_together(app: TestApp) {
+    let store = &app.store;
+    let jwks = r#"{"keys":[]}"#;
+    store
+        .insert_client(&client("c1"), Some(jwks))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.client_jwks("c1").await.unwrap().as_deref(),
+        Some(jwks)
+    );
+    assert_eq!(store.client_jwks("nope").await.unwrap(), None);
+
+    // The database refuses the keys: the client must not be left without them.
+    let refuse: &[&'static str] = match store.pool() {
+        Pool::Sqlite(_) => &["CREATE TRIGGER refuse_keys BEFORE INSERT ON client_jwks \
+              BEGIN SELECT RAISE(ABORT, 'keys refused'); END"],
+        Pool::Postgres(_) => &[
+            "CREATE FUNCTION refuse_keys() RETURNS trigger LANGUAGE plpgsql \
+             AS $$ BEGIN RAISE EXCEPTION 'keys refused'; END $$",
+            "CREATE TRIGGER refuse_keys BEFORE INSERT ON client_jwks \
+             FOR EACH ROW EXECUTE FUNCTION refuse_keys()",
+        ],
+    };
+    for &sql in refuse {
+        match store.pool() {
+            Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+            Pool::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        }
+        .unwrap();
+    }
+    assert!(
+        store
+            .insert_client(&client("c2"), Some(jwks))
+            .await
+            .is_err()
+    );
+    assert_eq!(store.client_by_id("c2").await.unwrap(), None);
+    // Without keys to write, registration is untouched by the refusal.
+    store.insert_client(&client("c3"), None).await.unwrap();
+    assert!(store.client_by_id("c3").await.unwrap().is_some());
+}
+
 async fn generated_signing_key_is_kept_across_restarts(app: TestApp) {
     let first = app.state.keys.keys().signing_kid().unwrap().to_owned();
     let (store, _) = app.sibling().await;
@@ -183,6 +226,7 @@ both_stores!(
     tokens_are_found_by_digest_and_revoked,
     tokens_need_an_existing_client_and_go_with_it,
     revoked_jtis_are_idempotent_and_purged_after_expiry,
+    a_client_and_its_keys_are_written_together,
     generated_signing_key_is_kept_across_restarts,
     migrations_are_idempotent_and_ping_works,
 );

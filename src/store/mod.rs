@@ -404,25 +404,42 @@ impl Store {
         Ok(())
     }
 
-    pub async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+    /// Registers a client and, for `private_key_jwt`, its JWK Set (stored JSON), in one
+    /// transaction: a client is never left behind without the keys it was created with.
+    pub async fn insert_client(
+        &self,
+        client: &ClientRecord,
+        jwks: Option<&str>,
+    ) -> Result<(), StoreError> {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         );
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(&client.client_id)
-            .bind(&client.name)
-            .bind(client.secret_hash.expose())
-            .bind(client.auth_method.as_str())
-            .bind(&client.scope)
-            .bind(encode_list(&client.audiences))
-            .bind(client.disabled)
-            .bind(client.created_at)
-            .bind(client.updated_at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let keys = "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2)";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql)
+                .bind(&client.client_id)
+                .bind(&client.name)
+                .bind(client.secret_hash.expose())
+                .bind(client.auth_method.as_str())
+                .bind(&client.scope)
+                .bind(encode_list(&client.audiences))
+                .bind(client.disabled)
+                .bind(client.created_at)
+                .bind(client.updated_at)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(jwks) = jwks {
+                sqlx::query(keys)
+                    .bind(&client.client_id)
+                    .bind(jwks)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
         self.changed(Change::Client(client.client_id.clone()));
         Ok(())
     }
