@@ -49,7 +49,7 @@ pub fn presented(
             client_id: client_id.map(str::to_owned),
             jwt: RawToken::new(jwt),
         }),
-        (Some(_), Some(_)) => Err(AuthError::Failed("unsupported client_assertion_type")),
+        (Some(_), Some(_)) => Err(AuthError::failed("unsupported client_assertion_type")),
         _ => Err(AuthError::Malformed(
             "client_assertion and client_assertion_type go together",
         )),
@@ -95,7 +95,7 @@ impl AssertionVerifier {
         presented: &ClientAssertion,
         endpoint: &str,
     ) -> Result<ClientRecord, AuthError> {
-        const FAILED: AuthError = AuthError::Failed("client assertion is not valid");
+        const FAILED: AuthError = AuthError::failed("client assertion is not valid");
         let jwt = presented.jwt.expose();
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| FAILED)?;
         check_header(&header)?;
@@ -104,7 +104,7 @@ impl AssertionVerifier {
             .sub;
         // RFC 7521 §4.2: a client_id parameter must name the client the assertion names.
         if presented.client_id.as_ref().is_some_and(|id| *id != sub) {
-            return Err(AuthError::Failed(
+            return Err(AuthError::failed(
                 "client_id does not match the client assertion",
             ));
         }
@@ -112,14 +112,14 @@ impl AssertionVerifier {
             .store
             .client_by_id(&sub)
             .await?
-            .ok_or(AuthError::Failed("client authentication failed"))?;
+            .ok_or(AuthError::failed("client authentication failed"))?;
         client_may_authenticate(&client, AuthMethod::PrivateKeyJwt)?;
         let jwks = self
             .store
             .client_jwks(&client.client_id)
             .await?
             .and_then(|text| serde_json::from_str::<JwkSet>(&text).ok())
-            .ok_or(AuthError::Failed("client has no usable JWK Set"))?;
+            .ok_or(AuthError::failed("client has no usable JWK Set"))?;
         let key = select_key(&jwks, &header)?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway;
@@ -142,7 +142,7 @@ impl AssertionVerifier {
             .use_assertion_jti(&client.client_id, &claims.jti, claims.exp)
             .await?
         {
-            return Err(AuthError::Failed("client assertion was already used"));
+            return Err(AuthError::failed("client assertion was already used"));
         }
         Ok(client)
     }
@@ -152,12 +152,12 @@ impl AssertionVerifier {
 /// (RFC 7515 §4.1.11).
 fn check_header(header: &Header) -> Result<(), AuthError> {
     if !ALGORITHMS.contains(&header.alg) {
-        return Err(AuthError::Failed(
+        return Err(AuthError::failed(
             "client assertion algorithm is not accepted",
         ));
     }
     if header.crit.is_some() {
-        return Err(AuthError::Failed("client assertion is not valid"));
+        return Err(AuthError::failed("client assertion is not valid"));
     }
     Ok(())
 }
@@ -174,23 +174,23 @@ fn check_claims(
     match claims.aud.0.as_slice() {
         [aud] if accepted_audiences.contains(&aud.as_str()) => {}
         _ => {
-            return Err(AuthError::Failed(
+            return Err(AuthError::failed(
                 "client assertion audience must be this server's issuer",
             ));
         }
     }
     if claims.exp > now + MAX_LIFETIME_SECONDS + leeway {
-        return Err(AuthError::Failed(
+        return Err(AuthError::failed(
             "client assertion expires too far in the future",
         ));
     }
     if claims.iat.is_some_and(|iat| iat > now + leeway) {
-        return Err(AuthError::Failed(
+        return Err(AuthError::failed(
             "client assertion is issued in the future",
         ));
     }
     if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
-        return Err(AuthError::Failed("client assertion needs a jti"));
+        return Err(AuthError::failed("client assertion needs a jti"));
     }
     Ok(())
 }
@@ -227,9 +227,9 @@ fn select_key(jwks: &JwkSet, header: &Header) -> Result<DecodingKey, AuthError> 
     });
     match (fitting.next(), fitting.next()) {
         (Some(jwk), None) => {
-            DecodingKey::from_jwk(jwk).map_err(|_| AuthError::Failed("client key is not usable"))
+            DecodingKey::from_jwk(jwk).map_err(|_| AuthError::failed("client key is not usable"))
         }
-        _ => Err(AuthError::Failed(
+        _ => Err(AuthError::failed(
             "no key of the client's JWK Set matches the client assertion",
         )),
     }

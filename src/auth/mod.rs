@@ -37,9 +37,9 @@ pub enum AuthError {
     /// 400 `invalid_request`: more than one method, or contradicting identifiers.
     #[error("{0}")]
     Malformed(&'static str),
-    /// 401 `invalid_client`.
-    #[error("{0}")]
-    Failed(&'static str),
+    /// 401 `invalid_client`: the kind of failure, and what the client is told.
+    #[error("{1}")]
+    Failed(Failure, &'static str),
     /// 429: this address, or this client from this address, failed too often.
     #[error("too many failed authentications")]
     Throttled(Duration),
@@ -86,23 +86,51 @@ pub fn credentials<'a>(
 }
 
 impl AuthError {
+    /// A 401 `invalid_client` for credentials that do not prove the client: `message`
+    /// tells the client why.
+    pub const fn failed(message: &'static str) -> Self {
+        AuthError::Failed(Failure::BadCredentials, message)
+    }
+
     /// A short label saying why authentication failed, for metrics; `None` for store
     /// failures, which are not the caller's doing.
     pub fn reason(&self) -> Option<&'static str> {
         Some(match self {
             AuthError::Malformed(_) => "malformed_request",
-            AuthError::Failed("client authentication required") => "missing_credentials",
-            AuthError::Failed("client is disabled") => "client_disabled",
-            AuthError::Failed("client must use its registered authentication method") => {
-                "wrong_method"
-            }
-            AuthError::Failed("unsupported authentication scheme") => "unsupported_scheme",
-            AuthError::Failed("malformed Basic credentials")
-            | AuthError::Failed("client_secret given without client_id") => "malformed_credentials",
-            AuthError::Failed(_) => "bad_credentials",
+            AuthError::Failed(failure, _) => failure.label(),
             AuthError::Throttled(_) => "throttled",
             AuthError::Store(_) => return None,
         })
+    }
+}
+
+/// The kinds of failed client authentication that metrics tell apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// No credentials at all.
+    MissingCredentials,
+    /// Credentials that cannot be read: a broken Basic header, a secret without an id.
+    MalformedCredentials,
+    /// An `Authorization` scheme other than Basic.
+    UnsupportedScheme,
+    /// A client that exists but is disabled.
+    ClientDisabled,
+    /// A method other than the one the client registered.
+    WrongMethod,
+    /// An unknown client, a wrong secret, or a client assertion that does not verify.
+    BadCredentials,
+}
+
+impl Failure {
+    pub fn label(self) -> &'static str {
+        match self {
+            Failure::MissingCredentials => "missing_credentials",
+            Failure::MalformedCredentials => "malformed_credentials",
+            Failure::UnsupportedScheme => "unsupported_scheme",
+            Failure::ClientDisabled => "client_disabled",
+            Failure::WrongMethod => "wrong_method",
+            Failure::BadCredentials => "bad_credentials",
+        }
     }
 }
 
@@ -137,19 +165,29 @@ pub fn presented(
                 secret: ClientSecret::new(secret),
                 method: AuthMethod::ClientSecretPost,
             }),
-            None => Err(AuthError::Failed("client_secret given without client_id")),
+            None => Err(AuthError::Failed(
+                Failure::MalformedCredentials,
+                "client_secret given without client_id",
+            )),
         },
-        (None, None) => Err(AuthError::Failed("client authentication required")),
+        (None, None) => Err(AuthError::Failed(
+            Failure::MissingCredentials,
+            "client authentication required",
+        )),
     }
 }
 
 /// RFC 7617 Basic credentials whose parts are form-urlencoded (RFC 6749 §2.3.1).
 fn parse_basic(header: &HeaderValue) -> Result<(String, ClientSecret), AuthError> {
-    const MALFORMED: AuthError = AuthError::Failed("malformed Basic credentials");
+    const MALFORMED: AuthError =
+        AuthError::Failed(Failure::MalformedCredentials, "malformed Basic credentials");
     let value = header.to_str().map_err(|_| MALFORMED)?;
     let (scheme, encoded) = value.trim().split_once(' ').ok_or(MALFORMED)?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(AuthError::Failed("unsupported authentication scheme"));
+        return Err(AuthError::Failed(
+            Failure::UnsupportedScheme,
+            "unsupported authentication scheme",
+        ));
     }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| MALFORMED)?;
     let decoded = String::from_utf8(decoded).map_err(|_| MALFORMED)?;
@@ -286,7 +324,7 @@ impl Authenticator {
         let verified = remembered || self.verify(presented, client.as_deref()).await;
         let client = match client {
             Some(client) if verified => client,
-            _ => return Err(AuthError::Failed("client authentication failed")),
+            _ => return Err(AuthError::failed("client authentication failed")),
         };
         if !remembered {
             self.verified.insert(
@@ -327,10 +365,14 @@ impl Authenticator {
 /// A client authenticates only while enabled and only with its registered method.
 pub fn client_may_authenticate(client: &ClientRecord, method: AuthMethod) -> Result<(), AuthError> {
     if client.disabled {
-        return Err(AuthError::Failed("client is disabled"));
+        return Err(AuthError::Failed(
+            Failure::ClientDisabled,
+            "client is disabled",
+        ));
     }
     if client.auth_method != method {
         return Err(AuthError::Failed(
+            Failure::WrongMethod,
             "client must use its registered authentication method",
         ));
     }
@@ -372,11 +414,11 @@ mod tests {
         assert_eq!(got.method, AuthMethod::ClientSecretPost);
         assert!(matches!(
             presented(None, None, Some("b")),
-            Err(AuthError::Failed(_))
+            Err(AuthError::Failed(..))
         ));
         assert!(matches!(
             presented(None, Some("a"), None),
-            Err(AuthError::Failed(_))
+            Err(AuthError::Failed(..))
         ));
     }
 
@@ -387,14 +429,14 @@ mod tests {
             assert!(
                 matches!(
                     presented(Some(&header), None, None),
-                    Err(AuthError::Failed(_))
+                    Err(AuthError::Failed(..))
                 ),
                 "{raw}"
             );
         }
         assert!(matches!(
             presented(Some(&basic(":secret")), None, None),
-            Err(AuthError::Failed(_))
+            Err(AuthError::Failed(..))
         ));
     }
 
@@ -459,7 +501,7 @@ mod tests {
         client.disabled = true;
         let err = client_may_authenticate(&client, AuthMethod::ClientSecretBasic).unwrap_err();
         assert_eq!(err.reason(), Some("client_disabled"));
-        let err = AuthError::Failed("client authentication failed");
+        let err = AuthError::failed("client authentication failed");
         assert_eq!(err.reason(), Some("bad_credentials"));
     }
 

@@ -32,7 +32,7 @@ pub async fn authenticate(
         let credentials =
             match auth::credentials(headers.get(header::AUTHORIZATION), |name| form.get(name)) {
                 Ok(credentials) => credentials,
-                Err(err @ AuthError::Failed(_)) => return Err(guard.failed(ip, None, err)),
+                Err(err @ AuthError::Failed(..)) => return Err(guard.failed(ip, None, err)),
                 Err(err) => return Err(err),
             };
         let client_id = credentials.client_id();
@@ -46,7 +46,7 @@ pub async fn authenticate(
                 .map(Arc::new),
         };
         match verified {
-            Err(err @ AuthError::Failed(_)) => Err(guard.failed(ip, client_id, err)),
+            Err(err @ AuthError::Failed(..)) => Err(guard.failed(ip, client_id, err)),
             other => other,
         }
     }

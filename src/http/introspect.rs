@@ -95,7 +95,7 @@ impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match err {
             AuthError::Malformed(why) => ApiError::invalid_request(why),
-            AuthError::Failed(why) => ApiError::InvalidClient(why),
+            AuthError::Failed(_, why) => ApiError::InvalidClient(why),
             AuthError::Throttled(wait) => throttled(wait),
             AuthError::Store(err) => ApiError::Unavailable(err),
         }
