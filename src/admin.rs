@@ -160,6 +160,27 @@ pub async fn show_client(store: &Store, client_id: &str) -> Result<ClientView, A
     Ok(view)
 }
 
+/// Replaces the JWK Set of a `private_key_jwt` client, for a client rotating its keys:
+/// assertions signed by a key no longer in the set fail from the next request on.
+pub async fn set_client_jwks(
+    store: &Store,
+    client_id: &str,
+    text: &str,
+) -> Result<ClientView, AdminError> {
+    let client = existing(store, client_id).await?;
+    if client.auth_method != AuthMethod::PrivateKeyJwt {
+        return Err(AdminError::Invalid(format!(
+            "client {client_id:?} does not authenticate with private_key_jwt"
+        )));
+    }
+    let jwks =
+        parse_client_jwks(text).map_err(|why| AdminError::Invalid(format!("--jwks: {why}")))?;
+    if !store.set_client_jwks(client_id, &jwks, now()).await? {
+        return Err(AdminError::UnknownClient(client_id.to_owned()));
+    }
+    show_client(store, client_id).await
+}
+
 pub async fn list_clients(store: &Store) -> Result<Vec<ClientView>, AdminError> {
     Ok(store
         .list_clients()

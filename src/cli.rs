@@ -90,6 +90,13 @@ pub enum ClientCommand {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
+    /// Replace a private_key_jwt client's public JWK Set; assertions signed by keys no longer in it fail at once
+    SetJwks {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+        #[command(flatten)]
+        jwks: JwksArgs,
+    },
     /// Stop a client from authenticating; its tokens read inactive
     Disable {
         #[arg(allow_hyphen_values = true)]
@@ -115,12 +122,32 @@ pub struct CreateClient {
     /// client_secret_basic (default), client_secret_post or private_key_jwt
     #[arg(long, value_name = "M")]
     pub auth_method: Option<String>,
+    #[command(flatten)]
+    pub jwks: JwksArgs,
+}
+
+/// A client's public JWK Set, given inline or in a file.
+#[derive(Debug, Args)]
+pub struct JwksArgs {
     /// The client's public JWK Set, for private_key_jwt
     #[arg(long, value_name = "JSON", conflicts_with = "jwks_file")]
     pub jwks: Option<String>,
     /// A file holding the client's public JWK Set, for private_key_jwt
     #[arg(long, value_name = "PATH")]
     pub jwks_file: Option<PathBuf>,
+}
+
+impl JwksArgs {
+    /// The JWK Set's text, read from the file when one is named.
+    fn read(self) -> Result<Option<String>, String> {
+        match (self.jwks, self.jwks_file) {
+            (Some(jwks), _) => Ok(Some(jwks)),
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .map(Some)
+                .map_err(|e| format!("--jwks-file: cannot read {}: {e}", path.display())),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -258,14 +285,7 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
     let err = |e: admin::AdminError| e.to_string();
     match command {
         ClientCommand::Create(args) => {
-            let jwks = match (args.jwks, args.jwks_file) {
-                (Some(jwks), _) => Some(jwks),
-                (None, Some(path)) => Some(
-                    std::fs::read_to_string(&path)
-                        .map_err(|e| format!("--jwks-file: cannot read {}: {e}", path.display()))?,
-                ),
-                (None, None) => None,
-            };
+            let jwks = args.jwks.read()?;
             let created = admin::create_client(
                 store,
                 NewClient {
@@ -287,6 +307,16 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
         ClientCommand::RotateSecret { client_id } => {
             let rotated = admin::rotate_secret(store, &client_id).await.map_err(err)?;
             print_json(&rotated.to_json())
+        }
+        ClientCommand::SetJwks { client_id, jwks } => {
+            let jwks = jwks
+                .read()?
+                .ok_or("client set-jwks needs --jwks or --jwks-file")?;
+            print_json(
+                &admin::set_client_jwks(store, &client_id, &jwks)
+                    .await
+                    .map_err(err)?,
+            )
         }
         ClientCommand::Disable { client_id } => print_json(
             &admin::disable_client(store, &client_id)

@@ -198,12 +198,29 @@ async fn keys_and_signed_clients_from_the_command_line(backend: Backend) {
     );
     assert_eq!(shown["auth_method"], "private_key_jwt");
     assert_eq!(shown["jwks"]["keys"][0]["kid"], "c1");
+
+    // The client rotates its key: the new set replaces the old one.
+    let rotated = serde_json::json!({"keys": [{
+        "kty": "OKP", "crv": "Ed25519", "kid": "c2",
+        "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+    }]})
+    .to_string();
+    let client_id = created["client_id"].as_str().unwrap();
+    let replaced = run_json(
+        dir,
+        &db,
+        &["client", "set-jwks", client_id, "--jwks", &rotated],
+    );
+    assert_eq!(replaced["jwks"]["keys"][0]["kid"], "c2");
+    let shown = run_json(dir, &db, &["client", "show", client_id]);
+    assert_eq!(shown["jwks"]["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["jwks"]["keys"][0]["kid"], "c2");
 }
 
 fn cli_rejects_bad_input_with_one_line(backend: Backend, db: &DatabaseUrl) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let cases: [&[&str]; 9] = [
+    let cases: [&[&str]; 11] = [
         &["client", "show", "no-such-client"],
         &[
             "token",
@@ -234,6 +251,8 @@ fn cli_rejects_bad_input_with_one_line(backend: Backend, db: &DatabaseUrl) {
             "{\"keys\": []}",
         ],
         &["keys", "remove", "no-such-kid"],
+        &["client", "set-jwks", "no-such-client", "--jwks", "{}"],
+        &["client", "set-jwks", "no-such-client"],
     ];
     for args in cases {
         let output = run(dir, db, args);

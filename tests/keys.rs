@@ -486,11 +486,24 @@ async fn clients_use_only_their_registered_method(app: TestApp) {
     // The private_key_jwt client's unused secret opens nothing.
     assert_invalid_client(&app.post(&jwt_client, "/token", &grant).await);
     // A secret client cannot switch to assertions, even signed by a registered key.
+    // (No command gives a secret client keys; the store is written directly.)
     let secret_client = app.client("secret", &[]).await;
-    app.store
-        .set_client_jwks(&secret_client.id, &json!({"keys": [key.jwk]}).to_string())
+    let record = app
+        .store
+        .client_by_id(&secret_client.id)
         .await
+        .unwrap()
         .unwrap();
+    assert!(app.store.delete_client(&secret_client.id).await.unwrap());
+    let jwks = json!({"keys": [key.jwk]}).to_string();
+    app.store.insert_client(&record, Some(&jwks)).await.unwrap();
+    assert!(
+        app.store
+            .client_jwks(&secret_client.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
     let jwt = key.sign(&claims(&secret_client.id, issuer(&app)));
     assert_invalid_client(&with_assertion(&app, "/token", &jwt, &grant).await);
     // A client_id parameter must name the assertion's client.
@@ -547,6 +560,69 @@ async fn private_key_jwt_clients_need_a_public_jwk_set(app: TestApp) {
     );
 }
 
+async fn a_private_key_jwt_client_rotates_its_keys(app: TestApp) {
+    let (old, new) = (ClientKey::ed25519("old"), ClientKey::es256("new"));
+    let client = jwt_client(&app, &[&old]).await;
+    assert_eq!(
+        token_signed_by(&app, &old, &client.id).await.status,
+        StatusCode::OK
+    );
+
+    let jwks = |keys: &[&ClientKey]| {
+        json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string()
+    };
+    // Both keys for the changeover, then the new one alone.
+    admin::set_client_jwks(&app.store, &client.id, &jwks(&[&old, &new]))
+        .await
+        .unwrap();
+    assert_eq!(
+        token_signed_by(&app, &old, &client.id).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        token_signed_by(&app, &new, &client.id).await.status,
+        StatusCode::OK
+    );
+    let shown = admin::set_client_jwks(&app.store, &client.id, &jwks(&[&new]))
+        .await
+        .unwrap();
+    assert_eq!(shown.jwks.unwrap()["keys"][0]["kid"], "new");
+    assert_invalid_client(&token_signed_by(&app, &old, &client.id).await);
+    assert_eq!(
+        token_signed_by(&app, &new, &client.id).await.status,
+        StatusCode::OK
+    );
+
+    // What set-jwks refuses leaves the registered keys as they were.
+    let mut private = new.jwk.clone();
+    private["d"] = json!("c2VjcmV0");
+    let refused = [
+        json!({"keys": [private]}).to_string(),
+        r#"{"keys": []}"#.to_owned(),
+        "not json".to_owned(),
+    ];
+    for text in &refused {
+        let err = admin::set_client_jwks(&app.store, &client.id, text).await;
+        assert!(matches!(err, Err(admin::AdminError::Invalid(_))), "{err:?}");
+    }
+    assert_eq!(
+        token_signed_by(&app, &new, &client.id).await.status,
+        StatusCode::OK
+    );
+    let secret_client = app.client("secret", &[]).await;
+    let err = admin::set_client_jwks(&app.store, &secret_client.id, &jwks(&[&new])).await;
+    assert!(matches!(err, Err(admin::AdminError::Invalid(_))), "{err:?}");
+    assert_eq!(
+        app.store.client_jwks(&secret_client.id).await.unwrap(),
+        None
+    );
+    let err = admin::set_client_jwks(&app.store, "no-such-client", &jwks(&[&new])).await;
+    assert!(
+        matches!(err, Err(admin::AdminError::UnknownClient(_))),
+        "{err:?}"
+    );
+}
+
 both_stores!(
     jwks_publishes_the_public_signing_key,
     rotated_key_signs_new_tokens_and_old_tokens_still_verify,
@@ -562,4 +638,5 @@ both_stores!(
     assertion_and_secret_together_are_two_methods,
     clients_use_only_their_registered_method,
     private_key_jwt_clients_need_a_public_jwk_set,
+    a_private_key_jwt_client_rotates_its_keys,
 );

@@ -154,17 +154,41 @@ impl Store {
         Ok(jwks)
     }
 
-    /// Registers or replaces a client's JWK Set.
-    pub async fn set_client_jwks(&self, client_id: &str, jwks: &str) -> Result<(), StoreError> {
-        let sql = "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2) \
-                   ON CONFLICT (client_id) DO UPDATE SET jwks = excluded.jwks";
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(client_id)
-            .bind(jwks)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+    /// Replaces the JWK Set of an existing `private_key_jwt` client and touches its
+    /// `updated_at`; false when there is no such client.
+    pub async fn set_client_jwks(
+        &self,
+        client_id: &str,
+        jwks: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let touch = "UPDATE clients SET updated_at = $1 \
+                     WHERE client_id = $2 AND auth_method = 'private_key_jwt'";
+        let keys = "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2) \
+                    ON CONFLICT (client_id) DO UPDATE SET jwks = excluded.jwks";
+        let found = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let found = sqlx::query(touch)
+                .bind(now)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if found {
+                sqlx::query(keys)
+                    .bind(client_id)
+                    .bind(jwks)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            found
+        });
+        if found {
+            self.changed(Change::Client(client_id.to_owned()));
+        }
+        Ok(found)
     }
 
     /// Records the `jti` of a client assertion until `exp`; false when the client used
