@@ -270,36 +270,6 @@ async fn bad_input_gets_one_line(backend: Backend) {
     cli_rejects_bad_input_with_one_line(backend, &db);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_and_server_agree_on_sqlite() {
-    cli_and_server_agree(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_and_server_agree_on_postgres() {
-    cli_and_server_agree(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_and_signed_clients_from_the_command_line_on_sqlite() {
-    keys_and_signed_clients_from_the_command_line(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_and_signed_clients_from_the_command_line_on_postgres() {
-    keys_and_signed_clients_from_the_command_line(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_one_line_on_sqlite() {
-    bad_input_gets_one_line(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_one_line_on_postgres() {
-    bad_input_gets_one_line(Backend::Postgres).await;
-}
-
 #[test]
 fn unreachable_database_and_bad_config_fail_fast_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -390,3 +360,9 @@ async fn memory_of_secret_verification_is_returned() {
     );
     server.stop();
 }
+
+both_backends!(
+    cli_and_server_agree,
+    keys_and_signed_clients_from_the_command_line,
+    bad_input_gets_one_line,
+);

@@ -197,7 +197,7 @@ async fn oauth2_client_obtains_introspects_refreshes_and_revokes(app: TestApp) {
     assert!(!introspection.active(), "reuse revoked the grant");
 }
 
-async fn run(backend: Backend) {
+async fn oauth2_client_end_to_end(backend: Backend) {
     common::run_with(
         backend,
         |config| config.issuer = ISSUER.to_owned(),
@@ -206,12 +206,4 @@ async fn run(backend: Backend) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oauth2_client_end_to_end_on_sqlite() {
-    run(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oauth2_client_end_to_end_on_postgres() {
-    run(Backend::Postgres).await;
-}
+both_backends!(oauth2_client_end_to_end);

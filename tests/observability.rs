@@ -323,12 +323,4 @@ async fn logs_carry_no_token_or_secret(backend: Backend) {
     assert_eq!(unmatched["span"]["route"], "unmatched");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_carry_no_token_or_secret_on_sqlite() {
-    logs_carry_no_token_or_secret(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_carry_no_token_or_secret_on_postgres() {
-    logs_carry_no_token_or_secret(Backend::Postgres).await;
-}
+both_backends!(logs_carry_no_token_or_secret);
