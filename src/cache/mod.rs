@@ -287,7 +287,8 @@ impl View<'_> {
             match cache.revoked.contains(jti) {
                 Some(revoked) => return Ok(revoked),
                 // Lost with the change feed, or never read: read it again.
-                None => self.directory.refresh_revocations(),
+                None if cache.revoked.wanted() => self.directory.refresh_revocations(),
+                None => {}
             }
             if let Some(revoked) = cache.revoked_jtis.entries.get(jti) {
                 return Ok(revoked);

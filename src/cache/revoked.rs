@@ -12,6 +12,9 @@ struct State {
     complete: Option<HashSet<String>>,
     /// While a snapshot is being read: the ids revoked since it began.
     pending: Option<HashSet<String>>,
+    /// The last snapshot found more ids than fit: requests ask the store, and only a
+    /// purge or a feed loss makes another read worth trying.
+    too_large: bool,
 }
 
 pub struct RevokedSet {
@@ -43,6 +46,13 @@ impl RevokedSet {
     pub fn contains(&self, jti: &str) -> Option<bool> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         state.complete.as_ref().map(|ids| ids.contains(jti))
+    }
+
+    /// Whether a request that found the set unknown should start a read: not while one
+    /// is under way, nor after one found too many ids.
+    pub fn wanted(&self) -> bool {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        state.complete.is_none() && state.pending.is_none() && !state.too_large
     }
 
     /// Records a revocation (or a purge) this process has heard of.
@@ -83,8 +93,12 @@ impl RevokedSet {
             Snapshot::Read(mut ids) => {
                 ids.extend(pending);
                 state.complete = Some(ids);
+                state.too_large = false;
             }
-            Snapshot::TooLarge => state.complete = None,
+            Snapshot::TooLarge => {
+                state.complete = None;
+                state.too_large = true;
+            }
             Snapshot::Failed => {}
         }
     }
@@ -145,5 +159,26 @@ mod tests {
         set.begin();
         set.finish(Snapshot::TooLarge);
         assert_eq!(set.contains("a"), None);
+    }
+
+    #[test]
+    fn requests_start_a_read_only_when_one_could_help() {
+        let set = RevokedSet::new(10);
+        assert!(set.wanted(), "never read");
+        set.begin();
+        assert!(!set.wanted(), "being read");
+        set.finish(Snapshot::Failed);
+        assert!(set.wanted(), "the read failed");
+        set.begin();
+        set.finish(Snapshot::TooLarge);
+        assert!(
+            !set.wanted(),
+            "too many ids: the store answers until a purge"
+        );
+        set.forget();
+        assert!(set.wanted(), "changes were missed: read again");
+        set.begin();
+        set.finish(Snapshot::Read(ids(&[])));
+        assert!(!set.wanted(), "complete");
     }
 }
