@@ -443,6 +443,6 @@ mod tests {
         let generation = cache.generation();
         cache.remember(&cache.revoked_jtis, generation, "a".to_owned(), false);
         apply(&cache, "mystery", "x");
-        assert_eq!(cache.revoked_jtis.entries.get("a"), None);
+        assert_eq!(cache.revoked_jtis.get("a"), None);
     }
 }

@@ -21,16 +21,10 @@ pub use feed::Feed;
 use revoked::{RevokedSet, Snapshot};
 
 /// A bounded map whose entries are dropped by invalidation.
-struct Table<K, V> {
-    entries: Cache<K, V>,
-}
+type Table<K, V> = Cache<K, V>;
 
-impl<K: Eq + Hash + Clone, V: Clone> Table<K, V> {
-    fn new(capacity: usize) -> Self {
-        Table {
-            entries: Cache::new(capacity.max(16)),
-        }
-    }
+fn table<K: Eq + Hash + Clone, V: Clone>(capacity: usize) -> Table<K, V> {
+    Cache::new(capacity.max(16))
 }
 
 /// The caches of store state, with the generation that guards them against races
@@ -51,9 +45,9 @@ pub struct StateCache {
 impl StateCache {
     pub fn new(capacity: usize, max_revocations: usize) -> Self {
         StateCache {
-            clients: Table::new(capacity),
-            tokens: Table::new(capacity),
-            revoked_jtis: Table::new(capacity),
+            clients: table(capacity),
+            tokens: table(capacity),
+            revoked_jtis: table(capacity),
             revoked: RevokedSet::new(max_revocations),
             generation: AtomicU64::new(0),
             keys_generation: AtomicU64::new(0),
@@ -65,14 +59,14 @@ impl StateCache {
         self.generation.fetch_add(1, Ordering::SeqCst);
         match change {
             Change::Client(id) => {
-                self.clients.entries.remove(id);
+                self.clients.remove(id);
             }
             Change::Token(digest) => {
-                self.tokens.entries.remove(digest);
+                self.tokens.remove(digest);
             }
             Change::Jti(jti) => {
                 self.revoked.add(jti);
-                self.revoked_jtis.entries.remove(jti);
+                self.revoked_jtis.remove(jti);
             }
             Change::Keys => {
                 self.keys_generation.fetch_add(1, Ordering::SeqCst);
@@ -83,20 +77,12 @@ impl StateCache {
     /// Hits and misses of each cache since start-up, by cache name.
     pub fn stats(&self) -> [(&'static str, u64, u64); 3] {
         [
-            (
-                "clients",
-                self.clients.entries.hits(),
-                self.clients.entries.misses(),
-            ),
-            (
-                "tokens",
-                self.tokens.entries.hits(),
-                self.tokens.entries.misses(),
-            ),
+            ("clients", self.clients.hits(), self.clients.misses()),
+            ("tokens", self.tokens.hits(), self.tokens.misses()),
             (
                 "revoked_jtis",
-                self.revoked_jtis.entries.hits(),
-                self.revoked_jtis.entries.misses(),
+                self.revoked_jtis.hits(),
+                self.revoked_jtis.misses(),
             ),
         ]
     }
@@ -105,9 +91,9 @@ impl StateCache {
     pub fn clear(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.keys_generation.fetch_add(1, Ordering::SeqCst);
-        self.clients.entries.clear();
-        self.tokens.entries.clear();
-        self.revoked_jtis.entries.clear();
+        self.clients.clear();
+        self.tokens.clear();
+        self.revoked_jtis.clear();
         self.revoked.forget();
     }
 
@@ -127,9 +113,9 @@ impl StateCache {
         if self.generation() != generation {
             return;
         }
-        table.entries.insert(key.clone(), value);
+        table.insert(key.clone(), value);
         if self.generation() != generation {
-            table.entries.remove(&key);
+            table.remove(&key);
         }
     }
 }
@@ -237,7 +223,7 @@ impl View<'_> {
     pub async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, StoreError> {
         let cache = &self.directory.cache;
         if self.cached {
-            if let Some(found) = cache.clients.entries.get(client_id) {
+            if let Some(found) = cache.clients.get(client_id) {
                 return Ok(found);
             }
         }
@@ -264,7 +250,7 @@ impl View<'_> {
     pub async fn token(&self, digest: &[u8; 32]) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         let cache = &self.directory.cache;
         if self.cached {
-            if let Some(found) = cache.tokens.entries.get(digest) {
+            if let Some(found) = cache.tokens.get(digest) {
                 return Ok(Some(found));
             }
         }
@@ -290,7 +276,7 @@ impl View<'_> {
                 None if cache.revoked.wanted() => self.directory.refresh_revocations(),
                 None => {}
             }
-            if let Some(revoked) = cache.revoked_jtis.entries.get(jti) {
+            if let Some(revoked) = cache.revoked_jtis.get(jti) {
                 return Ok(revoked);
             }
         }
@@ -313,7 +299,7 @@ mod tests {
         let before = cache.generation();
         cache.invalidate(&Change::Jti("j".to_owned()));
         cache.remember(&cache.revoked_jtis, before, "j".to_owned(), false);
-        assert_eq!(cache.revoked_jtis.entries.get("j"), None);
+        assert_eq!(cache.revoked_jtis.get("j"), None);
     }
 
     #[test]
@@ -323,9 +309,9 @@ mod tests {
         cache.remember(&cache.revoked_jtis, generation, "a".to_owned(), false);
         cache.remember(&cache.revoked_jtis, generation, "b".to_owned(), false);
         cache.invalidate(&Change::Jti("a".to_owned()));
-        assert_eq!(cache.revoked_jtis.entries.get("a"), None);
-        assert_eq!(cache.revoked_jtis.entries.get("b"), Some(false));
+        assert_eq!(cache.revoked_jtis.get("a"), None);
+        assert_eq!(cache.revoked_jtis.get("b"), Some(false));
         cache.clear();
-        assert_eq!(cache.revoked_jtis.entries.get("b"), None);
+        assert_eq!(cache.revoked_jtis.get("b"), None);
     }
 }
