@@ -118,17 +118,9 @@ pub fn method_label(method: &Method) -> &'static str {
 /// One answered request. `route` is the matched route template, never the raw path.
 pub fn http_request(method: &Method, route: &str, status: u16, latency: Duration) {
     let method = method_label(method);
-    // Before the recorder is installed, handles would be no-ops: do not keep them.
+    // Without the recorder (metrics off) there is nowhere to record to, and handles
+    // taken now would stay no-ops.
     if HANDLE.get().is_none() {
-        ::metrics::counter!(
-            HTTP_REQUESTS,
-            "method" => method,
-            "route" => route.to_owned(),
-            "status" => status.to_string(),
-        )
-        .increment(1);
-        ::metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route.to_owned())
-            .record(latency.as_secs_f64());
         return;
     }
     let routes = ROUTES.get_or_init(Default::default);
