@@ -238,6 +238,16 @@ async fn logs_carry_no_token_or_secret(backend: Backend) {
             &[("x-request-id", "trace-me-1")],
             200,
         ),
+        Case {
+            method: "POST",
+            path: "/token".to_owned(),
+            headers: vec![form_type, api_auth]
+                .into_iter()
+                .map(|(n, v)| (n, v.to_owned()))
+                .collect(),
+            body: form(&[("grant_type", "client_credentials")]),
+            status: 200,
+        },
     ];
     // The id each request got, to find its line in the log.
     let mut ids = Vec::new();
@@ -253,7 +263,7 @@ async fn logs_carry_no_token_or_secret(backend: Backend) {
                 .to_owned(),
         );
     }
-    assert_eq!(ids.last().unwrap(), "trace-me-1");
+    assert_eq!(ids[7], "trace-me-1");
 
     // This process served exactly these requests, so its counters are exact.
     let exposition = http(addr, "GET", "/metrics", &[], "").await.text;
@@ -316,6 +326,11 @@ async fn logs_carry_no_token_or_secret(backend: Backend) {
     assert_eq!(client_of(&ids[0]), api_id.as_str());
     assert_eq!(client_of(&ids[1]), post_id.as_str());
     assert!(client_of(&ids[3]).is_null(), "a failed caller is not named");
+    assert_eq!(
+        client_of(&ids[8]),
+        api_id.as_str(),
+        "every endpoint names its caller"
+    );
     let unmatched = answered
         .iter()
         .find(|l| l["span"]["request_id"] == ids[5].as_str())

@@ -269,18 +269,19 @@ impl Authenticator {
         }
     }
 
-    /// Refuses an address, or a client id from that address, that failed too often,
-    /// before any work is spent on its credentials.
-    pub fn admit(&self, ip: IpAddr, client_id: Option<&str>) -> Result<(), AuthError> {
+    /// Refuses an address that failed too often, before its credentials are read.
+    pub fn admit_address(&self, ip: IpAddr) -> Result<(), AuthError> {
         self.failures_per_ip
             .check(&ip)
-            .map_err(AuthError::Throttled)?;
-        if let Some(client_id) = client_id {
-            self.failures_per_client
-                .check(&(client_id.to_owned(), ip))
-                .map_err(AuthError::Throttled)?;
-        }
-        Ok(())
+            .map_err(AuthError::Throttled)
+    }
+
+    /// Refuses a client id that failed too often from this address, before any work is
+    /// spent on its credentials.
+    pub fn admit_client(&self, ip: IpAddr, client_id: &str) -> Result<(), AuthError> {
+        self.failures_per_client
+            .check(&(client_id.to_owned(), ip))
+            .map_err(AuthError::Throttled)
     }
 
     /// Counts a failed authentication; the error to answer with, 429 once a budget is

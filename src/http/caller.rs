@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
 
-use super::AppState;
 use super::form::OAuthForm;
 use super::metadata::endpoint_url;
+use super::{AppState, observe};
 use crate::auth::{self, AuthError, Credentials};
 use crate::cache::View;
 use crate::error::ApiError;
@@ -28,7 +28,7 @@ pub async fn authenticate(
 ) -> Result<Arc<ClientRecord>, ApiError> {
     let guard = &state.auth;
     let verified = async {
-        guard.admit(ip, None)?;
+        guard.admit_address(ip)?;
         let credentials =
             match auth::credentials(headers.get(header::AUTHORIZATION), |name| form.get(name)) {
                 Ok(credentials) => credentials,
@@ -36,7 +36,9 @@ pub async fn authenticate(
                 Err(err) => return Err(err),
             };
         let client_id = credentials.client_id();
-        guard.admit(ip, client_id)?;
+        if let Some(client_id) = client_id {
+            guard.admit_client(ip, client_id)?;
+        }
         let verified = match &credentials {
             Credentials::Secret(presented) => guard.authenticate(view, presented).await,
             Credentials::Assertion(assertion) => state
@@ -51,6 +53,9 @@ pub async fn authenticate(
         }
     }
     .await;
+    if let Ok(client) = &verified {
+        observe::record_client(&client.client_id);
+    }
     verified
         .inspect_err(metrics::auth_failure)
         .map_err(ApiError::from)

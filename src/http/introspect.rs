@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 
 use super::client_ip::ClientIp;
 use super::form::OAuthForm;
-use super::{AppState, caller, observe};
+use super::{AppState, caller};
 use crate::auth::AuthError;
 use crate::cache::View;
 use crate::error::ApiError;
@@ -30,7 +30,6 @@ pub async fn introspect(
 ) -> Result<Response, ApiError> {
     let view = state.directory.view().await?;
     let caller = caller::authenticate(&state, &view, &headers, &form, PATH, ip).await?;
-    observe::record_client(&caller.client_id);
     let token = form.required("token")?;
     // RFC 7662 §2.1: an unknown hint is not an error; it just orders nothing.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
