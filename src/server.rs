@@ -112,16 +112,14 @@ async fn upkeep(state: AppState) {
             crate::token::now() - i64::try_from(state.config.jwt.leeway_seconds).unwrap_or(0) - 60;
         match state.store.purge_expired(before).await {
             Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(rows = n, "purged expired tokens and revocations");
-                // Drop the purged ids from the in-memory set too.
-                state.directory.refresh_revocations();
-            }
+            Ok(n) => tracing::info!(rows = n, "purged expired tokens and revocations"),
             Err(err) => {
                 crate::metrics::store_error(&err);
                 tracing::warn!(error = %err, "purge failed");
             }
         }
+        // Whichever instance purged, re-read the revoked ids to drop the expired ones.
+        state.directory.refresh_revocations();
     }
 }
 

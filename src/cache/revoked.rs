@@ -1,7 +1,6 @@
 //! Every revoked JWT id in memory, so that a token seen for the first time needs no
-//! round trip to learn it is not revoked. Revocations only ever add to the set: a
-//! notification of a purge (after expiry) adds an id that no live token carries, which
-//! is harmless. The set is rebuilt from the store now and then to drop expired ids.
+//! round trip to learn it is not revoked. Revocations only ever add to the set; it is
+//! read again from the store after each purge, to drop expired ids.
 
 use std::collections::HashSet;
 use std::sync::RwLock;
@@ -55,11 +54,16 @@ impl RevokedSet {
         state.complete.is_none() && state.pending.is_none() && !state.too_large
     }
 
-    /// Records a revocation (or a purge) this process has heard of.
+    /// Records a revocation this process has heard of. Past `max` ids the set is given
+    /// up, as when a snapshot is too large.
     pub fn add(&self, jti: &str) {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         if let Some(ids) = state.complete.as_mut() {
             ids.insert(jti.to_owned());
+            if ids.len() > self.max {
+                state.complete = None;
+                state.too_large = true;
+            }
         }
         if let Some(ids) = state.pending.as_mut() {
             ids.insert(jti.to_owned());
@@ -159,6 +163,18 @@ mod tests {
         set.begin();
         set.finish(Snapshot::TooLarge);
         assert_eq!(set.contains("a"), None);
+    }
+
+    #[test]
+    fn the_set_gives_way_to_the_store_once_it_outgrows_max() {
+        let set = RevokedSet::new(2);
+        set.begin();
+        set.finish(Snapshot::Read(ids(&["a", "b"])));
+        set.add("b");
+        assert_eq!(set.contains("a"), Some(true), "no new id, still within max");
+        set.add("c");
+        assert_eq!(set.contains("a"), None);
+        assert!(!set.wanted(), "too large: not read again until a purge");
     }
 
     #[test]
