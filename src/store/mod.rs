@@ -528,7 +528,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
-        self.changed(Change::Token(token.digest));
+        // No change to announce: a digest not yet in the store is never cached.
         Ok(())
     }
 
