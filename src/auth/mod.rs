@@ -259,7 +259,7 @@ impl Authenticator {
             dummy_hash: hash_secret(&ClientSecret::new(crate::token::random_string(32))),
             permits: Arc::new(Semaphore::new(workers)),
             cache_key: Arc::new(cache_key),
-            verified: Arc::new(Cache::new(config.cache.capacity.max(16))),
+            verified: Arc::new(crate::cache::table(config.cache.capacity)),
             ttl: Duration::from_secs(config.cache.credential_ttl_seconds),
             failures_per_ip: Arc::new(Budget::new(enabled(limits.auth_failures_per_ip), window)),
             failures_per_client: Arc::new(Budget::new(

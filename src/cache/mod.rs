@@ -23,7 +23,8 @@ use revoked::{RevokedSet, Snapshot};
 /// A bounded map whose entries are dropped by invalidation.
 type Table<K, V> = Cache<K, V>;
 
-fn table<K: Eq + Hash + Clone, V: Clone>(capacity: usize) -> Table<K, V> {
+/// A cache of `cache.capacity` entries, and never fewer than 16.
+pub fn table<K: Eq + Hash + Clone, V: Clone>(capacity: usize) -> Cache<K, V> {
     Cache::new(capacity.max(16))
 }
 

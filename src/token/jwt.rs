@@ -122,11 +122,6 @@ impl KeySet {
         self.signer.as_ref().map(|s| s.kid.as_str())
     }
 
-    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
-    pub fn leeway(&self) -> i64 {
-        self.leeway
-    }
-
     /// Verifies a JWT access token completely: header, key, signature, issuer and times.
     pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, JwtRejection> {
         let claims = self.verify_ignoring_time(token)?;

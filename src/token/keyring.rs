@@ -36,7 +36,7 @@ impl KeyRing {
     ) -> Result<Self, KeyError> {
         let set = KeySet::load(&config, &store).await?;
         Ok(KeyRing {
-            verified: Cache::new(config.cache.capacity.max(16)),
+            verified: crate::cache::table(config.cache.capacity),
             loaded: RwLock::new((generation, Arc::new(set))),
             generation: AtomicU64::new(generation),
             reloading: tokio::sync::Mutex::new(()),
