@@ -171,7 +171,7 @@ async fn revoke_while_cutting_the_feed(app: &TestApp, jti: &str, exp: i64) {
 }
 
 async fn feed_is_current(router_app: &introspectd::http::AppState) -> bool {
-    router_app.directory.view().await.unwrap().cached()
+    router_app.directory.view().await.cached()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

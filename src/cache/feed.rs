@@ -56,12 +56,11 @@ impl Feed {
 
     /// Whether the caches may serve the request starting now; for SQLite, first applies
     /// any changes other processes committed.
-    pub async fn current(&self, store: &Store, cache: &StateCache) -> Result<bool, StoreError> {
-        match (self, store.pool()) {
-            (Feed::Postgres(feed), _) => Ok(feed.fresh()),
-            (Feed::Sqlite(feed), Pool::Sqlite(pool)) => Ok(feed.catch_up(pool, cache).await),
-            (Feed::Sqlite(_), Pool::Postgres(_)) => Ok(false),
-            (Feed::Private, _) => Ok(true),
+    pub async fn current(&self, cache: &StateCache) -> bool {
+        match self {
+            Feed::Postgres(feed) => feed.fresh(),
+            Feed::Sqlite(feed) => feed.catch_up(cache).await,
+            Feed::Private => true,
         }
     }
 }
@@ -289,6 +288,7 @@ fn wal_index(file: &File) -> Option<FileSignature> {
 }
 
 pub struct SqliteFeed {
+    pool: SqlitePool,
     files: DatabaseFiles,
     /// The file signature when the log was last read, and the last log row applied.
     seen: Mutex<(FileSignature, i64)>,
@@ -311,6 +311,7 @@ impl SqliteFeed {
             .fetch_one(pool)
             .await?;
         Ok(Some(SqliteFeed {
+            pool: pool.clone(),
             files,
             seen: Mutex::new((signature, version)),
             catching_up: tokio::sync::Mutex::new(()),
@@ -326,7 +327,8 @@ impl SqliteFeed {
 
     /// Applies changes committed since the last look; false when they could not be read,
     /// so the request must not use the caches.
-    async fn catch_up(&self, pool: &SqlitePool, cache: &StateCache) -> bool {
+    async fn catch_up(&self, cache: &StateCache) -> bool {
+        let pool = &self.pool;
         let signature = self.files.signature();
         if self.unchanged(&signature) {
             return true;

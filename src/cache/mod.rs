@@ -201,12 +201,12 @@ impl Directory {
 
     /// Brings the caches up to date with changes made elsewhere, then decides whether
     /// this request may use them.
-    pub async fn view(&self) -> Result<View<'_>, StoreError> {
-        let cached = self.feed.current(&self.store, &self.cache).await?;
-        Ok(View {
+    pub async fn view(&self) -> View<'_> {
+        let cached = self.feed.current(&self.cache).await;
+        View {
             directory: self,
             cached,
-        })
+        }
     }
 }
 

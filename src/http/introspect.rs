@@ -28,7 +28,7 @@ pub async fn introspect(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, ApiError> {
-    let view = state.directory.view().await?;
+    let view = state.directory.view().await;
     let caller = caller::authenticate(&state, &view, &headers, &form, PATH, ip).await?;
     let token = form.required("token")?;
     // RFC 7662 §2.1: an unknown hint is not an error; it just orders nothing.

@@ -6,7 +6,6 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AppState;
-use crate::error::ApiError;
 
 /// RFC 7517 §8.5.
 const JWK_SET_MEDIA_TYPE: &str = "application/jwk-set+json";
@@ -17,14 +16,14 @@ const CACHE_CONTROL: &str = "public, max-age=300";
 
 /// Written from the current key set on each request, so it always matches the keys that
 /// verify.
-pub async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let view = state.directory.view().await?;
+pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
+    let view = state.directory.view().await;
     let keys = state.keys.current(&view).await;
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, JWK_SET_MEDIA_TYPE),
             (header::CACHE_CONTROL, CACHE_CONTROL),
         ],
         serde_json::to_vec(keys.jwks()).unwrap_or_default(),
-    ))
+    )
 }

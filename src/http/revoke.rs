@@ -21,7 +21,7 @@ pub async fn revoke(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<StatusCode, ApiError> {
-    let view = state.directory.view().await?;
+    let view = state.directory.view().await;
     let client = caller::authenticate(&state, &view, &headers, &form, PATH, ip).await?;
     let token = form.required("token")?;
     // RFC 7009 §2.1: an unknown hint only means the search covers every type.

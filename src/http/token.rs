@@ -33,7 +33,7 @@ pub async fn token(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, ApiError> {
-    let view = state.directory.view().await?;
+    let view = state.directory.view().await;
     let client = caller::authenticate(&state, &view, &headers, &form, PATH, ip).await?;
     let grant_type = form.required("grant_type")?;
     let scope = form.get("scope");
