@@ -75,15 +75,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .metrics
         .enabled
         .then(|| tokio::spawn(crate::metrics::upkeep()));
-    let grace = Duration::from_secs(config.http.shutdown_grace_seconds);
-    crate::http::serve::serve(
-        listener,
-        router(state),
-        &config.http,
-        shutdown.wait(),
-        grace,
-    )
-    .await;
+    crate::http::serve::serve(listener, router(state), &config.http, shutdown.wait()).await;
     upkeep.abort();
     if let Some(task) = metrics_upkeep {
         task.abort();

@@ -15,16 +15,10 @@ async fn listen(app: &TestApp) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     let mut limits = app.config.http.clone();
     limits.header_read_timeout_ms = 300;
+    limits.shutdown_grace_seconds = 1;
     let router = app.router.clone();
     tokio::spawn(async move {
-        introspectd::http::serve::serve(
-            listener,
-            router,
-            &limits,
-            std::future::pending(),
-            Duration::from_secs(1),
-        )
-        .await;
+        introspectd::http::serve::serve(listener, router, &limits, std::future::pending()).await;
     });
     addr
 }

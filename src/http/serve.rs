@@ -18,14 +18,15 @@ use tower::ServiceExt;
 use crate::config::HttpConfig;
 
 /// Serves `app` on `listener` until `stop` resolves, then stops accepting and waits up
-/// to `grace` for the connections in flight to finish their requests.
+/// to `http.shutdown_grace_seconds` for the connections in flight to finish their
+/// requests.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: &HttpConfig,
     stop: impl Future<Output = ()>,
-    grace: Duration,
 ) {
+    let grace = Duration::from_secs(limits.shutdown_grace_seconds);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
