@@ -137,6 +137,13 @@ pub struct RateLimitConfig {
     pub inactive_window_seconds: u64,
 }
 
+impl RateLimitConfig {
+    /// A budget as configured, or 0 (unlimited) while limits are turned off.
+    pub fn budget(&self, limit: u32) -> u32 {
+        if self.enabled { limit } else { 0 }
+    }
+}
+
 impl Default for RateLimitConfig {
     fn default() -> Self {
         // A resource server or gateway introspects once per API call it serves, so one

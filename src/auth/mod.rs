@@ -254,16 +254,18 @@ impl Authenticator {
             hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("the system random source failed");
         let limits = &config.rate_limit;
         let window = Duration::from_secs(limits.auth_failure_window_seconds);
-        let enabled = |limit: u32| if limits.enabled { limit } else { 0 };
         Authenticator {
             dummy_hash: hash_secret(&ClientSecret::new(crate::token::random_string(32))),
             permits: Arc::new(Semaphore::new(workers)),
             cache_key: Arc::new(cache_key),
             verified: Arc::new(crate::cache::table(config.cache.capacity)),
             ttl: Duration::from_secs(config.cache.credential_ttl_seconds),
-            failures_per_ip: Arc::new(Budget::new(enabled(limits.auth_failures_per_ip), window)),
+            failures_per_ip: Arc::new(Budget::new(
+                limits.budget(limits.auth_failures_per_ip),
+                window,
+            )),
             failures_per_client: Arc::new(Budget::new(
-                enabled(limits.auth_failures_per_client),
+                limits.budget(limits.auth_failures_per_client),
                 window,
             )),
         }

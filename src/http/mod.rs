@@ -98,11 +98,7 @@ impl AppState {
             .and_then(|alg| serde_json::to_value(alg).ok())
             .and_then(|alg| alg.as_str().map(str::to_owned));
         let limits = &config.rate_limit;
-        let inactive_limit = if limits.enabled {
-            limits.inactive_per_client
-        } else {
-            0
-        };
+        let inactive_limit = limits.budget(limits.inactive_per_client);
         Ok(AppState(Arc::new(Shared {
             auth: Authenticator::new(&config),
             introspector: Introspector::new(keys.clone(), &config),
