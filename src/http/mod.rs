@@ -62,11 +62,11 @@ pub struct Shared {
     pub keys: Arc<KeyRing>,
     pub auth: Authenticator,
     pub introspector: Introspector,
-    pub metadata: Arc<Metadata>,
+    pub metadata: Metadata,
     pub rate_limit: Option<ratelimit::Limiters>,
     pub proxies: Arc<TrustedProxies>,
     /// Inactive answers per client (RFC 7662 §4: introspection is an oracle).
-    pub inactive_budget: Arc<Budget<String>>,
+    pub inactive_budget: Budget<String>,
     /// Verifies `private_key_jwt` client assertions (RFC 7523).
     pub assertions: AssertionVerifier,
 }
@@ -102,13 +102,13 @@ impl AppState {
         Ok(AppState(Arc::new(Shared {
             auth: Authenticator::new(&config),
             introspector: Introspector::new(keys.clone(), &config),
-            metadata: Arc::new(Metadata::new(&config, signing_alg.as_deref())),
+            metadata: Metadata::new(&config, signing_alg.as_deref()),
             rate_limit: ratelimit::Limiters::new(limits),
             proxies: Arc::new(TrustedProxies::new(limits.trusted_proxies.clone())),
-            inactive_budget: Arc::new(Budget::new(
+            inactive_budget: Budget::new(
                 inactive_limit,
                 Duration::from_secs(limits.inactive_window_seconds),
-            )),
+            ),
             assertions: AssertionVerifier::new(
                 store.clone(),
                 &config.issuer,
