@@ -2,7 +2,8 @@
 //!
 //! Both backends accept the same SQL (`$n` placeholders work in SQLite too), so each query
 //! is written once below and compiled for each pool; what differs between the backends
-//! (connecting, migrations, change notification) lives in `sqlite.rs` and `postgres.rs`.
+//! (connecting, migrations) lives in `sqlite.rs` and `postgres.rs`. Changes made by
+//! other processes reach the caches through `crate::cache` (its change feed).
 
 mod pool;
 mod postgres;
