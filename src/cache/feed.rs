@@ -15,7 +15,7 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgListener, PgPool};
@@ -291,7 +291,7 @@ pub struct SqliteFeed {
     pool: SqlitePool,
     files: DatabaseFiles,
     /// The file signature when the log was last read, and the last log row applied.
-    seen: Mutex<(FileSignature, i64)>,
+    seen: RwLock<(FileSignature, i64)>,
     /// One catch-up at a time.
     catching_up: tokio::sync::Mutex<()>,
 }
@@ -313,14 +313,14 @@ impl SqliteFeed {
         Ok(Some(SqliteFeed {
             pool: pool.clone(),
             files,
-            seen: Mutex::new((signature, version)),
+            seen: RwLock::new((signature, version)),
             catching_up: tokio::sync::Mutex::new(()),
         }))
     }
 
     fn unchanged(&self, signature: &FileSignature) -> bool {
         self.seen
-            .lock()
+            .read()
             .map(|seen| seen.0 == *signature)
             .unwrap_or(false)
     }
@@ -339,7 +339,7 @@ impl SqliteFeed {
         if self.unchanged(&signature) {
             return true;
         }
-        let last = self.seen.lock().map(|seen| seen.1).unwrap_or(0);
+        let last = self.seen.read().map(|seen| seen.1).unwrap_or(0);
         let rows: Result<Vec<(i64, String, String)>, sqlx::Error> = sqlx::query_as(
             "SELECT version, kind, key FROM change_log WHERE version > $1 ORDER BY version LIMIT $2",
         )
@@ -373,7 +373,7 @@ impl SqliteFeed {
             cache.clear();
             newest
         };
-        if let Ok(mut seen) = self.seen.lock() {
+        if let Ok(mut seen) = self.seen.write() {
             *seen = (signature, newest);
         }
         true
