@@ -7,7 +7,10 @@ use crate::auth::hash_secret;
 use crate::config::Config;
 use crate::revocation;
 use crate::secret::{ClientSecret, RawToken};
-use crate::store::{AuthMethod, ClientRecord, Store, StoreError, StoredKey, TokenUse};
+use crate::store::{
+    AuthMethod, ClientPolicy, ClientRecord, GrantType, InactiveBudget, Store, StoreError,
+    StoredKey, TokenUse,
+};
 use crate::token::claims::{scope_items, valid_scope_token};
 use crate::token::jwt::{KeySet, generate_ed25519};
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
@@ -39,7 +42,15 @@ pub struct ClientView {
     pub name: String,
     pub auth_method: AuthMethod,
     pub scope: String,
+    /// Audiences whose tokens it may introspect.
     pub audiences: Vec<String>,
+    /// Grant types it may use at the token endpoint.
+    pub grant_types: Vec<&'static str>,
+    /// Resources it may obtain tokens for (RFC 8707).
+    pub resources: Vec<String>,
+    pub strict_auth_method: bool,
+    /// `"configured"` (`rate_limit.inactive_per_client`), `"off"`, or a number.
+    pub inactive_budget: serde_json::Value,
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -56,6 +67,14 @@ impl From<ClientRecord> for ClientView {
             auth_method: c.auth_method,
             scope: c.scope,
             audiences: c.audiences,
+            grant_types: c.policy.grant_types.iter().map(|g| g.as_str()).collect(),
+            resources: c.policy.resources,
+            strict_auth_method: c.policy.strict_auth_method,
+            inactive_budget: match c.policy.inactive_budget {
+                InactiveBudget::Configured => "configured".into(),
+                InactiveBudget::Off => "off".into(),
+                InactiveBudget::Limit(n) => n.into(),
+            },
             disabled: c.disabled,
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -92,25 +111,36 @@ pub struct NewClient {
     pub auth_method: Option<String>,
     /// The public JWK Set of a `private_key_jwt` client (RFC 7523 §2.2), as JSON.
     pub jwks: Option<String>,
+    /// Grant types by name; none unless given.
+    pub grant_types: Vec<String>,
+    /// Resources it may obtain tokens for; none unless given.
+    pub resources: Vec<String>,
+    pub strict_auth_method: bool,
+    /// `N`, `off` or `configured`; the configured default when absent.
+    pub inactive_budget: Option<String>,
+}
+
+/// What `client update` changes: each attribute given replaces the stored one, each
+/// one absent is kept. An empty list (or empty scope) clears the attribute.
+#[derive(Clone, Debug, Default)]
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub audiences: Option<Vec<String>>,
+    pub scope: Option<String>,
+    pub auth_method: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub resources: Option<Vec<String>>,
+    pub strict_auth_method: Option<bool>,
+    pub inactive_budget: Option<String>,
 }
 
 /// Registers a client with a fresh id and secret; only the secret's hash is stored. A
 /// `private_key_jwt` client's JWK Set is stored beside it, and its secret is never shown.
 pub async fn create_client(store: &Store, new: NewClient) -> Result<Credentials, AdminError> {
-    let name = new.name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(AdminError::Invalid(
-            "--name must be 1 to 200 characters".to_owned(),
-        ));
-    }
+    let name = normalize_name(&new.name)?;
     let auth_method = match new.auth_method.as_deref() {
         None => AuthMethod::ClientSecretBasic,
-        Some(m) => AuthMethod::parse(m).ok_or_else(|| {
-            AdminError::Invalid(format!(
-                "--auth-method must be client_secret_basic, client_secret_post or \
-                 private_key_jwt, not {m:?}"
-            ))
-        })?,
+        Some(m) => parse_auth_method(m)?,
     };
     let jwks = match (auth_method, new.jwks.as_deref()) {
         (AuthMethod::PrivateKeyJwt, Some(text)) => Some(
@@ -130,16 +160,28 @@ pub async fn create_client(store: &Store, new: NewClient) -> Result<Credentials,
     };
     let scope = normalize_scope(new.scope.as_deref().unwrap_or(""))?;
     let audiences = normalize_audiences(&new.audiences)?;
+    let policy = ClientPolicy {
+        grant_types: parse_grant_types(&new.grant_types)?,
+        resources: normalize_resources(&new.resources)?,
+        strict_auth_method: new.strict_auth_method,
+        inactive_budget: new
+            .inactive_budget
+            .as_deref()
+            .map(parse_inactive_budget)
+            .transpose()?
+            .unwrap_or_default(),
+    };
     let client_id = random_string(16);
     let client_secret = ClientSecret::new(random_string(32));
     let created = now();
     let record = ClientRecord {
         client_id: client_id.clone(),
-        name: name.to_owned(),
+        name,
         secret_hash: hash_secret(&client_secret),
         auth_method,
         scope,
         audiences,
+        policy,
         disabled: false,
         created_at: created,
         updated_at: created,
@@ -150,6 +192,55 @@ pub async fn create_client(store: &Store, new: NewClient) -> Result<Credentials,
         client_secret,
         auth_method,
     })
+}
+
+/// Changes a client in place, keeping its id, secret and tokens. Takes effect on the
+/// next request of every instance, like disabling does.
+pub async fn update_client(
+    store: &Store,
+    client_id: &str,
+    changes: ClientChanges,
+) -> Result<ClientView, AdminError> {
+    let mut client = existing(store, client_id).await?;
+    if let Some(name) = &changes.name {
+        client.name = normalize_name(name)?;
+    }
+    if let Some(method) = &changes.auth_method {
+        let method = parse_auth_method(method)?;
+        let jwt = AuthMethod::PrivateKeyJwt;
+        if (method == jwt) != (client.auth_method == jwt) {
+            return Err(AdminError::Invalid(
+                "--auth-method cannot switch between a secret and private_key_jwt; \
+                 create a new client"
+                    .to_owned(),
+            ));
+        }
+        client.auth_method = method;
+    }
+    if let Some(scope) = &changes.scope {
+        client.scope = normalize_scope(scope)?;
+    }
+    if let Some(audiences) = &changes.audiences {
+        client.audiences = normalize_audiences(audiences)?;
+    }
+    let policy = &mut client.policy;
+    if let Some(grant_types) = &changes.grant_types {
+        policy.grant_types = parse_grant_types(grant_types)?;
+    }
+    if let Some(resources) = &changes.resources {
+        policy.resources = normalize_resources(resources)?;
+    }
+    if let Some(strict) = changes.strict_auth_method {
+        policy.strict_auth_method = strict;
+    }
+    if let Some(budget) = &changes.inactive_budget {
+        policy.inactive_budget = parse_inactive_budget(budget)?;
+    }
+    client.updated_at = now();
+    if !store.update_client(&client).await? {
+        return Err(AdminError::UnknownClient(client_id.to_owned()));
+    }
+    show_client(store, client_id).await
 }
 
 pub async fn show_client(store: &Store, client_id: &str) -> Result<ClientView, AdminError> {
@@ -240,7 +331,8 @@ pub struct IssueToken {
 }
 
 /// Mints a token for an enabled client. Without `scope` the token carries the client's
-/// registered scope; a requested scope must lie within it when the client has one.
+/// registered scope. The operator's own act: not limited by the client's grant types,
+/// scope or resources.
 pub async fn issue_token(
     store: &Store,
     keys: &KeySet,
@@ -276,16 +368,7 @@ pub async fn issue_token(
         )));
     }
     let scope = match request.scope.as_deref() {
-        Some(requested) => {
-            let requested = normalize_scope(requested)?;
-            if let Some(outside) = scope_outside(&requested, &client.scope) {
-                return Err(AdminError::Invalid(format!(
-                    "scope {outside:?} is not registered for client {:?}",
-                    client.client_id
-                )));
-            }
-            requested
-        }
+        Some(requested) => normalize_scope(requested)?,
         None => client.scope.clone(),
     };
     let minted = mint(
@@ -432,11 +515,8 @@ pub fn normalize_scope(scope: &str) -> Result<String, AdminError> {
 }
 
 /// The first requested scope item the registered scope does not allow. An empty
-/// registered scope allows anything.
+/// registered scope allows none: deny by default.
 pub fn scope_outside<'a>(requested: &'a str, registered: &str) -> Option<&'a str> {
-    if registered.is_empty() {
-        return None;
-    }
     let allowed = scope_items(registered);
     scope_items(requested)
         .into_iter()
@@ -445,11 +525,25 @@ pub fn scope_outside<'a>(requested: &'a str, registered: &str) -> Option<&'a str
 
 /// Audiences are absolute URIs (RFC 8707 §2); repeats are dropped.
 pub fn normalize_audiences(audiences: &[String]) -> Result<Vec<String>, AdminError> {
+    normalize_uris(audiences, "audience")
+}
+
+/// Resources are absolute URIs without a fragment (RFC 8707 §2); repeats are dropped.
+pub fn normalize_resources(resources: &[String]) -> Result<Vec<String>, AdminError> {
+    if let Some(bad) = resources.iter().find(|r| r.contains('#')) {
+        return Err(AdminError::Invalid(format!(
+            "resource {bad:?} must not have a fragment"
+        )));
+    }
+    normalize_uris(resources, "resource")
+}
+
+fn normalize_uris(uris: &[String], what: &str) -> Result<Vec<String>, AdminError> {
     let mut out: Vec<String> = Vec::new();
-    for audience in audiences {
+    for audience in uris {
         if audience.len() > 2048 || url::Url::parse(audience).is_err() {
             return Err(AdminError::Invalid(format!(
-                "audience {audience:?} is not an absolute URI"
+                "{what} {audience:?} is not an absolute URI"
             )));
         }
         if !out.contains(audience) {
@@ -457,6 +551,56 @@ pub fn normalize_audiences(audiences: &[String]) -> Result<Vec<String>, AdminErr
         }
     }
     Ok(out)
+}
+
+fn normalize_name(name: &str) -> Result<String, AdminError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(AdminError::Invalid(
+            "--name must be 1 to 200 characters".to_owned(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn parse_auth_method(method: &str) -> Result<AuthMethod, AdminError> {
+    AuthMethod::parse(method).ok_or_else(|| {
+        AdminError::Invalid(format!(
+            "--auth-method must be client_secret_basic, client_secret_post or \
+             private_key_jwt, not {method:?}"
+        ))
+    })
+}
+
+/// Grant types by name, repeats dropped.
+pub fn parse_grant_types(names: &[String]) -> Result<Vec<GrantType>, AdminError> {
+    let mut out = Vec::new();
+    for name in names {
+        let grant_type = GrantType::parse(name).ok_or_else(|| {
+            AdminError::Invalid(format!(
+                "--grant-type must be client_credentials, refresh_token or \
+                 authorization_code, not {name:?}"
+            ))
+        })?;
+        if !out.contains(&grant_type) {
+            out.push(grant_type);
+        }
+    }
+    Ok(out)
+}
+
+/// `N` (at least 1), `off` (no limit) or `configured` (`rate_limit.inactive_per_client`).
+pub fn parse_inactive_budget(value: &str) -> Result<InactiveBudget, AdminError> {
+    match value {
+        "off" => Ok(InactiveBudget::Off),
+        "configured" => Ok(InactiveBudget::Configured),
+        n => match n.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(InactiveBudget::Limit(n)),
+            _ => Err(AdminError::Invalid(format!(
+                "--inactive-budget must be a positive number, off or configured, not {n:?}"
+            ))),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -467,7 +611,41 @@ mod tests {
     fn scope_within_registered() {
         assert_eq!(scope_outside("read", "read write"), None);
         assert_eq!(scope_outside("read admin", "read write"), Some("admin"));
-        assert_eq!(scope_outside("anything", ""), None);
+        assert_eq!(
+            scope_outside("anything", ""),
+            Some("anything"),
+            "an empty registered scope grants nothing"
+        );
+        assert_eq!(scope_outside("", ""), None);
+    }
+
+    #[test]
+    fn grant_types_and_budgets_parse() {
+        let names = ["refresh_token", "client_credentials", "refresh_token"].map(String::from);
+        assert_eq!(
+            parse_grant_types(&names).unwrap(),
+            vec![GrantType::RefreshToken, GrantType::ClientCredentials]
+        );
+        assert!(parse_grant_types(&["password".to_owned()]).is_err());
+        assert_eq!(parse_inactive_budget("off").unwrap(), InactiveBudget::Off);
+        assert_eq!(
+            parse_inactive_budget("configured").unwrap(),
+            InactiveBudget::Configured
+        );
+        assert_eq!(
+            parse_inactive_budget("25").unwrap(),
+            InactiveBudget::Limit(25)
+        );
+        for bad in ["0", "-1", "many", ""] {
+            assert!(parse_inactive_budget(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resources_are_absolute_uris_without_fragment() {
+        assert!(normalize_resources(&["https://api.example".to_owned()]).is_ok());
+        assert!(normalize_resources(&["https://api.example#x".to_owned()]).is_err());
+        assert!(normalize_resources(&["api".to_owned()]).is_err());
     }
 
     #[test]

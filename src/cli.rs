@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::admin::{self, IssueToken, NewClient};
+use crate::admin::{self, ClientChanges, IssueToken, NewClient};
 use crate::config::{Config, LogConfig, Overrides};
 use crate::secret::RawToken;
 use crate::server::{self, open_store};
@@ -78,6 +78,8 @@ pub enum KeysCommand {
 pub enum ClientCommand {
     /// Register a client; prints its id and its secret, which is shown only this once
     Create(CreateClient),
+    /// Change a client in place: each flag given replaces that attribute, each one omitted keeps it; an empty value (`--scope ""`, `--resource ""`) clears it
+    Update(UpdateClient),
     /// List every client
     List,
     /// Show one client
@@ -113,17 +115,79 @@ pub enum ClientCommand {
 pub struct CreateClient {
     #[arg(long)]
     pub name: String,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub jwks: JwksArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateClient {
+    #[arg(allow_hyphen_values = true)]
+    pub client_id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// What a client may do, shared by `client create` and `client update`. Nothing is
+/// granted unless given. A list flag given once with an empty value clears the list.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
     /// An audience (absolute URI) whose tokens this client may introspect; repeatable
     #[arg(long = "audience", value_name = "URI")]
-    pub audiences: Vec<String>,
-    /// Space-separated scopes the client may hold
+    pub audiences: Option<Vec<String>>,
+    /// A resource (absolute URI) this client may obtain tokens for (RFC 8707); repeatable
+    #[arg(long = "resource", value_name = "URI")]
+    pub resources: Option<Vec<String>>,
+    /// A grant type this client may use at /token: client_credentials, refresh_token or authorization_code; repeatable
+    #[arg(long = "grant-type", value_name = "G")]
+    pub grant_types: Option<Vec<String>>,
+    /// Space-separated scopes the client may hold; none unless given
     #[arg(long)]
     pub scope: Option<String>,
     /// client_secret_basic (default), client_secret_post or private_key_jwt
     #[arg(long, value_name = "M")]
     pub auth_method: Option<String>,
-    #[command(flatten)]
-    pub jwks: JwksArgs,
+    /// Accept only the registered --auth-method, not client_secret_basic and client_secret_post alike
+    #[arg(long, conflicts_with = "no_strict_auth_method")]
+    pub strict_auth_method: bool,
+    /// Accept client_secret_basic and client_secret_post alike (the default)
+    #[arg(long)]
+    pub no_strict_auth_method: bool,
+    /// Inactive answers allowed per window: a number, off (gateways), or configured (rate_limit.inactive_per_client, the default)
+    #[arg(long, value_name = "N|off")]
+    pub inactive_budget: Option<String>,
+}
+
+/// A list flag as given: `None` when absent; empty strings drop out, so `--scope ""`
+/// style clearing works for lists too.
+fn list(values: Option<Vec<String>>) -> Option<Vec<String>> {
+    values.map(|v| v.into_iter().filter(|s| !s.is_empty()).collect())
+}
+
+impl PolicyArgs {
+    fn strict(&self) -> Option<bool> {
+        match (self.strict_auth_method, self.no_strict_auth_method) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+
+    fn changes(self, name: Option<String>) -> ClientChanges {
+        ClientChanges {
+            name,
+            strict_auth_method: self.strict(),
+            audiences: list(self.audiences),
+            scope: self.scope,
+            auth_method: self.auth_method,
+            grant_types: list(self.grant_types),
+            resources: list(self.resources),
+            inactive_budget: self.inactive_budget,
+        }
+    }
 }
 
 /// A client's public JWK Set, given inline or in a file.
@@ -286,19 +350,32 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
     match command {
         ClientCommand::Create(args) => {
             let jwks = args.jwks.read()?;
+            let changes = args.policy.changes(None);
             let created = admin::create_client(
                 store,
                 NewClient {
                     name: args.name,
-                    audiences: args.audiences,
-                    scope: args.scope,
-                    auth_method: args.auth_method,
+                    audiences: changes.audiences.unwrap_or_default(),
+                    scope: changes.scope,
+                    auth_method: changes.auth_method,
                     jwks,
+                    grant_types: changes.grant_types.unwrap_or_default(),
+                    resources: changes.resources.unwrap_or_default(),
+                    strict_auth_method: changes.strict_auth_method.unwrap_or(false),
+                    inactive_budget: changes.inactive_budget,
                 },
             )
             .await
             .map_err(err)?;
             print_json(&created.to_json())
+        }
+        ClientCommand::Update(args) => {
+            let changes = args.policy.changes(args.name);
+            print_json(
+                &admin::update_client(store, &args.client_id, changes)
+                    .await
+                    .map_err(err)?,
+            )
         }
         ClientCommand::List => print_json(&admin::list_clients(store).await.map_err(err)?),
         ClientCommand::Show { client_id } => {
@@ -481,6 +558,55 @@ mod tests {
         for args in cases {
             assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn update_flags_replace_keep_or_clear() {
+        let cli = Cli::try_parse_from([
+            "introspectd",
+            "client",
+            "update",
+            "-id",
+            "--grant-type",
+            "client_credentials",
+            "--grant-type",
+            "refresh_token",
+            "--resource",
+            "",
+            "--scope",
+            "",
+            "--no-strict-auth-method",
+            "--inactive-budget",
+            "off",
+        ])
+        .unwrap();
+        let Some(Command::Client(ClientCommand::Update(args))) = cli.command else {
+            panic!("expected client update");
+        };
+        assert_eq!(args.client_id, "-id");
+        let changes = args.policy.changes(args.name);
+        assert_eq!(
+            changes.grant_types,
+            Some(vec![
+                "client_credentials".to_owned(),
+                "refresh_token".to_owned()
+            ])
+        );
+        assert_eq!(changes.resources, Some(vec![]), "an empty value clears");
+        assert_eq!(changes.scope.as_deref(), Some(""));
+        assert_eq!(changes.audiences, None, "omitted: kept");
+        assert_eq!(changes.name, None);
+        assert_eq!(changes.strict_auth_method, Some(false));
+        assert_eq!(changes.inactive_budget.as_deref(), Some("off"));
+        let both = [
+            "introspectd",
+            "client",
+            "update",
+            "x",
+            "--strict-auth-method",
+            "--no-strict-auth-method",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
     }
 
     #[test]

@@ -23,20 +23,21 @@ pub enum ApiError {
     #[error("invalid_client: {0}")]
     InvalidClient(&'static str),
     /// 400 `invalid_grant` (RFC 6749 §5.2): the refresh token is unknown, expired,
-    /// revoked, already used or issued to another client.
-    #[error("invalid_grant: {0}")]
-    InvalidGrant(&'static str),
+    /// revoked, already used or issued to another client, all answered alike.
+    #[error("invalid_grant")]
+    InvalidGrant,
     /// 400 `invalid_scope` (RFC 6749 §5.2): malformed, or beyond what the client may hold.
+    /// A fixed text: error bodies never echo input.
     #[error("invalid_scope: {0}")]
-    InvalidScope(Cow<'static, str>),
+    InvalidScope(&'static str),
     /// 400 `invalid_target` (RFC 8707 §2): a `resource` the client may not ask for.
     #[error("invalid_target: {0}")]
-    InvalidTarget(Cow<'static, str>),
+    InvalidTarget(&'static str),
     /// 400 `unsupported_grant_type` (RFC 6749 §5.2).
     #[error("unsupported_grant_type: {0}")]
     UnsupportedGrantType(&'static str),
-    /// 400 `unauthorized_client` (RFC 6749 §5.2, RFC 7009 §2.1): the client may not do
-    /// this, for example revoke a token issued to another client.
+    /// 400 `unauthorized_client` (RFC 6749 §5.2): the client is not registered for the
+    /// grant type it asked for.
     #[error("unauthorized_client: {0}")]
     UnauthorizedClient(&'static str),
     /// 404 for paths this server does not serve.
@@ -92,19 +93,17 @@ impl ApiError {
                 "invalid_client",
                 Cow::Borrowed(*d),
             ),
-            ApiError::InvalidGrant(d) => {
-                (StatusCode::BAD_REQUEST, "invalid_grant", Cow::Borrowed(*d))
+            ApiError::InvalidGrant => (
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "the refresh token is invalid".into(),
+            ),
+            ApiError::InvalidScope(d) => {
+                (StatusCode::BAD_REQUEST, "invalid_scope", Cow::Borrowed(*d))
             }
-            ApiError::InvalidScope(d) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_scope",
-                Cow::Borrowed(d.as_ref()),
-            ),
-            ApiError::InvalidTarget(d) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_target",
-                Cow::Borrowed(d.as_ref()),
-            ),
+            ApiError::InvalidTarget(d) => {
+                (StatusCode::BAD_REQUEST, "invalid_target", Cow::Borrowed(*d))
+            }
             ApiError::UnsupportedGrantType(d) => (
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",

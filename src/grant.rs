@@ -7,26 +7,38 @@ use crate::config::Config;
 use crate::introspection::opaque_state;
 use crate::secret::RawToken;
 use crate::store::{
-    ClientRecord, FamilyRecord, Rotation, Store, StoreError, TokenRecord, TokenUse,
+    ClientPolicy, ClientRecord, FamilyRecord, GrantType, Rotation, Store, StoreError, TokenRecord,
+    TokenUse,
 };
+use crate::token::claims::scope_items;
 use crate::token::jwt::KeySet;
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
 use crate::token::{new_jti, now, opaque};
 
-/// Why a grant was refused; each maps to an RFC 6749 §5.2 or RFC 8707 error code.
+/// Why a grant was refused; each maps to an RFC 6749 §5.2 or RFC 8707 error code. No
+/// description carries anything the request sent.
 #[derive(Debug, thiserror::Error)]
 pub enum GrantError {
-    #[error("invalid_grant: {0}")]
-    InvalidGrant(&'static str),
+    /// One answer for every refresh token that cannot be used, whatever the reason, so
+    /// that no client learns anything of a token it does not hold.
+    #[error("invalid_grant")]
+    InvalidGrant,
+    /// The client is not registered for this grant type.
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(&'static str),
     #[error("invalid_scope: {0}")]
-    InvalidScope(String),
+    InvalidScope(&'static str),
     #[error("invalid_target: {0}")]
-    InvalidTarget(String),
+    InvalidTarget(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Mint(#[from] MintError),
 }
+
+const MALFORMED_SCOPE: GrantError = GrantError::InvalidScope("scope is not a valid scope list");
+const UNREGISTERED_SCOPE: GrantError =
+    GrantError::InvalidScope("scope is not registered for this client");
 
 /// What the token endpoint hands out (RFC 6749 §5.1).
 #[derive(Debug)]
@@ -37,46 +49,73 @@ pub struct Issued {
     pub scope: Option<String>,
 }
 
+/// Deny by default: a client uses only the grant types registered for it, checked on
+/// every request, so a change to the client applies to the next one.
+pub fn may_use(policy: &ClientPolicy, grant_type: GrantType) -> Result<(), GrantError> {
+    if policy.grant_types.contains(&grant_type) {
+        Ok(())
+    } else {
+        Err(GrantError::UnauthorizedClient(
+            "the client is not registered for this grant type",
+        ))
+    }
+}
+
 /// The scope of a new grant: the requested one when the client may hold all of it, the
-/// registered one when none is requested (RFC 6749 §3.3).
+/// registered one when none is requested (RFC 6749 §3.3). An empty registered scope
+/// grants no scope.
 pub fn granted_scope(requested: Option<&str>, registered: &str) -> Result<String, GrantError> {
     let Some(requested) = requested else {
         return Ok(registered.to_owned());
     };
-    let requested =
-        normalize_scope(requested).map_err(|e| GrantError::InvalidScope(e.to_string()))?;
+    let requested = normalize_scope(requested).map_err(|_| MALFORMED_SCOPE)?;
     match scope_outside(&requested, registered) {
-        Some(outside) => Err(GrantError::InvalidScope(format!(
-            "scope {outside:?} is not registered for this client"
-        ))),
+        Some(_) => Err(UNREGISTERED_SCOPE),
         None => Ok(requested),
     }
 }
 
-/// RFC 6749 §6: a refresh may ask for part of the original scope, never more; without
-/// a request it keeps the original scope.
-pub fn narrowed_scope(requested: Option<&str>, original: &str) -> Result<String, GrantError> {
+/// The scope of a refreshed access token. RFC 6749 §6: a refresh may ask for part of the
+/// original scope, never more; without a request it keeps the original scope. Either
+/// way it is limited to what the client may hold now: asked for, an item no longer
+/// registered is `invalid_scope`; not asked for, such items are left out (the answer's
+/// `scope` says so, RFC 6749 §5.1).
+pub fn refreshed_scope(
+    requested: Option<&str>,
+    original: &str,
+    registered: &str,
+) -> Result<String, GrantError> {
     let Some(requested) = requested else {
-        return Ok(original.to_owned());
+        let allowed = scope_items(registered);
+        let kept: Vec<&str> = scope_items(original)
+            .into_iter()
+            .filter(|item| allowed.contains(item))
+            .collect();
+        return Ok(kept.join(" "));
     };
-    let requested =
-        normalize_scope(requested).map_err(|e| GrantError::InvalidScope(e.to_string()))?;
-    let wider = if original.is_empty() {
-        !requested.is_empty()
-    } else {
-        scope_outside(&requested, original).is_some()
-    };
-    if wider {
-        return Err(GrantError::InvalidScope(
-            "scope exceeds the original grant".to_owned(),
-        ));
+    let requested = normalize_scope(requested).map_err(|_| MALFORMED_SCOPE)?;
+    if scope_outside(&requested, original).is_some() {
+        return Err(GrantError::InvalidScope("scope exceeds the original grant"));
+    }
+    if scope_outside(&requested, registered).is_some() {
+        return Err(UNREGISTERED_SCOPE);
     }
     Ok(requested)
 }
 
+/// The resources a refreshed access token may name: those of the grant the client may
+/// still obtain tokens for.
+pub fn refreshable_resources(original: &[String], registered: &[String]) -> Vec<String> {
+    original
+        .iter()
+        .filter(|r| registered.contains(r))
+        .cloned()
+        .collect()
+}
+
 /// The audiences of a new token (RFC 8707 §2): the requested resources, each an absolute
 /// URI without fragment and one of `allowed`; all of `allowed` when none is requested
-/// (RFC 9068 §3: the token then carries a default audience).
+/// (RFC 9068 §3: the token then carries a default audience; none when `allowed` is empty).
 pub fn granted_audiences(
     requested: &[&str],
     allowed: &[String],
@@ -89,12 +128,12 @@ pub fn granted_audiences(
         let valid = url::Url::parse(resource).is_ok_and(|u| u.fragment().is_none());
         if !valid {
             return Err(GrantError::InvalidTarget(
-                "resource must be an absolute URI without a fragment".to_owned(),
+                "resource must be an absolute URI without a fragment",
             ));
         }
         if !allowed.iter().any(|a| a == resource) {
             return Err(GrantError::InvalidTarget(
-                "resource is not registered for this client".to_owned(),
+                "resource is not registered for this client",
             ));
         }
         if !audiences.iter().any(|a| a == resource) {
@@ -109,27 +148,25 @@ pub fn granted_audiences(
 pub enum RefreshState {
     Usable,
     /// Not a refresh token of this client, or no longer valid.
-    Invalid(&'static str),
-    /// Already exchanged once: presenting it again means it leaked (RFC 9700 §4.14.2).
+    Invalid,
+    /// Already exchanged once by this client: presenting it again means it leaked
+    /// (RFC 9700 §4.14.2). Another client presenting it gets [`RefreshState::Invalid`].
     Reused,
 }
 
 /// Judges a stored token presented as a refresh token by `client_id` at `now`.
 pub fn refresh_state(found: &FamilyRecord, client_id: &str, now: i64) -> RefreshState {
     let token = &found.token;
-    if token.token_use != TokenUse::RefreshToken {
-        return RefreshState::Invalid("the token is not a refresh token");
-    }
     // RFC 6749 §6: the refresh token must have been issued to the authenticated client.
-    if token.client_id != client_id {
-        return RefreshState::Invalid("the refresh token was issued to another client");
+    if token.token_use != TokenUse::RefreshToken || token.client_id != client_id {
+        return RefreshState::Invalid;
     }
     if found.rotated_at.is_some() {
         return RefreshState::Reused;
     }
     match opaque_state(token, now) {
         Ok(()) => RefreshState::Usable,
-        Err(_) => RefreshState::Invalid("the refresh token is expired or revoked"),
+        Err(_) => RefreshState::Invalid,
     }
 }
 
@@ -143,13 +180,14 @@ pub async fn client_credentials(
     scope: Option<&str>,
     resources: &[&str],
 ) -> Result<Issued, GrantError> {
+    may_use(&client.policy, GrantType::ClientCredentials)?;
     let scope = granted_scope(scope, &client.scope)?;
     let access = AccessToken {
         client,
         subject: client.client_id.clone(),
         username: None,
         scope: &scope,
-        audiences: granted_audiences(resources, &client.audiences)?,
+        audiences: granted_audiences(resources, &client.policy.resources)?,
     };
     let (access, expires_in) = mint_access(store, keys, config, access).await?;
     Ok(Issued {
@@ -161,7 +199,9 @@ pub async fn client_credentials(
 }
 
 /// RFC 6749 §6 with rotation: a new access token and a new refresh token; the presented
-/// one is retired. A retired token presented again revokes its whole grant.
+/// one is retired. A retired token presented again by its client revokes its whole
+/// grant. The client's current registration (grant types, scope, resources) limits the
+/// new access token; the new refresh token keeps the grant as it was given.
 pub async fn refresh(
     store: &Store,
     keys: &KeySet,
@@ -171,19 +211,22 @@ pub async fn refresh(
     scope: Option<&str>,
     resources: &[&str],
 ) -> Result<Issued, GrantError> {
+    may_use(&client.policy, GrantType::RefreshToken)?;
     let issued_at = now();
     let digest = opaque::digest(refresh_token);
     let found = store
         .token_family_by_digest(&digest)
         .await?
-        .ok_or(GrantError::InvalidGrant("unknown refresh token"))?;
+        .ok_or(GrantError::InvalidGrant)?;
     match refresh_state(&found, &client.client_id, issued_at) {
         RefreshState::Usable => {}
-        RefreshState::Invalid(why) => return Err(GrantError::InvalidGrant(why)),
+        RefreshState::Invalid => return Err(GrantError::InvalidGrant),
         RefreshState::Reused => return Err(reuse_detected(store, &found, issued_at).await),
     }
     let original = &found.token;
-    let scope = narrowed_scope(scope, original.scope.as_deref().unwrap_or(""))?;
+    let original_scope = original.scope.as_deref().unwrap_or("");
+    let scope = refreshed_scope(scope, original_scope, &client.scope)?;
+    let allowed = refreshable_resources(&original.audiences, &client.policy.resources);
     let access = AccessToken {
         client,
         subject: original
@@ -193,7 +236,7 @@ pub async fn refresh(
         username: original.username.clone(),
         scope: &scope,
         // RFC 8707 §2.2: a refresh may narrow the audience to resources of the grant.
-        audiences: granted_audiences(resources, &original.audiences)?,
+        audiences: granted_audiences(resources, &allowed)?,
     };
     let (access, expires_in) = mint_access(store, keys, config, access).await?;
     let next = opaque::generate();
@@ -243,7 +286,7 @@ async fn reuse_detected(store: &Store, found: &FamilyRecord, now: i64) -> GrantE
         "refresh token presented again after rotation; revoking its grant"
     );
     match store.revoke_family(&found.family_id, now).await {
-        Ok(_) => GrantError::InvalidGrant("the refresh token was already used"),
+        Ok(_) => GrantError::InvalidGrant,
         Err(err) => GrantError::Store(err),
     }
 }
@@ -308,7 +351,7 @@ mod tests {
     }
 
     fn is_invalid(state: RefreshState) -> bool {
-        matches!(state, RefreshState::Invalid(_))
+        state == RefreshState::Invalid
     }
 
     #[test]
@@ -326,11 +369,61 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_registered_scope_grants_no_scope() {
+        assert_eq!(granted_scope(None, "").unwrap(), "");
+        assert!(matches!(
+            granted_scope(Some("admin root:all"), ""),
+            Err(GrantError::InvalidScope(_))
+        ));
+    }
+
+    #[test]
     fn refresh_scope_never_widens() {
-        assert_eq!(narrowed_scope(None, "read write").unwrap(), "read write");
-        assert_eq!(narrowed_scope(Some("read"), "read write").unwrap(), "read");
-        assert!(narrowed_scope(Some("admin"), "read").is_err());
-        assert!(narrowed_scope(Some("read"), "").is_err());
+        let all = "read write";
+        assert_eq!(
+            refreshed_scope(None, "read write", all).unwrap(),
+            "read write"
+        );
+        assert_eq!(
+            refreshed_scope(Some("read"), "read write", all).unwrap(),
+            "read"
+        );
+        assert!(refreshed_scope(Some("admin"), "read", "read admin").is_err());
+        assert!(refreshed_scope(Some("read"), "", all).is_err());
+    }
+
+    #[test]
+    fn refresh_scope_follows_the_current_registration() {
+        assert_eq!(refreshed_scope(None, "read write", "read").unwrap(), "read");
+        assert_eq!(refreshed_scope(None, "read write", "").unwrap(), "");
+        assert!(matches!(
+            refreshed_scope(Some("write"), "read write", "read"),
+            Err(GrantError::InvalidScope(_))
+        ));
+    }
+
+    #[test]
+    fn refresh_resources_follow_the_current_registration() {
+        let grant = vec!["urn:a".to_owned(), "urn:b".to_owned()];
+        assert_eq!(
+            refreshable_resources(&grant, &["urn:b".to_owned(), "urn:c".to_owned()]),
+            vec!["urn:b"]
+        );
+        assert!(refreshable_resources(&grant, &[]).is_empty());
+    }
+
+    #[test]
+    fn grant_types_are_denied_by_default() {
+        let mut policy = ClientPolicy::default();
+        for grant_type in GrantType::ALL {
+            assert!(matches!(
+                may_use(&policy, grant_type),
+                Err(GrantError::UnauthorizedClient(_))
+            ));
+        }
+        policy.grant_types = vec![GrantType::RefreshToken];
+        assert!(may_use(&policy, GrantType::RefreshToken).is_ok());
+        assert!(may_use(&policy, GrantType::ClientCredentials).is_err());
     }
 
     #[test]
@@ -357,6 +450,13 @@ mod tests {
         let found = stored("a", TokenUse::RefreshToken);
         assert_eq!(refresh_state(&found, "a", 0), RefreshState::Usable);
         assert!(is_invalid(refresh_state(&found, "b", 0)));
+    }
+
+    #[test]
+    fn a_rotated_token_of_another_client_is_just_invalid() {
+        let mut found = stored("a", TokenUse::RefreshToken);
+        found.rotated_at = Some(5);
+        assert_eq!(refresh_state(&found, "b", 0), RefreshState::Invalid);
     }
 
     #[test]

@@ -254,6 +254,7 @@ mod tests {
             auth_method: AuthMethod::ClientSecretBasic,
             scope: String::new(),
             audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            policy: Default::default(),
             disabled: false,
             created_at: 0,
             updated_at: 0,

@@ -41,22 +41,37 @@ impl<K: Eq + Hash> Budget<K> {
 
     /// `Err(wait)` while `key` has spent its budget in the current window.
     pub fn check(&self, key: &K) -> Result<(), Duration> {
-        if self.limit == 0 || self.tracked.load(Ordering::Relaxed) == 0 {
+        self.check_within(key, self.limit)
+    }
+
+    /// Spends one event for `key`; `Err(wait)` if that went past the budget.
+    pub fn spend(&self, key: K) -> Result<(), Duration> {
+        self.spend_within(key, self.limit)
+    }
+
+    /// The default limit of this budget (0: unlimited).
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// [`Budget::check`] with a limit of the key's own (0: unlimited).
+    pub fn check_within(&self, key: &K, limit: u32) -> Result<(), Duration> {
+        if limit == 0 || self.tracked.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
         let now = Instant::now();
         let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         match keys.get(key) {
-            Some(w) if w.spent >= self.limit && now < w.start + self.window => {
+            Some(w) if w.spent >= limit && now < w.start + self.window => {
                 Err(w.start + self.window - now)
             }
             _ => Ok(()),
         }
     }
 
-    /// Spends one event for `key`; `Err(wait)` if that went past the budget.
-    pub fn spend(&self, key: K) -> Result<(), Duration> {
-        if self.limit == 0 {
+    /// [`Budget::spend`] with a limit of the key's own (0: unlimited).
+    pub fn spend_within(&self, key: K, limit: u32) -> Result<(), Duration> {
+        if limit == 0 {
             return Ok(());
         }
         let now = Instant::now();
@@ -78,7 +93,7 @@ impl<K: Eq + Hash> Budget<K> {
             };
         }
         window.spent = window.spent.saturating_add(1);
-        let result = if window.spent > self.limit {
+        let result = if window.spent > limit {
             Err(window.start + self.window - now)
         } else {
             Ok(())
@@ -118,6 +133,18 @@ mod tests {
         tokio::time::advance(Duration::from_secs(40)).await;
         assert_eq!(budget.check(&"a"), Ok(()));
         assert_eq!(budget.spend("a"), Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_may_have_a_limit_of_its_own() {
+        let budget = Budget::new(1, Duration::from_secs(60));
+        assert_eq!(budget.spend_within("a", 3), Ok(()));
+        assert_eq!(budget.spend_within("a", 3), Ok(()));
+        assert_eq!(budget.check_within(&"a", 3), Ok(()));
+        assert_eq!(budget.check(&"a"), Err(Duration::from_secs(60)));
+        for _ in 0..10 {
+            assert_eq!(budget.spend_within("b", 0), Ok(()), "0: unlimited");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -144,13 +144,28 @@ async fn client_secret_post_authenticates_post_clients(app: TestApp) {
         ("client_secret", &client.secret),
     ]);
     assert_active(&app.introspect_with(None, &body).await);
-    // The same client may not switch to the method it did not register.
-    let response = app.introspect(&client, &token).await;
+    // A client with a secret may send it either way unless it is strict.
+    assert_active(&app.introspect(&client, &token).await);
+    let strict = app
+        .client_with(NewClient {
+            name: "strict-post".to_owned(),
+            auth_method: Some("client_secret_post".to_owned()),
+            strict_auth_method: true,
+            ..NewClient::default()
+        })
+        .await;
+    let response = app.introspect(&strict, &token).await;
     assert_error(&response, StatusCode::UNAUTHORIZED, "invalid_client");
 }
 
-async fn basic_client_may_not_authenticate_with_post(app: TestApp) {
-    let client = app.client("basic", &[]).await;
+async fn strict_basic_client_may_not_authenticate_with_post(app: TestApp) {
+    let client = app
+        .client_with(NewClient {
+            name: "basic".to_owned(),
+            strict_auth_method: true,
+            ..NewClient::default()
+        })
+        .await;
     let token = app.jwt_for(&client, &[]).await;
     let body = form(&[
         ("token", &token),
@@ -613,7 +628,7 @@ both_stores!(
     active_opaque_access_token,
     refresh_token_reads_active_without_token_type,
     client_secret_post_authenticates_post_clients,
-    basic_client_may_not_authenticate_with_post,
+    strict_basic_client_may_not_authenticate_with_post,
     client_id_parameter_beside_basic_is_accepted_when_it_matches,
     resource_server_sees_tokens_for_its_audience,
     inactive_when_caller_is_neither_owner_nor_audience,

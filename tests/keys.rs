@@ -79,7 +79,7 @@ async fn jwks_publishes_the_public_signing_key(app: TestApp) {
 }
 
 async fn rotated_key_signs_new_tokens_and_old_tokens_still_verify(app: TestApp) {
-    let client = app.client("app", &[]).await;
+    let client = app.app_client("app", "", &[]).await;
     let old_kid = app.state.keys.keys().signing_kid().unwrap().to_owned();
     let old_token = client_credentials_on(&app.router, &client).await;
     let rotated = admin::rotate_key(&app.store, &app.config).await.unwrap();
@@ -279,12 +279,12 @@ fn claims(client_id: &str, aud: Value) -> Value {
 
 async fn jwt_client(app: &TestApp, keys: &[&ClientKey]) -> TestClient {
     let jwks = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
-    app.client_with(NewClient {
+    app.client_with(common::granted(NewClient {
         name: "signed".to_owned(),
         auth_method: Some("private_key_jwt".to_owned()),
         jwks: Some(jwks.to_string()),
         ..NewClient::default()
-    })
+    }))
     .await
 }
 

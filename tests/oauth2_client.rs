@@ -98,11 +98,11 @@ async fn oauth2_client_obtains_introspects_refreshes_and_revokes(app: TestApp) {
     let addr = serve(&app).await;
     let created = introspectd::admin::create_client(
         &app.store,
-        NewClient {
+        common::granted(NewClient {
             name: "oauth2-rs".to_owned(),
             scope: Some("read write".to_owned()),
             ..NewClient::default()
-        },
+        }),
     )
     .await
     .unwrap();

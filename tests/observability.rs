@@ -171,7 +171,16 @@ async fn logs_carry_no_token_or_secret(backend: Backend) {
     };
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let (api_id, api_secret) = create_client(dir, &db, &["--audience", "https://api.example"]);
+    let (api_id, api_secret) = create_client(
+        dir,
+        &db,
+        &[
+            "--audience",
+            "https://api.example",
+            "--grant-type",
+            "client_credentials",
+        ],
+    );
     let (post_id, post_secret) = create_client(dir, &db, &["--auth-method", "client_secret_post"]);
     let jwt = issue_token(dir, &db, &post_id, &["--audience", "https://api.example"]);
     let refresh = issue_token(dir, &db, &post_id, &["--type", "refresh"]);

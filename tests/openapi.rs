@@ -290,7 +290,7 @@ async fn live_responses_match_the_document(app: TestApp) {
     let doc = document();
     let metadata = well_known_path(&app.config.issuer);
     let api = app.client("api", &["https://api.example"]).await;
-    let owner = app.client("app", &[]).await;
+    let owner = app.app_client("app", "", &[]).await;
     let jwt = app.jwt_for(&owner, &["https://api.example"]).await;
     let refresh = app.opaque_for(&owner, TokenUse::RefreshToken).await;
     let spare = app.opaque_for(&owner, TokenUse::RefreshToken).await;
@@ -322,10 +322,21 @@ async fn live_responses_match_the_document(app: TestApp) {
             &common::basic(&owner.id, "wrong"),
             form(&[("grant_type", "client_credentials")]),
         ),
+        // A resource server registered only to introspect mints nothing.
+        form_post(
+            "/token",
+            &api.basic(),
+            form(&[("grant_type", "client_credentials")]),
+        ),
         form_post("/token", &owner.basic(), big.clone()),
         request(Method::GET, "/token"),
         form_post("/revoke", &owner.basic(), token(&revocable)),
         form_post("/revoke", &api.basic(), token(&refresh)),
+        form_post(
+            "/revoke",
+            &owner.basic(),
+            form(&[("token_type_hint", "access_token")]),
+        ),
         form_post(
             "/revoke",
             &common::basic(&owner.id, "wrong"),

@@ -5,7 +5,9 @@ mod common;
 use common::TestApp;
 use introspectd::auth::hash_secret;
 use introspectd::secret::ClientSecret;
-use introspectd::store::{AuthMethod, ClientRecord, Pool, TokenRecord, TokenUse};
+use introspectd::store::{
+    AuthMethod, ClientPolicy, ClientRecord, GrantType, InactiveBudget, Pool, TokenRecord, TokenUse,
+};
 use introspectd::token::jwt::KeySet;
 use introspectd::token::{now, opaque};
 
@@ -17,6 +19,12 @@ fn client(id: &str) -> ClientRecord {
         auth_method: AuthMethod::ClientSecretPost,
         scope: "read write".to_owned(),
         audiences: vec!["https://a.example".to_owned(), "urn:b".to_owned()],
+        policy: ClientPolicy {
+            grant_types: vec![GrantType::ClientCredentials, GrantType::RefreshToken],
+            resources: vec!["https://a.example".to_owned()],
+            strict_auth_method: true,
+            inactive_budget: InactiveBudget::Limit(7),
+        },
         disabled: false,
         created_at: 10,
         updated_at: 10,
@@ -81,6 +89,23 @@ async fn clients_round_trip(app: TestApp) {
     assert_eq!(changed.secret_hash, new_hash);
     assert!(changed.disabled);
     assert_eq!(changed.updated_at, 30);
+
+    // An update rewrites the policy and keeps the secret and the disabled flag.
+    let mut updated = changed.clone();
+    updated.scope = String::new();
+    updated.audiences = vec![];
+    updated.policy = ClientPolicy {
+        inactive_budget: InactiveBudget::Off,
+        ..ClientPolicy::default()
+    };
+    updated.updated_at = 40;
+    assert!(store.update_client(&updated).await.unwrap());
+    assert_eq!(
+        store.client_by_id("c1").await.unwrap(),
+        Some(updated.clone())
+    );
+    updated.client_id = "nope".to_owned();
+    assert!(!store.update_client(&updated).await.unwrap());
 
     assert!(store.delete_client("c1").await.unwrap());
     assert!(!store.delete_client("c1").await.unwrap());

@@ -365,7 +365,7 @@ impl Authenticator {
     }
 }
 
-/// A client authenticates only while enabled and only with its registered method.
+/// A client authenticates only while enabled and only with a method it may use.
 pub fn client_may_authenticate(client: &ClientRecord, method: AuthMethod) -> Result<(), AuthError> {
     if client.disabled {
         return Err(AuthError::Failed(
@@ -373,13 +373,22 @@ pub fn client_may_authenticate(client: &ClientRecord, method: AuthMethod) -> Res
             "client is disabled",
         ));
     }
-    if client.auth_method != method {
+    if !method_accepted(client, method) {
         return Err(AuthError::Failed(
             Failure::WrongMethod,
             "client must use its registered authentication method",
         ));
     }
     Ok(())
+}
+
+/// A client with a secret may send it as `client_secret_basic` or `client_secret_post`
+/// alike, unless registered with a strict method; `private_key_jwt` only as registered.
+fn method_accepted(client: &ClientRecord, used: AuthMethod) -> bool {
+    use AuthMethod::{ClientSecretBasic, ClientSecretPost};
+    let secret = |m| matches!(m, ClientSecretBasic | ClientSecretPost);
+    client.auth_method == used
+        || (secret(client.auth_method) && secret(used) && !client.policy.strict_auth_method)
 }
 
 #[cfg(test)]
@@ -495,12 +504,18 @@ mod tests {
             auth_method: AuthMethod::ClientSecretBasic,
             scope: String::new(),
             audiences: vec![],
+            policy: Default::default(),
             disabled: false,
             created_at: 0,
             updated_at: 0,
         };
+        assert!(client_may_authenticate(&client, AuthMethod::ClientSecretPost).is_ok());
+        let err = client_may_authenticate(&client, AuthMethod::PrivateKeyJwt).unwrap_err();
+        assert_eq!(err.reason(), Some("wrong_method"));
+        client.policy.strict_auth_method = true;
         let err = client_may_authenticate(&client, AuthMethod::ClientSecretPost).unwrap_err();
         assert_eq!(err.reason(), Some("wrong_method"));
+        assert!(client_may_authenticate(&client, AuthMethod::ClientSecretBasic).is_ok());
         client.disabled = true;
         let err = client_may_authenticate(&client, AuthMethod::ClientSecretBasic).unwrap_err();
         assert_eq!(err.reason(), Some("client_disabled"));

@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 
 use super::client_ip::ClientIp;
 use super::form::OAuthForm;
-use super::{AppState, caller};
+use super::{AppState, caller, oracle};
 use crate::auth::AuthError;
 use crate::cache::View;
 use crate::error::ApiError;
@@ -33,20 +33,14 @@ pub async fn introspect(
     let token = form.required("token")?;
     // RFC 7662 §2.1: an unknown hint is not an error; it just orders nothing.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
-    state
-        .inactive_budget
-        .check(&caller.client_id)
-        .map_err(throttled)?;
+    oracle::admit(&state, &caller)?;
     let answer = state
         .introspector
         .introspect(&view, &caller, token, hint)
         .await?;
     metrics::introspection_outcome(&answer);
     if let Answer::Inactive(_) = answer {
-        state
-            .inactive_budget
-            .spend(caller.client_id.clone())
-            .map_err(throttled)?;
+        oracle::spend(&state, &caller)?;
     }
     if introspection_jwt::wants_jwt(headers.get(header::ACCEPT)) {
         return signed(&state, &view, &caller.client_id, &answer).await;
@@ -55,7 +49,7 @@ pub async fn introspect(
 }
 
 /// A spent budget: answered like the rate limiter's refusals, and counted with them.
-fn throttled(wait: Duration) -> ApiError {
+pub(super) fn throttled(wait: Duration) -> ApiError {
     metrics::rate_limited();
     ApiError::RateLimited {
         retry_after: retry_after_seconds(wait),

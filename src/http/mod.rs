@@ -9,6 +9,7 @@ mod jwks;
 pub mod metadata;
 pub mod observe;
 pub mod openapi;
+mod oracle;
 mod prometheus;
 pub mod ratelimit;
 mod revoke;

@@ -6,15 +6,17 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::client_ip::ClientIp;
 use super::form::OAuthForm;
-use super::{AppState, caller};
+use super::{AppState, caller, oracle};
 use crate::error::ApiError;
 use crate::revocation;
 use crate::store::TokenUse;
 
 pub const PATH: &str = "/revoke";
 
-/// RFC 7009 §2.2: 200 whether or not the token existed. RFC 7009 §2.1: a token issued to
-/// another client is refused with `unauthorized_client` and stays valid.
+/// RFC 7009 §2.2: 200 whether or not the token existed. A token issued to another client
+/// is answered exactly as an unknown one (200, and it stays valid) rather than with
+/// RFC 7009 §2.1's `unauthorized_client`, which would tell the caller the token exists;
+/// both answers spend the caller's inactive-answer budget.
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -26,15 +28,13 @@ pub async fn revoke(
     let token = form.required("token")?;
     // RFC 7009 §2.1: an unknown hint only means the search covers every type.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
+    oracle::admit(&state, &client)?;
     let keys = state.keys.current(&view).await;
-    let Some(found) = revocation::find(&state.store, &keys, token, hint).await? else {
-        return Ok(StatusCode::OK);
-    };
-    if found.client_id() != client.client_id {
-        return Err(ApiError::UnauthorizedClient(
-            "the token was issued to another client",
-        ));
+    match revocation::find(&state.store, &keys, token, hint).await? {
+        Some(found) if found.client_id() == client.client_id => {
+            revocation::revoke(&state.store, &found, crate::token::now()).await?;
+        }
+        _ => oracle::spend(&state, &client)?,
     }
-    revocation::revoke(&state.store, &found, crate::token::now()).await?;
     Ok(StatusCode::OK)
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::client_ip::ClientIp;
 use super::form::OAuthForm;
-use super::{AppState, caller};
+use super::{AppState, caller, oracle};
 use crate::error::ApiError;
 use crate::grant::{self, GrantError, Issued};
 use crate::token::mint::MintError;
@@ -46,7 +46,8 @@ pub async fn token(
         }
         "refresh_token" => {
             let refresh_token = form.required("refresh_token")?;
-            grant::refresh(
+            oracle::admit(&state, &client)?;
+            let refreshed = grant::refresh(
                 store,
                 keys,
                 config,
@@ -55,7 +56,12 @@ pub async fn token(
                 scope,
                 &resources,
             )
-            .await?
+            .await;
+            if let Err(GrantError::InvalidGrant) = refreshed {
+                // As telling as an inactive introspection answer: budgeted alike.
+                oracle::spend(&state, &client)?;
+            }
+            refreshed?
         }
         _ => {
             return Err(ApiError::UnsupportedGrantType(
@@ -85,9 +91,10 @@ fn answer(issued: &Issued) -> Response {
 impl From<GrantError> for ApiError {
     fn from(err: GrantError) -> Self {
         match err {
-            GrantError::InvalidGrant(why) => ApiError::InvalidGrant(why),
-            GrantError::InvalidScope(why) => ApiError::InvalidScope(why.into()),
-            GrantError::InvalidTarget(why) => ApiError::InvalidTarget(why.into()),
+            GrantError::InvalidGrant => ApiError::InvalidGrant,
+            GrantError::UnauthorizedClient(why) => ApiError::UnauthorizedClient(why),
+            GrantError::InvalidScope(why) => ApiError::InvalidScope(why),
+            GrantError::InvalidTarget(why) => ApiError::InvalidTarget(why),
             GrantError::Store(err) | GrantError::Mint(MintError::Store(err)) => {
                 ApiError::Unavailable(err)
             }

@@ -235,15 +235,25 @@ pub async fn http(
 
 /// POST /introspect over a real connection with client_secret_basic.
 pub async fn introspect(addr: SocketAddr, id: &str, secret: &str, token: &str) -> (u16, Value) {
+    post_basic(addr, "/introspect", (id, secret), &[("token", token)]).await
+}
+
+/// POST a form to `path` over a real connection with client_secret_basic.
+pub async fn post_basic(
+    addr: SocketAddr,
+    path: &str,
+    (id, secret): (&str, &str),
+    params: &[(&str, &str)],
+) -> (u16, Value) {
     let response = http(
         addr,
         "POST",
-        "/introspect",
+        path,
         &[
             ("content-type", "application/x-www-form-urlencoded"),
             ("authorization", &super::basic(id, secret)),
         ],
-        &super::form(&[("token", token)]),
+        &super::form(params),
     )
     .await;
     (response.status, response.json)

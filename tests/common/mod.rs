@@ -229,6 +229,18 @@ impl TestApp {
         .await
     }
 
+    /// A client that may obtain tokens: both grant types, `scope`, and `resources`, which
+    /// it may also introspect for.
+    pub async fn app_client(&self, name: &str, scope: &str, resources: &[&str]) -> TestClient {
+        self.client_with(granted(NewClient {
+            name: name.to_owned(),
+            scope: Some(scope.to_owned()).filter(|s| !s.is_empty()),
+            audiences: resources.iter().map(|a| (*a).to_owned()).collect(),
+            ..NewClient::default()
+        }))
+        .await
+    }
+
     pub async fn client_with(&self, new: NewClient) -> TestClient {
         let created = admin::create_client(&self.store, new)
             .await
@@ -288,10 +300,43 @@ impl TestApp {
         post_form(&self.router, path, Some(&caller.basic()), &form(params)).await
     }
 
+    /// POST /token for client credentials, with `extra` parameters.
+    pub async fn client_credentials(
+        &self,
+        client: &TestClient,
+        extra: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut params = vec![("grant_type", "client_credentials")];
+        params.extend_from_slice(extra);
+        self.post(client, "/token", &params).await
+    }
+
+    /// POST /token exchanging `token` as a refresh token, with `extra` parameters.
+    pub async fn refresh(
+        &self,
+        client: &TestClient,
+        token: &str,
+        extra: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut params = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+        params.extend_from_slice(extra);
+        self.post(client, "/token", &params).await
+    }
+
     /// POST /introspect authenticated with client_secret_basic.
     pub async fn introspect(&self, caller: &TestClient, token: &str) -> TestResponse {
         self.introspect_with(Some(&caller.basic()), &form(&[("token", token)]))
             .await
+    }
+}
+
+/// `new` with both token-endpoint grant types, and its audiences as the resources it may
+/// obtain tokens for.
+pub fn granted(new: NewClient) -> NewClient {
+    NewClient {
+        grant_types: vec!["client_credentials".to_owned(), "refresh_token".to_owned()],
+        resources: new.audiences.clone(),
+        ..new
     }
 }
 
@@ -311,6 +356,30 @@ pub fn issue_request(
         token_use,
         format,
     }
+}
+
+/// Stores a refresh token of `client` for alice that expires at `exp`, as an issuer
+/// sharing the store would; returns its value.
+pub async fn insert_refresh_token(store: &Store, client: &TestClient, exp: i64) -> String {
+    let value = introspectd::token::opaque::generate();
+    store
+        .insert_token(&introspectd::store::TokenRecord {
+            digest: introspectd::token::opaque::digest(value.expose()),
+            token_use: TokenUse::RefreshToken,
+            client_id: client.id.clone(),
+            sub: Some("alice".to_owned()),
+            username: None,
+            scope: None,
+            audiences: vec![],
+            jti: introspectd::token::new_jti(),
+            iat: introspectd::token::now() - 100,
+            nbf: None,
+            exp,
+            revoked_at: None,
+        })
+        .await
+        .expect("insert token");
+    value.expose().to_owned()
 }
 
 pub fn form(pairs: &[(&str, &str)]) -> String {
