@@ -181,7 +181,7 @@ run_store() {
     export INTROSPECTD_DATABASE_URL=$url
     healthz_rps=""
     local client client_id secret
-    client=$(cli client create --name loadtest)
+    client=$(cli client create --name loadtest --grant-type client_credentials)
     client_id=$(jq -r .client_id <<<"$client")
     secret=$(jq -r .client_secret <<<"$client")
     export AUTHORIZATION="Basic $(printf '%s:%s' "$client_id" "$secret" | base64 -w0)"
