@@ -174,7 +174,17 @@ pub struct JwtConfig {
     pub issuers: Option<Vec<String>>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     pub leeway_seconds: u64,
+    /// Name of the environment variable holding the key that encrypts generated private
+    /// keys in the store (32 random bytes, base64 or hex). Unset: a key generated into
+    /// `key-encryption-key` beside the SQLite database (`data/` for Postgres), mode 0600.
+    pub key_encryption_key_env: Option<String>,
+    /// How long a key made by `keys rotate` is published before it signs, in seconds:
+    /// at least as long as verifiers cache `/jwks`.
+    pub rotation_delay_seconds: u64,
 }
+
+/// Longest `jwt.rotation_delay_seconds`: thirty days.
+pub const MAX_ROTATION_DELAY_SECONDS: u64 = 30 * 24 * 3_600;
 
 impl Default for JwtConfig {
     fn default() -> Self {
@@ -182,6 +192,8 @@ impl Default for JwtConfig {
             keys: Vec::new(),
             issuers: None,
             leeway_seconds: 30,
+            key_encryption_key_env: None,
+            rotation_delay_seconds: 300,
         }
     }
 }
@@ -463,6 +475,17 @@ impl Config {
             if issuers.is_empty() {
                 problems.push("jwt.issuers: must not be empty".to_owned());
             }
+        }
+        if let Some(name) = &self.jwt.key_encryption_key_env {
+            // Checked here so that a bad key stops start-up before anything else runs.
+            if let Err(err) = crate::token::kek::from_env(name) {
+                problems.push(err.to_string());
+            }
+        }
+        if self.jwt.rotation_delay_seconds > MAX_ROTATION_DELAY_SECONDS {
+            problems.push(format!(
+                "jwt.rotation_delay_seconds: at most {MAX_ROTATION_DELAY_SECONDS}"
+            ));
         }
         for (i, key) in self.jwt.keys.iter().enumerate() {
             problems.extend(
