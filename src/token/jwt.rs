@@ -131,7 +131,8 @@ impl KeySet {
                 stored = store.signing_keys().await?;
             }
             let mut sealed = 0;
-            for key in &stored {
+            // Newest first: published first, and ahead on equal activation times.
+            for key in stored.iter().rev() {
                 let plain = kek.open(key)?;
                 if key.encryption.is_none() && store.seal_signing_key(&kek.seal(key)).await? {
                     sealed += 1;
@@ -300,7 +301,7 @@ pub fn generate_ed25519() -> StoredKey {
 
 struct Builder {
     verifiers: HashMap<String, VerifyingKey>,
-    /// In the order added; on equal activation times the later added signs.
+    /// In the order added; on equal activation times the first added signs.
     signers: Vec<SigningKey>,
     issuers: Vec<String>,
     leeway: u64,
@@ -319,8 +320,7 @@ impl Builder {
     }
 
     fn finish(mut self) -> KeySet {
-        // Stable: among equal activation times the later added stays ahead.
-        self.signers.reverse();
+        // Stable: among equal activation times the first added stays ahead.
         self.signers.sort_by_key(|s| std::cmp::Reverse(s.from));
         KeySet {
             verifiers: self.verifiers,
@@ -670,12 +670,13 @@ mod tests {
     }
 
     #[test]
-    fn on_equal_activation_the_later_stored_key_signs() {
+    fn on_equal_activation_the_first_added_key_signs() {
+        // The store's keys are added newest first.
         let mut builder = Builder::new(&Config::default());
         let first = generate_ed25519();
         let mut second = generate_ed25519();
         second.activates_at = first.activates_at;
-        for key in [&first, &second] {
+        for key in [&second, &first] {
             builder.add_stored(key, &key.private_key).unwrap();
         }
         let keys = builder.finish();
