@@ -514,6 +514,14 @@ impl Config {
         }
     }
 
+    /// Environment variables named by the configuration as holding secrets (an
+    /// `INTROSPECTD_` prefix is then no configuration key gone wrong).
+    pub fn secret_env_vars(&self) -> Vec<String> {
+        let keys = self.jwt.keys.iter().filter_map(|k| k.secret_env.clone());
+        keys.chain(self.jwt.key_encryption_key_env.clone())
+            .collect()
+    }
+
     /// Accepted `iss` values of JWT access tokens.
     pub fn trusted_issuers(&self) -> Vec<String> {
         self.jwt

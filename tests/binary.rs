@@ -120,7 +120,10 @@ async fn keys_and_signed_clients_from_the_command_line(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let first = run_json(dir, &db, &["keys", "rotate"]);
-    assert_eq!(first["state"], "signing", "the first key has nothing to wait for");
+    assert_eq!(
+        first["state"], "signing",
+        "the first key has nothing to wait for"
+    );
     let second = run_json(dir, &db, &["keys", "rotate"]);
     assert_eq!(second["state"], "next");
     let (first, second) = (

@@ -340,7 +340,10 @@ fn assert_one_line_failure(output: &std::process::Output, needle: &str, secret: 
     assert!(!output.status.success(), "{stderr}");
     // Log lines may come first; the reason is the last line, alone.
     let last = stderr.trim_end().lines().last().unwrap_or_default();
-    assert!(last.starts_with("error: ") && last.contains(needle), "{stderr}");
+    assert!(
+        last.starts_with("error: ") && last.contains(needle),
+        "{stderr}"
+    );
     assert_eq!(stderr.matches("error: ").count(), 1, "{stderr}");
     assert!(
         !stderr.contains("panicked") && !stderr.contains(secret),
