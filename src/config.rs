@@ -715,6 +715,40 @@ mod tests {
     }
 
     #[test]
+    fn key_encryption_key_is_checked_at_load_without_showing_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("INTROSPECTD_JWT__KEY_ENCRYPTION_KEY_ENV", "INTROSPECTD_KEK");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(
+                err.to_string().contains("INTROSPECTD_KEK is not set"),
+                "{err}"
+            );
+            jail.set_env("INTROSPECTD_KEK", "c2hvcnQ=");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("must hold 32 random bytes"), "{text}");
+            assert!(!text.contains("c2hvcnQ") && !text.contains('\n'), "{text}");
+            jail.set_env("INTROSPECTD_KEK", "ab".repeat(32));
+            let config = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.secret_env_vars(), vec!["INTROSPECTD_KEK"]);
+            assert!(
+                !unrelated_env_vars()
+                    .into_iter()
+                    .any(|name| !config.secret_env_vars().contains(&name)),
+                "the named variable is not reported as an unknown setting"
+            );
+            jail.set_env("INTROSPECTD_JWT__ROTATION_DELAY_SECONDS", "99999999");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(
+                err.to_string().contains("jwt.rotation_delay_seconds"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn issuer_with_query_is_rejected() {
         assert!(validate_issuer("https://a.example/?x=1").is_err());
         assert!(validate_issuer("https://a.example/tenant").is_ok());
