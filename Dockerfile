@@ -17,7 +17,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # compiled in, so no extra packages are needed.
 FROM debian:bookworm-slim
 RUN useradd --system --user-group --uid 10001 --home-dir /var/lib/introspectd --create-home introspectd \
-    && mkdir -p /var/lib/introspectd/data \
+    && install -d -m 0700 /var/lib/introspectd/data \
     && chown -R introspectd:introspectd /var/lib/introspectd
 COPY --from=build /out/introspectd /usr/local/bin/introspectd
 WORKDIR /var/lib/introspectd

@@ -16,6 +16,7 @@ use crate::server::{self, open_store};
 use crate::store::{Store, TokenUse};
 use crate::token::jwt::KeySet;
 use crate::token::mint::TokenFormat;
+use crate::token::now;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,7 +53,7 @@ pub enum Command {
     /// Mint and revoke tokens
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Manage the generated signing keys published at /jwks
+    /// Manage the generated signing keys published at /jwks (rotate, promote, list, remove)
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Exit 0 when the server on the configured listen address answers GET /healthz
@@ -63,9 +64,14 @@ pub enum Command {
 // positional arguments that take them accept leading hyphens.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Generate a new Ed25519 key; running servers sign with it from their next request on, older keys keep verifying
+    /// Generate a new Ed25519 key: published in /jwks at once, it signs after jwt.rotation_delay_seconds (or when promoted); older keys keep verifying
     Rotate,
-    /// List generated keys, newest (the signing one) first
+    /// Make the key waiting after `keys rotate` sign now; running servers sign with it from their next request on
+    Promote {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
+    /// List generated keys with their state (signing, next, retired) and activation time, latest first
     List,
     /// Remove a generated key; tokens it signed read inactive from the servers' next request on
     Remove {
@@ -465,10 +471,21 @@ async fn token_command(
 async fn keys_command(config: &Config, store: &Store, command: KeysCommand) -> Result<(), String> {
     let err = |e: admin::AdminError| e.to_string();
     match command {
-        KeysCommand::Rotate => print_json(&admin::rotate_key(store, config).await.map_err(err)?),
-        KeysCommand::List => print_json(&admin::list_keys(store, config).await.map_err(err)?),
+        KeysCommand::Rotate => {
+            print_json(&admin::rotate_key(store, config, now()).await.map_err(err)?)
+        }
+        KeysCommand::Promote { kid } => print_json(
+            &admin::promote_key(store, config, &kid, now())
+                .await
+                .map_err(err)?,
+        ),
+        KeysCommand::List => {
+            print_json(&admin::list_keys(store, config, now()).await.map_err(err)?)
+        }
         KeysCommand::Remove { kid } => {
-            admin::remove_key(store, config, &kid).await.map_err(err)?;
+            admin::remove_key(store, config, &kid, now())
+                .await
+                .map_err(err)?;
             print_json(&json!({"kid": kid, "removed": true}))
         }
     }
@@ -541,9 +558,10 @@ mod tests {
             panic!("expected client show");
         };
         assert_eq!(client_id, "-Kx_1");
-        let cases: [&[&str]; 4] = [
+        let cases: [&[&str]; 5] = [
             &["introspectd", "token", "revoke", "-abc"],
             &["introspectd", "keys", "remove", "-abc"],
+            &["introspectd", "keys", "promote", "-abc"],
             &["introspectd", "client", "delete", "-abc"],
             &[
                 "introspectd",

@@ -174,7 +174,17 @@ pub struct JwtConfig {
     pub issuers: Option<Vec<String>>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     pub leeway_seconds: u64,
+    /// Name of the environment variable holding the key that encrypts generated private
+    /// keys in the store (32 random bytes, base64 or hex). Unset: a key generated into
+    /// `key-encryption-key` beside the SQLite database (`data/` for Postgres), mode 0600.
+    pub key_encryption_key_env: Option<String>,
+    /// How long a key made by `keys rotate` is published before it signs, in seconds:
+    /// at least as long as verifiers cache `/jwks`.
+    pub rotation_delay_seconds: u64,
 }
+
+/// Longest `jwt.rotation_delay_seconds`: thirty days.
+pub const MAX_ROTATION_DELAY_SECONDS: u64 = 30 * 24 * 3_600;
 
 impl Default for JwtConfig {
     fn default() -> Self {
@@ -182,6 +192,8 @@ impl Default for JwtConfig {
             keys: Vec::new(),
             issuers: None,
             leeway_seconds: 30,
+            key_encryption_key_env: None,
+            rotation_delay_seconds: 300,
         }
     }
 }
@@ -464,6 +476,17 @@ impl Config {
                 problems.push("jwt.issuers: must not be empty".to_owned());
             }
         }
+        if let Some(name) = &self.jwt.key_encryption_key_env {
+            // Checked here so that a bad key stops start-up before anything else runs.
+            if let Err(err) = crate::token::kek::from_env(name) {
+                problems.push(err.to_string());
+            }
+        }
+        if self.jwt.rotation_delay_seconds > MAX_ROTATION_DELAY_SECONDS {
+            problems.push(format!(
+                "jwt.rotation_delay_seconds: at most {MAX_ROTATION_DELAY_SECONDS}"
+            ));
+        }
         for (i, key) in self.jwt.keys.iter().enumerate() {
             problems.extend(
                 validate_key(key)
@@ -489,6 +512,14 @@ impl Config {
         } else {
             Err(ConfigError(problems))
         }
+    }
+
+    /// Environment variables named by the configuration as holding secrets (an
+    /// `INTROSPECTD_` prefix is then no configuration key gone wrong).
+    pub fn secret_env_vars(&self) -> Vec<String> {
+        let keys = self.jwt.keys.iter().filter_map(|k| k.secret_env.clone());
+        keys.chain(self.jwt.key_encryption_key_env.clone())
+            .collect()
     }
 
     /// Accepted `iss` values of JWT access tokens.
@@ -678,6 +709,40 @@ mod tests {
             assert_eq!(
                 config.jwt.leeway_seconds,
                 Config::default().jwt.leeway_seconds
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn key_encryption_key_is_checked_at_load_without_showing_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("INTROSPECTD_JWT__KEY_ENCRYPTION_KEY_ENV", "INTROSPECTD_KEK");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(
+                err.to_string().contains("INTROSPECTD_KEK is not set"),
+                "{err}"
+            );
+            jail.set_env("INTROSPECTD_KEK", "c2hvcnQ=");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("must hold 32 random bytes"), "{text}");
+            assert!(!text.contains("c2hvcnQ") && !text.contains('\n'), "{text}");
+            jail.set_env("INTROSPECTD_KEK", "ab".repeat(32));
+            let config = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.secret_env_vars(), vec!["INTROSPECTD_KEK"]);
+            assert!(
+                !unrelated_env_vars()
+                    .into_iter()
+                    .any(|name| !config.secret_env_vars().contains(&name)),
+                "the named variable is not reported as an unknown setting"
+            );
+            jail.set_env("INTROSPECTD_JWT__ROTATION_DELAY_SECONDS", "99999999");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(
+                err.to_string().contains("jwt.rotation_delay_seconds"),
+                "{err}"
             );
             Ok(())
         });

@@ -55,6 +55,7 @@ pub fn sign(
             iat: now,
             token_introspection: answer.response(),
         },
+        now,
     )
 }
 

@@ -15,6 +15,7 @@ pub mod introspection_jwt;
 pub mod limits;
 pub mod memory;
 pub mod metrics;
+pub mod private_files;
 pub mod probe;
 pub mod revocation;
 pub mod secret;

@@ -51,7 +51,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let shutdown = Shutdown::install()?;
     let store = open_store(&config).await?;
     let state = AppState::build(config.clone(), store.clone()).await?;
-    for name in crate::config::unrelated_env_vars() {
+    let read = config.secret_env_vars();
+    for name in crate::config::unrelated_env_vars()
+        .into_iter()
+        .filter(|name| !read.contains(name))
+    {
         tracing::warn!(variable = %name, "ignoring {name}: it names no configuration key");
     }
     for name in metadata::missing_for_mcp(&config) {

@@ -122,11 +122,18 @@ async fn keys_and_signed_clients_from_the_command_line(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let first = run_json(dir, &db, &["keys", "rotate"]);
+    assert_eq!(
+        first["state"], "signing",
+        "the first key has nothing to wait for"
+    );
     let second = run_json(dir, &db, &["keys", "rotate"]);
+    assert_eq!(second["state"], "next");
     let (first, second) = (
         first["kid"].as_str().unwrap(),
         second["kid"].as_str().unwrap(),
     );
+    let promoted = run_json(dir, &db, &["keys", "promote", second]);
+    assert_eq!(promoted["state"], "signing");
     let listed = run_json(dir, &db, &["keys", "list"]);
     assert_eq!(listed[0]["kid"], second);
     assert_eq!(listed[0]["signing"], true);

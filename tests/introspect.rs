@@ -61,7 +61,13 @@ fn sign(app: &TestApp, claims: &AccessClaims) -> String {
 async fn service_key(app: &TestApp) -> (String, Vec<u8>) {
     let keys = app.store.signing_keys().await.expect("keys");
     let key = keys.last().expect("a generated key");
-    (key.kid.clone(), key.private_der.clone())
+    let kek = introspectd::token::kek::resolve(&app.config)
+        .expect("the key-encryption key")
+        .expect("generated keys");
+    (
+        key.kid.clone(),
+        kek.open(key).expect("the stored key opens"),
+    )
 }
 
 fn at_jwt_header(alg: Algorithm, kid: &str) -> Header {
@@ -371,7 +377,7 @@ async fn inactive_when_jwt_signed_with_unknown_kid(app: TestApp) {
     let client = app.client("app", &[]).await;
     let (kid, _) = service_key(&app).await;
     let stranger = introspectd::token::jwt::generate_ed25519();
-    let key = EncodingKey::from_ed_der(&stranger.private_der);
+    let key = EncodingKey::from_ed_der(&stranger.private_key);
     let claims = claims_for(&app, &client);
     // A key we do not know, under its own kid and under ours.
     for kid in [stranger.kid.as_str(), kid.as_str()] {

@@ -13,7 +13,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{TestApp, TestClient, TestResponse, form, post_form, send};
+use std::process::Command;
+
+use common::{Backend, TestApp, TestClient, TestResponse, binary, form, post_form, send};
 use introspectd::admin::{self, NewClient};
 use introspectd::auth::assertion::JWT_BEARER;
 use introspectd::token::{new_jti, now};
@@ -78,64 +80,137 @@ async fn jwks_publishes_the_public_signing_key(app: TestApp) {
     assert_eq!(claims["client_id"], client.id.as_str());
 }
 
-async fn rotated_key_signs_new_tokens_and_old_tokens_still_verify(app: TestApp) {
+fn kid_of(jwt: &str) -> String {
+    jsonwebtoken::decode_header(jwt)
+        .unwrap()
+        .kid
+        .expect("a kid")
+}
+
+fn states(listed: &[admin::KeyView]) -> Vec<(&str, admin::KeyState)> {
+    listed.iter().map(|k| (k.kid.as_str(), k.state)).collect()
+}
+
+async fn a_rotated_key_is_published_at_once_and_signs_once_promoted(app: TestApp) {
+    use admin::KeyState::{Next, Retired, Signing};
     let client = app.app_client("app", "", &[]).await;
     let old_kid = app.state.keys.keys().signing_kid().unwrap().to_owned();
     let old_token = client_credentials_on(&app.router, &client).await;
-    let rotated = admin::rotate_key(&app.store, &app.config).await.unwrap();
+    let rotated = admin::rotate_key(&app.store, &app.config, now())
+        .await
+        .unwrap();
     assert_ne!(rotated.kid, old_kid);
-    // A running instance keeps its keys; a (re)started one loads the new key.
-    let (_, restarted) = app.sibling().await;
-    let jwks = jwks_of(&restarted).await;
+    assert_eq!(rotated.state, Next);
+    assert!(rotated.activates_at >= now() + 299, "{rotated:?}");
+    // The same running instance publishes it at once, and still signs with the old key:
+    // a verifier that cached /jwks a moment ago will have the new key before its tokens.
+    let jwks = jwks_of(&app.router).await;
     assert!(jwks.find(&old_kid).is_some() && jwks.find(&rotated.kid).is_some());
-    let new_token = client_credentials_on(&restarted, &client).await;
-    let header = jsonwebtoken::decode_header(&new_token).unwrap();
-    assert_eq!(header.kid.as_deref(), Some(rotated.kid.as_str()));
-    verify_with(&jwks, &old_token);
-    verify_with(&jwks, &new_token);
-    for token in [&old_token, &new_token] {
-        let response = common::introspect_on(
-            &restarted,
-            Some(&client.basic()),
-            &form(&[("token", token)]),
-        )
-        .await;
+    let staged_token = client_credentials_on(&app.router, &client).await;
+    assert_eq!(kid_of(&staged_token), old_kid);
+    let listed = admin::list_keys(&app.store, &app.config, now())
+        .await
+        .unwrap();
+    assert_eq!(
+        states(&listed),
+        [(rotated.kid.as_str(), Next), (old_kid.as_str(), Signing)]
+    );
+    assert!(
+        admin::rotate_key(&app.store, &app.config, now())
+            .await
+            .is_err(),
+        "one key waits at a time"
+    );
+
+    let promoted = admin::promote_key(&app.store, &app.config, &rotated.kid, now())
+        .await
+        .unwrap();
+    assert_eq!(promoted.state, Signing);
+    // The next request of the same running router signs with it.
+    let new_token = client_credentials_on(&app.router, &client).await;
+    assert_eq!(kid_of(&new_token), rotated.kid);
+    let jwks = jwks_of(&app.router).await;
+    for token in [&old_token, &staged_token, &new_token] {
+        verify_with(&jwks, token);
+        let response = app.introspect(&client, token).await;
         assert_eq!(response.json["active"], true, "{response:?}");
     }
-    let listed = admin::list_keys(&app.store, &app.config).await.unwrap();
+    let listed = admin::list_keys(&app.store, &app.config, now())
+        .await
+        .unwrap();
+    assert_eq!(
+        states(&listed),
+        [(rotated.kid.as_str(), Signing), (old_kid.as_str(), Retired)]
+    );
+    for kid in [rotated.kid.as_str(), old_kid.as_str(), "no-such-kid"] {
+        assert!(
+            admin::promote_key(&app.store, &app.config, kid, now())
+                .await
+                .is_err(),
+            "only a waiting key is promoted: {kid}"
+        );
+    }
+}
+
+async fn a_rotated_key_signs_once_the_delay_has_passed(app: TestApp) {
+    let client = app.app_client("app", "", &[]).await;
+    let old_kid = app.state.keys.keys().signing_kid().unwrap().to_owned();
+    // Rotated one delay ago: its activation time is now, with nothing promoted.
+    let delay = i64::try_from(app.config.jwt.rotation_delay_seconds).unwrap();
+    let rotated = admin::rotate_key(&app.store, &app.config, now() - delay)
+        .await
+        .unwrap();
+    assert!(rotated.activates_at <= now());
+    let listed = admin::list_keys(&app.store, &app.config, now())
+        .await
+        .unwrap();
     assert_eq!(listed[0].kid, rotated.kid);
     assert!(listed[0].signing && !listed[1].signing);
+    let token = client_credentials_on(&app.router, &client).await;
+    assert_eq!(kid_of(&token), rotated.kid);
+    assert_ne!(rotated.kid, old_kid);
+    // Another instance agrees from its first request.
+    let (_, sibling) = app.sibling().await;
+    assert_eq!(
+        kid_of(&client_credentials_on(&sibling, &client).await),
+        rotated.kid
+    );
 }
 
 async fn removed_key_stops_verifying_and_the_signing_key_stays(app: TestApp) {
     let client = app.client("app", &[]).await;
     let old_kid = app.state.keys.keys().signing_kid().unwrap().to_owned();
     let old_token = app.jwt_for(&client, &[]).await;
-    let rotated = admin::rotate_key(&app.store, &app.config).await.unwrap();
-    assert!(
-        admin::remove_key(&app.store, &app.config, &rotated.kid)
-            .await
-            .is_err(),
-        "the signing key cannot be removed"
-    );
-    assert!(
-        admin::remove_key(&app.store, &app.config, "no-such-kid")
-            .await
-            .is_err()
-    );
-    admin::remove_key(&app.store, &app.config, &old_kid)
+    let remove = |kid: String| {
+        let app = &app;
+        async move { admin::remove_key(&app.store, &app.config, &kid, now()).await }
+    };
+    // A waiting key may be removed: that cancels the rotation.
+    let cancelled = admin::rotate_key(&app.store, &app.config, now())
         .await
         .unwrap();
-    let (_, restarted) = app.sibling().await;
-    let jwks = jwks_of(&restarted).await;
+    remove(cancelled.kid.clone()).await.unwrap();
+    let rotated = admin::rotate_key(&app.store, &app.config, now())
+        .await
+        .unwrap();
+    assert!(
+        remove(old_kid.clone()).await.is_err(),
+        "the old key signs until the new one is promoted"
+    );
+    admin::promote_key(&app.store, &app.config, &rotated.kid, now())
+        .await
+        .unwrap();
+    assert!(
+        remove(rotated.kid.clone()).await.is_err(),
+        "the signing key cannot be removed"
+    );
+    assert!(remove("no-such-kid".to_owned()).await.is_err());
+    remove(old_kid.clone()).await.unwrap();
+    // The running instance stops verifying it on its next request.
+    let jwks = jwks_of(&app.router).await;
     assert_eq!(jwks.keys.len(), 1);
-    assert!(jwks.find(&old_kid).is_none());
-    let response = common::introspect_on(
-        &restarted,
-        Some(&client.basic()),
-        &form(&[("token", &old_token)]),
-    )
-    .await;
+    assert!(jwks.find(&old_kid).is_none() && jwks.find(&cancelled.kid).is_none());
+    let response = app.introspect(&client, &old_token).await;
     assert_eq!(response.json, json!({"active": false}));
 }
 
@@ -148,8 +223,234 @@ async fn rotation_is_refused_while_keys_are_configured(app: TestApp) {
         public_key_file: None,
         secret_env: None,
     });
-    assert!(admin::rotate_key(&app.store, &config).await.is_err());
+    assert!(admin::rotate_key(&app.store, &config, now()).await.is_err());
+    let kid = app.state.keys.keys().signing_kid().unwrap().to_owned();
+    assert!(
+        admin::promote_key(&app.store, &config, &kid, now())
+            .await
+            .is_err()
+    );
 }
+
+// --- the signing key at rest -------------------------------------------------------------
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A local user who reads the database (a copy, a backup, a world-readable file) finds
+/// no usable private key: only its AES-256-GCM sealing, bound to the kid.
+async fn stored_private_keys_are_encrypted(app: TestApp) {
+    let stored = app.store.signing_keys().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    let row = &stored[0];
+    assert!(
+        row.encryption
+            .as_deref()
+            .is_some_and(|e| e.starts_with("A256GCM:")),
+        "{row:?}"
+    );
+    assert!(Ed25519KeyPair::from_pkcs8(&row.private_key).is_err());
+    assert!(!format!("{row:?}").contains(&format!("{:?}", row.private_key)));
+    let kek = introspectd::token::kek::resolve(&app.config)
+        .unwrap()
+        .unwrap();
+    let plain = kek.open(row).unwrap();
+    assert_ne!(plain, row.private_key);
+    // The opened key is the one that signs.
+    let pair = Ed25519KeyPair::from_pkcs8(&plain).unwrap();
+    let jwks = jwks_of(&app.router).await;
+    let published = serde_json::to_value(jwks.find(&row.kid).unwrap()).unwrap();
+    assert_eq!(published["x"], URL_SAFE_NO_PAD.encode(pair.public_key()));
+    // A rotated key is sealed too.
+    let rotated = admin::rotate_key(&app.store, &app.config, now())
+        .await
+        .unwrap();
+    let stored = app.store.signing_keys().await.unwrap();
+    let row = stored.iter().find(|k| k.kid == rotated.kid).unwrap();
+    assert!(Ed25519KeyPair::from_pkcs8(&row.private_key).is_err());
+    if let introspectd::token::kek::Origin::File { path, .. } = kek.origin() {
+        assert_eq!(mode(path), 0o600);
+    }
+    if let common::TestDb::Sqlite(dir) = &app.db {
+        let db = dir.path().join("introspectd.db");
+        assert_eq!(mode(&db), 0o600);
+        assert_eq!(mode(&dir.path().join("key-encryption-key")), 0o600);
+    }
+}
+
+/// A store written before keys were encrypted keeps working: its plain keys are sealed
+/// on the next start, and the tokens they signed still verify.
+async fn plain_keys_of_an_older_store_are_encrypted_on_start(app: TestApp) {
+    let client = app.app_client("app", "", &[]).await;
+    let mut plain = introspectd::token::jwt::generate_ed25519();
+    plain.created_at += 1;
+    app.store.insert_signing_key(&plain).await.unwrap();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some("at+jwt".to_owned());
+    header.kid = Some(plain.kid.clone());
+    let claims = json!({
+        "iss": app.config.issuer, "sub": "alice", "client_id": client.id,
+        "exp": now() + 600, "iat": now(), "jti": new_jti(),
+    });
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_ed_der(&plain.private_key),
+    )
+    .unwrap();
+    let (store, restarted) = app.sibling().await;
+    let row = store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.kid == plain.kid)
+        .unwrap();
+    assert!(row.encryption.is_some(), "{row:?}");
+    assert!(Ed25519KeyPair::from_pkcs8(&row.private_key).is_err());
+    let response = common::introspect_on(
+        &restarted,
+        Some(&client.basic()),
+        &form(&[("token", &token)]),
+    )
+    .await;
+    assert_eq!(response.json["active"], true, "{response:?}");
+    // It was the newest key, so it signs, now sealed.
+    assert_eq!(
+        kid_of(&client_credentials_on(&restarted, &client).await),
+        plain.kid
+    );
+}
+
+// --- the real binary ------------------------------------------------------------------------
+
+fn kek_text(byte: u8) -> String {
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// One clear line, no panic, no key.
+fn assert_one_line_failure(output: &std::process::Output, needle: &str, secret: &str) {
+    let stderr = stderr_of(output);
+    assert!(!output.status.success(), "{stderr}");
+    // Log lines may come first; the reason is the last line, alone.
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains(needle),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("error: ").count(), 1, "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains(secret),
+        "{stderr}"
+    );
+}
+
+/// The server and the `keys` commands find the key-encryption key the same way; a
+/// wrong or malformed one stops them with one line, before anything is written.
+async fn the_binary_uses_the_configured_key_encryption_key(backend: Backend) {
+    let Some((db, _guard)) = common::fresh_db(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let with_kek = |text: &str| {
+        let mut cmd = binary::command(dir.path(), &db);
+        cmd.env("INTROSPECTD_JWT__KEY_ENCRYPTION_KEY_ENV", "TEST_KEK")
+            .env("TEST_KEK", text);
+        cmd
+    };
+    let right = kek_text(1);
+    let log = binary::Server::start_with(with_kek(&right)).stop();
+    assert!(log.contains("encrypted with the key in TEST_KEK"), "{log}");
+    assert!(!log.contains(&right));
+    assert!(
+        !dir.path().join("data").exists(),
+        "no key file when one is given"
+    );
+    let json = |mut cmd: Command, args: &[&str]| -> Value {
+        let output = cmd.args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr_of(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let rotated = json(with_kek(&right), &["keys", "rotate"]);
+    assert_eq!(rotated["state"], "next", "{rotated}");
+    let kid = rotated["kid"].as_str().unwrap();
+    let listed = json(with_kek(&right), &["keys", "list"]);
+    assert_eq!(listed[0]["kid"], kid);
+    assert_eq!(listed[0]["state"], "next");
+    assert_eq!(listed[1]["state"], "signing");
+    assert!(listed[0]["activates_at"].as_i64().unwrap() > now());
+    let promoted = json(with_kek(&right), &["keys", "promote", kid]);
+    assert_eq!(promoted["state"], "signing", "{promoted}");
+
+    let wrong = kek_text(2);
+    for args in [&["serve"][..], &["keys", "rotate"]] {
+        let output = with_kek(&wrong).args(args).output().unwrap();
+        assert_one_line_failure(&output, "key-encryption key", &wrong);
+    }
+    let listed = json(with_kek(&right), &["keys", "list"]);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        2,
+        "nothing was written: {listed}"
+    );
+    let output = with_kek("not-a-key").arg("serve").output().unwrap();
+    assert_one_line_failure(&output, "jwt.key_encryption_key_env", "not-a-key");
+    let mut unset = binary::command(dir.path(), &db);
+    unset.env(
+        "INTROSPECTD_JWT__KEY_ENCRYPTION_KEY_ENV",
+        "NO_SUCH_VARIABLE",
+    );
+    let output = unset.args(["keys", "list"]).output().unwrap();
+    assert_one_line_failure(&output, "NO_SUCH_VARIABLE is not set", &right);
+}
+
+/// Under umask 022, the data directory is still 0700 and the database and key files
+/// 0600: another local user can read neither the key nor the store.
+async fn data_files_are_private_whatever_the_umask(backend: Backend) {
+    let Some((db, _guard)) = common::fresh_db(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend {
+        Backend::Sqlite => "sqlite://data/introspectd.db".to_owned(),
+        Backend::Postgres => db.as_str().to_owned(),
+    };
+    let mut cmd = Command::new("sh");
+    cmd.current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env("INTROSPECTD_DATABASE_URL", url)
+        .env("INTROSPECTD_LISTEN", "127.0.0.1:0")
+        .args(["-c", "umask 022 && exec \"$0\" \"$@\"", binary::BIN]);
+    let server = binary::Server::start_with(cmd);
+    let data = dir.path().join("data");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("key-encryption-key")), 0o600);
+    if backend == Backend::Sqlite {
+        // While the server runs, SQLite's -wal and -shm files exist too.
+        for name in ["introspectd.db", "introspectd.db-wal", "introspectd.db-shm"] {
+            assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+        }
+    }
+    let log = server.stop();
+    assert!(log.contains("data/key-encryption-key"), "{log}");
+    if backend == Backend::Postgres {
+        assert!(
+            log.contains("every instance sharing this database"),
+            "{log}"
+        );
+    }
+}
+
+both_backends!(
+    the_binary_uses_the_configured_key_encryption_key,
+    data_files_are_private_whatever_the_umask,
+);
 
 // --- signed introspection responses (RFC 9701) ----------------------------------------------
 
@@ -625,9 +926,12 @@ async fn a_private_key_jwt_client_rotates_its_keys(app: TestApp) {
 
 both_stores!(
     jwks_publishes_the_public_signing_key,
-    rotated_key_signs_new_tokens_and_old_tokens_still_verify,
+    a_rotated_key_is_published_at_once_and_signs_once_promoted,
+    a_rotated_key_signs_once_the_delay_has_passed,
     removed_key_stops_verifying_and_the_signing_key_stays,
     rotation_is_refused_while_keys_are_configured,
+    stored_private_keys_are_encrypted,
+    plain_keys_of_an_older_store_are_encrypted_on_start,
     signed_introspection_response_verifies_against_jwks,
     signed_introspection_of_an_inactive_token_says_only_inactive,
     private_key_jwt_authenticates_at_every_endpoint,

@@ -140,10 +140,41 @@ async fn a_token_first_seen_after_its_revocation_reads_inactive(app: TestApp) {
     assert_eq!(ask(&other, &rs, &warm).await.json["active"], true);
 }
 
+/// The kid of the access token in a `/token` answer.
+fn signed_by(response: &TestResponse) -> Option<String> {
+    let token = response.json["access_token"].as_str()?;
+    jsonwebtoken::decode_header(token).ok()?.kid
+}
+
+async fn a_promoted_key_signs_on_every_running_instance(app: TestApp) {
+    let (_, other) = app.sibling().await;
+    let client = app.client("app", &[]).await;
+    let (basic, body) = (
+        client.basic(),
+        common::form(&[("grant_type", "client_credentials")]),
+    );
+    let token = || common::post_form(&other, "/token", Some(&basic), &body);
+    let old_kid = signed_by(&token().await).expect("a signed token");
+    let now = introspectd::token::now;
+    let rotated = admin::rotate_key(&app.store, &app.config, now())
+        .await
+        .unwrap();
+    // Published everywhere at once or within the bound; signing waits.
+    assert_eq!(signed_by(&token().await), Some(old_kid));
+    admin::promote_key(&app.store, &app.config, &rotated.kid, now())
+        .await
+        .unwrap();
+    within_bound(app.backend, token, |response| {
+        signed_by(response).as_deref() == Some(rotated.kid.as_str())
+    })
+    .await;
+}
+
 both_stores!(
     a_token_first_seen_after_its_revocation_reads_inactive,
     changes_through_one_instance_reach_another,
     deleted_client_reads_inactive_on_another_instance,
+    a_promoted_key_signs_on_every_running_instance,
 );
 
 /// Revokes a JWT id and kills every LISTEN connection on the test database in one

@@ -238,7 +238,7 @@ async fn generated_signing_key_is_kept_across_restarts(app: TestApp) {
     assert_eq!(again.signing_kid(), Some(first.as_str()));
     assert_eq!(store.signing_keys().await.unwrap().len(), 1);
     let key = &store.signing_keys().await.unwrap()[0];
-    assert!(!format!("{key:?}").contains(&format!("{:?}", key.private_der)));
+    assert!(!format!("{key:?}").contains(&format!("{:?}", key.private_key)));
 }
 
 async fn migrations_are_idempotent_and_ping_works(app: TestApp) {

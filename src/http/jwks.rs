@@ -10,8 +10,10 @@ use super::AppState;
 /// RFC 7517 §8.5.
 const JWK_SET_MEDIA_TYPE: &str = "application/jwk-set+json";
 
-/// Verifiers may cache the set briefly: a rotated key is published before it signs
-/// (see `keys rotate`), and removed keys stop verifying here at once.
+/// Verifiers may cache the set this long. `keys rotate` publishes a new key here at once
+/// and signs with it only after `jwt.rotation_delay_seconds` (by default as long as this
+/// cache lives), so a verifier never meets a token signed by a key it cannot have seen;
+/// removed keys stop verifying here at once.
 const CACHE_CONTROL: &str = "public, max-age=300";
 
 /// Written from the current key set on each request, so it always matches the keys that

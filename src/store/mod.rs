@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::secret::SecretHash;
 
 pub use postgres::connect_admin as connect_postgres_admin;
+pub use sqlite::database_path as sqlite_database_path;
 
 /// Errors of the store. None of them carries a secret, a hash or a token.
 #[derive(Debug, thiserror::Error)]
@@ -231,14 +232,19 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
 }
 
-/// A signing key the service generated for itself.
+/// A signing key the service generated for itself. It is published and verifies from
+/// its creation, and signs from `activates_at` until a key activated later takes over.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredKey {
     pub kid: String,
     pub alg: String,
-    /// PKCS#8 DER of the private key.
-    pub private_der: Vec<u8>,
+    /// The private key: PKCS#8 DER when `encryption` is `None` (as generated, or stored
+    /// before keys were encrypted), else sealed by the key-encryption key.
+    pub private_key: Vec<u8>,
+    /// How `private_key` is sealed (`A256GCM:` and the key-encryption key's id).
+    pub encryption: Option<String>,
     pub created_at: i64,
+    pub activates_at: i64,
 }
 
 impl fmt::Debug for StoredKey {
@@ -246,8 +252,10 @@ impl fmt::Debug for StoredKey {
         f.debug_struct("StoredKey")
             .field("kid", &self.kid)
             .field("alg", &self.alg)
-            .field("private_der", &"[redacted]")
+            .field("private_key", &"[redacted]")
+            .field("encryption", &self.encryption)
             .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
             .finish()
     }
 }
@@ -346,7 +354,9 @@ struct KeyRow {
     kid: String,
     alg: String,
     private_der: Vec<u8>,
+    encryption: Option<String>,
     created_at: i64,
+    activates_at: i64,
 }
 
 fn decode_list(text: &str, what: &'static str) -> Result<Vec<String>, StoreError> {
@@ -755,13 +765,16 @@ impl Store {
 
     /// Stores a generated key unless one with that kid exists.
     pub async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-        let sql = "INSERT INTO signing_keys (kid, alg, private_der, created_at) \
-                   VALUES ($1, $2, $3, $4) ON CONFLICT (kid) DO NOTHING";
+        let sql = "INSERT INTO signing_keys \
+                   (kid, alg, private_der, encryption, created_at, activates_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO NOTHING";
         on_pool!(self, pool => sqlx::query(sql)
             .bind(&key.kid)
             .bind(&key.alg)
-            .bind(&key.private_der)
+            .bind(&key.private_key)
+            .bind(&key.encryption)
             .bind(key.created_at)
+            .bind(key.activates_at)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
@@ -769,10 +782,10 @@ impl Store {
         Ok(())
     }
 
-    /// Generated keys, oldest first.
+    /// Generated keys, by activation, oldest first.
     pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        let sql = "SELECT kid, alg, private_der, created_at FROM signing_keys \
-                   ORDER BY created_at, kid";
+        let sql = "SELECT kid, alg, private_der, encryption, created_at, activates_at \
+                   FROM signing_keys ORDER BY activates_at, created_at, kid";
         let rows = on_pool!(self, pool => sqlx::query_as::<_, KeyRow>(sql)
             .fetch_all(pool)
             .await)?;
@@ -781,9 +794,40 @@ impl Store {
             .map(|r| StoredKey {
                 kid: r.kid,
                 alg: r.alg,
-                private_der: r.private_der,
+                private_key: r.private_der,
+                encryption: r.encryption,
                 created_at: r.created_at,
+                activates_at: r.activates_at,
             })
             .collect())
+    }
+
+    /// Replaces a key stored in plain PKCS#8 by its sealed form; false when the key is
+    /// gone or another process sealed it first.
+    pub async fn seal_signing_key(&self, sealed: &StoredKey) -> Result<bool, StoreError> {
+        let sql = "UPDATE signing_keys SET private_der = $1, encryption = $2 \
+                   WHERE kid = $3 AND encryption IS NULL";
+        let done = on_pool!(self, pool => sqlx::query(sql)
+            .bind(&sealed.private_key)
+            .bind(&sealed.encryption)
+            .bind(&sealed.kid)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.changed(Change::Keys);
+        Ok(done == 1)
+    }
+
+    /// Sets when a key begins to sign; false when there is no such key.
+    pub async fn activate_signing_key(&self, kid: &str, at: i64) -> Result<bool, StoreError> {
+        let sql = "UPDATE signing_keys SET activates_at = $1 WHERE kid = $2";
+        let done = on_pool!(self, pool => sqlx::query(sql)
+            .bind(at)
+            .bind(kid)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.changed(Change::Keys);
+        Ok(done == 1)
     }
 }

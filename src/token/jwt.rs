@@ -16,6 +16,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Serialize;
 
 use super::claims::AccessClaims;
+use super::kek::{KekError, KeyEncryptionKey};
 use crate::config::{Config, KeyConfig};
 use crate::secret::RawToken;
 use crate::store::{Store, StoreError, StoredKey};
@@ -58,6 +59,8 @@ pub enum KeyError {
     NoSigningKey,
     #[error("signing failed: {0}")]
     Sign(#[source] jsonwebtoken::errors::Error),
+    #[error(transparent)]
+    Kek(#[from] KekError),
 }
 
 struct VerifyingKey {
@@ -72,12 +75,18 @@ struct SigningKey {
     kid: String,
     alg: Algorithm,
     key: EncodingKey,
+    /// When it begins to sign (Unix seconds); `i64::MIN` for a configured key.
+    from: i64,
 }
 
-/// Every key that verifies access tokens, and the one that signs new ones.
+/// Every key that verifies access tokens, and those that sign new ones: each signs from
+/// its activation time until the next one's. Which key signs is derived from the time
+/// alone, so every instance switches at the same moment without a store write, and a
+/// key set loaded before a key's activation signs with it once the time has come.
 pub struct KeySet {
     verifiers: HashMap<String, VerifyingKey>,
-    signer: Option<SigningKey>,
+    /// Latest activation first.
+    signers: Vec<SigningKey>,
     leeway: i64,
     /// The public keys, as published at `jwks_uri`.
     published: JwkSet,
@@ -89,25 +98,49 @@ impl fmt::Debug for KeySet {
         kids.sort();
         f.debug_struct("KeySet")
             .field("kids", &kids)
-            .field("signer", &self.signer.as_ref().map(|s| &s.kid))
+            .field("signer", &self.signing_kid())
             .finish()
     }
 }
 
 impl KeySet {
     /// Configured keys when there are any; otherwise the keys this service generated,
-    /// creating an Ed25519 key in the store on first start.
+    /// creating an Ed25519 key in the store on first start, with the key-encryption key
+    /// of this configuration (see [`crate::token::kek::resolve`]).
     pub async fn load(config: &Config, store: &Store) -> Result<Self, KeyError> {
+        let kek = super::kek::resolve(config)?;
+        Self::load_with(config, store, kek.as_ref()).await
+    }
+
+    /// [`KeySet::load`] with the key-encryption key already resolved. Generated keys
+    /// stored in plain PKCS#8 (before keys were encrypted) are sealed on the way.
+    pub async fn load_with(
+        config: &Config,
+        store: &Store,
+        kek: Option<&KeyEncryptionKey>,
+    ) -> Result<Self, KeyError> {
         let mut builder = Builder::new(config);
         if config.jwt.keys.is_empty() {
+            let kek = kek.ok_or(KekError::Missing)?;
             let mut stored = store.signing_keys().await?;
             if stored.is_empty() {
-                store.insert_signing_key(&generate_ed25519()).await?;
+                // The first key has nothing to be published ahead of: it signs at once.
+                store
+                    .insert_signing_key(&kek.seal(&generate_ed25519()))
+                    .await?;
                 stored = store.signing_keys().await?;
             }
-            // The newest key signs; on a tie every instance picks the same one.
+            let mut sealed = 0;
+            // Newest first: published first, and ahead on equal activation times.
             for key in stored.iter().rev() {
-                builder.add_stored(key)?;
+                let plain = kek.open(key)?;
+                if key.encryption.is_none() && store.seal_signing_key(&kek.seal(key)).await? {
+                    sealed += 1;
+                }
+                builder.add_stored(key, &plain)?;
+            }
+            if sealed > 0 {
+                tracing::info!(keys = sealed, "encrypted the stored signing keys");
             }
         } else {
             for key in &config.jwt.keys {
@@ -117,9 +150,23 @@ impl KeySet {
         Ok(builder.finish())
     }
 
-    /// The kid of the key that signs, if any.
+    /// The key that signs at `now`: the latest activated; before any activation (a clock
+    /// set back), the earliest.
+    fn signer_at(&self, now: i64) -> Option<&SigningKey> {
+        self.signers
+            .iter()
+            .find(|s| s.from <= now)
+            .or_else(|| self.signers.last())
+    }
+
+    /// The kid of the key that signs now, if any.
     pub fn signing_kid(&self) -> Option<&str> {
-        self.signer.as_ref().map(|s| s.kid.as_str())
+        self.signing_kid_at(super::now())
+    }
+
+    /// The kid of the key that signs at `now`, if any.
+    pub fn signing_kid_at(&self, now: i64) -> Option<&str> {
+        self.signer_at(now).map(|s| s.kid.as_str())
     }
 
     /// Verifies a JWT access token completely: header, key, signature, issuer and times.
@@ -156,15 +203,20 @@ impl KeySet {
             .map_err(|err| rejection(err.kind()))
     }
 
-    /// Signs access-token claims with the signing key, `typ: at+jwt`.
+    /// Signs access-token claims, `typ: at+jwt`, with the key that signs at their `iat`.
     pub fn sign(&self, claims: &AccessClaims) -> Result<RawToken, KeyError> {
-        self.sign_typed(ACCESS_TOKEN_TYP, claims)
+        self.sign_typed(ACCESS_TOKEN_TYP, claims, claims.iat)
     }
 
-    /// Signs any claim set with the signing key under the given `typ` header (RFC 8725
-    /// §3.11: explicit typing keeps one kind of JWT from passing for another).
-    pub fn sign_typed<T: Serialize>(&self, typ: &str, claims: &T) -> Result<RawToken, KeyError> {
-        let signer = self.signer.as_ref().ok_or(KeyError::NoSigningKey)?;
+    /// Signs any claim set with the key that signs at `at`, under the given `typ` header
+    /// (RFC 8725 §3.11: explicit typing keeps one kind of JWT from passing for another).
+    pub fn sign_typed<T: Serialize>(
+        &self,
+        typ: &str,
+        claims: &T,
+        at: i64,
+    ) -> Result<RawToken, KeyError> {
+        let signer = self.signer_at(at).ok_or(KeyError::NoSigningKey)?;
         let mut header = Header::new(signer.alg);
         header.typ = Some(typ.to_owned());
         header.kid = Some(signer.kid.clone());
@@ -176,8 +228,7 @@ impl KeySet {
     /// The algorithm of the signing key when others can verify its signatures: an HS256
     /// signer's output proves nothing to a party without the secret.
     pub fn public_signing_alg(&self) -> Option<Algorithm> {
-        self.signer
-            .as_ref()
+        self.signer_at(super::now())
             .map(|s| s.alg)
             .filter(|alg| !is_symmetric(*alg))
     }
@@ -233,21 +284,25 @@ fn rejection(kind: &ErrorKind) -> JwtRejection {
     }
 }
 
-/// A new Ed25519 key for the store.
+/// A new Ed25519 key, plain PKCS#8 (seal it before storing it), signing from now.
 pub fn generate_ed25519() -> StoredKey {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("the system random source failed");
+    let now = super::now();
     StoredKey {
         kid: super::random_string(12),
         alg: "EdDSA".to_owned(),
-        private_der: pkcs8.as_ref().to_vec(),
-        created_at: super::now(),
+        private_key: pkcs8.as_ref().to_vec(),
+        encryption: None,
+        created_at: now,
+        activates_at: now,
     }
 }
 
 struct Builder {
     verifiers: HashMap<String, VerifyingKey>,
-    signer: Option<SigningKey>,
+    /// In the order added; on equal activation times the first added signs.
+    signers: Vec<SigningKey>,
     issuers: Vec<String>,
     leeway: u64,
     published: Vec<Jwk>,
@@ -257,17 +312,19 @@ impl Builder {
     fn new(config: &Config) -> Self {
         Builder {
             verifiers: HashMap::new(),
-            signer: None,
+            signers: Vec::new(),
             issuers: config.trusted_issuers(),
             leeway: config.jwt.leeway_seconds,
             published: Vec::new(),
         }
     }
 
-    fn finish(self) -> KeySet {
+    fn finish(mut self) -> KeySet {
+        // Stable: among equal activation times the first added stays ahead.
+        self.signers.sort_by_key(|s| std::cmp::Reverse(s.from));
         KeySet {
             verifiers: self.verifiers,
-            signer: self.signer,
+            signers: self.signers,
             leeway: i64::try_from(self.leeway).unwrap_or(i64::MAX),
             published: JwkSet {
                 keys: self.published,
@@ -275,7 +332,14 @@ impl Builder {
         }
     }
 
-    fn add(&mut self, kid: &str, alg: Algorithm, key: DecodingKey, signing: Option<EncodingKey>) {
+    /// Adds a verifying key, and a signing one from `from` on when `signing` holds one.
+    fn add(
+        &mut self,
+        kid: &str,
+        alg: Algorithm,
+        key: DecodingKey,
+        signing: Option<(EncodingKey, i64)>,
+    ) {
         let mut validation = Validation::new(alg);
         validation.validate_exp = false;
         validation.validate_nbf = false;
@@ -291,16 +355,30 @@ impl Builder {
                 validation,
             },
         );
-        if let (None, Some(key)) = (&self.signer, signing) {
-            self.signer = Some(SigningKey {
+        if let Some((key, from)) = signing {
+            self.signers.push(SigningKey {
                 kid: kid.to_owned(),
                 alg,
                 key,
+                from,
             });
         }
     }
 
-    fn add_stored(&mut self, stored: &StoredKey) -> Result<(), KeyError> {
+    /// A configured key with a private part: the first one signs, always.
+    fn add_configured_pair(
+        &mut self,
+        kid: &str,
+        alg: Algorithm,
+        key: DecodingKey,
+        signing: EncodingKey,
+    ) {
+        let signing = self.signers.is_empty().then_some((signing, i64::MIN));
+        self.add(kid, alg, key, signing);
+    }
+
+    /// A generated key, whose private part `plain` (PKCS#8) was opened from the store.
+    fn add_stored(&mut self, stored: &StoredKey, plain: &[u8]) -> Result<(), KeyError> {
         let invalid = |why: &str| KeyError::Invalid {
             kid: stored.kid.clone(),
             why: why.to_owned(),
@@ -308,13 +386,13 @@ impl Builder {
         if stored.alg != "EdDSA" {
             return Err(invalid("stored keys must be EdDSA"));
         }
-        let pair = Ed25519KeyPair::from_pkcs8(&stored.private_der)
+        let pair = Ed25519KeyPair::from_pkcs8(plain)
             .map_err(|_| invalid("stored key is not an Ed25519 PKCS#8 key"))?;
         self.add(
             &stored.kid,
             Algorithm::EdDSA,
             DecodingKey::from_ed_der(pair.public_key().as_ref()),
-            Some(EncodingKey::from_ed_der(&stored.private_der)),
+            Some((EncodingKey::from_ed_der(plain), stored.activates_at)),
         );
         Ok(())
     }
@@ -339,7 +417,7 @@ impl Builder {
             }
             let decoding = DecodingKey::from_secret(secret.as_bytes());
             let encoding = EncodingKey::from_secret(secret.as_bytes());
-            self.add(kid, alg, decoding, Some(encoding));
+            self.add_configured_pair(kid, alg, decoding, encoding);
             return Ok(());
         }
         if let Some(path) = &config.public_key_file {
@@ -400,7 +478,7 @@ impl Builder {
             }
             _ => return Err(invalid(format!("unsupported alg {:?}", config.alg))),
         };
-        self.add(kid, alg, decoding, Some(encoding));
+        self.add_configured_pair(kid, alg, decoding, encoding);
         Ok(())
     }
 }
@@ -420,7 +498,8 @@ mod tests {
 
     fn key_set() -> KeySet {
         let mut builder = Builder::new(&Config::default());
-        builder.add_stored(&generate_ed25519()).unwrap();
+        let key = generate_ed25519();
+        builder.add_stored(&key, &key.private_key).unwrap();
         builder.finish()
     }
 
@@ -523,18 +602,88 @@ mod tests {
     fn symmetric_keys_are_never_published() {
         let mut builder = Builder::new(&Config::default());
         let secret = b"0123456789abcdef0123456789abcdef";
-        builder.add(
+        builder.add_configured_pair(
             "shared",
             Algorithm::HS256,
             DecodingKey::from_secret(secret),
-            Some(EncodingKey::from_secret(secret)),
+            EncodingKey::from_secret(secret),
         );
-        builder.add_stored(&generate_ed25519()).unwrap();
+        let public = generate_ed25519();
+        builder.add(
+            &public.kid,
+            Algorithm::EdDSA,
+            DecodingKey::from_ed_der(
+                Ed25519KeyPair::from_pkcs8(&public.private_key)
+                    .unwrap()
+                    .public_key()
+                    .as_ref(),
+            ),
+            None,
+        );
         let keys = builder.finish();
         assert_eq!(keys.jwks().keys.len(), 1);
         assert_ne!(keys.jwks().keys[0].common.key_id.as_deref(), Some("shared"));
         assert_eq!(keys.signing_kid(), Some("shared"));
         assert_eq!(keys.public_signing_alg(), None);
+    }
+
+    #[test]
+    fn a_staged_key_signs_from_its_activation_and_verifies_before() {
+        let mut builder = Builder::new(&Config::default());
+        let mut old = generate_ed25519();
+        old.activates_at = 1_000;
+        let mut next = generate_ed25519();
+        next.created_at = 2_000;
+        next.activates_at = 2_300;
+        for key in [&old, &next] {
+            builder.add_stored(key, &key.private_key).unwrap();
+        }
+        let keys = builder.finish();
+        assert_eq!(keys.signing_kid_at(2_299), Some(old.kid.as_str()));
+        assert_eq!(keys.signing_kid_at(2_300), Some(next.kid.as_str()));
+        assert_eq!(
+            keys.signing_kid_at(999),
+            Some(old.kid.as_str()),
+            "clock set back"
+        );
+        let kid_of = |iat: i64| {
+            let mut c = claims(iat);
+            c.exp = iat + 60;
+            let token = keys.sign(&c).unwrap();
+            jsonwebtoken::decode_header(token.expose()).unwrap().kid
+        };
+        // The same loaded set switches when the time comes, with nothing reloaded.
+        assert_eq!(kid_of(2_299), Some(old.kid.clone()));
+        assert_eq!(kid_of(2_300), Some(next.kid.clone()));
+        // Both are published and verify from the start.
+        let published: Vec<_> = keys
+            .jwks()
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect();
+        assert!(published.contains(&old.kid) && published.contains(&next.kid));
+        let mut c = claims(2_000);
+        c.exp = 2_060;
+        let early = keys.sign(&c).unwrap();
+        assert!(keys.verify_ignoring_time(early.expose()).is_ok());
+    }
+
+    #[test]
+    fn on_equal_activation_the_first_added_key_signs() {
+        // The store's keys are added newest first.
+        let mut builder = Builder::new(&Config::default());
+        let first = generate_ed25519();
+        let mut second = generate_ed25519();
+        second.activates_at = first.activates_at;
+        for key in [&second, &first] {
+            builder.add_stored(key, &key.private_key).unwrap();
+        }
+        let keys = builder.finish();
+        assert_eq!(
+            keys.signing_kid_at(first.activates_at),
+            Some(second.kid.as_str())
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use quick_cache::sync::Cache;
 
 use super::claims::AccessClaims;
 use super::jwt::{JwtRejection, KeyError, KeySet};
+use super::kek::{self, KeyEncryptionKey, Origin};
 use super::opaque;
 use crate::cache::View;
 use crate::config::Config;
@@ -19,6 +20,8 @@ type Loaded = (u64, Arc<KeySet>);
 pub struct KeyRing {
     config: Arc<Config>,
     store: Store,
+    /// Resolved once, so every reload opens the stored keys with the same key.
+    kek: Option<KeyEncryptionKey>,
     loaded: RwLock<Loaded>,
     /// Generation of the set in `loaded`, readable without the lock.
     generation: AtomicU64,
@@ -34,8 +37,13 @@ impl KeyRing {
         store: Store,
         generation: u64,
     ) -> Result<Self, KeyError> {
-        let set = KeySet::load(&config, &store).await?;
+        let kek = kek::resolve(&config)?;
+        if let Some(kek) = &kek {
+            announce(kek, config.database_url.is_postgres());
+        }
+        let set = KeySet::load_with(&config, &store, kek.as_ref()).await?;
         Ok(KeyRing {
+            kek,
             verified: crate::cache::table(config.cache.capacity),
             loaded: RwLock::new((generation, Arc::new(set))),
             generation: AtomicU64::new(generation),
@@ -98,7 +106,7 @@ impl KeyRing {
         if self.generation.load(Ordering::Acquire) == generation {
             return;
         }
-        match KeySet::load(&self.config, &self.store).await {
+        match KeySet::load_with(&self.config, &self.store, self.kek.as_ref()).await {
             Ok(set) => {
                 if let Ok(mut loaded) = self.loaded.write() {
                     *loaded = (generation, Arc::new(set));
@@ -109,6 +117,44 @@ impl KeyRing {
             Err(err) => {
                 tracing::warn!(error = %err, "cannot reload signing keys; keeping the loaded ones");
             }
+        }
+    }
+}
+
+/// Says at start-up where the key that encrypts the stored signing keys is kept (never
+/// the key itself).
+fn announce(kek: &KeyEncryptionKey, shared_store: bool) {
+    let id = kek.id();
+    match kek.origin() {
+        Origin::Env(name) => {
+            tracing::info!(
+                kek_id = id,
+                "stored signing keys are encrypted with the key in {name}"
+            );
+        }
+        Origin::File { path, created } => {
+            let path = path.display();
+            let verb = if *created { "generated" } else { "kept" };
+            if shared_store {
+                tracing::warn!(
+                    kek_id = id,
+                    "stored signing keys are encrypted with the key {verb} in {path}; every \
+                     instance sharing this database needs the same key: set \
+                     jwt.key_encryption_key_env"
+                );
+            } else {
+                tracing::info!(
+                    kek_id = id,
+                    "stored signing keys are encrypted with the key {verb} in {path} (mode \
+                     0600); back it up with the database, or set jwt.key_encryption_key_env"
+                );
+            }
+        }
+        Origin::Ephemeral => {
+            tracing::info!(
+                kek_id = id,
+                "in-memory store: its signing keys are encrypted with a key held in memory"
+            );
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod claims;
 pub mod jwt;
+pub mod kek;
 pub mod keyring;
 pub mod mint;
 pub mod opaque;

@@ -1,0 +1,14 @@
+-- Generated private keys are sealed with AES-256-GCM under a key-encryption key kept
+-- outside the database. `encryption` names the cipher and that key's id; NULL marks a key
+-- stored in plain PKCS#8 before, which the service seals on its next start.
+ALTER TABLE signing_keys ADD COLUMN encryption TEXT;
+
+-- Staged rotation: a key is published from its creation and signs from `activates_at`,
+-- so verifiers that cache /jwks know it before they see a token it signed. Existing keys
+-- were signing from their creation.
+ALTER TABLE signing_keys ADD COLUMN activates_at INTEGER NOT NULL DEFAULT 0;
+UPDATE signing_keys SET activates_at = created_at;
+
+-- Promoting a key, or sealing a plain one, changes the key set every instance uses.
+CREATE TRIGGER signing_keys_updated AFTER UPDATE ON signing_keys
+BEGIN INSERT INTO change_log (kind, key) VALUES ('keys', ''); END;
