@@ -131,6 +131,29 @@ where
     get(handler).fallback(|| async { ApiError::MethodNotAllowed { allow: "GET" } })
 }
 
+/// The metrics listener's application: `GET /metrics` and nothing else. It has a
+/// listener of its own (`metrics.listen`) because metrics tell why introspections were
+/// inactive, which a caller of the API must not learn.
+pub fn metrics_router(state: AppState) -> Router {
+    crate::metrics::handle();
+    Router::new()
+        .route(prometheus::PATH, get_only(prometheus::metrics))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(observe::observe))
+                .layer(no_store()),
+        )
+        .with_state(state)
+}
+
+fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    )
+}
+
 /// The application: every endpoint with its layers.
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
@@ -164,13 +187,12 @@ pub fn router(state: AppState) -> Router {
         .route(JWKS_PATH, jwks.layer(cors.clone()))
         .route(&state.metadata.path, metadata.layer(cors))
         .route("/openapi.json", openapi);
-    // Probes and scrapes are never rate limited.
-    let mut unlimited = Router::new()
+    // Probes are never rate limited. Metrics are served by [`metrics_router`] only.
+    let unlimited = Router::new()
         .route("/healthz", get_only(health::healthz))
         .route("/readyz", get_only(health::readyz));
     if state.config.metrics.enabled {
         crate::metrics::handle();
-        unlimited = unlimited.route("/metrics", get_only(prometheus::metrics));
     }
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
     let max_body = state.config.http.max_body_bytes;
@@ -181,10 +203,7 @@ pub fn router(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(observe::observe))
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("no-store"),
-                ))
+                .layer(no_store())
                 .layer(axum::middleware::from_fn_with_state(
                     proxies,
                     client_ip::resolve,
