@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::introspection::Introspector;
 use crate::limits::Budget;
+use crate::metrics::RequestMetrics;
 use crate::store::{Store, StoreError};
 use crate::token::jwt::KeyError;
 use crate::token::keyring::KeyRing;
@@ -136,12 +137,16 @@ where
 /// inactive, which a caller of the API must not learn.
 pub fn metrics_router(state: AppState) -> Router {
     crate::metrics::handle();
+    let metrics = Some(Arc::new(RequestMetrics::new([prometheus::PATH])));
     Router::new()
         .route(prometheus::PATH, get_only(prometheus::metrics))
         .fallback(|| async { ApiError::NotFound })
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(observe::observe))
+                .layer(axum::middleware::from_fn_with_state(
+                    metrics,
+                    observe::observe,
+                ))
                 .layer(no_store()),
         )
         .with_state(state)
@@ -186,14 +191,25 @@ pub fn router(state: AppState) -> Router {
         .route(revoke::PATH, revoke)
         .route(JWKS_PATH, jwks.layer(cors.clone()))
         .route(&state.metadata.path, metadata.layer(cors))
-        .route("/openapi.json", openapi);
+        .route(openapi::PATH, openapi);
     // Probes are never rate limited. Metrics are served by [`metrics_router`] only.
     let unlimited = Router::new()
-        .route("/healthz", get_only(health::healthz))
-        .route("/readyz", get_only(health::readyz));
-    if state.config.metrics.enabled {
+        .route(health::HEALTHZ, get_only(health::healthz))
+        .route(health::READYZ, get_only(health::readyz));
+    // Request metrics resolved once for every route above.
+    let metrics = state.config.metrics.enabled.then(|| {
         crate::metrics::handle();
-    }
+        Arc::new(RequestMetrics::new([
+            introspect::PATH,
+            token::PATH,
+            revoke::PATH,
+            JWKS_PATH,
+            &state.metadata.path,
+            openapi::PATH,
+            health::HEALTHZ,
+            health::READYZ,
+        ]))
+    });
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
     let max_body = state.config.http.max_body_bytes;
     let proxies = state.proxies.clone();
@@ -202,7 +218,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(observe::observe))
+                .layer(axum::middleware::from_fn_with_state(
+                    metrics,
+                    observe::observe,
+                ))
                 .layer(no_store())
                 .layer(axum::middleware::from_fn_with_state(
                     proxies,
