@@ -128,7 +128,8 @@ pub struct RateLimitConfig {
     /// Failed client authentications allowed per client address per window.
     pub auth_failures_per_ip: u32,
     /// Failed authentications allowed per client id from one address per window; past
-    /// it, even the right secret is refused from that address until the window ends.
+    /// it, that address is refused for the client until the window ends, except with a
+    /// secret this process has verified within `cache.credential_ttl_seconds`.
     pub auth_failures_per_client: u32,
     pub auth_failure_window_seconds: u64,
     /// `{"active": false}` answers allowed per authenticated client per window (0: no
