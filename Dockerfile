@@ -22,10 +22,13 @@ RUN useradd --system --user-group --uid 10001 --home-dir /var/lib/introspectd --
 COPY --from=build /out/introspectd /usr/local/bin/introspectd
 WORKDIR /var/lib/introspectd
 USER 10001:10001
-# Listen on every interface inside the container; the default SQLite database lands in
-# the data volume (sqlite://data/introspectd.db, relative to the working directory).
-ENV INTROSPECTD_LISTEN=0.0.0.0:8080
-EXPOSE 8080
+# Listen on every interface inside the container, the API on 8080 and Prometheus metrics
+# on 9464 (publish that one to the scraper's network only); the default SQLite database
+# lands in the data volume (sqlite://data/introspectd.db, relative to the working
+# directory).
+ENV INTROSPECTD_LISTEN=0.0.0.0:8080 \
+    INTROSPECTD_METRICS__LISTEN=0.0.0.0:9464
+EXPOSE 8080 9464
 VOLUME ["/var/lib/introspectd/data"]
 # No curl in the image: the binary probes its own /healthz on the configured address.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \

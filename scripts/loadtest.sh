@@ -2,7 +2,11 @@
 # Load test of the release build: GET /healthz as this machine's ceiling, then POST
 # /introspect for each kind of token, on SQLite and on Postgres. Prints a Markdown table
 # of requests/s, p50 and p99 (wrk --latency) with ratios to /healthz of the same run, and
-# the server's resident memory.
+# the server's resident memory. Then, per store: what metrics cost (/healthz and a
+# repeated JWT on a server with metrics off and one with metrics on, running side by
+# side, measured in alternation), and a cold start: a fresh server whose first request
+# is measured, with credentials remembered for 4 s so the run crosses several expiries
+# (p99 must stay under 10 ms).
 #
 #   scripts/loadtest.sh
 #
@@ -15,7 +19,8 @@
 #   LOADTEST_DURATION   seconds measured per case (10)
 #   LOADTEST_WARMUP     seconds of warm-up before each case (3)
 #   LOADTEST_CONNECTIONS, LOADTEST_THREADS   wrk -c and -t (64, 2)
-#   LOADTEST_PORT       port the server listens on (18787)
+#   LOADTEST_PORT       port the server listens on (18787); metrics on the next one,
+#                       a server with metrics off on the one after
 #   LOADTEST_PG         admin URL of Postgres (postgres://postgres@127.0.0.1:5432/postgres)
 #   LOADTEST_STORES     which stores to run, space-separated ("sqlite postgres")
 
@@ -38,6 +43,7 @@ done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/introspectd-loadtest.XXXXXX")
 server_pid=""
+quiet_pid=""
 wrk_pid=""
 pg_database=""
 
@@ -52,6 +58,7 @@ stop_server() {
 cleanup() {
     trap - EXIT INT TERM
     [[ -n $wrk_pid ]] && kill "$wrk_pid" 2>/dev/null
+    [[ -n $quiet_pid ]] && kill "$quiet_pid" 2>/dev/null
     stop_server
     if [[ -n $pg_database ]]; then
         psql -q "$pg_admin" -c "DROP DATABASE IF EXISTS \"$pg_database\" WITH (FORCE)" \
@@ -84,6 +91,7 @@ fi
 # Same configuration for the CLI and the server; run from $work so no config/ file of the
 # caller's directory is read.
 export INTROSPECTD_LISTEN=127.0.0.1:$port
+export INTROSPECTD_METRICS__LISTEN=127.0.0.1:$((port + 1))
 export INTROSPECTD_ISSUER=$base
 export INTROSPECTD_RATE_LIMIT__ENABLED=false
 export INTROSPECTD_LOG__LEVEL=warn
@@ -128,7 +136,8 @@ to_ms() {
 results=()
 healthz_rps=""
 
-# measure STORE CASE PATH [TOKENS_FILE]: warm-up, then the measured run.
+# measure STORE CASE PATH [TOKENS_FILE]: warm-up (none when $cold is set), then the
+# measured run.
 measure() {
     local store=$1 case=$2 path=$3 tokens=${4:-}
     local args=(-t "$threads" -c "$connections" --latency)
@@ -137,7 +146,7 @@ measure() {
         export TOKENS=$tokens
     fi
     log "$store: $case"
-    run_wrk "${args[@]}" -d "${warmup}s" "$base$path"
+    [[ -n ${cold:-} ]] || run_wrk "${args[@]}" -d "${warmup}s" "$base$path"
     run_wrk "${args[@]}" -d "${duration}s" "$base$path"
     local out="$work/wrk.out"
     if grep -q -e "Non-2xx" -e "Socket errors" "$out"; then
@@ -156,6 +165,7 @@ measure() {
         ratio=$(awk -v a="$rps" -v b="$healthz_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')
     fi
     results+=("| $store | $case | $rps | $ratio | $p50 | $p99 |")
+    last_rps=$rps last_p99=$p99
 }
 
 # expect ANSWER TOKEN: the token introspects to {"active": ANSWER}.
@@ -235,7 +245,73 @@ run_store() {
         /introspect "$work/rotating.txt"
     stop_server
     unset INTROSPECTD_CACHE__CAPACITY
+
+    # What metrics cost: the same two cases on a server with metrics on and one with
+    # metrics off, side by side, in alternating runs of half the duration, three rounds,
+    # so that the machine's drift falls on both alike.
+    start_server
+    local quiet_base=http://127.0.0.1:$((port + 2))
+    (cd "$work" && INTROSPECTD_METRICS__ENABLED=false INTROSPECTD_LISTEN=${quiet_base#http://} \
+        exec ./introspectd serve 2>>"$work/server.log") &
+    quiet_pid=$!
+    until curl -sf -o /dev/null "$quiet_base/healthz"; do
+        kill -0 "$quiet_pid" 2>/dev/null || { log "the metrics-off server did not start"; exit 1; }
+        sleep 0.1
+    done
+    local jwt=(-s "$repo/scripts/introspect.lua") half=$(((duration + 1) / 2))
+    export TOKENS=$work/jwt.txt
+    local on_healthz=0 off_healthz=0 on_jwt=0 off_jwt=0 round
+    log "$store: metrics on and off, warm-up"
+    for b in "$base" "$quiet_base"; do
+        run_wrk -t "$threads" -c "$connections" -d "${warmup}s" "$b/healthz"
+        run_wrk -t "$threads" -c "$connections" -d "${warmup}s" "${jwt[@]}" "$b/introspect"
+    done
+    for round in 1 2 3; do
+        log "$store: metrics on and off, round $round of 3"
+        on_healthz=$((on_healthz + $(rps -d "${half}s" "$base/healthz")))
+        off_healthz=$((off_healthz + $(rps -d "${half}s" "$quiet_base/healthz")))
+        off_jwt=$((off_jwt + $(rps -d "${half}s" "${jwt[@]}" "$quiet_base/introspect")))
+        on_jwt=$((on_jwt + $(rps -d "${half}s" "${jwt[@]}" "$base/introspect")))
+    done
+    kill "$quiet_pid" && wait "$quiet_pid" 2>/dev/null || true
+    quiet_pid=""
+    stop_server
+    metrics_cost+=("| $store | GET /healthz | $((off_healthz / 3)) | $((on_healthz / 3)) | $(cost "$on_healthz" "$off_healthz") |")
+    metrics_cost+=("| $store | JWT, the same one again and again | $((off_jwt / 3)) | $((on_jwt / 3)) | $(cost "$on_jwt" "$off_jwt") |")
+
+    # Cold start across credential expiries: a fresh server, its first request measured,
+    # verified credentials remembered for 4 s.
+    export INTROSPECTD_CACHE__CREDENTIAL_TTL_SECONDS=4
+    start_server
+    cold=1 measure "$store" "JWT, cold start, credentials remembered 4 s (${duration} s run)" \
+        /introspect "$work/jwt.txt"
+    local verdict="under 10 ms"
+    awk -v p="$last_p99" 'BEGIN { exit !(p < 10) }' || verdict="OVER 10 ms"
+    local max
+    max=$(to_ms "$(awk '$1 == "Latency" { print $4 }' "$work/wrk.out")")
+    cold_start+=("| $store | $last_rps | $last_p99 | $max | $verdict |")
+    stop_server
+    unset INTROSPECTD_CACHE__CREDENTIAL_TTL_SECONDS
 }
+
+# rps WRK_ARGS...: requests/s of one wrk run, which must have no errors.
+rps() {
+    run_wrk -t "$threads" -c "$connections" "$@"
+    if grep -q -e "Non-2xx" -e "Socket errors" "$work/wrk.out"; then
+        log "errors during the run:"
+        cat "$work/wrk.out" >&2
+        exit 1
+    fi
+    awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$work/wrk.out"
+}
+
+# cost ON OFF: how much slower ON is than OFF, in percent.
+cost() {
+    awk -v on="$1" -v off="$2" 'BEGIN { printf "%.1f%%", 100 * (off - on) / off }'
+}
+
+metrics_cost=()
+cold_start=()
 
 for store in $stores; do
     case $store in
@@ -271,3 +347,15 @@ echo
 echo "| store | RSS idle after start-up, MB | peak RSS (VmHWM), MB | RSS after the run, MB |"
 echo "| --- | ---: | ---: | ---: |"
 printf '%s\n' "${memory[@]}"
+echo
+echo "What metrics cost (mean requests/s of three alternating runs of $(((duration + 1) / 2)) s per server):"
+echo
+echo "| store | case | metrics off | metrics on | cost |"
+echo "| --- | --- | ---: | ---: | ---: |"
+printf '%s\n' "${metrics_cost[@]}"
+echo
+echo "Cold start across credential expiries (every ${duration} s run starts with the server's first request):"
+echo
+echo "| store | requests/s | p99 ms | max ms | p99 |"
+echo "| --- | ---: | ---: | ---: | --- |"
+printf '%s\n' "${cold_start[@]}"

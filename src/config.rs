@@ -128,7 +128,8 @@ pub struct RateLimitConfig {
     /// Failed client authentications allowed per client address per window.
     pub auth_failures_per_ip: u32,
     /// Failed authentications allowed per client id from one address per window; past
-    /// it, even the right secret is refused from that address until the window ends.
+    /// it, that address is refused for the client until the window ends, except with a
+    /// secret this process has verified within `cache.credential_ttl_seconds`.
     pub auth_failures_per_client: u32,
     pub auth_failure_window_seconds: u64,
     /// `{"active": false}` answers allowed per authenticated client per window (0: no
@@ -302,14 +303,19 @@ impl Default for LogConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// Serves Prometheus metrics at `GET /metrics` on the main listener, without
-    /// authentication and without rate limiting, like the health endpoints.
+    /// Records metrics and serves them at `GET /metrics` on their own listener.
     pub enabled: bool,
+    /// Socket address of the metrics listener, apart from the main one: the metrics
+    /// tell why introspections were inactive, which callers of the API must not learn.
+    pub listen: SocketAddr,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
     }
 }
 
@@ -440,6 +446,12 @@ impl Config {
         }
         if self.rate_limit.inactive_window_seconds == 0 {
             problems.push("rate_limit.inactive_window_seconds: must be at least 1".to_owned());
+        }
+        if self.metrics.enabled && self.metrics.listen == self.listen && self.listen.port() != 0 {
+            problems.push(format!(
+                "metrics.listen: {} is the main listener's address; give metrics their own",
+                self.metrics.listen
+            ));
         }
         if self.tokens.access_token_ttl == 0 {
             problems.push("tokens.access_token_ttl: must be at least 1".to_owned());
@@ -586,6 +598,7 @@ mod tests {
         let config = Config::default();
         config.validate().unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.metrics.listen.to_string(), "127.0.0.1:9464");
         assert_eq!(config.trusted_issuers(), vec!["http://127.0.0.1:8080"]);
         assert!(config.database_url.is_sqlite());
     }
@@ -746,6 +759,20 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn metrics_need_a_listener_of_their_own() {
+        let mut config = Config::default();
+        config.metrics.listen = config.listen;
+        let text = config.validate().unwrap_err().0.join("\n");
+        assert!(text.contains("metrics.listen"), "{text}");
+        config.metrics.enabled = false;
+        config.validate().unwrap();
+        config.metrics.enabled = true;
+        config.listen.set_port(0);
+        config.metrics.listen.set_port(0);
+        config.validate().unwrap();
     }
 
     #[test]

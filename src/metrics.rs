@@ -2,8 +2,7 @@
 //! event so call sites never spell a metric name. Labels carry routes, statuses and
 //! reasons only; never a token, a secret or a client id.
 
-use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use ::metrics::{Counter, Histogram};
@@ -115,105 +114,168 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// One answered request. `route` is the matched route template, never the raw path.
-pub fn http_request(method: &Method, route: &str, status: u16, latency: Duration) {
-    let method = method_label(method);
-    // Without the recorder (metrics off) there is nowhere to record to, and handles
-    // taken now would stay no-ops.
+/// The handle a slot holds, resolved on first use. `None` without the recorder (metrics
+/// off): there is nowhere to record to, and a handle taken now would stay a no-op.
+fn resolved<T>(slot: &OnceLock<T>, resolve: impl FnOnce() -> T) -> Option<&T> {
+    HANDLE.get()?;
+    Some(slot.get_or_init(resolve))
+}
+
+/// The `method` labels, in the order of [`method_slot`].
+const METHODS: [&str; 8] = [
+    "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "other",
+];
+
+fn method_slot(label: &str) -> usize {
+    METHODS
+        .iter()
+        .position(|m| *m == label)
+        .unwrap_or(METHODS.len() - 1)
+}
+
+/// Statuses whose counters are resolved once per route and method; any other status is
+/// looked up in the registry when it occurs.
+const STATUSES: [u16; 16] = [
+    200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503,
+];
+
+/// The request metrics of every route of a router, resolved once per route, method and
+/// status, so that recording a request touches no lock and no registry: a scan of a
+/// few route names, then one counter and one histogram. Routes it was not built with
+/// are recorded through the registry.
+pub struct RequestMetrics {
+    routes: Vec<RouteMetrics>,
+}
+
+struct RouteMetrics {
+    route: String,
+    methods: [MethodMetrics; METHODS.len()],
+}
+
+#[derive(Default)]
+struct MethodMetrics {
+    duration: OnceLock<Histogram>,
+    requests: [OnceLock<Counter>; STATUSES.len()],
+}
+
+impl RequestMetrics {
+    /// Metrics for the given route templates and [`UNMATCHED_ROUTE`].
+    pub fn new<'a>(routes: impl IntoIterator<Item = &'a str>) -> Self {
+        let routes = routes
+            .into_iter()
+            .chain([UNMATCHED_ROUTE])
+            .map(|route| RouteMetrics {
+                route: route.to_owned(),
+                methods: Default::default(),
+            })
+            .collect();
+        RequestMetrics { routes }
+    }
+
+    /// One answered request. `route` is the matched route template, never the raw path.
+    pub fn record(&self, method: &Method, route: &str, status: u16, latency: Duration) {
+        let label = method_label(method);
+        let Some(metrics) = self.routes.iter().find(|r| r.route == route) else {
+            return http_request(label, route, status, latency);
+        };
+        let slots = &metrics.methods[method_slot(label)];
+        let duration = resolved(&slots.duration, || duration_histogram(label, route));
+        let Some(duration) = duration else {
+            return;
+        };
+        duration.record(latency.as_secs_f64());
+        match STATUSES.iter().position(|s| *s == status) {
+            Some(i) => resolved(&slots.requests[i], || {
+                requests_counter(label, route, status)
+            })
+            .into_iter()
+            .for_each(|requests| requests.increment(1)),
+            None => requests_counter(label, route, status).increment(1),
+        }
+    }
+}
+
+/// One answered request of a route no [`RequestMetrics`] knows, through the registry.
+fn http_request(method: &'static str, route: &str, status: u16, latency: Duration) {
     if HANDLE.get().is_none() {
         return;
     }
-    let routes = ROUTES.get_or_init(Default::default);
-    let recorded = routes.read().ok().is_some_and(|routes| {
-        routes
-            .get(route)
-            .is_some_and(|handles| handles.record(method, status, latency))
-    });
-    if !recorded {
-        if let Ok(mut routes) = routes.write() {
-            let handles = routes.entry(route.to_owned()).or_default();
-            handles.register(method, route, status);
-            handles.record(method, status, latency);
-        }
-    }
+    duration_histogram(method, route).record(latency.as_secs_f64());
+    requests_counter(method, route, status).increment(1);
 }
 
-/// The request metrics of every route seen, kept so that recording a request is a map
-/// lookup and two atomic updates instead of building labels and searching the registry.
-/// Bounded: routes are templates, methods and statuses a short list.
-static ROUTES: OnceLock<RwLock<HashMap<String, RouteHandles>>> = OnceLock::new();
-
-#[derive(Default)]
-struct RouteHandles {
-    durations: Vec<(&'static str, Histogram)>,
-    requests: Vec<(&'static str, u16, Counter)>,
+fn duration_histogram(method: &'static str, route: &str) -> Histogram {
+    ::metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route.to_owned())
 }
 
-impl RouteHandles {
-    /// Records one request; false when its handles are not registered yet.
-    fn record(&self, method: &str, status: u16, latency: Duration) -> bool {
-        let duration = self.durations.iter().find(|(m, _)| *m == method);
-        let requests = self
-            .requests
-            .iter()
-            .find(|(m, s, _)| *m == method && *s == status);
-        let (Some((_, duration)), Some((_, _, requests))) = (duration, requests) else {
-            return false;
-        };
-        requests.increment(1);
-        duration.record(latency.as_secs_f64());
-        true
-    }
-
-    fn register(&mut self, method: &'static str, route: &str, status: u16) {
-        if !self.durations.iter().any(|(m, _)| *m == method) {
-            let histogram = ::metrics::histogram!(
-                HTTP_DURATION,
-                "method" => method,
-                "route" => route.to_owned(),
-            );
-            self.durations.push((method, histogram));
-        }
-        if !self
-            .requests
-            .iter()
-            .any(|(m, s, _)| *m == method && *s == status)
-        {
-            let counter = ::metrics::counter!(
-                HTTP_REQUESTS,
-                "method" => method,
-                "route" => route.to_owned(),
-                "status" => status.to_string(),
-            );
-            self.requests.push((method, status, counter));
-        }
-    }
+fn requests_counter(method: &'static str, route: &str, status: u16) -> Counter {
+    ::metrics::counter!(
+        HTTP_REQUESTS,
+        "method" => method,
+        "route" => route.to_owned(),
+        "status" => status.to_string(),
+    )
 }
 
-/// One introspection answer (RFC 7662 §2.2): active, or inactive with its reason.
+/// One introspection answer (RFC 7662 §2.2): active, or inactive with its reason. The
+/// counters are resolved once per outcome.
 pub fn introspection_outcome(answer: &Answer) {
-    match answer {
-        Answer::Active(_) => ::metrics::counter!(INTROSPECTIONS, "result" => "active"),
-        Answer::Inactive(reason) => ::metrics::counter!(
+    static OUTCOMES: [OnceLock<Counter>; 16] = [const { OnceLock::new() }; 16];
+    let (slot, reason) = match answer {
+        Answer::Active(_) => (0, None),
+        Answer::Inactive(reason) => (*reason as usize + 1, Some(reason.as_str())),
+    };
+    let resolve = || match reason {
+        None => ::metrics::counter!(INTROSPECTIONS, "result" => "active"),
+        Some(reason) => ::metrics::counter!(
             INTROSPECTIONS,
             "result" => "inactive",
-            "reason" => reason.as_str(),
+            "reason" => reason,
         ),
+    };
+    match OUTCOMES.get(slot) {
+        Some(slot) => resolved(slot, resolve)
+            .into_iter()
+            .for_each(|c| c.increment(1)),
+        None => resolve().increment(1),
     }
-    .increment(1);
 }
+
+/// The `reason` labels of failed authentications whose counters are resolved once.
+const AUTH_FAILURE_REASONS: [&str; 8] = [
+    "missing_credentials",
+    "malformed_credentials",
+    "malformed_request",
+    "unsupported_scheme",
+    "bad_credentials",
+    "client_disabled",
+    "wrong_method",
+    "throttled",
+];
 
 /// One failed client authentication. Store failures are not the caller's fault and
 /// are counted as store errors instead.
 pub fn auth_failure(err: &AuthError) {
-    if let Some(reason) = err.reason() {
-        ::metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+    static FAILURES: [OnceLock<Counter>; AUTH_FAILURE_REASONS.len()] =
+        [const { OnceLock::new() }; AUTH_FAILURE_REASONS.len()];
+    let Some(reason) = err.reason() else {
+        return;
+    };
+    let resolve = || ::metrics::counter!(AUTH_FAILURES, "reason" => reason);
+    match AUTH_FAILURE_REASONS.iter().position(|r| *r == reason) {
+        Some(i) => resolved(&FAILURES[i], resolve)
+            .into_iter()
+            .for_each(|c| c.increment(1)),
+        None => resolve().increment(1),
     }
 }
 
 /// One request refused by the rate limiter.
 pub fn rate_limited() {
-    ::metrics::counter!(RATE_LIMITED).increment(1);
+    static REFUSED: OnceLock<Counter> = OnceLock::new();
+    if let Some(refused) = resolved(&REFUSED, || ::metrics::counter!(RATE_LIMITED)) {
+        refused.increment(1);
+    }
 }
 
 /// One failed store operation.
@@ -248,10 +310,17 @@ mod tests {
     fn every_request_is_counted_by_method_route_and_status() {
         handle();
         let route = "/unit-test-route";
-        for status in [200, 200, 404] {
-            http_request(&Method::POST, route, status, Duration::from_millis(3));
+        let metrics = RequestMetrics::new([route]);
+        // 200 has a resolved counter, 299 does not.
+        for status in [200, 200, 404, 299] {
+            metrics.record(&Method::POST, route, status, Duration::from_millis(3));
         }
-        http_request(&Method::GET, route, 200, Duration::from_millis(3));
+        metrics.record(&Method::GET, route, 200, Duration::from_millis(3));
+        let odd = Method::from_bytes(b"SECRETMETHOD").unwrap();
+        metrics.record(&odd, route, 200, Duration::from_millis(3));
+        // A route the table was not built with still counts.
+        let other = "/unit-test-other-route";
+        metrics.record(&Method::GET, other, 200, Duration::from_millis(3));
         let text = render();
         let count = |method: &str, status: &str| {
             format!("{HTTP_REQUESTS}{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}}")
@@ -269,8 +338,22 @@ mod tests {
             "{text}"
         );
         assert!(
+            text.contains(&format!("{} 1\n", count("POST", "299"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{} 1\n", count("other", "200"))),
+            "{text}"
+        );
+        assert!(
             text.contains(&format!(
-                "{HTTP_DURATION}_count{{method=\"POST\",route=\"{route}\"}} 3\n"
+                "{HTTP_DURATION}_count{{method=\"POST\",route=\"{route}\"}} 4\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{HTTP_REQUESTS}{{method=\"GET\",route=\"{other}\",status=\"200\"}} 1\n"
             )),
             "{text}"
         );

@@ -65,24 +65,39 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
              served nor configured (empty); set metadata.{name}"
         );
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = bind(config.listen).await?;
+    let metrics = match config.metrics.enabled {
+        true => Some(bind(config.metrics.listen).await?),
+        false => None,
+    };
+    if let Some(metrics) = &metrics {
+        let addr = metrics.local_addr()?;
+        tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
+    }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = store.backend(), issuer = %config.issuer, "listening on {addr}");
 
     let upkeep = tokio::spawn(upkeep(state.clone()));
-    let metrics_upkeep = config
-        .metrics
-        .enabled
-        .then(|| tokio::spawn(crate::metrics::upkeep()));
+    // The metrics listener stops with the main one, after its requests have drained.
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = metrics.map(|listener| {
+        let app = crate::http::metrics_router(state.clone());
+        let http = config.http.clone();
+        let stop = async {
+            let _ = metrics_stopped.await;
+        };
+        let server =
+            tokio::spawn(
+                async move { crate::http::serve::serve(listener, app, &http, stop).await },
+            );
+        (server, tokio::spawn(crate::metrics::upkeep()))
+    });
     crate::http::serve::serve(listener, router(state), &config.http, shutdown.wait()).await;
     upkeep.abort();
-    if let Some(task) = metrics_upkeep {
-        task.abort();
+    let _ = stop_metrics.send(());
+    if let Some((server, upkeep)) = metrics {
+        let _ = server.await;
+        upkeep.abort();
     }
     if tokio::time::timeout(CLOSE_TIMEOUT, store.close())
         .await
@@ -92,6 +107,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
 }
 
 async fn upkeep(state: AppState) {

@@ -26,7 +26,7 @@ async fn repeated_introspection_shows_as_cache_hits() {
             for _ in 0..3 {
                 assert_eq!(app.introspect(&client, &token).await.json["active"], true);
             }
-            let exposition = scrape(&app.router).await;
+            let exposition = scrape(&app.metrics).await;
             let count = |cache: &str, result: &str| {
                 metric_value(
                     &exposition,

@@ -120,7 +120,8 @@ async fn failed_secrets_lock_the_client_out_from_that_address_only(backend: Back
             let r = ask_as(&app, "203.0.113.5", &wrong(&client), &token, &[]).await;
             let wait = retry_after(&r);
             assert!((1..=60).contains(&wait), "{wait}");
-            // The right secret does not get through from the attacking address...
+            // The right secret, never verified before, does not get through from the
+            // attacking address...
             let r = ask_as(&app, "203.0.113.5", &client, &token, &[]).await;
             assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
             // ...but does from anywhere else, and other clients are untouched.
@@ -253,7 +254,51 @@ async fn a_flood_of_wrong_secrets_does_not_starve_an_honest_client(backend: Back
     .await;
 }
 
+/// Ten wrong secrets for a client id from one address spend both failure budgets of that
+/// address; the real client, whose secret was verified before, still gets its answers
+/// from there. Only credentials no verification vouches for are refused.
+async fn guessers_never_lock_out_a_verified_client(backend: Backend) {
+    run_with(
+        backend,
+        |config| {
+            limits(config);
+            config.rate_limit.auth_failures_per_ip = 5;
+            config.rate_limit.auth_failures_per_client = 5;
+        },
+        |app| async move {
+            let client = app.client("app", &[]).await;
+            let token = app.jwt_for(&client, &[]).await;
+            let r = ask_as(&app, "203.0.113.5", &client, &token, &[]).await;
+            assert_eq!(r.json["active"], true, "{r:?}");
+            let mut refused = 0;
+            for _ in 0..10 {
+                let r = ask_as(&app, "203.0.113.5", &wrong(&client), &token, &[]).await;
+                match r.status {
+                    StatusCode::UNAUTHORIZED => {}
+                    StatusCode::TOO_MANY_REQUESTS => refused += 1,
+                    other => panic!("{other}: {r:?}"),
+                }
+            }
+            assert!(refused > 0, "the guesser was never refused");
+            for _ in 0..3 {
+                let r = ask_as(&app, "203.0.113.5", &client, &token, &[]).await;
+                assert_eq!(r.status, StatusCode::OK, "{r:?}");
+                assert_eq!(r.json["active"], true);
+            }
+            // A client never verified before proves nothing yet: from the guessing
+            // address it waits for the window like a guesser.
+            let other = app.client("other", &[]).await;
+            let r = ask_as(&app, "203.0.113.5", &other, &token, &[]).await;
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+            let r = ask_as(&app, "203.0.113.5", &wrong(&client), &token, &[]).await;
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        },
+    )
+    .await;
+}
+
 both_backends!(
+    guessers_never_lock_out_a_verified_client,
     forwarded_for_counts_only_from_trusted_proxies,
     failed_secrets_lock_the_client_out_from_that_address_only,
     failed_authentications_lock_out_the_address,

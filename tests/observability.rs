@@ -10,6 +10,7 @@ use common::{Backend, TestApp, basic, form, fresh_db, metric_value, scrape};
 use introspectd::metrics::{AUTH_FAILURES, HTTP_REQUESTS, INTROSPECTIONS, RATE_LIMITED};
 use introspectd::store::TokenUse;
 use serde_json::Value;
+use tower::ServiceExt;
 
 fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
@@ -47,7 +48,7 @@ async fn metrics_move_as_requests_are_made(app: TestApp) {
     )
     .await
     .unwrap();
-    let before = scrape(&app.router).await;
+    let before = scrape(&app.metrics).await;
 
     for token in [&live, &live, &revoked, &"no-such-token".to_owned()] {
         assert_eq!(app.introspect(&client, token).await.status, StatusCode::OK);
@@ -66,12 +67,16 @@ async fn metrics_move_as_requests_are_made(app: TestApp) {
         StatusCode::NOT_FOUND
     );
 
-    let after = scrape(&app.router).await;
+    let after = scrape(&app.metrics).await;
     let grew = |f: &dyn Fn(&str) -> f64| f(&after) - f(&before);
     assert!(grew(&|e| requests(e, "POST", "/introspect", "200")) >= 4.0);
     assert!(grew(&|e| requests(e, "POST", "/introspect", "401")) >= 1.0);
     assert!(grew(&|e| requests(e, "GET", "unmatched", "404")) >= 1.0);
     assert!(grew(&|e| requests(e, "GET", "/metrics", "200")) >= 1.0);
+    assert_eq!(
+        app.send(get("/metrics")).await.status,
+        StatusCode::NOT_FOUND
+    );
     assert!(grew(&|e| outcome(e, None)) >= 2.0);
     assert!(grew(&|e| outcome(e, Some("revoked"))) >= 1.0);
     assert!(grew(&|e| outcome(e, Some("unknown"))) >= 1.0);
@@ -98,7 +103,7 @@ async fn rate_limit_refusals_are_counted_and_metrics_stay_reachable() {
     else {
         return;
     };
-    let before = scrape(&app.router).await;
+    let before = scrape(&app.metrics).await;
     let mut refused = 0.0;
     for _ in 0..3 {
         if app
@@ -112,13 +117,73 @@ async fn rate_limit_refusals_are_counted_and_metrics_stay_reachable() {
     }
     assert!(refused >= 1.0);
     for _ in 0..3 {
-        scrape(&app.router).await;
+        scrape(&app.metrics).await;
     }
-    let after = scrape(&app.router).await;
+    let after = scrape(&app.metrics).await;
     assert!(
         metric_value(&after, RATE_LIMITED, &[]) - metric_value(&before, RATE_LIMITED, &[])
             >= refused
     );
+}
+
+/// Metrics tell why introspections were inactive: the API's listener does not serve
+/// them, whatever the configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_router_does_not_serve_metrics() {
+    let Some(app) = TestApp::start(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let response = app.send(get("/metrics")).await;
+    assert_eq!(response.status, StatusCode::NOT_FOUND);
+    assert_eq!(response.json["error"], "not_found");
+    assert!(
+        scrape(&app.metrics)
+            .await
+            .contains("introspectd_build_info")
+    );
+    let other = app
+        .metrics
+        .clone()
+        .oneshot(get("/healthz"))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(other, StatusCode::NOT_FOUND);
+}
+
+/// The real binary serves metrics on `metrics.listen` only, and not at all when they
+/// are off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_metrics_on_their_own_listener() {
+    let Some((db, _guard)) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &db);
+    let metrics = server.metrics_addr.expect("a metrics listener in the log");
+    assert_ne!(metrics, server.addr);
+    assert_eq!(
+        http(server.addr, "GET", "/metrics", &[], "").await.status,
+        404
+    );
+    let scraped = http(metrics, "GET", "/metrics", &[], "").await;
+    assert_eq!(scraped.status, 200);
+    assert!(
+        scraped.text.contains("introspectd_build_info"),
+        "{scraped:?}"
+    );
+    assert_eq!(http(metrics, "GET", "/healthz", &[], "").await.status, 404);
+    server.stop();
+
+    let mut cmd = command(dir.path(), &db);
+    cmd.env("INTROSPECTD_METRICS__ENABLED", "false");
+    let server = Server::start_with(cmd);
+    assert_eq!(server.metrics_addr, None);
+    assert_eq!(
+        http(server.addr, "GET", "/metrics", &[], "").await.status,
+        404
+    );
+    server.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +340,8 @@ async fn logs_carry_no_token_or_secret(backend: Backend) {
     assert_eq!(ids[7], "trace-me-1");
 
     // This process served exactly these requests, so its counters are exact.
-    let exposition = http(addr, "GET", "/metrics", &[], "").await.text;
+    let metrics = server.metrics_addr.expect("a metrics listener");
+    let exposition = http(metrics, "GET", "/metrics", &[], "").await.text;
     assert_eq!(requests(&exposition, "POST", "/introspect", "200"), 3.0);
     assert_eq!(requests(&exposition, "POST", "/introspect", "401"), 1.0);
     assert_eq!(requests(&exposition, "POST", "/introspect", "400"), 2.0);

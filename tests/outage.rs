@@ -101,7 +101,7 @@ async fn postgres_outage_takes_readiness_down_and_never_revives_a_revoked_token(
         assert_safe(&app.introspect(caller, token).await, active);
     }
     assert_eq!(app.send(get("/healthz")).await.status, StatusCode::OK);
-    let metrics = app.send(get("/metrics")).await;
+    let metrics = common::send(&app.metrics, get("/metrics")).await;
     assert_eq!(metrics.status, StatusCode::OK);
 
     proxy.restore();

@@ -4,8 +4,10 @@
 
 pub mod assertion;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -15,7 +17,7 @@ use axum::http::HeaderValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use quick_cache::sync::Cache;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::cache::View;
 use crate::config::Config;
@@ -230,17 +232,80 @@ struct Verified {
     at: Instant,
 }
 
+/// Where a remembered verification stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Freshness {
+    /// Vouches for the credentials.
+    Fresh,
+    /// Still vouches, and is verified again in the background so that it never expires
+    /// under the feet of a client that keeps using it.
+    Renew,
+    /// Vouches for nothing: the credentials are verified again before the answer.
+    Expired,
+}
+
+/// A verification `age` old vouches for `ttl`, and is renewed in the last quarter.
+fn freshness(age: Duration, ttl: Duration) -> Freshness {
+    if age >= ttl {
+        Freshness::Expired
+    } else if age >= ttl - ttl / 4 {
+        Freshness::Renew
+    } else {
+        Freshness::Fresh
+    }
+}
+
+/// One argon2 verification of one secret against one hash, shared by every request
+/// that presents the same credentials while it runs.
+struct Flight {
+    secret_hash: SecretHash,
+    verified: OnceCell<bool>,
+}
+
+/// The verifications running, by credential key.
+type Flights = Mutex<HashMap<[u8; 32], Arc<Flight>>>;
+
+/// A request's place in a [`Flight`]; the last to leave removes the flight.
+struct Boarded<'a> {
+    flights: &'a Flights,
+    key: [u8; 32],
+    flight: Option<Arc<Flight>>,
+}
+
+impl Drop for Boarded<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        let flight = self
+            .flight
+            .take()
+            .expect("a boarded request holds its flight");
+        // Flights are cloned and dropped only under the lock, so the count is exact:
+        // two means the map and this request.
+        let last = flights
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &flight) && Arc::strong_count(f) == 2);
+        if last {
+            flights.remove(&self.key);
+        }
+        drop(flight);
+    }
+}
+
 /// Checks presented credentials against the store. Verification runs on the blocking
 /// pool behind a semaphore, and an unknown client costs the same argon2 work as a wrong
 /// secret, so timing tells nothing about which client ids exist. Successful checks are
 /// remembered under a keyed hash of the credentials, never the secret itself; failures
-/// are never remembered.
+/// are never remembered. Concurrent requests presenting the same credentials share one
+/// verification, and a remembered one is renewed before it expires, so a client in use
+/// never waits for argon2 after its first request.
 #[derive(Clone)]
 pub struct Authenticator {
     dummy_hash: SecretHash,
     permits: Arc<Semaphore>,
     cache_key: Arc<hmac::Key>,
     verified: Arc<Cache<[u8; 32], Verified>>,
+    flights: Arc<Flights>,
+    verifications: Arc<AtomicU64>,
     ttl: Duration,
     failures_per_ip: Arc<Budget<IpAddr>>,
     failures_per_client: Arc<Budget<(String, IpAddr)>>,
@@ -259,6 +324,8 @@ impl Authenticator {
             permits: Arc::new(Semaphore::new(workers)),
             cache_key: Arc::new(cache_key),
             verified: Arc::new(crate::cache::table(config.cache.capacity)),
+            flights: Arc::default(),
+            verifications: Arc::default(),
             ttl: Duration::from_secs(config.cache.credential_ttl_seconds),
             failures_per_ip: Arc::new(Budget::new(
                 limits.budget(limits.auth_failures_per_ip),
@@ -271,19 +338,20 @@ impl Authenticator {
         }
     }
 
-    /// Refuses an address that failed too often, before its credentials are read.
-    pub fn admit_address(&self, ip: IpAddr) -> Result<(), AuthError> {
+    /// Refuses an address that failed too often, or a client id that failed too often
+    /// from this address, before any work is spent on credentials no earlier
+    /// verification vouches for.
+    pub fn admit(&self, ip: IpAddr, client_id: Option<&str>) -> Result<(), AuthError> {
         self.failures_per_ip
             .check(&ip)
-            .map_err(AuthError::Throttled)
-    }
-
-    /// Refuses a client id that failed too often from this address, before any work is
-    /// spent on its credentials.
-    pub fn admit_client(&self, ip: IpAddr, client_id: &str) -> Result<(), AuthError> {
-        self.failures_per_client
-            .check(&(client_id.to_owned(), ip))
-            .map_err(AuthError::Throttled)
+            .map_err(AuthError::Throttled)?;
+        match client_id {
+            Some(id) => self
+                .failures_per_client
+                .check(&(id.to_owned(), ip))
+                .map_err(AuthError::Throttled),
+            None => Ok(()),
+        }
     }
 
     /// Counts a failed authentication; the error to answer with, 429 once a budget is
@@ -300,6 +368,11 @@ impl Authenticator {
         }
     }
 
+    /// argon2 verifications of presented secrets run since start-up.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
     /// Hits and misses of the verified-credential cache since start-up.
     pub fn cache_stats(&self) -> (u64, u64) {
         (self.verified.hits(), self.verified.misses())
@@ -312,43 +385,99 @@ impl Authenticator {
     }
 
     /// The client the credentials belong to, if they are right and the client may act.
+    /// Credentials a remembered verification vouches for are answered at once, whatever
+    /// the failure budgets of `ip`; any others must be admitted by them first.
     pub async fn authenticate(
         &self,
         view: &View<'_>,
         presented: &Presented,
+        ip: IpAddr,
     ) -> Result<Arc<ClientRecord>, AuthError> {
         let client = view.client(&presented.client_id).await?;
         let key = self.cache_key(presented);
-        let remembered = client.as_ref().is_some_and(|client| {
+        let remembered = client.as_ref().map_or(Freshness::Expired, |client| {
             self.verified
                 .get(&key)
-                .is_some_and(|v| v.secret_hash == client.secret_hash && v.at.elapsed() < self.ttl)
+                .filter(|v| v.secret_hash == client.secret_hash)
+                .map_or(Freshness::Expired, |v| freshness(v.at.elapsed(), self.ttl))
         });
-        let verified = remembered || self.verify(presented, client.as_deref()).await;
+        let hash = client.as_ref().map_or(&self.dummy_hash, |c| &c.secret_hash);
+        let verified = match remembered {
+            Freshness::Fresh => true,
+            Freshness::Renew => {
+                self.renew(key, presented, hash);
+                true
+            }
+            Freshness::Expired => {
+                self.admit(ip, Some(&presented.client_id))?;
+                self.verify_shared(key, &presented.secret, hash).await
+            }
+        };
         let client = match client {
             Some(client) if verified => client,
             _ => return Err(AuthError::failed("client authentication failed")),
         };
-        if !remembered {
-            self.verified.insert(
-                key,
-                Verified {
-                    secret_hash: client.secret_hash.clone(),
-                    at: Instant::now(),
-                },
-            );
-        }
         client_may_authenticate(&client, presented.method)?;
         Ok(client)
     }
 
+    /// Verifies the credentials again in the background, unless that is under way.
+    fn renew(&self, key: [u8; 32], presented: &Presented, hash: &SecretHash) {
+        let flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        if flights.contains_key(&key) {
+            return;
+        }
+        drop(flights);
+        let (this, secret, hash) = (self.clone(), presented.secret.clone(), hash.clone());
+        tokio::spawn(async move { this.verify_shared(key, &secret, &hash).await });
+    }
+
+    /// Verifies `secret` against `hash`, sharing the verification with every request
+    /// that presents the same credentials meanwhile, and remembers a success under
+    /// `key` before anyone learns of it.
+    async fn verify_shared(&self, key: [u8; 32], secret: &ClientSecret, hash: &SecretHash) -> bool {
+        let boarded = {
+            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+            let flight = match flights.get(&key) {
+                Some(flight) if flight.secret_hash == *hash => flight.clone(),
+                // The client's hash changed: the running verification is for the old one.
+                _ => {
+                    let flight = Arc::new(Flight {
+                        secret_hash: hash.clone(),
+                        verified: OnceCell::new(),
+                    });
+                    flights.insert(key, flight.clone());
+                    flight
+                }
+            };
+            Boarded {
+                flights: &self.flights,
+                key,
+                flight: Some(flight),
+            }
+        };
+        let flight = boarded.flight.as_ref().expect("just boarded");
+        *flight
+            .verified
+            .get_or_init(|| async {
+                let verified = self.verify(secret, hash).await;
+                if verified {
+                    let at = Instant::now();
+                    let secret_hash = hash.clone();
+                    self.verified.insert(key, Verified { secret_hash, at });
+                }
+                verified
+            })
+            .await
+    }
+
     /// argon2 verification off the async workers, at most one per core at a time.
-    async fn verify(&self, presented: &Presented, client: Option<&ClientRecord>) -> bool {
-        let hash = client.map_or(&self.dummy_hash, |c| &c.secret_hash).clone();
-        let secret = presented.secret.clone();
+    async fn verify(&self, secret: &ClientSecret, hash: &SecretHash) -> bool {
+        let (secret, hash) = (secret.clone(), hash.clone());
         let Ok(_permit) = self.permits.acquire().await else {
             return false;
         };
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
             .await
             .unwrap_or(false)
@@ -521,6 +650,22 @@ mod tests {
         assert_eq!(err.reason(), Some("client_disabled"));
         let err = AuthError::failed("client authentication failed");
         assert_eq!(err.reason(), Some("bad_credentials"));
+    }
+
+    #[test]
+    fn verifications_are_renewed_in_the_last_quarter_of_their_ttl() {
+        let ttl = Duration::from_secs(600);
+        let at = |secs| freshness(Duration::from_secs(secs), ttl);
+        assert_eq!(at(0), Freshness::Fresh);
+        assert_eq!(at(449), Freshness::Fresh);
+        assert_eq!(at(450), Freshness::Renew);
+        assert_eq!(at(599), Freshness::Renew);
+        assert_eq!(at(600), Freshness::Expired);
+        assert_eq!(at(10_000), Freshness::Expired);
+        assert_eq!(
+            freshness(Duration::ZERO, Duration::ZERO),
+            Freshness::Expired
+        );
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::store::ClientRecord;
 
 /// The authenticated, enabled client behind a request from `ip` to the endpoint `path`
 /// (an assertion may name the endpoint's URL as its audience). Exactly one method may be
-/// used; failures are counted against the address and the client id.
+/// used; failures are counted against the address and the client id, and spent budgets
+/// refuse every request whose credentials no earlier verification vouches for.
 pub async fn authenticate(
     state: &AppState,
     view: &View<'_>,
@@ -28,24 +29,28 @@ pub async fn authenticate(
 ) -> Result<Arc<ClientRecord>, ApiError> {
     let guard = &state.auth;
     let verified = async {
-        guard.admit_address(ip)?;
         let credentials =
             match auth::credentials(headers.get(header::AUTHORIZATION), |name| form.get(name)) {
                 Ok(credentials) => credentials,
-                Err(err @ AuthError::Failed(..)) => return Err(guard.failed(ip, None, err)),
+                Err(err @ AuthError::Failed(..)) => {
+                    guard.admit(ip, None)?;
+                    return Err(guard.failed(ip, None, err));
+                }
                 Err(err) => return Err(err),
             };
         let client_id = credentials.client_id();
-        if let Some(client_id) = client_id {
-            guard.admit_client(ip, client_id)?;
-        }
+        // Secrets are checked against the budgets only when no verification vouches
+        // for them: a guesser's failures never lock the real client out.
         let verified = match &credentials {
-            Credentials::Secret(presented) => guard.authenticate(view, presented).await,
-            Credentials::Assertion(assertion) => state
-                .assertions
-                .verify(assertion, &endpoint_url(&state.config.issuer, path))
-                .await
-                .map(Arc::new),
+            Credentials::Secret(presented) => guard.authenticate(view, presented, ip).await,
+            Credentials::Assertion(assertion) => match guard.admit(ip, client_id) {
+                Ok(()) => state
+                    .assertions
+                    .verify(assertion, &endpoint_url(&state.config.issuer, path))
+                    .await
+                    .map(Arc::new),
+                Err(err) => Err(err),
+            },
         };
         match verified {
             Err(err @ AuthError::Failed(..)) => Err(guard.failed(ip, client_id, err)),

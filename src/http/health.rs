@@ -10,6 +10,11 @@ use serde_json::{Value, json};
 use super::AppState;
 use crate::metrics;
 
+/// Where liveness is served.
+pub const HEALTHZ: &str = "/healthz";
+/// Where readiness is served.
+pub const READYZ: &str = "/readyz";
+
 /// How long readiness waits for the store before calling it unreachable.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 

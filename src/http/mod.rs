@@ -36,6 +36,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::introspection::Introspector;
 use crate::limits::Budget;
+use crate::metrics::RequestMetrics;
 use crate::store::{Store, StoreError};
 use crate::token::jwt::KeyError;
 use crate::token::keyring::KeyRing;
@@ -132,6 +133,33 @@ where
     get(handler).fallback(|| async { ApiError::MethodNotAllowed { allow: "GET" } })
 }
 
+/// The metrics listener's application: `GET /metrics` and nothing else. It has a
+/// listener of its own (`metrics.listen`) because metrics tell why introspections were
+/// inactive, which a caller of the API must not learn.
+pub fn metrics_router(state: AppState) -> Router {
+    crate::metrics::handle();
+    let metrics = Some(Arc::new(RequestMetrics::new([prometheus::PATH])));
+    Router::new()
+        .route(prometheus::PATH, get_only(prometheus::metrics))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(
+                    metrics,
+                    observe::observe,
+                ))
+                .layer(no_store()),
+        )
+        .with_state(state)
+}
+
+fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    )
+}
+
 /// The application: every endpoint with its layers.
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
@@ -164,15 +192,25 @@ pub fn router(state: AppState) -> Router {
         .route(revoke::PATH, revoke)
         .route(JWKS_PATH, jwks.layer(cors.clone()))
         .route(&state.metadata.path, metadata.layer(cors))
-        .route("/openapi.json", openapi);
-    // Probes and scrapes are never rate limited.
-    let mut unlimited = Router::new()
-        .route("/healthz", get_only(health::healthz))
-        .route("/readyz", get_only(health::readyz));
-    if state.config.metrics.enabled {
+        .route(openapi::PATH, openapi);
+    // Probes are never rate limited. Metrics are served by [`metrics_router`] only.
+    let unlimited = Router::new()
+        .route(health::HEALTHZ, get_only(health::healthz))
+        .route(health::READYZ, get_only(health::readyz));
+    // Request metrics resolved once for every route above.
+    let metrics = state.config.metrics.enabled.then(|| {
         crate::metrics::handle();
-        unlimited = unlimited.route("/metrics", get_only(prometheus::metrics));
-    }
+        Arc::new(RequestMetrics::new([
+            introspect::PATH,
+            token::PATH,
+            revoke::PATH,
+            JWKS_PATH,
+            &state.metadata.path,
+            openapi::PATH,
+            health::HEALTHZ,
+            health::READYZ,
+        ]))
+    });
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
     let max_body = state.config.http.max_body_bytes;
     let proxies = state.proxies.clone();
@@ -181,11 +219,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(observe::observe))
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("no-store"),
+                .layer(axum::middleware::from_fn_with_state(
+                    metrics,
+                    observe::observe,
                 ))
+                .layer(no_store())
                 .layer(axum::middleware::from_fn_with_state(
                     proxies,
                     client_ip::resolve,

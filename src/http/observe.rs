@@ -3,15 +3,16 @@
 //! Only the matched route is logged and counted, never the raw path or query, which a
 //! careless caller could fill with a token.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-use crate::metrics::{self, UNMATCHED_ROUTE};
+use crate::metrics::{self, RequestMetrics, UNMATCHED_ROUTE};
 
 /// The header carrying the request id, in and out.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -46,8 +47,13 @@ pub fn record_client(client_id: &str) {
 }
 
 /// Wraps every request: span with request id and route, one line when answered
-/// (status, latency, client), request metrics, and the id echoed in the response.
-pub async fn observe(request: Request, next: Next) -> Response {
+/// (status, latency, client), request metrics (unless metrics are off), and the id
+/// echoed in the response.
+pub async fn observe(
+    State(metrics): State<Option<Arc<RequestMetrics>>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
     let id = request_id(request.headers());
     let method = request.method().clone();
@@ -73,7 +79,9 @@ pub async fn observe(request: Request, next: Next) -> Response {
             tracing::info!(status, latency_ms, "request answered");
         }
     });
-    metrics::http_request(&method, route, status, latency);
+    if let Some(metrics) = metrics {
+        metrics.record(&method, route, status, latency);
+    }
     response.headers_mut().insert(X_REQUEST_ID.clone(), id);
     response
 }

@@ -4,6 +4,9 @@
 use axum::http::header;
 use axum::response::IntoResponse;
 
+/// Where the document is served.
+pub const PATH: &str = "/openapi.json";
+
 /// The document, as committed.
 pub const DOCUMENT: &str = include_str!("../../openapi.json");
 

@@ -1,4 +1,5 @@
-//! `GET /metrics`: Prometheus text exposition of the service's metrics.
+//! `GET /metrics` on the metrics listener: Prometheus text exposition of the service's
+//! metrics.
 
 use axum::extract::State;
 use axum::http::header;
@@ -6,6 +7,9 @@ use axum::response::IntoResponse;
 
 use super::AppState;
 use crate::metrics::cache_totals;
+
+/// Where the metrics listener serves the exposition.
+pub const PATH: &str = "/metrics";
 
 /// The exposition format's content type (Prometheus text format 0.0.4).
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -27,6 +27,7 @@ pub fn command(dir: &Path, db: &DatabaseUrl) -> Command {
         .env_remove("RUST_LOG")
         .env("INTROSPECTD_DATABASE_URL", db.as_str())
         .env("INTROSPECTD_LISTEN", "127.0.0.1:0")
+        .env("INTROSPECTD_METRICS__LISTEN", "127.0.0.1:0")
         .env("INTROSPECTD_RATE_LIMIT__ENABLED", "false");
     cmd
 }
@@ -84,12 +85,14 @@ struct Log {
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The metrics listener's address, when metrics are on.
+    pub metrics_addr: Option<SocketAddr>,
     log: Arc<Log>,
 }
 
-/// The socket address in a "listening on ADDR" line, text or JSON.
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    let rest = line.split("listening on ").nth(1)?;
+/// The socket address after `prefix` in a log line, text or JSON.
+fn address_after(line: &str, prefix: &str) -> Option<SocketAddr> {
+    let rest = line.split(prefix).nth(1)?;
     let addr: String = rest
         .chars()
         .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
@@ -124,10 +127,16 @@ impl Server {
         let mut server = Server {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: None,
             log,
         };
         let line = server.wait_for_log("listening on ");
-        server.addr = listening_address(&line).expect("listen address in the log");
+        server.addr = address_after(&line, "listening on ").expect("listen address in the log");
+        // Logged before the main listener's line, when metrics are on.
+        server.metrics_addr = server
+            .log()
+            .lines()
+            .find_map(|line| address_after(line, "serving metrics at http://"));
         server
     }
 

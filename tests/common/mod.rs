@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use http_body_util::BodyExt;
 use introspectd::admin::{self, IssueToken, NewClient};
 use introspectd::config::{Config, DatabaseUrl};
-use introspectd::http::{AppState, router};
+use introspectd::http::{AppState, metrics_router, router};
 use introspectd::store::{Store, TokenUse};
 use introspectd::token::mint::TokenFormat;
 use serde_json::Value;
@@ -187,6 +187,8 @@ pub struct TestApp {
     pub store: Store,
     pub state: AppState,
     pub router: Router,
+    /// What the metrics listener serves.
+    pub metrics: Router,
     pub db: TestDb,
 }
 
@@ -204,6 +206,7 @@ impl TestApp {
         Some(TestApp {
             backend,
             router: router(state.clone()),
+            metrics: metrics_router(state.clone()),
             config,
             store,
             state,
@@ -523,7 +526,7 @@ pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f6
         .unwrap_or(0.0)
 }
 
-/// GET /metrics through the router, as text.
+/// GET /metrics through the metrics listener's router, as text.
 pub async fn scrape(router: &Router) -> String {
     let response = send(
         router,
