@@ -148,7 +148,7 @@ fn signed_by(response: &TestResponse) -> Option<String> {
 
 async fn a_promoted_key_signs_on_every_running_instance(app: TestApp) {
     let (_, other) = app.sibling().await;
-    let client = app.client("app", &[]).await;
+    let client = app.app_client("app", "", &[]).await;
     let (basic, body) = (
         client.basic(),
         common::form(&[("grant_type", "client_credentials")]),
