@@ -231,6 +231,20 @@ pub struct HttpConfig {
     pub max_headers: usize,
     /// Most bytes of request line and headers (431 beyond).
     pub max_header_bytes: usize,
+    /// The one forwarding header read from `rate_limit.trusted_proxies`; the other is
+    /// ignored entirely, so a client cannot inject the header its proxy does not set.
+    pub client_ip_header: ClientIpHeader,
+}
+
+/// Which forwarding header names the client address behind a trusted proxy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For`, as most proxies and load balancers set it.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
 }
 
 impl Default for HttpConfig {
@@ -242,6 +256,7 @@ impl Default for HttpConfig {
             header_read_timeout_ms: 10_000,
             max_headers: 64,
             max_header_bytes: 32 * 1024,
+            client_ip_header: ClientIpHeader::default(),
         }
     }
 }
@@ -593,6 +608,22 @@ mod tests {
                 err.to_string().to_lowercase().contains("trusted_proxies"),
                 "{err}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn client_ip_header_is_one_of_two_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            let config = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.http.client_ip_header, ClientIpHeader::XForwardedFor);
+            jail.set_env("INTROSPECTD_HTTP__CLIENT_IP_HEADER", "forwarded");
+            let config = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.http.client_ip_header, ClientIpHeader::Forwarded);
+            jail.set_env("INTROSPECTD_HTTP__CLIENT_IP_HEADER", "x-real-ip");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("client_ip_header"), "{err}");
             Ok(())
         });
     }

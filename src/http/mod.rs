@@ -104,7 +104,10 @@ impl AppState {
             introspector: Introspector::new(keys.clone(), &config),
             metadata: Metadata::new(&config, signing_alg.as_deref()),
             rate_limit: ratelimit::Limiters::new(limits),
-            proxies: Arc::new(TrustedProxies::new(limits.trusted_proxies.clone())),
+            proxies: Arc::new(TrustedProxies::new(
+                limits.trusted_proxies.clone(),
+                config.http.client_ip_header,
+            )),
             inactive_budget: Budget::new(
                 inactive_limit,
                 Duration::from_secs(limits.inactive_window_seconds),
