@@ -177,6 +177,7 @@ pub fn router(state: AppState) -> Router {
     }
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
     let max_body = state.config.http.max_body_bytes;
+    let max_head = state.config.http.max_header_bytes;
     let proxies = state.proxies.clone();
     limited
         .merge(unlimited)
@@ -184,6 +185,10 @@ pub fn router(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(observe::observe))
+                .layer(axum::middleware::from_fn_with_state(
+                    max_head,
+                    serve::limit_head,
+                ))
                 .layer(SetResponseHeaderLayer::if_not_present(
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
