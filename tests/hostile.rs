@@ -135,14 +135,20 @@ async fn only_the_configured_forwarding_header_counts(
             let proxy = "10.0.0.7";
             let (real_name, real_value) = header(configured, attacker);
             let (injected_name, injected_value) = header(other, victim);
-            let headers = [(real_name, real_value.as_str()), (injected_name, &injected_value)];
+            let headers = [
+                (real_name, real_value.as_str()),
+                (injected_name, &injected_value),
+            ];
             for (attempt, expected) in [401, 401, 429].into_iter().enumerate() {
                 let r = ask_as(&app, proxy, &wrong(&guessed), &token, &headers).await;
                 assert_eq!(r.status.as_u16(), expected, "attempt {attempt}: {r:?}");
             }
             let (name, value) = header(configured, victim);
             let r = ask_as(&app, proxy, &honest, &token, &[(name, &value)]).await;
-            assert_eq!(r.json["active"], true, "the victim is not locked out: {r:?}");
+            assert_eq!(
+                r.json["active"], true,
+                "the victim is not locked out: {r:?}"
+            );
         },
     )
     .await;

@@ -542,8 +542,8 @@ async fn repeated_authorization_header_is_invalid_request(app: TestApp) {
         [client.basic(), client.basic()],
     ];
     let request = |path: &str, authorizations: &[String]| {
-        let mut request = Request::post(path)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        let mut request =
+            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         for value in authorizations {
             request = request.header(header::AUTHORIZATION, value);
         }

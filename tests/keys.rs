@@ -470,7 +470,9 @@ async fn a_strangers_assertion_reveals_nothing_about_the_client(app: TestApp) {
     let own = ClientKey::ed25519("k1");
     let with_keys = jwt_client(&app, &[&own]).await;
     let disabled = jwt_client(&app, &[&own]).await;
-    admin::disable_client(&app.store, &disabled.id).await.unwrap();
+    admin::disable_client(&app.store, &disabled.id)
+        .await
+        .unwrap();
     let with_secret = app.client("secret", &[]).await;
     let cases = [
         ("unknown", "no-such-client".to_owned()),

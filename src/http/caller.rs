@@ -29,12 +29,11 @@ pub async fn authenticate(
     let guard = &state.auth;
     let verified = async {
         guard.admit_address(ip)?;
-        let credentials =
-            match auth::credentials(authorization(headers)?, |name| form.get(name)) {
-                Ok(credentials) => credentials,
-                Err(err @ AuthError::Failed(..)) => return Err(guard.failed(ip, None, err)),
-                Err(err) => return Err(err),
-            };
+        let credentials = match auth::credentials(authorization(headers)?, |name| form.get(name)) {
+            Ok(credentials) => credentials,
+            Err(err @ AuthError::Failed(..)) => return Err(guard.failed(ip, None, err)),
+            Err(err) => return Err(err),
+        };
         let client_id = credentials.client_id();
         if let Some(client_id) = client_id {
             guard.admit_client(ip, client_id)?;
