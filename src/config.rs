@@ -244,6 +244,20 @@ pub struct HttpConfig {
     pub max_headers: usize,
     /// Most bytes of request line and headers (431 beyond).
     pub max_header_bytes: usize,
+    /// The one forwarding header read from `rate_limit.trusted_proxies`; the other is
+    /// ignored entirely, so a client cannot inject the header its proxy does not set.
+    pub client_ip_header: ClientIpHeader,
+}
+
+/// Which forwarding header names the client address behind a trusted proxy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For`, as most proxies and load balancers set it.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
 }
 
 impl Default for HttpConfig {
@@ -255,6 +269,7 @@ impl Default for HttpConfig {
             header_read_timeout_ms: 10_000,
             max_headers: 64,
             max_header_bytes: 32 * 1024,
+            client_ip_header: ClientIpHeader::default(),
         }
     }
 }
@@ -270,6 +285,10 @@ pub struct CacheConfig {
     /// Revoked JWT ids kept in memory, so tokens never seen before need no store lookup
     /// to be known unrevoked; with more, the store is asked for each new token.
     pub max_revocations: usize,
+    /// Opaque tokens (access and refresh) whose digests are held in memory, so an
+    /// unknown token is answered without a store lookup; with more, the store is asked
+    /// for each token not in the cache. About 10 to 20 bytes per token.
+    pub max_opaque_tokens: usize,
 }
 
 impl Default for CacheConfig {
@@ -278,6 +297,7 @@ impl Default for CacheConfig {
             capacity: 10_000,
             credential_ttl_seconds: 600,
             max_revocations: 100_000,
+            max_opaque_tokens: 1_000_000,
         }
     }
 }
@@ -635,6 +655,25 @@ mod tests {
             let err = Config::load(None, &Overrides::default()).unwrap_err();
             assert!(
                 err.to_string().to_lowercase().contains("trusted_proxies"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn client_ip_header_is_one_of_two_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            let config = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.http.client_ip_header, ClientIpHeader::XForwardedFor);
+            jail.set_env("INTROSPECTD_HTTP__CLIENT_IP_HEADER", "forwarded");
+            let config = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.http.client_ip_header, ClientIpHeader::Forwarded);
+            jail.set_env("INTROSPECTD_HTTP__CLIENT_IP_HEADER", "x-real-ip");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(
+                err.to_string().to_lowercase().contains("client_ip_header"),
                 "{err}"
             );
             Ok(())

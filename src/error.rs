@@ -49,6 +49,9 @@ pub enum ApiError {
     /// 413: the body is larger than `http.max_body_bytes`.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// 431: request line and headers larger than `http.max_header_bytes`.
+    #[error("request headers too large")]
+    HeadersTooLarge,
     /// 429 with `Retry-After` in seconds.
     #[error("rate limited")]
     RateLimited { retry_after: u64 },
@@ -128,6 +131,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request",
                 "request body too large".into(),
+            ),
+            ApiError::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "invalid_request",
+                "request headers too large".into(),
             ),
             ApiError::RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,

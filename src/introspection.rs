@@ -128,10 +128,12 @@ pub fn opaque_state(record: &TokenRecord, now: i64) -> Result<(), Inactive> {
     Ok(())
 }
 
-/// RFC 7662 §4: a client sees tokens issued to itself and tokens meant for one of the
-/// audiences registered for it.
+/// RFC 7662 §4: a client sees tokens issued to itself and access tokens meant for one
+/// of the audiences registered for it. A refresh token stays between its client and the
+/// authorization server (RFC 9700 §4.14): only its own client sees it.
 pub fn visible_to(info: &TokenInfo, caller: &ClientRecord) -> bool {
-    info.client_id == caller.client_id || info.aud.contains_any(&caller.audiences)
+    info.client_id == caller.client_id
+        || (info.token_use == TokenUse::AccessToken && info.aud.contains_any(&caller.audiences))
 }
 
 /// A token is only as good as the client holding it: gone or disabled means inactive.
@@ -306,6 +308,15 @@ mod tests {
         assert!(visible_to(&info("a", &["https://api.example", "x"]), &rs));
         assert!(!visible_to(&info("a", &["https://other.example"]), &rs));
         assert!(!visible_to(&info("a", &[]), &rs));
+    }
+
+    #[test]
+    fn refresh_tokens_are_seen_by_their_own_client_only() {
+        let rs = client("rs", &["https://api.example"]);
+        let mut refresh = info("a", &["https://api.example"]);
+        refresh.token_use = TokenUse::RefreshToken;
+        assert!(!visible_to(&refresh, &rs));
+        assert!(visible_to(&refresh, &client("a", &[])));
     }
 
     #[test]

@@ -135,8 +135,9 @@ async fn upkeep(state: AppState) {
                 tracing::warn!(error = %err, "purge failed");
             }
         }
-        // Whichever instance purged, re-read the revoked ids to drop the expired ones.
-        state.directory.refresh_revocations();
+        // Whichever instance purged, re-read the revoked ids and the token digests to
+        // drop the expired ones.
+        state.directory.refresh_known_sets();
     }
 }
 

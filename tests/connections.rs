@@ -74,9 +74,40 @@ async fn too_many_or_too_large_headers_get_431(app: TestApp) {
     }
 }
 
+/// A request to `/healthz` whose head (request line, headers, blank line) is `size`
+/// bytes, sent over a fresh connection; the answer's status line.
+async fn status_of_head(addr: std::net::SocketAddr, size: usize) -> String {
+    let start = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+    let pad_overhead = "X-Pad: \r\n".len() + "\r\n".len();
+    let request = format!(
+        "{start}X-Pad: {}\r\n\r\n",
+        "a".repeat(size - start.len() - pad_overhead)
+    );
+    assert_eq!(request.len(), size);
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let _ = stream.write_all(request.as_bytes()).await;
+    let answer = read_all(&mut stream).await;
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+async fn header_bytes_are_limited_exactly(app: TestApp) {
+    let addr = listen(&app).await;
+    let max = app.config.http.max_header_bytes;
+    assert_eq!(max, 32_768, "the documented default");
+    for (size, expected) in [
+        (max, "HTTP/1.1 200 OK"),
+        (max - 1, "HTTP/1.1 200 OK"),
+        (max + 1, "HTTP/1.1 431 Request Header Fields Too Large"),
+        (40_000, "HTTP/1.1 431 Request Header Fields Too Large"),
+    ] {
+        assert_eq!(status_of_head(addr, size).await, expected, "{size} bytes");
+    }
+}
+
 both_stores!(
     slow_headers_are_cut_off,
-    too_many_or_too_large_headers_get_431
+    too_many_or_too_large_headers_get_431,
+    header_bytes_are_limited_exactly,
 );
 
 #[test]

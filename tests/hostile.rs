@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::http::{StatusCode, header};
 use common::{Backend, TestApp, TestClient, TestResponse, form, introspect_from, run_with};
-use introspectd::config::Config;
+use introspectd::config::{ClientIpHeader, Config};
 use introspectd::store::TokenUse;
 
 fn retry_after(response: &TestResponse) -> u64 {
@@ -86,7 +86,9 @@ async fn forwarded_for_counts_only_from_trusted_proxies(backend: Backend) {
                     ("x-forwarded-for", "198.51.100.9, 198.51.100.1"),
                     LIMITED,
                 ),
-                (proxy, ("forwarded", "for=198.51.100.2;proto=https"), OK),
+                // Only X-Forwarded-For is read: an injected `Forwarded` is ignored, so
+                // this is the proxy's own address, with a fresh budget.
+                (proxy, ("forwarded", "for=198.51.100.1;proto=https"), OK),
             ];
             for (step, (peer, header, expected)) in steps.into_iter().enumerate() {
                 let r = ask_as(&app, peer, &client, &token, &[header]).await;
@@ -101,6 +103,63 @@ async fn forwarded_for_counts_only_from_trusted_proxies(backend: Backend) {
         },
     )
     .await;
+}
+
+/// Behind a trusted proxy that sets only `configured`, a client that injects `other`
+/// naming a victim's address neither escapes its failure budget nor spends the victim's.
+async fn only_the_configured_forwarding_header_counts(
+    backend: Backend,
+    configured: ClientIpHeader,
+) {
+    let (attacker, victim) = ("198.51.100.1", "198.51.100.2");
+    let header = |kind: ClientIpHeader, ip: &str| match kind {
+        ClientIpHeader::XForwardedFor => ("x-forwarded-for", ip.to_owned()),
+        ClientIpHeader::Forwarded => ("forwarded", format!("for={ip}")),
+    };
+    let other = match configured {
+        ClientIpHeader::XForwardedFor => ClientIpHeader::Forwarded,
+        ClientIpHeader::Forwarded => ClientIpHeader::XForwardedFor,
+    };
+    run_with(
+        backend,
+        |config| {
+            limits(config);
+            config.rate_limit.auth_failures_per_ip = 2;
+            config.rate_limit.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+            config.http.client_ip_header = configured;
+        },
+        |app| async move {
+            let guessed = app.client("guessed", &[]).await;
+            let honest = app.client("honest", &[]).await;
+            let token = app.jwt_for(&honest, &[]).await;
+            let proxy = "10.0.0.7";
+            let (real_name, real_value) = header(configured, attacker);
+            let (injected_name, injected_value) = header(other, victim);
+            let headers = [
+                (real_name, real_value.as_str()),
+                (injected_name, &injected_value),
+            ];
+            for (attempt, expected) in [401, 401, 429].into_iter().enumerate() {
+                let r = ask_as(&app, proxy, &wrong(&guessed), &token, &headers).await;
+                assert_eq!(r.status.as_u16(), expected, "attempt {attempt}: {r:?}");
+            }
+            let (name, value) = header(configured, victim);
+            let r = ask_as(&app, proxy, &honest, &token, &[(name, &value)]).await;
+            assert_eq!(
+                r.json["active"], true,
+                "the victim is not locked out: {r:?}"
+            );
+        },
+    )
+    .await;
+}
+
+async fn injected_forwarded_is_ignored_behind_x_forwarded_for(backend: Backend) {
+    only_the_configured_forwarding_header_counts(backend, ClientIpHeader::XForwardedFor).await;
+}
+
+async fn injected_x_forwarded_for_is_ignored_behind_forwarded(backend: Backend) {
+    only_the_configured_forwarding_header_counts(backend, ClientIpHeader::Forwarded).await;
 }
 
 async fn failed_secrets_lock_the_client_out_from_that_address_only(backend: Backend) {
@@ -300,6 +359,8 @@ async fn guessers_never_lock_out_a_verified_client(backend: Backend) {
 both_backends!(
     guessers_never_lock_out_a_verified_client,
     forwarded_for_counts_only_from_trusted_proxies,
+    injected_forwarded_is_ignored_behind_x_forwarded_for,
+    injected_x_forwarded_for_is_ignored_behind_forwarded,
     failed_secrets_lock_the_client_out_from_that_address_only,
     failed_authentications_lock_out_the_address,
     inactive_answers_are_budgeted_and_the_budget_resets,

@@ -235,6 +235,26 @@ async fn opaque_token_audience_makes_it_visible(app: TestApp) {
     assert_eq!(response.json["aud"], API);
 }
 
+async fn refresh_token_is_seen_by_its_own_client_only(app: TestApp) {
+    let owner = app.client("app", &[]).await;
+    let rs = app.client("api", &[API]).await;
+    let refresh = app
+        .issue(issue_request(&owner, TokenUse::RefreshToken, None, &[API]))
+        .await;
+    // The audience that shows an access token to the resource server
+    // (opaque_token_audience_makes_it_visible) never shows it a refresh token
+    // (RFC 9700 §4.14), whatever the hint says.
+    for hint in [None, Some("refresh_token"), Some("access_token")] {
+        let mut body = vec![("token", refresh.as_str())];
+        body.extend(hint.map(|h| ("token_type_hint", h)));
+        let response = app.introspect_with(Some(&rs.basic()), &form(&body)).await;
+        assert_eq!(response.json, json!({"active": false}), "hint {hint:?}");
+    }
+    let response = app.introspect(&owner, &refresh).await;
+    assert_active(&response);
+    assert_eq!(response.json["token_use"], "refresh_token");
+}
+
 // --- inactive answers ---------------------------------------------------------------------
 
 async fn inactive_when_token_is_unknown(app: TestApp) {
@@ -533,6 +553,34 @@ async fn two_authentication_methods_are_invalid_request(app: TestApp) {
 
 // --- malformed requests -----------------------------------------------------------------
 
+async fn repeated_authorization_header_is_invalid_request(app: TestApp) {
+    let client = app.client("app", &[]).await;
+    let token = app.jwt_for(&client, &[]).await;
+    // Whether the right credentials come first or last, two headers are refused.
+    let orders = [
+        [client.basic(), basic(&client.id, "wrong")],
+        [basic(&client.id, "wrong"), client.basic()],
+        [client.basic(), client.basic()],
+    ];
+    let request = |path: &str, authorizations: &[String]| {
+        let mut request =
+            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for value in authorizations {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let body = form(&[("token", token.as_str())]);
+        request.body(Body::from(body)).unwrap()
+    };
+    for path in ["/introspect", "/revoke"] {
+        let one = app.send(request(path, &orders[0][..1])).await;
+        assert_eq!(one.status, StatusCode::OK, "one header: {one:?}");
+        for pair in &orders {
+            let response = app.send(request(path, pair)).await;
+            assert_error(&response, StatusCode::BAD_REQUEST, "invalid_request");
+        }
+    }
+}
+
 async fn missing_token_is_invalid_request(app: TestApp) {
     let client = app.client("app", &[]).await;
     for body in ["", "token=", "token_type_hint=access_token", "tok=abc"] {
@@ -639,6 +687,7 @@ both_stores!(
     resource_server_sees_tokens_for_its_audience,
     inactive_when_caller_is_neither_owner_nor_audience,
     opaque_token_audience_makes_it_visible,
+    refresh_token_is_seen_by_its_own_client_only,
     inactive_when_token_is_unknown,
     inactive_when_opaque_token_expired,
     inactive_when_opaque_token_revoked,
@@ -659,6 +708,7 @@ both_stores!(
     wrong_or_unknown_credentials_are_invalid_client,
     rotated_secret_stops_working_at_once,
     two_authentication_methods_are_invalid_request,
+    repeated_authorization_header_is_invalid_request,
     missing_token_is_invalid_request,
     repeated_parameter_is_invalid_request,
     wrong_content_type_is_invalid_request,

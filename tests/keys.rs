@@ -719,6 +719,8 @@ async fn bad_assertions_are_invalid_client(app: TestApp) {
     far["exp"] = json!(now() + 3_600);
     let mut future = good();
     future["iat"] = json!(now() + 600);
+    let mut not_yet = good();
+    not_yet["nbf"] = json!(now() + 3_600);
     let mut no_jti = good();
     no_jti.as_object_mut().unwrap().remove("jti");
     let mut other_sub = good();
@@ -729,6 +731,7 @@ async fn bad_assertions_are_invalid_client(app: TestApp) {
         ("expired", key.sign(&expired)),
         ("exp too far ahead", key.sign(&far)),
         ("issued in the future", key.sign(&future)),
+        ("valid only in an hour", key.sign(&not_yet)),
         ("no jti", key.sign(&no_jti)),
         ("sub is not the client", key.sign(&other_sub)),
         ("iss is not the client", key.sign(&other_iss)),
@@ -758,6 +761,70 @@ async fn bad_assertions_are_invalid_client(app: TestApp) {
         );
         assert_eq!(response.json["error"], "invalid_client", "{why}");
     }
+}
+
+/// An assertion signed by a stranger's key tells nothing about the client it names:
+/// unknown, disabled, using a secret, or holding other keys, the answer is the same to
+/// the byte, and so is the reason metrics record.
+async fn a_strangers_assertion_reveals_nothing_about_the_client(app: TestApp) {
+    let stranger = ClientKey::ed25519("k1");
+    let own = ClientKey::ed25519("k1");
+    let with_keys = jwt_client(&app, &[&own]).await;
+    let disabled = jwt_client(&app, &[&own]).await;
+    admin::disable_client(&app.store, &disabled.id)
+        .await
+        .unwrap();
+    let with_secret = app.client("secret", &[]).await;
+    let cases = [
+        ("unknown", "no-such-client".to_owned()),
+        ("disabled", disabled.id),
+        ("uses a secret", with_secret.id),
+        ("other keys", with_keys.id),
+    ];
+    let endpoint = format!("{}/introspect", app.config.issuer);
+    let mut answers = Vec::new();
+    for (why, client_id) in &cases {
+        let jwt = stranger.sign(&claims(client_id, issuer(&app)));
+        let body = form(&[
+            ("token", "x"),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", &jwt),
+        ]);
+        let request = Request::post("/introspect")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("x-request-id", "same-for-every-case")
+            .body(Body::from(body))
+            .unwrap();
+        let response = send(&app.router, request).await;
+        assert_invalid_client(&response);
+        let assertion = introspectd::auth::assertion::ClientAssertion {
+            client_id: None,
+            jwt: introspectd::secret::RawToken::new(jwt),
+        };
+        let err = app
+            .state
+            .assertions
+            .verify(&assertion, &endpoint)
+            .await
+            .unwrap_err();
+        answers.push((
+            *why,
+            response.status,
+            format!("{:?}", response.headers),
+            response.body,
+            err.reason(),
+            err.to_string(),
+        ));
+    }
+    let (first, rest) = answers.split_first().unwrap();
+    for answer in rest {
+        assert_eq!(answer.1, first.1, "{} vs {}", answer.0, first.0);
+        assert_eq!(answer.2, first.2, "{} vs {}", answer.0, first.0);
+        assert_eq!(answer.3, first.3, "{} vs {}", answer.0, first.0);
+        assert_eq!(answer.4, first.4, "{} vs {}", answer.0, first.0);
+        assert_eq!(answer.5, first.5, "{} vs {}", answer.0, first.0);
+    }
+    assert_eq!(first.4, Some("bad_credentials"));
 }
 
 async fn assertion_and_secret_together_are_two_methods(app: TestApp) {
@@ -939,6 +1006,7 @@ both_stores!(
     replayed_assertion_is_refused,
     assertion_audience_must_be_this_server_alone,
     bad_assertions_are_invalid_client,
+    a_strangers_assertion_reveals_nothing_about_the_client,
     assertion_and_secret_together_are_two_methods,
     clients_use_only_their_registered_method,
     private_key_jwt_clients_need_a_public_jwk_set,

@@ -11,7 +11,8 @@ use axum::Router;
 use common::{Backend, TestApp, TestClient, TestResponse, introspect_on};
 use introspectd::admin;
 use introspectd::secret::RawToken;
-use introspectd::store::TokenUse;
+use introspectd::store::{Rotation, TokenRecord, TokenUse};
+use introspectd::token::opaque;
 use serde_json::json;
 
 /// SPEC.md: changes reach every other instance sharing a Postgres store within a second.
@@ -170,12 +171,118 @@ async fn a_promoted_key_signs_on_every_running_instance(app: TestApp) {
     .await;
 }
 
+/// Another instance over the same store, with its state, once its change feed is
+/// current and it holds every opaque token digest in memory (so it answers unknown
+/// tokens without asking the store). `caller` asks about unknown tokens meanwhile: a
+/// request is what starts reading the digests again after the feed (re)connects.
+async fn loaded_sibling(
+    app: &TestApp,
+    caller: &TestClient,
+) -> (introspectd::http::AppState, Router) {
+    let store = introspectd::store::Store::connect(&app.config)
+        .await
+        .unwrap();
+    let state = introspectd::http::AppState::build(app.config.clone(), store)
+        .await
+        .unwrap();
+    let router = introspectd::http::router(state.clone());
+    let start = Instant::now();
+    while !(feed_is_current(&state).await && state.directory.token_digests_loaded()) {
+        assert!(inactive(
+            &ask(&router, caller, opaque::generate().expose()).await
+        ));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the token digests were never loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (state, router)
+}
+
+fn active(response: &TestResponse) -> bool {
+    response.json["active"] == true
+}
+
+/// A new opaque record for `client`, as rotation stores it.
+fn opaque_record(client: &TestClient, token: &RawToken, token_use: TokenUse) -> TokenRecord {
+    let now = introspectd::token::now();
+    TokenRecord {
+        digest: opaque::digest(token.expose()),
+        token_use,
+        client_id: client.id.clone(),
+        sub: Some("alice".to_owned()),
+        username: None,
+        scope: None,
+        audiences: Vec::new(),
+        jti: introspectd::token::new_jti(),
+        iat: now,
+        nbf: None,
+        exp: now + 3_600,
+        revoked_at: None,
+    }
+}
+
+/// Opaque tokens stored by another writer after an instance loaded every digest (issued
+/// by the CLI or another instance, or made by refresh rotation elsewhere) read active on
+/// that instance: at once on SQLite, within the bound on Postgres.
+async fn opaque_tokens_stored_elsewhere_read_active(app: TestApp) {
+    let owner = app.client("app", &[]).await;
+    let before = app.opaque_for(&owner, TokenUse::RefreshToken).await;
+    let (_state, other) = loaded_sibling(&app, &owner).await;
+    assert!(active(&ask(&other, &owner, &before).await));
+    assert!(inactive(
+        &ask(&other, &owner, opaque::generate().expose()).await
+    ));
+    for token_use in [TokenUse::AccessToken, TokenUse::RefreshToken] {
+        let issued = app.opaque_for(&owner, token_use).await;
+        within_bound(app.backend, || ask(&other, &owner, &issued), active).await;
+    }
+    // Refresh rotation through another store handle stores the successor.
+    let successor = opaque::generate();
+    let record = opaque_record(&owner, &successor, TokenUse::RefreshToken);
+    let rotated = app
+        .store
+        .rotate_refresh_token(
+            &opaque::digest(&before),
+            &record,
+            "family",
+            (&introspectd::token::new_jti(), record.exp),
+            introspectd::token::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated, Rotation::Rotated);
+    within_bound(
+        app.backend,
+        || ask(&other, &owner, successor.expose()),
+        active,
+    )
+    .await;
+    within_bound(app.backend, || ask(&other, &owner, &before), inactive).await;
+}
+
 both_stores!(
+    opaque_tokens_stored_elsewhere_read_active,
     a_token_first_seen_after_its_revocation_reads_inactive,
     changes_through_one_instance_reach_another,
     deleted_client_reads_inactive_on_another_instance,
     a_promoted_key_signs_on_every_running_instance,
 );
+
+/// Kills every LISTEN connection on the test database from within `tx`, then commits:
+/// what `tx` wrote commits while no listener is connected.
+async fn cut_the_feed_and_commit(mut tx: sqlx::Transaction<'_, sqlx::Postgres>) {
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "no listener to cut");
+    tx.commit().await.unwrap();
+}
 
 /// Revokes a JWT id and kills every LISTEN connection on the test database in one
 /// transaction, so the revocation commits while no listener is connected.
@@ -190,15 +297,64 @@ async fn revoke_while_cutting_the_feed(app: &TestApp, jti: &str, exp: i64) {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    cut_the_feed_and_commit(tx).await;
+}
+
+/// Stores an opaque token and kills every LISTEN connection on the test database in one
+/// transaction, so the new token's announcement never arrives.
+async fn insert_while_cutting_the_feed(app: &TestApp, record: &TokenRecord) {
+    let introspectd::store::Pool::Postgres(pool) = app.store.pool() else {
+        unreachable!("Postgres only");
+    };
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO tokens (digest, token_use, client_id, audiences, jti, iat, exp) \
+         VALUES ($1, 'access_token', $2, '[]', $3, $4, $5)",
     )
-    .fetch_all(&mut *tx)
+    .bind(&record.digest[..])
+    .bind(&record.client_id)
+    .bind(&record.jti)
+    .bind(record.iat)
+    .bind(record.exp)
+    .execute(&mut *tx)
     .await
     .unwrap();
-    assert!(!killed.is_empty(), "no listener to cut");
-    tx.commit().await.unwrap();
+    cut_the_feed_and_commit(tx).await;
+}
+
+/// A token whose announcement was lost with the feed still reads active: while the feed
+/// is down the store answers, and after it returns the digests are read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_added_while_the_feed_is_down_reads_active() {
+    common::run(Backend::Postgres, |app| async move {
+        let owner = app.client("app", &[]).await;
+        let (state, other) = loaded_sibling(&app, &owner).await;
+        let token = opaque::generate();
+        let record = opaque_record(&owner, &token, TokenUse::AccessToken);
+        insert_while_cutting_the_feed(&app, &record).await;
+        within_bound(
+            Backend::Postgres,
+            || ask(&other, &owner, token.expose()),
+            active,
+        )
+        .await;
+        // Back on the feed, a request starts reading the digests again; once they are
+        // in, the token still reads active.
+        let start = Instant::now();
+        loop {
+            let loaded = state.directory.token_digests_loaded();
+            assert!(active(&ask(&other, &owner, token.expose()).await));
+            if loaded && feed_is_current(&state).await {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "feed never came back"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
 }
 
 async fn feed_is_current(router_app: &introspectd::http::AppState) -> bool {

@@ -68,6 +68,8 @@ struct AssertionClaims {
     exp: i64,
     #[serde(default)]
     iat: Option<i64>,
+    #[serde(default)]
+    nbf: Option<i64>,
     jti: String,
 }
 
@@ -90,12 +92,15 @@ impl AssertionVerifier {
 
     /// The client that signed `presented`, if the assertion is good for `endpoint` (the
     /// full URL of the endpoint receiving it) and was not used before.
+    ///
+    /// Nothing about the client named by `sub` is revealed before the signature verifies:
+    /// an unknown client, a disabled one, one that uses a secret and one whose keys did
+    /// not sign all answer with the same [`FAILED`], with the same store work.
     pub async fn verify(
         &self,
         presented: &ClientAssertion,
         endpoint: &str,
     ) -> Result<ClientRecord, AuthError> {
-        const FAILED: AuthError = AuthError::failed("client assertion is not valid");
         let jwt = presented.jwt.expose();
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| FAILED)?;
         check_header(&header)?;
@@ -104,93 +109,89 @@ impl AssertionVerifier {
             .sub;
         // RFC 7521 §4.2: a client_id parameter must name the client the assertion names.
         if presented.client_id.as_ref().is_some_and(|id| *id != sub) {
-            return Err(AuthError::failed(
-                "client_id does not match the client assertion",
-            ));
+            return Err(FAILED);
         }
-        let client = self
-            .store
-            .client_by_id(&sub)
-            .await?
-            .ok_or(AuthError::failed("client authentication failed"))?;
-        client_may_authenticate(&client, AuthMethod::PrivateKeyJwt)?;
-        let jwks = self
-            .store
-            .client_jwks(&client.client_id)
-            .await?
-            .and_then(|text| serde_json::from_str::<JwkSet>(&text).ok())
-            .ok_or(AuthError::failed("client has no usable JWK Set"))?;
-        let key = select_key(&jwks, &header)?;
+        // Both lookups run whether or not the client exists.
+        let client = self.store.client_by_id(&sub).await?;
+        let jwks = self.store.client_jwks(&sub).await?;
+        let (client, jwks) = match (client, jwks) {
+            (Some(client), Some(jwks)) if client.auth_method == AuthMethod::PrivateKeyJwt => {
+                (client, jwks)
+            }
+            _ => return Err(FAILED),
+        };
+        let jwks = serde_json::from_str::<JwkSet>(&jwks).map_err(|_| FAILED)?;
+        let key = select_key(&jwks, &header).ok_or(FAILED)?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway;
         validation.validate_aud = false;
+        validation.validate_nbf = true;
         validation.set_issuer(&[&client.client_id]);
         validation.sub = Some(client.client_id.clone());
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
         let claims = jsonwebtoken::decode::<AssertionClaims>(jwt, &key, &validation)
             .map_err(|_| FAILED)?
             .claims;
+        // The caller holds one of the client's keys: from here on it may learn why.
+        client_may_authenticate(&client, AuthMethod::PrivateKeyJwt)?;
         let leeway = i64::try_from(self.leeway).unwrap_or(0);
         check_claims(
             &claims,
             crate::token::now(),
             leeway,
             [&*self.issuer, endpoint],
-        )?;
+        )
+        .map_err(|_| FAILED)?;
         if !self
             .store
             .use_assertion_jti(&client.client_id, &claims.jti, claims.exp)
             .await?
         {
-            return Err(AuthError::failed("client assertion was already used"));
+            return Err(FAILED);
         }
         Ok(client)
     }
 }
 
+/// The one answer to an assertion that does not authenticate its client, whatever the
+/// reason: a caller that cannot sign for a client learns nothing about it.
+const FAILED: AuthError = AuthError::failed("client assertion is not valid");
+
 /// Only the asymmetric algorithms we accept, and no extension we do not understand
 /// (RFC 7515 §4.1.11).
 fn check_header(header: &Header) -> Result<(), AuthError> {
-    if !ALGORITHMS.contains(&header.alg) {
-        return Err(AuthError::failed(
-            "client assertion algorithm is not accepted",
-        ));
-    }
-    if header.crit.is_some() {
-        return Err(AuthError::failed("client assertion is not valid"));
+    if !ALGORITHMS.contains(&header.alg) || header.crit.is_some() {
+        return Err(FAILED);
     }
     Ok(())
 }
 
 /// RFC 7523 §3 and draft-ietf-oauth-rfc7523bis: the audience is this server, as its
 /// sole value — the issuer identifier, or the URL of the endpoint that received it; the
-/// assertion is short-lived, not issued in the future, and carries a `jti`.
+/// assertion is short-lived, neither issued nor valid only in the future (`iat`, `nbf`,
+/// with `leeway`), and carries a `jti`. The error says why, for tests; callers answer
+/// [`FAILED`] whatever it is.
 fn check_claims(
     claims: &AssertionClaims,
     now: i64,
     leeway: i64,
     accepted_audiences: [&str; 2],
-) -> Result<(), AuthError> {
+) -> Result<(), &'static str> {
     match claims.aud.0.as_slice() {
         [aud] if accepted_audiences.contains(&aud.as_str()) => {}
-        _ => {
-            return Err(AuthError::failed(
-                "client assertion audience must be this server's issuer",
-            ));
-        }
+        _ => return Err("audience is not this server alone"),
     }
     if claims.exp > now + MAX_LIFETIME_SECONDS + leeway {
-        return Err(AuthError::failed(
-            "client assertion expires too far in the future",
-        ));
+        return Err("expires too far in the future");
     }
     if claims.iat.is_some_and(|iat| iat > now + leeway) {
-        return Err(AuthError::failed(
-            "client assertion is issued in the future",
-        ));
+        return Err("issued in the future");
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + leeway) {
+        return Err("not valid yet");
     }
     if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
-        return Err(AuthError::failed("client assertion needs a jti"));
+        return Err("no usable jti");
     }
     Ok(())
 }
@@ -217,7 +218,7 @@ fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
 
 /// The one key that verifies this assertion: named by `kid`, or the only fitting key when
 /// the header names none.
-fn select_key(jwks: &JwkSet, header: &Header) -> Result<DecodingKey, AuthError> {
+fn select_key(jwks: &JwkSet, header: &Header) -> Option<DecodingKey> {
     let mut fitting = jwks.keys.iter().filter(|jwk| {
         key_fits(jwk, header.alg)
             && header
@@ -226,12 +227,8 @@ fn select_key(jwks: &JwkSet, header: &Header) -> Result<DecodingKey, AuthError> 
                 .is_none_or(|kid| jwk.common.key_id.as_ref() == Some(kid))
     });
     match (fitting.next(), fitting.next()) {
-        (Some(jwk), None) => {
-            DecodingKey::from_jwk(jwk).map_err(|_| AuthError::failed("client key is not usable"))
-        }
-        _ => Err(AuthError::failed(
-            "no key of the client's JWK Set matches the client assertion",
-        )),
+        (Some(jwk), None) => DecodingKey::from_jwk(jwk).ok(),
+        _ => None,
     }
 }
 
@@ -320,6 +317,7 @@ mod tests {
             aud: Audience(aud.iter().map(|a| (*a).to_owned()).collect()),
             exp,
             iat: None,
+            nbf: None,
             jti: jti.to_owned(),
         }
     }
@@ -342,6 +340,18 @@ mod tests {
         let at = |exp| check_claims(&claims(&[ISSUER], exp, "j"), 1_000, 10, [ISSUER, TOKEN]);
         assert!(at(1_000 + MAX_LIFETIME_SECONDS + 10).is_ok());
         assert!(at(1_000 + MAX_LIFETIME_SECONDS + 11).is_err());
+    }
+
+    #[test]
+    fn assertion_not_yet_valid_is_refused_past_the_leeway() {
+        let with_nbf = |nbf| {
+            let mut c = claims(&[ISSUER], 1_060, "j");
+            c.nbf = Some(nbf);
+            check_claims(&c, 1_000, 10, [ISSUER, TOKEN])
+        };
+        assert!(with_nbf(1_010).is_ok());
+        assert_eq!(with_nbf(1_011), Err("not valid yet"));
+        assert!(with_nbf(1_000 + 3_600).is_err());
     }
 
     #[test]
@@ -390,15 +400,15 @@ mod tests {
         let set: JwkSet =
             serde_json::from_value(json!({"keys": [ed_jwk("a"), ed_jwk("b")]})).unwrap();
         let mut header = Header::new(Algorithm::EdDSA);
-        assert!(select_key(&set, &header).is_err(), "two keys and no kid");
+        assert!(select_key(&set, &header).is_none(), "two keys and no kid");
         header.kid = Some("b".to_owned());
-        assert!(select_key(&set, &header).is_ok());
+        assert!(select_key(&set, &header).is_some());
         header.kid = Some("c".to_owned());
-        assert!(select_key(&set, &header).is_err());
+        assert!(select_key(&set, &header).is_none());
         let mut es = Header::new(Algorithm::ES256);
         es.kid = Some("a".to_owned());
         assert!(
-            select_key(&set, &es).is_err(),
+            select_key(&set, &es).is_none(),
             "an Ed25519 key cannot verify ES256"
         );
     }

@@ -71,18 +71,22 @@ fn parse_change(kind: &str, key: &str) -> Option<Change> {
         "client" => Some(Change::Client(key.to_owned())),
         "jti" => Some(Change::Jti(key.to_owned())),
         "keys" => Some(Change::Keys),
-        "token" => {
-            let mut digest = [0u8; 32];
-            if key.len() != 64 {
-                return None;
-            }
-            for (i, byte) in digest.iter_mut().enumerate() {
-                *byte = u8::from_str_radix(key.get(2 * i..2 * i + 2)?, 16).ok()?;
-            }
-            Some(Change::Token(digest))
-        }
+        "token" => parse_digest(key).map(Change::Token),
+        "token_added" => parse_digest(key).map(Change::TokenAdded),
         _ => None,
     }
+}
+
+/// A digest as the triggers write it: 64 hex digits.
+fn parse_digest(key: &str) -> Option<[u8; 32]> {
+    let mut digest = [0u8; 32];
+    if key.len() != 64 {
+        return None;
+    }
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(key.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(digest)
 }
 
 fn apply(cache: &StateCache, kind: &str, key: &str) {
@@ -401,6 +405,10 @@ mod tests {
             pair[1] = 0xff;
         }
         assert_eq!(parse_change("token", &hex), Some(Change::Token(digest)));
+        assert_eq!(
+            parse_change("token_added", &hex),
+            Some(Change::TokenAdded(digest))
+        );
         assert_eq!(parse_change("token", "zz"), None);
         assert_eq!(parse_change("mystery", "x"), None);
     }
@@ -441,7 +449,7 @@ mod tests {
 
     #[test]
     fn an_unknown_change_clears_everything() {
-        let cache = StateCache::new(16, 16);
+        let cache = StateCache::new(16, 16, 16);
         let generation = cache.generation();
         cache.remember(&cache.revoked_jtis, generation, "a".to_owned(), false);
         apply(&cache, "mystery", "x");

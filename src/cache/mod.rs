@@ -1,5 +1,5 @@
-//! Cached store state: client records, opaque token records and JWT revocations, kept
-//! only while the change feed proves them current.
+//! Cached store state: client records, opaque token records, JWT revocations and the
+//! digests of every opaque token, kept only while the change feed proves them current.
 //!
 //! Writes made by this process invalidate at once (through the store's change sink);
 //! writes made elsewhere arrive through the feed (Postgres LISTEN/NOTIFY, or the SQLite
@@ -7,7 +7,7 @@
 //! store: stale state is never served.
 
 mod feed;
-mod revoked;
+mod known;
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -18,7 +18,19 @@ use quick_cache::sync::Cache;
 use crate::config::CacheConfig;
 use crate::store::{Change, ChangeSink, ClientRecord, Store, StoreError, TokenRecord};
 pub use feed::Feed;
-use revoked::{RevokedSet, Snapshot};
+use known::{KnownSet, Snapshot};
+
+/// Digests read from the store per query while the token digests are loaded.
+const DIGEST_PAGE: usize = 10_000;
+
+/// What the set of opaque token digests keeps of a digest: its first eight bytes. A
+/// SHA-256 prefix is as uniform as the digest, so a stranger's digest matches a stored
+/// one by chance with odds of n in 2^64; a match only means the store is asked.
+fn digest_prefix(digest: &[u8; 32]) -> u64 {
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(prefix)
+}
 
 /// A bounded map whose entries are dropped by invalidation.
 type Table<K, V> = Cache<K, V>;
@@ -35,7 +47,10 @@ pub struct StateCache {
     tokens: Table<[u8; 32], Arc<TokenRecord>>,
     revoked_jtis: Table<String, bool>,
     /// Every revoked JWT id, when it fits: answers for tokens never seen before.
-    revoked: RevokedSet,
+    revoked: KnownSet<String>,
+    /// Every opaque token digest the store holds (by prefix), when it fits: an unknown
+    /// token is answered without a store lookup, as fast as a cached one.
+    token_digests: KnownSet<u64>,
     /// Bumped before every invalidation; a lookup stores what it read only if no
     /// invalidation happened since it began.
     generation: AtomicU64,
@@ -44,12 +59,13 @@ pub struct StateCache {
 }
 
 impl StateCache {
-    pub fn new(capacity: usize, max_revocations: usize) -> Self {
+    pub fn new(capacity: usize, max_revocations: usize, max_opaque_tokens: usize) -> Self {
         StateCache {
             clients: table(capacity),
             tokens: table(capacity),
             revoked_jtis: table(capacity),
-            revoked: RevokedSet::new(max_revocations),
+            revoked: KnownSet::new(max_revocations),
+            token_digests: KnownSet::new(max_opaque_tokens),
             generation: AtomicU64::new(0),
             keys_generation: AtomicU64::new(0),
         }
@@ -65,8 +81,11 @@ impl StateCache {
             Change::Token(digest) => {
                 self.tokens.remove(digest);
             }
+            Change::TokenAdded(digest) => {
+                self.token_digests.add(digest_prefix(digest));
+            }
             Change::Jti(jti) => {
-                self.revoked.add(jti);
+                self.revoked.add(jti.clone());
                 self.revoked_jtis.remove(jti);
             }
             Change::Keys => {
@@ -96,6 +115,7 @@ impl StateCache {
         self.tokens.clear();
         self.revoked_jtis.clear();
         self.revoked.forget();
+        self.token_digests.forget();
     }
 
     fn generation(&self) -> u64 {
@@ -146,7 +166,11 @@ impl Directory {
     /// Wraps `store` with caches and starts the change feed and the first read of the
     /// revoked JWT ids.
     pub async fn start(store: Store, config: &CacheConfig) -> Result<Self, StoreError> {
-        let cache = Arc::new(StateCache::new(config.capacity, config.max_revocations));
+        let cache = Arc::new(StateCache::new(
+            config.capacity,
+            config.max_revocations,
+            config.max_opaque_tokens,
+        ));
         store.set_change_sink(cache.clone());
         let feed = Feed::start(&store, cache.clone()).await?;
         let directory = Directory {
@@ -154,8 +178,54 @@ impl Directory {
             cache,
             feed: Arc::new(feed),
         };
-        directory.refresh_revocations();
+        directory.refresh_known_sets();
         Ok(directory)
+    }
+
+    /// Reads the revoked JWT ids and the opaque token digests again (see
+    /// [`Directory::refresh_revocations`], [`Directory::refresh_token_digests`]).
+    pub fn refresh_known_sets(&self) {
+        self.refresh_revocations();
+        self.refresh_token_digests();
+    }
+
+    /// Reads every opaque token digest from the store in the background, page by page,
+    /// unless a read is under way; the set in use keeps answering meanwhile. Tokens added
+    /// while it reads arrive through the feed; tokens deleted meanwhile may stay, which
+    /// only costs a store lookup.
+    pub fn refresh_token_digests(&self) {
+        if !self.cache.token_digests.begin() {
+            return;
+        }
+        let (store, cache) = (self.store.clone(), self.cache.clone());
+        tokio::spawn(async move {
+            let max = cache.token_digests.max();
+            let mut digests = std::collections::HashSet::new();
+            let mut after = None;
+            let snapshot = loop {
+                match store.token_digests(after.as_ref(), DIGEST_PAGE).await {
+                    Ok(page) => {
+                        digests.extend(page.iter().map(digest_prefix));
+                        if digests.len() > max {
+                            tracing::warn!(
+                                max,
+                                "more opaque tokens than cache.max_opaque_tokens; asking the store for unknown ones"
+                            );
+                            break Snapshot::TooLarge;
+                        }
+                        match page.last() {
+                            Some(last) if page.len() == DIGEST_PAGE => after = Some(*last),
+                            _ => break Snapshot::Read(digests),
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot read the opaque token digests");
+                        break Snapshot::Failed;
+                    }
+                }
+            };
+            cache.token_digests.finish(snapshot);
+        });
     }
 
     /// Reads every revoked JWT id from the store in the background, unless a read is
@@ -187,6 +257,12 @@ impl Directory {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Whether every opaque token digest of the store is held in memory, so unknown
+    /// tokens are answered without a lookup.
+    pub fn token_digests_loaded(&self) -> bool {
+        self.cache.token_digests.contains(&0).is_some()
     }
 
     /// Changes whenever the stored signing keys may have changed.
@@ -247,12 +323,20 @@ impl View<'_> {
     }
 
     /// An opaque token by digest. Unknown digests are not cached: a token may be minted
-    /// at any moment.
+    /// at any moment. A digest absent from the complete set of stored digests is
+    /// unknown without asking the store, so unknown tokens answer as fast as cached ones.
     pub async fn token(&self, digest: &[u8; 32]) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         let cache = &self.directory.cache;
         if self.cached {
             if let Some(found) = cache.tokens.get(digest) {
                 return Ok(Some(found));
+            }
+            match cache.token_digests.contains(&digest_prefix(digest)) {
+                Some(false) => return Ok(None),
+                Some(true) => {}
+                // Lost with the change feed, or never read: read it again.
+                None if cache.token_digests.wanted() => self.directory.refresh_token_digests(),
+                None => {}
             }
         }
         let generation = cache.generation();
@@ -296,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_read_that_raced_an_invalidation_is_not_kept() {
-        let cache = StateCache::new(16, 16);
+        let cache = StateCache::new(16, 16, 16);
         let before = cache.generation();
         cache.invalidate(&Change::Jti("j".to_owned()));
         cache.remember(&cache.revoked_jtis, before, "j".to_owned(), false);
@@ -304,8 +388,33 @@ mod tests {
     }
 
     #[test]
+    fn new_tokens_join_the_digest_set_and_a_loss_forgets_it() {
+        let cache = StateCache::new(16, 16, 16);
+        let (old, new) = ([1u8; 32], [2u8; 32]);
+        assert!(cache.token_digests.begin());
+        cache
+            .token_digests
+            .finish(Snapshot::Read([digest_prefix(&old)].into()));
+        assert_eq!(
+            cache.token_digests.contains(&digest_prefix(&new)),
+            Some(false)
+        );
+        cache.invalidate(&Change::TokenAdded(new));
+        assert_eq!(
+            cache.token_digests.contains(&digest_prefix(&new)),
+            Some(true)
+        );
+        assert_eq!(
+            cache.token_digests.contains(&digest_prefix(&old)),
+            Some(true)
+        );
+        cache.clear();
+        assert_eq!(cache.token_digests.contains(&digest_prefix(&old)), None);
+    }
+
+    #[test]
     fn invalidation_forgets_the_named_entry_only() {
-        let cache = StateCache::new(16, 16);
+        let cache = StateCache::new(16, 16, 16);
         let generation = cache.generation();
         cache.remember(&cache.revoked_jtis, generation, "a".to_owned(), false);
         cache.remember(&cache.revoked_jtis, generation, "b".to_owned(), false);

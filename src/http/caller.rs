@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 
 use super::form::OAuthForm;
 use super::metadata::endpoint_url;
@@ -30,7 +30,7 @@ pub async fn authenticate(
     let guard = &state.auth;
     let verified = async {
         let credentials =
-            match auth::credentials(headers.get(header::AUTHORIZATION), |name| form.get(name)) {
+            match auth::credentials(authorization(headers)?, |name| form.get(name)) {
                 Ok(credentials) => credentials,
                 Err(err @ AuthError::Failed(..)) => {
                     guard.admit(ip, None)?;
@@ -64,4 +64,15 @@ pub async fn authenticate(
     verified
         .inspect_err(metrics::auth_failure)
         .map_err(ApiError::from)
+}
+
+/// The one `Authorization` header of a request, if any: with several, which one counts
+/// would be a guess (and proxies disagree on it), so the request is malformed.
+fn authorization(headers: &HeaderMap) -> Result<Option<&HeaderValue>, AuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next();
+    match values.next() {
+        None => Ok(first),
+        Some(_) => Err(AuthError::Malformed("repeated Authorization header")),
+    }
 }

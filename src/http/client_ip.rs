@@ -1,7 +1,10 @@
 //! The address a request comes from: the socket peer, unless the peer is a trusted
-//! proxy, in which case the proxy chain in `Forwarded` (RFC 7239) or `X-Forwarded-For`
-//! is read from the right, skipping trusted hops. Only the hops our own proxies appended
-//! are believed, so a client cannot choose its address by sending the header itself.
+//! proxy, in which case the proxy chain in the one header the operator named
+//! (`http.client_ip_header`: `X-Forwarded-For`, or `Forwarded` of RFC 7239) is read from
+//! the right, skipping trusted hops. Only the hops our own proxies appended are believed,
+//! so a client cannot choose its address by sending the header itself; the other header
+//! is never read, since a proxy that does not set it passes a client's copy through
+//! untouched.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
@@ -15,6 +18,8 @@ use axum::response::Response;
 use forwarded_header_value::ForwardedStanza;
 use ipnet::IpNet;
 
+use crate::config::ClientIpHeader;
+
 /// The resolved address of the requesting client, set on every request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ClientIp(pub IpAddr);
@@ -23,11 +28,13 @@ pub struct ClientIp(pub IpAddr);
 #[derive(Clone, Debug, Default)]
 pub struct TrustedProxies {
     nets: Vec<IpNet>,
+    header: ClientIpHeader,
 }
 
 impl TrustedProxies {
-    pub fn new(nets: Vec<IpNet>) -> Self {
-        TrustedProxies { nets }
+    /// Proxies in `nets`, whose `header` alone names the client.
+    pub fn new(nets: Vec<IpNet>, header: ClientIpHeader) -> Self {
+        TrustedProxies { nets, header }
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -41,10 +48,9 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let hops = if headers.contains_key(FORWARDED) {
-            forwarded_hops(headers)
-        } else {
-            x_forwarded_for_hops(headers)
+        let hops = match self.header {
+            ClientIpHeader::Forwarded => forwarded_hops(headers),
+            ClientIpHeader::XForwardedFor => x_forwarded_for_hops(headers),
         };
         // From the nearest hop outwards: the first one we do not trust is the client.
         // A hop we cannot read ends the walk at the last proxy that vouched for it.
@@ -123,7 +129,11 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn proxies(nets: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+        with_header(nets, ClientIpHeader::XForwardedFor)
+    }
+
+    fn with_header(nets: &[&str], header: ClientIpHeader) -> TrustedProxies {
+        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect(), header)
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -158,12 +168,38 @@ mod tests {
 
     #[test]
     fn forwarded_header_is_read_the_same_way() {
-        let p = proxies(&["10.0.0.0/8"]);
+        let p = with_header(&["10.0.0.0/8"], ClientIpHeader::Forwarded);
         let h = headers(&[(
             "forwarded",
             "for=6.6.6.6, for=\"[2001:db8::7]:4711\";proto=https, for=10.2.2.2",
         )]);
         assert_eq!(p.resolve(ip("10.0.0.2"), &h), ip("2001:db8::7"));
+    }
+
+    #[test]
+    fn only_the_configured_header_is_read() {
+        // The proxy appends to X-Forwarded-For and passes the client's own `Forwarded`.
+        let h = headers(&[
+            ("forwarded", "for=192.0.2.66"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        let xff = with_header(&["10.0.0.0/8"], ClientIpHeader::XForwardedFor);
+        assert_eq!(xff.resolve(ip("10.0.0.2"), &h), ip("198.51.100.7"));
+        let forwarded_only = headers(&[("forwarded", "for=192.0.2.66")]);
+        assert_eq!(
+            xff.resolve(ip("10.0.0.2"), &forwarded_only),
+            ip("10.0.0.2"),
+            "an injected Forwarded never names the client"
+        );
+        // And the other way round.
+        let h = headers(&[
+            ("x-forwarded-for", "192.0.2.66"),
+            ("forwarded", "for=198.51.100.7"),
+        ]);
+        let fwd = with_header(&["10.0.0.0/8"], ClientIpHeader::Forwarded);
+        assert_eq!(fwd.resolve(ip("10.0.0.2"), &h), ip("198.51.100.7"));
+        let xff_only = headers(&[("x-forwarded-for", "192.0.2.66")]);
+        assert_eq!(fwd.resolve(ip("10.0.0.2"), &xff_only), ip("10.0.0.2"));
     }
 
     #[test]

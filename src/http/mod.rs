@@ -106,7 +106,10 @@ impl AppState {
             introspector: Introspector::new(keys.clone(), &config),
             metadata: Metadata::new(&config, signing_alg.as_deref()),
             rate_limit: ratelimit::Limiters::new(limits),
-            proxies: Arc::new(TrustedProxies::new(limits.trusted_proxies.clone())),
+            proxies: Arc::new(TrustedProxies::new(
+                limits.trusted_proxies.clone(),
+                config.http.client_ip_header,
+            )),
             inactive_budget: Budget::new(
                 inactive_limit,
                 Duration::from_secs(limits.inactive_window_seconds),
@@ -213,6 +216,7 @@ pub fn router(state: AppState) -> Router {
     });
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
     let max_body = state.config.http.max_body_bytes;
+    let max_head = state.config.http.max_header_bytes;
     let proxies = state.proxies.clone();
     limited
         .merge(unlimited)
@@ -222,6 +226,10 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn_with_state(
                     metrics,
                     observe::observe,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    max_head,
+                    serve::limit_head,
                 ))
                 .layer(no_store())
                 .layer(axum::middleware::from_fn_with_state(

@@ -105,6 +105,7 @@ impl Store {
             tx.commit().await?;
         });
         self.changed(Change::Token(*old));
+        self.changed(Change::TokenAdded(new.digest));
         Ok(Rotation::Rotated)
     }
 

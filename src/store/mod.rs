@@ -376,6 +376,8 @@ fn encode_grant_types(grant_types: &[GrantType]) -> String {
 pub enum Change {
     Client(String),
     Token([u8; 32]),
+    /// A new opaque token, by digest.
+    TokenAdded([u8; 32]),
     Jti(String),
     Keys,
 }
@@ -668,7 +670,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
-        // No change to announce: a digest not yet in the store is never cached.
+        self.changed(Change::TokenAdded(token.digest));
         Ok(())
     }
 
@@ -724,6 +726,30 @@ impl Store {
             .await
             .map(|row| row.is_some()))?;
         Ok(row)
+    }
+
+    /// Up to `limit` opaque token digests in ascending order, from just after `after`:
+    /// one page of every digest the store holds.
+    pub async fn token_digests(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: usize,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let after: &[u8] = after.map_or(&[], |a| &a[..]);
+        let sql = "SELECT digest FROM tokens WHERE digest > $1 ORDER BY digest LIMIT $2";
+        let rows = on_pool!(self, pool => sqlx::query_scalar::<_, Vec<u8>>(sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter()
+            .map(|row| {
+                <[u8; 32]>::try_from(row.as_slice()).map_err(|_| StoreError::Corrupt {
+                    what: "token digest",
+                })
+            })
+            .collect()
     }
 
     /// Revoked JWT ids, at most `limit` of them.

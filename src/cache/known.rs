@@ -1,37 +1,49 @@
-//! Every revoked JWT id in memory, so that a token seen for the first time needs no
-//! round trip to learn it is not revoked. Revocations only ever add to the set; it is
-//! read again from the store after each purge, to drop expired ids.
+//! A set of keys the store holds, complete in memory, so that a key never seen before
+//! needs no round trip to learn it is absent: every revoked JWT id (a token seen for the
+//! first time is known unrevoked), and every opaque token digest (an unknown token is
+//! known unknown). Changes only ever add to a set; it is read again from the store after
+//! each purge, to drop what expired.
 
 use std::collections::HashSet;
+use std::hash::Hash;
 use std::sync::RwLock;
 
-#[derive(Default)]
-struct State {
-    /// Every revoked id, when known completely.
-    complete: Option<HashSet<String>>,
-    /// While a snapshot is being read: the ids revoked since it began.
-    pending: Option<HashSet<String>>,
-    /// The last snapshot found more ids than fit: requests ask the store, and only a
+struct State<T> {
+    /// Every key, when known completely.
+    complete: Option<HashSet<T>>,
+    /// While a snapshot is being read: the keys added since it began.
+    pending: Option<HashSet<T>>,
+    /// The last snapshot found more keys than fit: requests ask the store, and only a
     /// purge or a feed loss makes another read worth trying.
     too_large: bool,
 }
 
-pub struct RevokedSet {
-    state: RwLock<State>,
-    /// Beyond this many revoked ids, the set is not kept: lookups go through the store.
+impl<T> Default for State<T> {
+    fn default() -> Self {
+        State {
+            complete: None,
+            pending: None,
+            too_large: false,
+        }
+    }
+}
+
+pub struct KnownSet<T> {
+    state: RwLock<State<T>>,
+    /// Beyond this many keys, the set is not kept: lookups go through the store.
     max: usize,
 }
 
-/// How a snapshot of the store's revoked ids ended.
-pub enum Snapshot {
-    Read(HashSet<String>),
+/// How a snapshot of the store's keys ended.
+pub enum Snapshot<T> {
+    Read(HashSet<T>),
     TooLarge,
     Failed,
 }
 
-impl RevokedSet {
+impl<T: Eq + Hash> KnownSet<T> {
     pub fn new(max: usize) -> Self {
-        RevokedSet {
+        KnownSet {
             state: RwLock::new(State::default()),
             max,
         }
@@ -41,10 +53,14 @@ impl RevokedSet {
         self.max
     }
 
-    /// `Some(revoked)` when the set is complete; `None` when the store must be asked.
-    pub fn contains(&self, jti: &str) -> Option<bool> {
+    /// `Some(present)` when the set is complete; `None` when the store must be asked.
+    pub fn contains<Q>(&self, key: &Q) -> Option<bool>
+    where
+        T: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        state.complete.as_ref().map(|ids| ids.contains(jti))
+        state.complete.as_ref().map(|keys| keys.contains(key))
     }
 
     /// Whether a request that found the set unknown should start a read: not while one
@@ -54,19 +70,22 @@ impl RevokedSet {
         state.complete.is_none() && state.pending.is_none() && !state.too_large
     }
 
-    /// Records a revocation this process has heard of. Past `max` ids the set is given
-    /// up, as when a snapshot is too large.
-    pub fn add(&self, jti: &str) {
+    /// Records a key this process has heard of. Past `max` keys the set is given up, as
+    /// when a snapshot is too large.
+    pub fn add(&self, key: T)
+    where
+        T: Clone,
+    {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(ids) = state.complete.as_mut() {
-            ids.insert(jti.to_owned());
-            if ids.len() > self.max {
+        if let Some(keys) = state.pending.as_mut() {
+            keys.insert(key.clone());
+        }
+        if let Some(keys) = state.complete.as_mut() {
+            keys.insert(key);
+            if keys.len() > self.max {
                 state.complete = None;
                 state.too_large = true;
             }
-        }
-        if let Some(ids) = state.pending.as_mut() {
-            ids.insert(jti.to_owned());
         }
     }
 
@@ -86,20 +105,20 @@ impl RevokedSet {
         true
     }
 
-    /// Installs a snapshot read since [`RevokedSet::begin`], with the revocations heard
-    /// of meanwhile, unless the set was forgotten in between.
-    pub fn finish(&self, snapshot: Snapshot) {
+    /// Installs a snapshot read since [`KnownSet::begin`], with the keys heard of
+    /// meanwhile, unless the set was forgotten in between.
+    pub fn finish(&self, snapshot: Snapshot<T>) {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         let Some(pending) = state.pending.take() else {
             return;
         };
         match snapshot {
-            Snapshot::Read(mut ids) => {
-                ids.extend(pending);
-                state.complete = Some(ids);
+            Snapshot::Read(mut keys) if keys.len() + pending.len() <= self.max => {
+                keys.extend(pending);
+                state.complete = Some(keys);
                 state.too_large = false;
             }
-            Snapshot::TooLarge => {
+            Snapshot::Read(_) | Snapshot::TooLarge => {
                 state.complete = None;
                 state.too_large = true;
             }
@@ -111,6 +130,8 @@ impl RevokedSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type RevokedSet = KnownSet<String>;
 
     fn ids(list: &[&str]) -> HashSet<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
@@ -131,7 +152,7 @@ mod tests {
     fn revocations_heard_while_reading_are_kept() {
         let set = RevokedSet::new(10);
         set.begin();
-        set.add("late");
+        set.add("late".to_owned());
         set.finish(Snapshot::Read(ids(&["early"])));
         assert_eq!(set.contains("late"), Some(true));
         assert_eq!(set.contains("early"), Some(true));
@@ -152,7 +173,7 @@ mod tests {
         set.begin();
         set.finish(Snapshot::Read(ids(&["a"])));
         set.begin();
-        set.add("b");
+        set.add("b".to_owned());
         assert_eq!(
             set.contains("b"),
             Some(true),
@@ -170,9 +191,9 @@ mod tests {
         let set = RevokedSet::new(2);
         set.begin();
         set.finish(Snapshot::Read(ids(&["a", "b"])));
-        set.add("b");
+        set.add("b".to_owned());
         assert_eq!(set.contains("a"), Some(true), "no new id, still within max");
-        set.add("c");
+        set.add("c".to_owned());
         assert_eq!(set.contains("a"), None);
         assert!(!set.wanted(), "too large: not read again until a purge");
     }
