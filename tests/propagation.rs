@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -16,7 +15,7 @@ use introspectd::token::opaque;
 use serde_json::json;
 
 /// SPEC.md: changes reach every other instance sharing a Postgres store within a second.
-const BOUND: Duration = Duration::from_secs(1);
+use common::{BOUND, within_bound};
 
 async fn ask(router: &Router, caller: &TestClient, token: &str) -> TestResponse {
     introspect_on(
@@ -25,32 +24,6 @@ async fn ask(router: &Router, caller: &TestClient, token: &str) -> TestResponse 
         &common::form(&[("token", token)]),
     )
     .await
-}
-
-/// Asks until `accept` holds, and says how long that took; fails past the bound. On
-/// SQLite the first answer must already hold.
-async fn within_bound<F, Fut>(backend: Backend, mut ask: F, accept: impl Fn(&TestResponse) -> bool)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = TestResponse>,
-{
-    let start = Instant::now();
-    loop {
-        let response = ask().await;
-        if accept(&response) {
-            return;
-        }
-        assert!(
-            backend == Backend::Postgres,
-            "SQLite must answer from the changed store at once: {response:?}"
-        );
-        assert!(
-            start.elapsed() < BOUND,
-            "still not applied after {:?}: {response:?}",
-            start.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn inactive(response: &TestResponse) -> bool {

@@ -29,15 +29,14 @@ pub async fn authenticate(
 ) -> Result<Arc<ClientRecord>, ApiError> {
     let guard = &state.auth;
     let verified = async {
-        let credentials =
-            match auth::credentials(authorization(headers)?, |name| form.get(name)) {
-                Ok(credentials) => credentials,
-                Err(err @ AuthError::Failed(..)) => {
-                    guard.admit(ip, None)?;
-                    return Err(guard.failed(ip, None, err));
-                }
-                Err(err) => return Err(err),
-            };
+        let credentials = match auth::credentials(authorization(headers)?, |name| form.get(name)) {
+            Ok(credentials) => credentials,
+            Err(err @ AuthError::Failed(..)) => {
+                guard.admit(ip, None)?;
+                return Err(guard.failed(ip, None, err));
+            }
+            Err(err) => return Err(err),
+        };
         let client_id = credentials.client_id();
         // Secrets are checked against the budgets only when no verification vouches
         // for them: a guesser's failures never lock the real client out.

@@ -58,7 +58,10 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Protocol(_) => StoreError::Unavailable(err),
+            | sqlx::Error::Protocol(_) => {
+                pool::connection_failed();
+                StoreError::Unavailable(err)
+            }
             other => StoreError::Database(other),
         }
     }

@@ -555,3 +555,33 @@ macro_rules! both_backends {
         }
     )*};
 }
+
+/// How long a change made elsewhere may take to reach an instance over Postgres.
+pub const BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Asks until `accept` holds, failing past [`BOUND`]. On SQLite, where a change made by
+/// another process shows on the next request, the first answer must already hold.
+pub async fn within_bound<T, F, Fut>(backend: Backend, mut ask: F, accept: impl Fn(&T) -> bool)
+where
+    T: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        let answer = ask().await;
+        if accept(&answer) {
+            return;
+        }
+        assert!(
+            backend == Backend::Postgres,
+            "SQLite must answer from the changed store at once: {answer:?}"
+        );
+        assert!(
+            start.elapsed() < BOUND,
+            "still not applied after {:?}: {answer:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
