@@ -145,7 +145,7 @@ fn jwt_verification(c: &mut Criterion) {
 }
 
 /// A registered client with a secret.
-async fn client(store: &Store) -> admin::Credentials {
+async fn client(store: &Store) -> admin::IssuedSecret {
     let new = NewClient {
         name: "bench".to_owned(),
         ..NewClient::default()

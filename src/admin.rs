@@ -86,13 +86,13 @@ impl From<ClientRecord> for ClientView {
 /// A client's id and its secret, shown once. A `private_key_jwt` client's secret is
 /// never used, so it is not shown.
 #[derive(Clone, Debug)]
-pub struct Credentials {
+pub struct IssuedSecret {
     pub client_id: String,
     pub client_secret: ClientSecret,
     pub auth_method: AuthMethod,
 }
 
-impl Credentials {
+impl IssuedSecret {
     /// The JSON printed for the operator: the secret only when the client uses one.
     pub fn to_json(&self) -> serde_json::Value {
         let mut json = serde_json::json!({"client_id": self.client_id});
@@ -136,7 +136,7 @@ pub struct ClientChanges {
 
 /// Registers a client with a fresh id and secret; only the secret's hash is stored. A
 /// `private_key_jwt` client's JWK Set is stored beside it, and its secret is never shown.
-pub async fn create_client(store: &Store, new: NewClient) -> Result<Credentials, AdminError> {
+pub async fn create_client(store: &Store, new: NewClient) -> Result<IssuedSecret, AdminError> {
     let name = normalize_name(&new.name)?;
     let auth_method = match new.auth_method.as_deref() {
         None => AuthMethod::ClientSecretBasic,
@@ -187,7 +187,7 @@ pub async fn create_client(store: &Store, new: NewClient) -> Result<Credentials,
         updated_at: created,
     };
     store.insert_client(&record, jwks.as_deref()).await?;
-    Ok(Credentials {
+    Ok(IssuedSecret {
         client_id,
         client_secret,
         auth_method,
@@ -282,7 +282,7 @@ pub async fn list_clients(store: &Store) -> Result<Vec<ClientView>, AdminError> 
 }
 
 /// Gives a client a new secret; the old one stops working at once.
-pub async fn rotate_secret(store: &Store, client_id: &str) -> Result<Credentials, AdminError> {
+pub async fn rotate_secret(store: &Store, client_id: &str) -> Result<IssuedSecret, AdminError> {
     let client = existing(store, client_id).await?;
     if client.auth_method == AuthMethod::PrivateKeyJwt {
         return Err(AdminError::Invalid(format!(
@@ -296,7 +296,7 @@ pub async fn rotate_secret(store: &Store, client_id: &str) -> Result<Credentials
     {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
     }
-    Ok(Credentials {
+    Ok(IssuedSecret {
         client_id: client_id.to_owned(),
         client_secret,
         auth_method: client.auth_method,
@@ -792,7 +792,7 @@ mod tests {
 
     #[test]
     fn private_key_jwt_credentials_show_no_secret() {
-        let credentials = Credentials {
+        let credentials = IssuedSecret {
             client_id: "c".to_owned(),
             client_secret: ClientSecret::new("s"),
             auth_method: AuthMethod::PrivateKeyJwt,

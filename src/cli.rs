@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::admin::{self, ClientChanges, IssueToken, NewClient};
 use crate::config::{Config, LogConfig, Overrides};
 use crate::secret::RawToken;
-use crate::server::{self, open_store};
+use crate::service::{self, open_store};
 use crate::store::{Store, TokenUse};
 use crate::token::jwt::KeySet;
 use crate::token::mint::TokenFormat;
@@ -319,9 +319,9 @@ fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         match cli.command {
-            None | Some(Command::Serve) => server::serve(config).await.map_err(|e| e.to_string()),
+            None | Some(Command::Serve) => service::serve(config).await.map_err(|e| e.to_string()),
             Some(Command::Healthcheck) => {
-                let addr = crate::probe::healthcheck(config.listen).await?;
+                let addr = crate::healthcheck::healthcheck(config.listen).await?;
                 print_json(&json!({"healthy": true, "address": addr.to_string()}))
             }
             Some(Command::Migrate) => {

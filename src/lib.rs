@@ -3,23 +3,23 @@
 //! an embedded SQLite or a shared Postgres store.
 
 pub mod admin;
+pub mod allocator;
 pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod grant;
+pub mod healthcheck;
 pub mod http;
 pub mod introspection;
-pub mod introspection_jwt;
 pub mod limits;
-pub mod memory;
 pub mod metrics;
 pub mod private_files;
-pub mod probe;
 pub mod revocation;
 pub mod secret;
-pub mod server;
+pub mod service;
+pub mod signed_response;
 pub mod store;
 pub mod telemetry;
 pub mod token;

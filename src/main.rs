@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    introspectd::memory::return_large_blocks();
+    introspectd::allocator::return_large_blocks();
     introspectd::cli::main()
 }

@@ -18,7 +18,7 @@ async fn listen(app: &TestApp) -> std::net::SocketAddr {
     limits.shutdown_grace_seconds = 1;
     let router = app.router.clone();
     tokio::spawn(async move {
-        introspectd::http::serve::serve(listener, router, &limits, std::future::pending()).await;
+        introspectd::http::listener::serve(listener, router, &limits, std::future::pending()).await;
     });
     addr
 }

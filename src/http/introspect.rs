@@ -15,9 +15,9 @@ use crate::auth::AuthError;
 use crate::cache::View;
 use crate::error::ApiError;
 use crate::introspection::Answer;
-use crate::introspection_jwt;
 use crate::limits::retry_after_seconds;
 use crate::metrics;
+use crate::signed_response;
 use crate::store::TokenUse;
 
 pub const PATH: &str = "/introspect";
@@ -42,7 +42,7 @@ pub async fn introspect(
     if let Answer::Inactive(_) = answer {
         oracle::spend(&state, &caller)?;
     }
-    if introspection_jwt::wants_jwt(headers.get(header::ACCEPT)) {
+    if signed_response::wants_jwt(headers.get(header::ACCEPT)) {
         return signed(&state, &view, &caller.client_id, &answer).await;
     }
     Ok(Json(answer.response()).into_response())
@@ -69,7 +69,7 @@ async fn signed(
             "signed introspection responses need an asymmetric signing key",
         ));
     }
-    let jwt = introspection_jwt::sign(
+    let jwt = signed_response::sign(
         &keys,
         &state.config.issuer,
         caller,
@@ -78,7 +78,7 @@ async fn signed(
     )
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((
-        [(header::CONTENT_TYPE, introspection_jwt::MEDIA_TYPE)],
+        [(header::CONTENT_TYPE, signed_response::MEDIA_TYPE)],
         jwt.expose().to_owned(),
     )
         .into_response())

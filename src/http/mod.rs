@@ -6,6 +6,7 @@ pub mod form;
 mod health;
 mod introspect;
 mod jwks;
+pub mod listener;
 pub mod metadata;
 pub mod observe;
 pub mod openapi;
@@ -13,7 +14,6 @@ mod oracle;
 mod prometheus;
 pub mod ratelimit;
 mod revoke;
-pub mod serve;
 mod token;
 
 use std::sync::Arc;
@@ -229,7 +229,7 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .layer(axum::middleware::from_fn_with_state(
                     max_head,
-                    serve::limit_head,
+                    listener::limit_head,
                 ))
                 .layer(no_store())
                 .layer(axum::middleware::from_fn_with_state(

@@ -88,11 +88,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         };
         let server =
             tokio::spawn(
-                async move { crate::http::serve::serve(listener, app, &http, stop).await },
+                async move { crate::http::listener::serve(listener, app, &http, stop).await },
             );
         (server, tokio::spawn(crate::metrics::upkeep()))
     });
-    crate::http::serve::serve(listener, router(state), &config.http, shutdown.wait()).await;
+    crate::http::listener::serve(listener, router(state), &config.http, shutdown.wait()).await;
     upkeep.abort();
     let _ = stop_metrics.send(());
     if let Some((server, upkeep)) = metrics {
