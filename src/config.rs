@@ -55,7 +55,7 @@ impl Default for Config {
     }
 }
 
-/// A database URL; it may carry a password, so `Debug` hides everything after the scheme.
+/// A database URL; it may carry a password, so `Debug` shows it [`redacted`](Self::redacted).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DatabaseUrl(pub String);
@@ -73,16 +73,39 @@ impl DatabaseUrl {
         self.0.starts_with("sqlite:")
     }
 
-    /// The URL with any password replaced, for messages.
+    /// The URL for messages: a password, in the user part or in a query parameter
+    /// (`?password=…`, `?sslpassword=…`), is replaced; a URL that cannot be parsed shows
+    /// its scheme only, as it might hold a password where none was expected.
     pub fn redacted(&self) -> String {
-        match url::Url::parse(&self.0) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("redacted"));
-                url.to_string()
-            }
-            _ => self.0.clone(),
+        let Ok(mut url) = url::Url::parse(&self.0) else {
+            return match self.0.split_once(':') {
+                Some((scheme, _)) if is_scheme(scheme) => format!("{scheme}:…"),
+                _ => "…".to_owned(),
+            };
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(Some("redacted"));
         }
+        let secret = |name: &str| name.to_ascii_lowercase().contains("password");
+        if url.query_pairs().any(|(name, _)| secret(&name)) {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(name, value)| {
+                    let value = if secret(&name) { "redacted".into() } else { value };
+                    (name.into_owned(), value.into_owned())
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string()
     }
+}
+
+/// Whether `text` is a URL scheme (RFC 3986 §3.1).
+fn is_scheme(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -825,5 +848,29 @@ mod tests {
         let url = DatabaseUrl("postgres://app:hunter2@db/introspectd".to_owned());
         let shown = format!("{url:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn database_url_debug_hides_a_password_wherever_it_is() {
+        for text in [
+            // A password in the query, as sqlx reads it.
+            "postgres://app@db/introspectd?password=hunter2&sslmode=require",
+            "postgres://app@db/introspectd?sslpassword=hunter2",
+            // Unparsable (bad port): nothing after the scheme is shown.
+            "postgres://app:hunter2@db:port/introspectd",
+            "hunter2",
+        ] {
+            let shown = format!("{:?}", DatabaseUrl(text.to_owned()));
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        let url = DatabaseUrl("postgres://app@db/x?password=p&sslmode=require".to_owned());
+        assert_eq!(
+            url.redacted(),
+            "postgres://app@db/x?password=redacted&sslmode=require"
+        );
+        let bad = DatabaseUrl("postgres://app:hunter2@db:port/x".to_owned());
+        assert_eq!(bad.redacted(), "postgres:…");
+        let plain = DatabaseUrl("sqlite://data/introspectd.db".to_owned());
+        assert_eq!(plain.redacted(), "sqlite://data/introspectd.db");
     }
 }
