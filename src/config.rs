@@ -91,7 +91,11 @@ impl DatabaseUrl {
             let pairs: Vec<(String, String)> = url
                 .query_pairs()
                 .map(|(name, value)| {
-                    let value = if secret(&name) { "redacted".into() } else { value };
+                    let value = if secret(&name) {
+                        "redacted".into()
+                    } else {
+                        value
+                    };
                     (name.into_owned(), value.into_owned())
                 })
                 .collect();
@@ -202,6 +206,9 @@ pub struct JwtConfig {
     /// keys in the store (32 random bytes, base64 or hex). Unset: a key generated into
     /// `key-encryption-key` beside the SQLite database (`data/` for Postgres), mode 0600.
     pub key_encryption_key_env: Option<String>,
+    /// Path of the key-encryption key file to read, or to generate (mode 0600) when it
+    /// does not exist; unset: the default place above. Not with `key_encryption_key_env`.
+    pub key_encryption_key_file: Option<PathBuf>,
     /// How long a key made by `keys rotate` is published before it signs, in seconds:
     /// at least as long as verifiers cache `/jwks`.
     pub rotation_delay_seconds: u64,
@@ -217,6 +224,7 @@ impl Default for JwtConfig {
             issuers: None,
             leeway_seconds: 30,
             key_encryption_key_env: None,
+            key_encryption_key_file: None,
             rotation_delay_seconds: 300,
         }
     }
@@ -537,6 +545,12 @@ impl Config {
                 problems.push(err.to_string());
             }
         }
+        if let Some(path) = &self.jwt.key_encryption_key_file {
+            problems.extend(
+                validate_key_file(path, self.jwt.key_encryption_key_env.is_some())
+                    .map(|why| format!("jwt.key_encryption_key_file: {why}")),
+            );
+        }
         if self.jwt.rotation_delay_seconds > MAX_ROTATION_DELAY_SECONDS {
             problems.push(format!(
                 "jwt.rotation_delay_seconds: at most {MAX_ROTATION_DELAY_SECONDS}"
@@ -588,6 +602,19 @@ impl Config {
 
 /// RFC 8414 §2: the issuer is an https URL (http allowed for local use) with no query or
 /// fragment.
+/// Why `jwt.key_encryption_key_file` cannot be used, if it cannot.
+fn validate_key_file(path: &Path, env_too: bool) -> Option<String> {
+    if env_too {
+        Some("set this or jwt.key_encryption_key_env, not both".to_owned())
+    } else if path.file_name().is_none() {
+        Some("must name a file".to_owned())
+    } else if path.is_dir() {
+        Some(format!("{} is a directory", path.display()))
+    } else {
+        None
+    }
+}
+
 fn validate_issuer(issuer: &str) -> Result<(), String> {
     let url = url::Url::parse(issuer).map_err(|e| format!("{issuer:?} is not a URL ({e})"))?;
     if !matches!(url.scheme(), "https" | "http") {
@@ -841,6 +868,29 @@ mod tests {
     fn issuer_with_query_is_rejected() {
         assert!(validate_issuer("https://a.example/?x=1").is_err());
         assert!(validate_issuer("https://a.example/tenant").is_ok());
+    }
+
+    #[test]
+    fn key_encryption_key_file_names_a_file_and_excludes_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.jwt.key_encryption_key_file = Some(dir.path().join("kek"));
+        assert!(config.validate().is_ok());
+        config.jwt.key_encryption_key_file = Some(dir.path().to_owned());
+        let problems = config.validate().unwrap_err().0;
+        assert!(problems[0].contains("is a directory"), "{problems:?}");
+        config.jwt.key_encryption_key_file = Some(PathBuf::from("/"));
+        let problems = config.validate().unwrap_err().0;
+        assert!(problems[0].contains("must name a file"), "{problems:?}");
+        config.jwt.key_encryption_key_file = Some(dir.path().join("kek"));
+        config.jwt.key_encryption_key_env = Some("SOME_KEK".to_owned());
+        let problems = config.validate().unwrap_err().0;
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("jwt.key_encryption_key_file: set this or")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -447,9 +447,56 @@ async fn data_files_are_private_whatever_the_umask(backend: Backend) {
     }
 }
 
+/// `jwt.key_encryption_key_file` places the generated key-encryption key (a mounted
+/// secret, a volume); the tests' own Postgres instances keep theirs in a temporary file,
+/// never in `data/` of the working directory.
+async fn the_key_encryption_key_file_is_where_it_is_configured(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secrets").join("kek");
+    let wanted = path.clone();
+    let Some(app) = TestApp::start(backend, |c| c.jwt.key_encryption_key_file = Some(wanted)).await
+    else {
+        return;
+    };
+    let kek = introspectd::token::kek::resolve(&app.config)
+        .unwrap()
+        .unwrap();
+    let introspectd::token::kek::Origin::File { path: used, .. } = kek.origin() else {
+        panic!("{:?}", kek.origin());
+    };
+    assert_eq!(used, &path);
+    assert_eq!(mode(&path), 0o600);
+    // The key sealed the generated signing key: a restart over the same file opens it.
+    let (_, sibling) = app.sibling().await;
+    let published = |set: JwkSet| serde_json::to_value(set).unwrap();
+    assert_eq!(
+        published(jwks_of(&sibling).await),
+        published(jwks_of(&app.router).await)
+    );
+    drop(app);
+
+    // Unconfigured, a test's Postgres key lands in a temporary file that goes with it.
+    let Some(app) = TestApp::start(backend, |_| {}).await else {
+        return;
+    };
+    let kek = introspectd::token::kek::resolve(&app.config)
+        .unwrap()
+        .unwrap();
+    if let introspectd::token::kek::Origin::File { path, .. } = kek.origin() {
+        assert!(path.is_absolute(), "{}", path.display());
+        let cwd = std::env::current_dir().unwrap();
+        assert!(!path.starts_with(&cwd), "{}", path.display());
+        let path = path.clone();
+        assert!(path.exists());
+        drop(app);
+        assert!(!path.exists(), "{} left behind", path.display());
+    }
+}
+
 both_backends!(
     the_binary_uses_the_configured_key_encryption_key,
     data_files_are_private_whatever_the_umask,
+    the_key_encryption_key_file_is_where_it_is_configured,
 );
 
 // --- signed introspection responses (RFC 9701) ----------------------------------------------

@@ -3,9 +3,10 @@
 //!
 //! It comes from the environment variable named by `jwt.key_encryption_key_env` (32
 //! random bytes, base64 or hex), or else from a file this service generates with mode
-//! 0600: beside the SQLite database, or in `data/` of the working directory when the store
-//! is Postgres (instances sharing a database must then share that file, or better the
-//! variable). An in-memory SQLite database gets a key that lives as long as it does.
+//! 0600: at `jwt.key_encryption_key_file` when set, else beside the SQLite database, or in
+//! `data/` of the working directory when the store is Postgres (instances sharing a
+//! database must then share that file, or better the variable). An in-memory SQLite
+//! database without a configured file gets a key that lives as long as it does.
 
 use std::fmt;
 use std::io::Write;
@@ -228,14 +229,18 @@ pub fn from_env(name: &str) -> Result<KeyEncryptionKey, KekError> {
 }
 
 /// The key-encryption key of this configuration: from the environment when
-/// `jwt.key_encryption_key_env` is set, else from (or into) the key file. `None` when
-/// `jwt.keys` is configured: no generated key is used then.
+/// `jwt.key_encryption_key_env` is set, else from (or into) the key file,
+/// `jwt.key_encryption_key_file` or its default place. `None` when `jwt.keys` is
+/// configured: no generated key is used then.
 pub fn resolve(config: &Config) -> Result<Option<KeyEncryptionKey>, KekError> {
     if !config.jwt.keys.is_empty() {
         return Ok(None);
     }
     if let Some(name) = &config.jwt.key_encryption_key_env {
         return from_env(name).map(Some);
+    }
+    if let Some(path) = &config.jwt.key_encryption_key_file {
+        return from_file(path).map(Some);
     }
     let dir = if config.database_url.is_postgres() {
         PathBuf::from(POSTGRES_DATA_DIR)

@@ -51,6 +51,7 @@ pub enum TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let TestDb::Postgres { admin_url, name } = self {
+            let _ = std::fs::remove_file(postgres_key_file(name));
             let (admin_url, name) = (admin_url.clone(), name.clone());
             // Drop runs inside the test's runtime, so the cleanup gets a runtime of its own.
             let _ = std::thread::spawn(move || {
@@ -71,11 +72,33 @@ impl Drop for TestDb {
     }
 }
 
-fn say_once(flag: &OnceLock<()>, message: &str) {
-    flag.get_or_init(|| {
-        // Written to the real stderr, past the test harness's capture.
-        let _ = writeln!(std::io::stderr(), "{message}");
+/// Postgres tests of this test binary skipped because Postgres is unreachable, and where.
+static SKIPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static UNREACHABLE_AT: OnceLock<String> = OnceLock::new();
+
+/// Counts a skipped Postgres test; the first one arranges for one summary line, written
+/// to stderr when the test binary exits, so a run without Postgres never looks green by
+/// accident.
+fn count_skipped(admin_url: &str) {
+    SKIPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    UNREACHABLE_AT.get_or_init(|| {
+        unsafe extern "C" {
+            fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+        }
+        // SAFETY: atexit only records a callback, one that touches no thread-locals.
+        unsafe { atexit(skip_summary) };
+        DatabaseUrl(admin_url.to_owned()).redacted()
     });
+}
+
+extern "C" fn skip_summary() {
+    let skipped = SKIPPED.load(std::sync::atomic::Ordering::Relaxed);
+    let at = UNREACHABLE_AT.get().map_or("?", String::as_str);
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {skipped} Postgres tests: Postgres unreachable at {at}; \
+         set POSTGRES_TESTS_REQUIRED=1 to fail instead"
+    );
 }
 
 async fn postgres_reachable(admin_url: &str) -> bool {
@@ -108,14 +131,7 @@ pub async fn fresh_db(backend: Backend) -> Option<(DatabaseUrl, TestDb)> {
                     !postgres_required(),
                     "Postgres at {admin_url} is unreachable and POSTGRES_TESTS_REQUIRED is set"
                 );
-                static SKIPPED: OnceLock<()> = OnceLock::new();
-                say_once(
-                    &SKIPPED,
-                    &format!(
-                        "note: Postgres at {admin_url} is unreachable: Postgres tests are skipped \
-                         (set POSTGRES_TESTS_REQUIRED=1 to fail instead)"
-                    ),
-                );
+                count_skipped(&admin_url);
                 return None;
             }
             let name = format!(
@@ -142,13 +158,25 @@ pub async fn fresh_db(backend: Backend) -> Option<(DatabaseUrl, TestDb)> {
     }
 }
 
+/// Where the key-encryption key of a test's Postgres database is generated: a file of
+/// the system's temporary directory that [`TestDb`] removes, never `data/` of the
+/// working directory.
+pub fn postgres_key_file(database: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{database}.key-encryption-key"))
+}
+
 /// Configuration for tests: the given database, rate limiting off unless a test turns
-/// it on.
+/// it on, a Postgres database's key-encryption key in a file of its own.
 pub fn test_config(database_url: DatabaseUrl) -> Config {
+    let key_file = database_url
+        .is_postgres()
+        .then(|| url::Url::parse(database_url.as_str()).expect("database URL"))
+        .map(|url| postgres_key_file(url.path().trim_start_matches('/')));
     let mut config = Config {
         database_url,
         ..Config::default()
     };
+    config.jwt.key_encryption_key_file = key_file;
     config.rate_limit.enabled = false;
     config.database.max_connections = 4;
     config
@@ -197,6 +225,9 @@ impl TestApp {
         let (url, db) = fresh_db(backend).await?;
         let mut config = test_config(url);
         adjust(&mut config);
+        if config.jwt.key_encryption_key_env.is_some() {
+            config.jwt.key_encryption_key_file = None;
+        }
         config.validate().expect("valid test configuration");
         let store = Store::connect(&config).await.expect("connect");
         store.migrate().await.expect("migrate");
