@@ -133,7 +133,13 @@ async fn a_promoted_key_signs_on_every_running_instance(app: TestApp) {
     let rotated = admin::rotate_key(&app.store, &app.config, now())
         .await
         .unwrap();
-    // Published everywhere at once or within the bound; signing waits.
+    // Published everywhere within the bound; signing waits.
+    within_bound(
+        app.backend,
+        || published(&other),
+        |kids| kids.contains(&rotated.kid),
+    )
+    .await;
     assert_eq!(signed_by(&token().await), Some(old_kid));
     admin::promote_key(&app.store, &app.config, &rotated.kid, now())
         .await
@@ -142,6 +148,69 @@ async fn a_promoted_key_signs_on_every_running_instance(app: TestApp) {
         signed_by(response).as_deref() == Some(rotated.kid.as_str())
     })
     .await;
+}
+
+/// The kids a running instance publishes at `/jwks`.
+async fn published(router: &Router) -> Vec<String> {
+    let request = axum::http::Request::get("/jwks")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = common::send(router, request).await;
+    let keys = response.json["keys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    keys.iter()
+        .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `keys rotate` and `keys remove` reach an instance that is already running and has
+/// answered with the old set, not only one started afterwards: a removed key stops
+/// being published and stops verifying there within the bound.
+async fn rotated_and_removed_keys_reach_every_running_instance(app: TestApp) {
+    let (_, other) = app.sibling().await;
+    let client = app.client("app", &[]).await;
+    let old_kid = published(&other).await.pop().expect("one key");
+    let old_token = app.jwt_for(&client, &[]).await;
+    assert!(active(&ask(&other, &client, &old_token).await));
+    let now = introspectd::token::now;
+
+    let cancelled = admin::rotate_key(&app.store, &app.config, now())
+        .await
+        .unwrap();
+    within_bound(
+        app.backend,
+        || published(&other),
+        |kids| kids.contains(&cancelled.kid),
+    )
+    .await;
+    admin::remove_key(&app.store, &app.config, &cancelled.kid, now())
+        .await
+        .unwrap();
+    within_bound(
+        app.backend,
+        || published(&other),
+        |kids| !kids.contains(&cancelled.kid),
+    )
+    .await;
+
+    let rotated = admin::rotate_key(&app.store, &app.config, now())
+        .await
+        .unwrap();
+    admin::promote_key(&app.store, &app.config, &rotated.kid, now())
+        .await
+        .unwrap();
+    admin::remove_key(&app.store, &app.config, &old_kid, now())
+        .await
+        .unwrap();
+    within_bound(
+        app.backend,
+        || published(&other),
+        |kids| kids == std::slice::from_ref(&rotated.kid),
+    )
+    .await;
+    within_bound(app.backend, || ask(&other, &client, &old_token), inactive).await;
 }
 
 /// Another instance over the same store, with its state, once its change feed is
@@ -241,6 +310,7 @@ both_stores!(
     changes_through_one_instance_reach_another,
     deleted_client_reads_inactive_on_another_instance,
     a_promoted_key_signs_on_every_running_instance,
+    rotated_and_removed_keys_reach_every_running_instance,
 );
 
 /// Kills every LISTEN connection on the test database from within `tx`, then commits:
