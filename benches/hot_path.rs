@@ -24,11 +24,12 @@ use http_body_util::BodyExt;
 use introspectd::admin::{self, IssueToken, NewClient};
 use introspectd::config::{Config, DatabaseUrl, KeyConfig};
 use introspectd::http::{AppState, router};
-use introspectd::store::{Store, TokenUse};
+use introspectd::store::Store;
 use introspectd::token::claims::AccessClaims;
 use introspectd::token::jwt::KeySet;
 use introspectd::token::mint::TokenFormat;
 use introspectd::token::{now, opaque};
+use introspectd::vocabulary::TokenUse;
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 

@@ -2,18 +2,18 @@
 //! tokens (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2). Access
 //! tokens are JWTs (RFC 9068); refresh tokens are opaque and stored by digest.
 
-use crate::admin::{normalize_scope, scope_outside};
 use crate::config::Config;
-use crate::introspection::opaque_state;
+use crate::policy::{
+    TokenState, normalize_scope, scope_outside, scope_within, token_state, valid_resource_uri,
+};
 use crate::secret::RawToken;
 use crate::store::{
-    ClientPolicy, ClientRecord, FamilyRecord, GrantType, Rotation, Store, StoreError, TokenRecord,
-    TokenUse,
+    ClientPolicy, ClientRecord, FamilyRecord, Rotation, Store, StoreError, TokenRecord,
 };
-use crate::token::claims::scope_items;
 use crate::token::jwt::KeySet;
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
 use crate::token::{new_jti, now, opaque};
+use crate::vocabulary::{GrantType, TokenUse};
 
 /// Why a grant was refused; each maps to an RFC 6749 §5.2 or RFC 8707 error code. No
 /// description carries anything the request sent.
@@ -86,12 +86,7 @@ pub fn refreshed_scope(
     registered: &str,
 ) -> Result<String, GrantError> {
     let Some(requested) = requested else {
-        let allowed = scope_items(registered);
-        let kept: Vec<&str> = scope_items(original)
-            .into_iter()
-            .filter(|item| allowed.contains(item))
-            .collect();
-        return Ok(kept.join(" "));
+        return Ok(scope_within(original, registered));
     };
     let requested = normalize_scope(requested).map_err(|_| MALFORMED_SCOPE)?;
     if scope_outside(&requested, original).is_some() {
@@ -125,8 +120,7 @@ pub fn granted_audiences(
     }
     let mut audiences: Vec<String> = Vec::new();
     for resource in requested {
-        let valid = url::Url::parse(resource).is_ok_and(|u| u.fragment().is_none());
-        if !valid {
+        if !valid_resource_uri(resource) {
             return Err(GrantError::InvalidTarget(
                 "resource must be an absolute URI without a fragment",
             ));
@@ -164,9 +158,9 @@ pub fn refresh_state(found: &FamilyRecord, client_id: &str, now: i64) -> Refresh
     if found.rotated_at.is_some() {
         return RefreshState::Reused;
     }
-    match opaque_state(token, now) {
-        Ok(()) => RefreshState::Usable,
-        Err(_) => RefreshState::Invalid,
+    match token_state(token.revoked_at.is_some(), token.exp, token.nbf, now, 0) {
+        TokenState::Active => RefreshState::Usable,
+        _ => RefreshState::Invalid,
     }
 }
 

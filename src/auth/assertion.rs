@@ -11,8 +11,9 @@ use serde::Deserialize;
 
 use super::{AuthError, client_may_authenticate};
 use crate::secret::RawToken;
-use crate::store::{AuthMethod, ClientRecord, Store};
+use crate::store::{ClientRecord, Store};
 use crate::token::claims::Audience;
+use crate::vocabulary::AuthMethod;
 
 /// RFC 7523 §2.2: the `client_assertion_type` of a JWT client assertion.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

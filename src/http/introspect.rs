@@ -18,7 +18,7 @@ use crate::introspection::Answer;
 use crate::introspection_jwt;
 use crate::limits::retry_after_seconds;
 use crate::metrics;
-use crate::store::TokenUse;
+use crate::vocabulary::TokenUse;
 
 pub const PATH: &str = "/introspect";
 

@@ -9,7 +9,7 @@ use super::form::OAuthForm;
 use super::{AppState, caller, oracle};
 use crate::error::ApiError;
 use crate::revocation;
-use crate::store::TokenUse;
+use crate::vocabulary::TokenUse;
 
 pub const PATH: &str = "/revoke";
 

@@ -18,6 +18,7 @@ use serde::Serialize;
 use super::claims::AccessClaims;
 use super::kek::{KekError, KeyEncryptionKey};
 use crate::config::{Config, KeyConfig};
+use crate::policy::{TokenState, token_state};
 use crate::secret::RawToken;
 use crate::store::{Store, StoreError, StoredKey};
 
@@ -258,14 +259,13 @@ fn public_jwk(kid: &str, alg: Algorithm, key: &DecodingKey) -> Option<Jwk> {
 /// RFC 7519 §4.1.4-6 with `leeway` seconds of skew: not on or after `exp`, not before
 /// `nbf`, not issued in the future.
 pub fn check_times(claims: &AccessClaims, now: i64, leeway: i64) -> Result<(), JwtRejection> {
-    if now >= claims.exp.saturating_add(leeway) {
-        return Err(JwtRejection::Expired);
-    }
     let earliest = claims.nbf.unwrap_or(claims.iat).max(claims.iat);
-    if earliest > now.saturating_add(leeway) {
-        return Err(JwtRejection::NotYetValid);
+    match token_state(false, claims.exp, Some(earliest), now, leeway) {
+        TokenState::Expired => Err(JwtRejection::Expired),
+        TokenState::NotYetValid => Err(JwtRejection::NotYetValid),
+        // Revocation of a JWT is looked up by `jti` by whoever holds the list.
+        TokenState::Active | TokenState::Revoked => Ok(()),
     }
-    Ok(())
 }
 
 fn is_access_token_typ(typ: &str) -> bool {

@@ -4,7 +4,8 @@ use super::claims::{AccessClaims, Audience};
 use super::jwt::{KeyError, KeySet};
 use super::{new_jti, now, opaque};
 use crate::secret::RawToken;
-use crate::store::{ClientRecord, Store, StoreError, TokenRecord, TokenUse};
+use crate::store::{ClientRecord, Store, StoreError, TokenRecord};
+use crate::vocabulary::TokenUse;
 
 /// How a token is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
