@@ -369,6 +369,7 @@ pub async fn issue_token(
         Some(requested) => scope_arg(requested)?,
         None => client.scope.clone(),
     };
+    // The command's own time: a token issued from the command line starts now.
     let minted = mint(
         store,
         keys,
@@ -383,6 +384,7 @@ pub async fn issue_token(
             token_use: request.token_use,
             format,
         },
+        now(),
     )
     .await?;
     Ok(minted)

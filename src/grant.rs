@@ -12,7 +12,7 @@ use crate::store::{
 };
 use crate::token::jwt::KeySet;
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
-use crate::token::{new_jti, now, opaque};
+use crate::token::{new_jti, opaque};
 use crate::vocabulary::{GrantType, TokenUse};
 
 /// Why a grant was refused; each maps to an RFC 6749 §5.2 or RFC 8707 error code. No
@@ -173,6 +173,7 @@ pub async fn client_credentials(
     client: &ClientRecord,
     scope: Option<&str>,
     resources: &[&str],
+    now: i64,
 ) -> Result<Issued, GrantError> {
     may_use(&client.policy, GrantType::ClientCredentials)?;
     let scope = granted_scope(scope, &client.scope)?;
@@ -183,7 +184,7 @@ pub async fn client_credentials(
         scope: &scope,
         audiences: granted_audiences(resources, &client.policy.resources)?,
     };
-    let (access, expires_in) = mint_access(store, keys, config, access).await?;
+    let (access, expires_in) = mint_access(store, keys, config, access, now).await?;
     Ok(Issued {
         access,
         expires_in,
@@ -196,6 +197,8 @@ pub async fn client_credentials(
 /// one is retired. A retired token presented again by its client revokes its whole
 /// grant. The client's current registration (grant types, scope, resources) limits the
 /// new access token; the new refresh token keeps the grant as it was given.
+// The grant's inputs as the request gave them; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub async fn refresh(
     store: &Store,
     keys: &KeySet,
@@ -204,9 +207,10 @@ pub async fn refresh(
     refresh_token: &str,
     scope: Option<&str>,
     resources: &[&str],
+    now: i64,
 ) -> Result<Issued, GrantError> {
     may_use(&client.policy, GrantType::RefreshToken)?;
-    let issued_at = now();
+    let issued_at = now;
     let digest = opaque::digest(refresh_token);
     let found = store
         .token_family_by_digest(&digest)
@@ -232,7 +236,7 @@ pub async fn refresh(
         // RFC 8707 §2.2: a refresh may narrow the audience to resources of the grant.
         audiences: granted_audiences(resources, &allowed)?,
     };
-    let (access, expires_in) = mint_access(store, keys, config, access).await?;
+    let (access, expires_in) = mint_access(store, keys, config, access, now).await?;
     let next = opaque::generate();
     // RFC 6749 §6: the new refresh token keeps the scope of the one it replaces; rotation
     // never extends the grant, so it also keeps its expiry.
@@ -300,6 +304,7 @@ async fn mint_access(
     keys: &KeySet,
     config: &Config,
     access: AccessToken<'_>,
+    now: i64,
 ) -> Result<(Minted, i64), GrantError> {
     let ttl = i64::try_from(config.tokens.access_token_ttl).unwrap_or(i64::MAX);
     let request = MintRequest {
@@ -312,7 +317,7 @@ async fn mint_access(
         token_use: TokenUse::AccessToken,
         format: TokenFormat::Jwt,
     };
-    Ok((mint(store, keys, &config.issuer, request).await?, ttl))
+    Ok((mint(store, keys, &config.issuer, request, now).await?, ttl))
 }
 
 fn non_empty(scope: String) -> Option<String> {

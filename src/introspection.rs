@@ -12,7 +12,7 @@ use crate::store::{ClientRecord, StoreError, TokenRecord};
 use crate::token::claims::TokenInfo;
 use crate::token::jwt::{JwtRejection, check_times};
 use crate::token::keyring::KeyRing;
-use crate::token::{now, opaque};
+use crate::token::opaque;
 use crate::vocabulary::TokenUse;
 
 /// Why a token reads inactive. Never shown to callers (RFC 7662 §2.2 answers only
@@ -141,15 +141,17 @@ impl Introspector {
         }
     }
 
-    /// Answers for `token` as seen by `caller`, an authenticated and enabled client.
+    /// Answers for `token` as seen by `caller`, an authenticated and enabled client, at
+    /// `now`.
     pub async fn introspect(
         &self,
         view: &View<'_>,
         caller: &ClientRecord,
         token: &str,
         hint: Option<TokenUse>,
+        now: i64,
     ) -> Result<Answer, StoreError> {
-        let info = match self.find(view, token, hint, now()).await? {
+        let info = match self.find(view, token, hint, now).await? {
             Ok(info) => info,
             Err(reason) => return Ok(Answer::Inactive(reason)),
         };
@@ -197,7 +199,11 @@ impl Introspector {
         token: &str,
         now: i64,
     ) -> Result<Result<TokenInfo, Inactive>, StoreError> {
-        let claims = match self.keys.verify(view, token).await {
+        let claims = match self
+            .keys
+            .verify(view.keys_generation(), view.cached(), token)
+            .await
+        {
             Ok(claims) => claims,
             Err(rejection) => return Ok(Err(rejection.into())),
         };

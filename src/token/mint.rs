@@ -2,7 +2,7 @@
 
 use super::claims::{AccessClaims, Audience};
 use super::jwt::{KeyError, KeySet};
-use super::{new_jti, now, opaque};
+use super::{new_jti, opaque};
 use crate::secret::RawToken;
 use crate::store::{ClientRecord, Store, StoreError, TokenRecord};
 use crate::vocabulary::TokenUse;
@@ -56,14 +56,16 @@ pub enum MintError {
     Store(#[from] StoreError),
 }
 
-/// Mints a token: JWTs are signed and not stored, opaque tokens are stored by digest.
+/// Mints a token issued at `now`: JWTs are signed and not stored, opaque tokens are
+/// stored by digest.
 pub async fn mint(
     store: &Store,
     keys: &KeySet,
     issuer: &str,
     request: MintRequest<'_>,
+    now: i64,
 ) -> Result<Minted, MintError> {
-    let iat = now();
+    let iat = now;
     let exp = iat.saturating_add(request.ttl);
     let jti = new_jti();
     let token = match request.format {
