@@ -138,9 +138,11 @@ fn jwt_verification(c: &mut Criterion) {
         });
         let token = set.sign(&claims(&config.issuer)).unwrap();
         let token = token.expose();
-        let now = now();
-        assert!(set.verify(token, now).is_ok(), "{alg} token must verify");
-        group.bench_function(alg, |b| b.iter(|| set.verify(token, now)));
+        assert!(
+            set.verify_ignoring_time(token).is_ok(),
+            "{alg} token must verify"
+        );
+        group.bench_function(alg, |b| b.iter(|| set.verify_ignoring_time(token)));
     }
     group.finish();
 }

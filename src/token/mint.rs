@@ -14,16 +14,6 @@ pub enum TokenFormat {
     Opaque,
 }
 
-impl TokenFormat {
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "jwt" => Some(TokenFormat::Jwt),
-            "opaque" => Some(TokenFormat::Opaque),
-            _ => None,
-        }
-    }
-}
-
 /// What to put in a new token. The client is assumed checked by the caller.
 #[derive(Clone, Debug)]
 pub struct MintRequest<'a> {
