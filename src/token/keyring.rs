@@ -43,7 +43,8 @@ impl KeyRing {
         let set = KeySet::load_with(&config, &store, kek.as_ref()).await?;
         Ok(KeyRing {
             kek,
-            verified: crate::cache::table(config.cache.capacity),
+            // Sized like the state caches, and never below 16 entries.
+            verified: Cache::new(config.cache.capacity.max(16)),
             loaded: RwLock::new((generation, Arc::new(set))),
             generation: AtomicU64::new(generation),
             reloading: tokio::sync::Mutex::new(()),
