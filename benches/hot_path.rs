@@ -24,11 +24,12 @@ use http_body_util::BodyExt;
 use introspectd::admin::{self, IssueToken, NewClient};
 use introspectd::config::{Config, DatabaseUrl, KeyConfig};
 use introspectd::http::{AppState, router};
-use introspectd::store::{Store, TokenUse};
+use introspectd::store::Store;
 use introspectd::token::claims::AccessClaims;
 use introspectd::token::jwt::KeySet;
 use introspectd::token::mint::TokenFormat;
 use introspectd::token::{now, opaque};
+use introspectd::vocabulary::TokenUse;
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
@@ -137,9 +138,11 @@ fn jwt_verification(c: &mut Criterion) {
         });
         let token = set.sign(&claims(&config.issuer)).unwrap();
         let token = token.expose();
-        let now = now();
-        assert!(set.verify(token, now).is_ok(), "{alg} token must verify");
-        group.bench_function(alg, |b| b.iter(|| set.verify(token, now)));
+        assert!(
+            set.verify_ignoring_time(token).is_ok(),
+            "{alg} token must verify"
+        );
+        group.bench_function(alg, |b| b.iter(|| set.verify_ignoring_time(token)));
     }
     group.finish();
 }

@@ -5,16 +5,14 @@ use serde::Serialize;
 use crate::auth::assertion::parse_client_jwks;
 use crate::auth::hash_secret;
 use crate::config::Config;
+use crate::policy::{normalize_resource_uris, normalize_scope};
 use crate::revocation;
 use crate::secret::{ClientSecret, RawToken};
-use crate::store::{
-    AuthMethod, ClientPolicy, ClientRecord, GrantType, InactiveBudget, Store, StoreError,
-    StoredKey, TokenUse,
-};
-use crate::token::claims::{scope_items, valid_scope_token};
+use crate::store::{ClientPolicy, ClientRecord, Store, StoreError, StoredKey};
 use crate::token::jwt::{KeySet, generate_ed25519};
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
 use crate::token::{now, random_string};
+use crate::vocabulary::{AuthMethod, GrantType, InactiveBudget, TokenUse};
 
 /// Longest lifetime a token may be given: ten years.
 const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3_600;
@@ -158,11 +156,11 @@ pub async fn create_client(store: &Store, new: NewClient) -> Result<IssuedSecret
         }
         (_, None) => None,
     };
-    let scope = normalize_scope(new.scope.as_deref().unwrap_or(""))?;
-    let audiences = normalize_audiences(&new.audiences)?;
+    let scope = scope_arg(new.scope.as_deref().unwrap_or(""))?;
+    let audiences = uris_arg(&new.audiences, "audience")?;
     let policy = ClientPolicy {
         grant_types: parse_grant_types(&new.grant_types)?,
-        resources: normalize_resources(&new.resources)?,
+        resources: uris_arg(&new.resources, "resource")?,
         strict_auth_method: new.strict_auth_method,
         inactive_budget: new
             .inactive_budget
@@ -218,17 +216,17 @@ pub async fn update_client(
         client.auth_method = method;
     }
     if let Some(scope) = &changes.scope {
-        client.scope = normalize_scope(scope)?;
+        client.scope = scope_arg(scope)?;
     }
     if let Some(audiences) = &changes.audiences {
-        client.audiences = normalize_audiences(audiences)?;
+        client.audiences = uris_arg(audiences, "audience")?;
     }
     let policy = &mut client.policy;
     if let Some(grant_types) = &changes.grant_types {
         policy.grant_types = parse_grant_types(grant_types)?;
     }
     if let Some(resources) = &changes.resources {
-        policy.resources = normalize_resources(resources)?;
+        policy.resources = uris_arg(resources, "resource")?;
     }
     if let Some(strict) = changes.strict_auth_method {
         policy.strict_auth_method = strict;
@@ -368,9 +366,10 @@ pub async fn issue_token(
         )));
     }
     let scope = match request.scope.as_deref() {
-        Some(requested) => normalize_scope(requested)?,
+        Some(requested) => scope_arg(requested)?,
         None => client.scope.clone(),
     };
+    // The command's own time: a token issued from the command line starts now.
     let minted = mint(
         store,
         keys,
@@ -380,11 +379,12 @@ pub async fn issue_token(
             subject: request.subject,
             username: request.username.filter(|u| !u.is_empty()),
             scope: Some(scope).filter(|s| !s.is_empty()),
-            audiences: normalize_audiences(&request.audiences)?,
+            audiences: uris_arg(&request.audiences, "audience")?,
             ttl: i64::try_from(ttl).unwrap_or(i64::MAX),
             token_use: request.token_use,
             format,
         },
+        now(),
     )
     .await?;
     Ok(minted)
@@ -615,53 +615,19 @@ async fn existing(store: &Store, client_id: &str) -> Result<ClientRecord, AdminE
 }
 
 /// Checks scope syntax (RFC 6749 §3.3) and returns the distinct items space-joined.
-pub fn normalize_scope(scope: &str) -> Result<String, AdminError> {
-    let items = scope_items(scope);
-    if let Some(bad) = items.iter().find(|i| !valid_scope_token(i)) {
-        return Err(AdminError::Invalid(format!(
-            "scope {bad:?} is not a valid scope token"
-        )));
-    }
-    Ok(items.join(" "))
+fn scope_arg(scope: &str) -> Result<String, AdminError> {
+    normalize_scope(scope)
+        .map_err(|bad| AdminError::Invalid(format!("scope {bad:?} is not a valid scope token")))
 }
 
-/// The first requested scope item the registered scope does not allow. An empty
-/// registered scope allows none: deny by default.
-pub fn scope_outside<'a>(requested: &'a str, registered: &str) -> Option<&'a str> {
-    let allowed = scope_items(registered);
-    scope_items(requested)
-        .into_iter()
-        .find(|item| !allowed.contains(item))
-}
-
-/// Audiences are absolute URIs (RFC 8707 §2); repeats are dropped.
-pub fn normalize_audiences(audiences: &[String]) -> Result<Vec<String>, AdminError> {
-    normalize_uris(audiences, "audience")
-}
-
-/// Resources are absolute URIs without a fragment (RFC 8707 §2); repeats are dropped.
-pub fn normalize_resources(resources: &[String]) -> Result<Vec<String>, AdminError> {
-    if let Some(bad) = resources.iter().find(|r| r.contains('#')) {
-        return Err(AdminError::Invalid(format!(
-            "resource {bad:?} must not have a fragment"
-        )));
-    }
-    normalize_uris(resources, "resource")
-}
-
-fn normalize_uris(uris: &[String], what: &str) -> Result<Vec<String>, AdminError> {
-    let mut out: Vec<String> = Vec::new();
-    for audience in uris {
-        if audience.len() > 2048 || url::Url::parse(audience).is_err() {
-            return Err(AdminError::Invalid(format!(
-                "{what} {audience:?} is not an absolute URI"
-            )));
-        }
-        if !out.contains(audience) {
-            out.push(audience.clone());
-        }
-    }
-    Ok(out)
+/// Audiences and resources: absolute URIs without a fragment (RFC 8707 §2), repeats
+/// dropped.
+fn uris_arg(uris: &[String], what: &str) -> Result<Vec<String>, AdminError> {
+    normalize_resource_uris(uris).map_err(|bad| {
+        AdminError::Invalid(format!(
+            "{what} {bad:?} is not an absolute URI without a fragment"
+        ))
+    })
 }
 
 fn normalize_name(name: &str) -> Result<String, AdminError> {
@@ -719,18 +685,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scope_within_registered() {
-        assert_eq!(scope_outside("read", "read write"), None);
-        assert_eq!(scope_outside("read admin", "read write"), Some("admin"));
-        assert_eq!(
-            scope_outside("anything", ""),
-            Some("anything"),
-            "an empty registered scope grants nothing"
-        );
-        assert_eq!(scope_outside("", ""), None);
-    }
-
-    #[test]
     fn grant_types_and_budgets_parse() {
         let names = ["refresh_token", "client_credentials", "refresh_token"].map(String::from);
         assert_eq!(
@@ -753,10 +707,12 @@ mod tests {
     }
 
     #[test]
-    fn resources_are_absolute_uris_without_fragment() {
-        assert!(normalize_resources(&["https://api.example".to_owned()]).is_ok());
-        assert!(normalize_resources(&["https://api.example#x".to_owned()]).is_err());
-        assert!(normalize_resources(&["api".to_owned()]).is_err());
+    fn audiences_and_resources_follow_one_uri_rule() {
+        for what in ["audience", "resource"] {
+            assert!(uris_arg(&["https://api.example".to_owned()], what).is_ok());
+            assert!(uris_arg(&["https://api.example#x".to_owned()], what).is_err());
+            assert!(uris_arg(&["api".to_owned()], what).is_err());
+        }
     }
 
     #[test]
@@ -802,15 +758,15 @@ mod tests {
 
     #[test]
     fn scope_is_normalized() {
-        assert_eq!(normalize_scope("  b a b ").unwrap(), "b a");
-        assert!(normalize_scope("a\\b").is_err());
+        assert_eq!(scope_arg("  b a b ").unwrap(), "b a");
+        assert!(scope_arg("a\\b").is_err());
     }
 
     #[test]
     fn audiences_must_be_absolute_uris() {
-        assert!(normalize_audiences(&["https://api.example".to_owned()]).is_ok());
-        assert!(normalize_audiences(&["api".to_owned()]).is_err());
+        assert!(uris_arg(&["https://api.example".to_owned()], "audience").is_ok());
+        assert!(uris_arg(&["api".to_owned()], "audience").is_err());
         let twice = vec!["urn:a".to_owned(), "urn:a".to_owned()];
-        assert_eq!(normalize_audiences(&twice).unwrap(), vec!["urn:a"]);
+        assert_eq!(uris_arg(&twice, "audience").unwrap(), vec!["urn:a"]);
     }
 }

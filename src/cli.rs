@@ -13,10 +13,11 @@ use crate::admin::{self, ClientChanges, IssueToken, NewClient};
 use crate::config::{Config, LogConfig, Overrides};
 use crate::secret::RawToken;
 use crate::service::{self, open_store};
-use crate::store::{Store, TokenUse};
+use crate::store::Store;
 use crate::token::jwt::KeySet;
 use crate::token::mint::TokenFormat;
 use crate::token::now;
+use crate::vocabulary::TokenUse;
 
 #[derive(Debug, Parser)]
 #[command(

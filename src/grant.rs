@@ -2,18 +2,18 @@
 //! tokens (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2). Access
 //! tokens are JWTs (RFC 9068); refresh tokens are opaque and stored by digest.
 
-use crate::admin::{normalize_scope, scope_outside};
 use crate::config::Config;
-use crate::introspection::opaque_state;
+use crate::policy::{
+    TokenState, normalize_scope, scope_outside, scope_within, token_state, valid_resource_uri,
+};
 use crate::secret::RawToken;
 use crate::store::{
-    ClientPolicy, ClientRecord, FamilyRecord, GrantType, Rotation, Store, StoreError, TokenRecord,
-    TokenUse,
+    ClientPolicy, ClientRecord, FamilyRecord, Rotation, Store, StoreError, TokenRecord,
 };
-use crate::token::claims::scope_items;
 use crate::token::jwt::KeySet;
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
-use crate::token::{new_jti, now, opaque};
+use crate::token::{new_jti, opaque};
+use crate::vocabulary::{GrantType, TokenUse};
 
 /// Why a grant was refused; each maps to an RFC 6749 §5.2 or RFC 8707 error code. No
 /// description carries anything the request sent.
@@ -86,12 +86,7 @@ pub fn refreshed_scope(
     registered: &str,
 ) -> Result<String, GrantError> {
     let Some(requested) = requested else {
-        let allowed = scope_items(registered);
-        let kept: Vec<&str> = scope_items(original)
-            .into_iter()
-            .filter(|item| allowed.contains(item))
-            .collect();
-        return Ok(kept.join(" "));
+        return Ok(scope_within(original, registered));
     };
     let requested = normalize_scope(requested).map_err(|_| MALFORMED_SCOPE)?;
     if scope_outside(&requested, original).is_some() {
@@ -125,8 +120,7 @@ pub fn granted_audiences(
     }
     let mut audiences: Vec<String> = Vec::new();
     for resource in requested {
-        let valid = url::Url::parse(resource).is_ok_and(|u| u.fragment().is_none());
-        if !valid {
+        if !valid_resource_uri(resource) {
             return Err(GrantError::InvalidTarget(
                 "resource must be an absolute URI without a fragment",
             ));
@@ -164,9 +158,9 @@ pub fn refresh_state(found: &FamilyRecord, client_id: &str, now: i64) -> Refresh
     if found.rotated_at.is_some() {
         return RefreshState::Reused;
     }
-    match opaque_state(token, now) {
-        Ok(()) => RefreshState::Usable,
-        Err(_) => RefreshState::Invalid,
+    match token_state(token.revoked_at.is_some(), token.exp, token.nbf, now, 0) {
+        TokenState::Active => RefreshState::Usable,
+        _ => RefreshState::Invalid,
     }
 }
 
@@ -179,6 +173,7 @@ pub async fn client_credentials(
     client: &ClientRecord,
     scope: Option<&str>,
     resources: &[&str],
+    now: i64,
 ) -> Result<Issued, GrantError> {
     may_use(&client.policy, GrantType::ClientCredentials)?;
     let scope = granted_scope(scope, &client.scope)?;
@@ -189,7 +184,7 @@ pub async fn client_credentials(
         scope: &scope,
         audiences: granted_audiences(resources, &client.policy.resources)?,
     };
-    let (access, expires_in) = mint_access(store, keys, config, access).await?;
+    let (access, expires_in) = mint_access(store, keys, config, access, now).await?;
     Ok(Issued {
         access,
         expires_in,
@@ -202,6 +197,8 @@ pub async fn client_credentials(
 /// one is retired. A retired token presented again by its client revokes its whole
 /// grant. The client's current registration (grant types, scope, resources) limits the
 /// new access token; the new refresh token keeps the grant as it was given.
+// The grant's inputs as the request gave them; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub async fn refresh(
     store: &Store,
     keys: &KeySet,
@@ -210,9 +207,10 @@ pub async fn refresh(
     refresh_token: &str,
     scope: Option<&str>,
     resources: &[&str],
+    now: i64,
 ) -> Result<Issued, GrantError> {
     may_use(&client.policy, GrantType::RefreshToken)?;
-    let issued_at = now();
+    let issued_at = now;
     let digest = opaque::digest(refresh_token);
     let found = store
         .token_family_by_digest(&digest)
@@ -238,7 +236,7 @@ pub async fn refresh(
         // RFC 8707 §2.2: a refresh may narrow the audience to resources of the grant.
         audiences: granted_audiences(resources, &allowed)?,
     };
-    let (access, expires_in) = mint_access(store, keys, config, access).await?;
+    let (access, expires_in) = mint_access(store, keys, config, access, now).await?;
     let next = opaque::generate();
     // RFC 6749 §6: the new refresh token keeps the scope of the one it replaces; rotation
     // never extends the grant, so it also keeps its expiry.
@@ -306,6 +304,7 @@ async fn mint_access(
     keys: &KeySet,
     config: &Config,
     access: AccessToken<'_>,
+    now: i64,
 ) -> Result<(Minted, i64), GrantError> {
     let ttl = i64::try_from(config.tokens.access_token_ttl).unwrap_or(i64::MAX);
     let request = MintRequest {
@@ -318,7 +317,7 @@ async fn mint_access(
         token_use: TokenUse::AccessToken,
         format: TokenFormat::Jwt,
     };
-    Ok((mint(store, keys, &config.issuer, request).await?, ttl))
+    Ok((mint(store, keys, &config.issuer, request, now).await?, ttl))
 }
 
 fn non_empty(scope: String) -> Option<String> {

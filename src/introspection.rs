@@ -7,11 +7,13 @@ use serde::Serialize;
 
 use crate::cache::View;
 use crate::config::Config;
-use crate::store::{ClientRecord, StoreError, TokenRecord, TokenUse};
+use crate::policy::{Source, TokenState, search_order, token_state};
+use crate::store::{ClientRecord, StoreError, TokenRecord};
 use crate::token::claims::TokenInfo;
 use crate::token::jwt::{JwtRejection, check_times};
 use crate::token::keyring::KeyRing;
-use crate::token::{now, opaque};
+use crate::token::opaque;
+use crate::vocabulary::TokenUse;
 
 /// Why a token reads inactive. Never shown to callers (RFC 7662 §2.2 answers only
 /// `{"active": false}`); kept for logs and metrics.
@@ -93,21 +95,6 @@ impl Answer {
     }
 }
 
-/// The two places a token can be found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
-    Jwt,
-    Store,
-}
-
-/// RFC 7662 §2.1: the hint only orders the search; both places are always searched.
-fn search_order(hint: Option<TokenUse>) -> [Source; 2] {
-    match hint {
-        Some(TokenUse::RefreshToken) => [Source::Store, Source::Jwt],
-        _ => [Source::Jwt, Source::Store],
-    }
-}
-
 /// A compact JWS has exactly three dot-separated parts.
 fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
@@ -115,17 +102,13 @@ fn looks_like_jwt(token: &str) -> bool {
 
 /// Whether a stored opaque token is usable at `now`.
 pub fn opaque_state(record: &TokenRecord, now: i64) -> Result<(), Inactive> {
-    if record.revoked_at.is_some() {
-        return Err(Inactive::Revoked);
+    let revoked = record.revoked_at.is_some();
+    match token_state(revoked, record.exp, record.nbf, now, 0) {
+        TokenState::Active => Ok(()),
+        TokenState::Revoked => Err(Inactive::Revoked),
+        TokenState::Expired => Err(Inactive::Expired),
+        TokenState::NotYetValid => Err(Inactive::NotYetValid),
     }
-    // RFC 7519 §4.1.4: not accepted on or after exp.
-    if now >= record.exp {
-        return Err(Inactive::Expired);
-    }
-    if record.nbf.is_some_and(|nbf| nbf > now) {
-        return Err(Inactive::NotYetValid);
-    }
-    Ok(())
 }
 
 /// RFC 7662 §4: a client sees tokens issued to itself and access tokens meant for one
@@ -158,15 +141,17 @@ impl Introspector {
         }
     }
 
-    /// Answers for `token` as seen by `caller`, an authenticated and enabled client.
+    /// Answers for `token` as seen by `caller`, an authenticated and enabled client, at
+    /// `now`.
     pub async fn introspect(
         &self,
         view: &View<'_>,
         caller: &ClientRecord,
         token: &str,
         hint: Option<TokenUse>,
+        now: i64,
     ) -> Result<Answer, StoreError> {
-        let info = match self.find(view, token, hint, now()).await? {
+        let info = match self.find(view, token, hint, now).await? {
             Ok(info) => info,
             Err(reason) => return Ok(Answer::Inactive(reason)),
         };
@@ -194,9 +179,9 @@ impl Introspector {
         let mut reason = Inactive::Unknown;
         for source in search_order(hint) {
             let found = match source {
-                Source::Jwt if looks_like_jwt(token) => self.find_jwt(view, token, now).await?,
-                Source::Jwt => continue,
-                Source::Store => self.find_opaque(view, token, now).await?,
+                Source::Signed if looks_like_jwt(token) => self.find_jwt(view, token, now).await?,
+                Source::Signed => continue,
+                Source::Stored => self.find_opaque(view, token, now).await?,
             };
             match found {
                 Ok(info) => return Ok(Ok(info)),
@@ -214,7 +199,11 @@ impl Introspector {
         token: &str,
         now: i64,
     ) -> Result<Result<TokenInfo, Inactive>, StoreError> {
-        let claims = match self.keys.verify(view, token).await {
+        let claims = match self
+            .keys
+            .verify(view.keys_generation(), view.cached(), token)
+            .await
+        {
             Ok(claims) => claims,
             Err(rejection) => return Ok(Err(rejection.into())),
         };
@@ -245,8 +234,8 @@ impl Introspector {
 mod tests {
     use super::*;
     use crate::secret::SecretHash;
-    use crate::store::AuthMethod;
     use crate::token::claims::Audience;
+    use crate::vocabulary::AuthMethod;
 
     fn client(id: &str, audiences: &[&str]) -> ClientRecord {
         ClientRecord {
@@ -347,19 +336,6 @@ mod tests {
         c.disabled = true;
         assert!(!owner_usable(Some(&c)));
         assert!(!owner_usable(None));
-    }
-
-    #[test]
-    fn hint_orders_but_never_narrows_the_search() {
-        for hint in [
-            None,
-            Some(TokenUse::AccessToken),
-            Some(TokenUse::RefreshToken),
-        ] {
-            let order = search_order(hint);
-            assert!(order.contains(&Source::Jwt) && order.contains(&Source::Store));
-        }
-        assert_eq!(search_order(Some(TokenUse::RefreshToken))[0], Source::Store);
     }
 
     #[test]

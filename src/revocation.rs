@@ -2,10 +2,13 @@
 //! tokens by `jti`, stored tokens by digest, and a refresh token together with every
 //! token of its grant.
 
-use crate::store::{FamilyRecord, Store, StoreError, TokenUse};
+use crate::policy::{Source, search_order};
+use crate::store::{FamilyRecord, Store, StoreError};
+
 use crate::token::claims::AccessClaims;
 use crate::token::jwt::KeySet;
 use crate::token::opaque;
+use crate::vocabulary::TokenUse;
 
 /// A token this server can revoke, whatever its state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,20 +49,19 @@ pub async fn find(
     token: &str,
     hint: Option<TokenUse>,
 ) -> Result<Option<Revocable>, StoreError> {
-    let jwt = || keys.verify_ignoring_time(token).ok().map(Revocable::Jwt);
-    if hint != Some(TokenUse::RefreshToken) {
-        if let Some(found) = jwt() {
-            return Ok(Some(found));
+    for source in search_order(hint) {
+        let found = match source {
+            Source::Signed => keys.verify_ignoring_time(token).ok().map(Revocable::Jwt),
+            Source::Stored => store
+                .token_family_by_digest(&opaque::digest(token))
+                .await?
+                .map(Revocable::Stored),
+        };
+        if found.is_some() {
+            return Ok(found);
         }
     }
-    if let Some(found) = store.token_family_by_digest(&opaque::digest(token)).await? {
-        return Ok(Some(Revocable::Stored(found)));
-    }
-    Ok(if hint == Some(TokenUse::RefreshToken) {
-        jwt()
-    } else {
-        None
-    })
+    Ok(None)
 }
 
 /// Revokes a token found by [`find`]. A refresh token takes its whole grant with it:

@@ -1,53 +1,85 @@
 //! Wrappers for values that must never reach a log line, an error body or debug output.
+//! The value is held by `secrecy` (wiped from memory when dropped, never printed) and
+//! compared, where anything compares it, in time independent of where values differ.
 
 use std::fmt;
+use std::marker::PhantomData;
 
+use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-macro_rules! redacted_string {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq)]
-        pub struct $name(String);
-
-        impl $name {
-            pub fn new(value: impl Into<String>) -> Self {
-                Self(value.into())
-            }
-
-            /// The secret value itself; call sites are the places it may leave this type.
-            pub fn expose(&self) -> &str {
-                &self.0
-            }
-
-            /// Compares in time independent of where the values first differ.
-            pub fn ct_eq(&self, other: &str) -> bool {
-                self.0.as_bytes().ct_eq(other.as_bytes()).into()
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(concat!(stringify!($name), "([redacted])"))
-            }
-        }
-    };
+/// What kind of secret a [`Secret`] holds: only its name, for debug output.
+pub trait Kind {
+    const NAME: &'static str;
 }
 
-redacted_string!(
-    /// A client secret as presented by a caller or shown once at creation.
-    ClientSecret
-);
+/// A secret string of kind `K`.
+pub struct Secret<K: Kind> {
+    value: SecretString,
+    kind: PhantomData<K>,
+}
 
-redacted_string!(
-    /// A token as presented for introspection or revocation, or as just minted.
-    RawToken
-);
+impl<K: Kind> Secret<K> {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret {
+            value: SecretString::from(value.into()),
+            kind: PhantomData,
+        }
+    }
 
-redacted_string!(
-    /// An argon2id PHC string of a client secret, as stored.
-    SecretHash
-);
+    /// The secret value itself; call sites are the places it may leave this type.
+    pub fn expose(&self) -> &str {
+        self.value.expose_secret()
+    }
+}
+
+impl<K: Kind> Clone for Secret<K> {
+    fn clone(&self) -> Self {
+        Secret {
+            value: self.value.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+/// Equal values compare equal in the same time wherever they would first differ.
+impl<K: Kind> PartialEq for Secret<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose()
+            .as_bytes()
+            .ct_eq(other.expose().as_bytes())
+            .into()
+    }
+}
+
+impl<K: Kind> Eq for Secret<K> {}
+
+impl<K: Kind> fmt::Debug for Secret<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}([redacted])", K::NAME)
+    }
+}
+
+/// A client secret as presented by a caller or shown once at creation.
+pub type ClientSecret = Secret<ClientSecretKind>;
+pub enum ClientSecretKind {}
+impl Kind for ClientSecretKind {
+    const NAME: &'static str = "ClientSecret";
+}
+
+/// A token as presented for introspection or revocation, or as just minted.
+pub type RawToken = Secret<RawTokenKind>;
+pub enum RawTokenKind {}
+impl Kind for RawTokenKind {
+    const NAME: &'static str = "RawToken";
+}
+
+/// An argon2id PHC string of a client secret, as stored.
+pub type SecretHash = Secret<SecretHashKind>;
+pub enum SecretHashKind {}
+impl Kind for SecretHashKind {
+    const NAME: &'static str = "SecretHash";
+}
 
 #[cfg(test)]
 mod tests {
@@ -60,14 +92,17 @@ mod tests {
         let shown = format!("{secret:?} {token:?} {:?}", Some(&secret));
         assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(!shown.contains("eyJ"), "{shown}");
-        assert!(shown.contains("[redacted]"));
+        assert!(shown.contains("ClientSecret([redacted])"), "{shown}");
+        assert!(shown.contains("RawToken([redacted])"), "{shown}");
     }
 
     #[test]
-    fn constant_time_comparison_matches_equality() {
+    fn equality_compares_the_values() {
         let secret = ClientSecret::new("abc");
-        assert!(secret.ct_eq("abc"));
-        assert!(!secret.ct_eq("abd"));
-        assert!(!secret.ct_eq("ab"));
+        assert_eq!(secret, ClientSecret::new("abc"));
+        assert_eq!(secret.clone(), secret);
+        assert_ne!(secret, ClientSecret::new("abd"));
+        assert_ne!(secret, ClientSecret::new("ab"));
+        assert_eq!(secret.expose(), "abc");
     }
 }

@@ -9,8 +9,9 @@ use axum::http::{StatusCode, header};
 use common::{Backend, TestApp, TestClient, TestResponse, assert_error, form, post_form};
 use introspectd::admin::{self, ClientChanges, IssueToken, NewClient};
 use introspectd::secret::RawToken;
-use introspectd::store::{Store, TokenUse};
+use introspectd::store::Store;
 use introspectd::token::{now, opaque};
+use introspectd::vocabulary::TokenUse;
 use serde_json::json;
 
 const API: &str = "https://api.example";

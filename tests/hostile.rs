@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::http::{StatusCode, header};
 use common::{Backend, TestApp, TestClient, TestResponse, form, introspect_from, run_with};
 use introspectd::config::{ClientIpHeader, Config};
-use introspectd::store::TokenUse;
+use introspectd::vocabulary::TokenUse;
 
 fn retry_after(response: &TestResponse) -> u64 {
     assert_eq!(

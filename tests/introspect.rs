@@ -10,10 +10,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{TestApp, TestClient, TestResponse, assert_error, basic, form, issue_request};
 use introspectd::admin::{self, NewClient};
 use introspectd::secret::RawToken;
-use introspectd::store::{TokenRecord, TokenUse};
+use introspectd::store::TokenRecord;
 use introspectd::token::claims::{AccessClaims, Audience};
 use introspectd::token::mint::TokenFormat;
 use introspectd::token::{now, opaque};
+use introspectd::vocabulary::TokenUse;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 

@@ -848,10 +848,11 @@ async fn a_strangers_assertion_reveals_nothing_about_the_client(app: TestApp) {
             client_id: None,
             jwt: introspectd::secret::RawToken::new(jwt),
         };
+        let view = app.state.directory.view().await;
         let err = app
             .state
             .assertions
-            .verify(&assertion, &endpoint)
+            .verify(&view, &assertion, &endpoint, introspectd::token::now())
             .await
             .unwrap_err();
         answers.push((
@@ -1038,6 +1039,40 @@ async fn a_private_key_jwt_client_rotates_its_keys(app: TestApp) {
     );
 }
 
+/// Client JWK Sets are read through the request's view of the store: a set changed by
+/// another process (`client set-jwks`) holds for the next request of a running instance
+/// on SQLite, and within the bound on Postgres, even after the old set was cached.
+async fn a_jwk_set_changed_elsewhere_holds_on_a_running_instance(app: TestApp) {
+    let (old, new) = (ClientKey::ed25519("old"), ClientKey::ed25519("new"));
+    let client = jwt_client(&app, &[&old]).await;
+    let (_other_store, other) = app.sibling().await;
+    let signed_by = |key: &ClientKey| {
+        let jwt = key.sign(&claims(&client.id, issuer(&app)));
+        let body = form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", &jwt),
+        ]);
+        let other = other.clone();
+        async move { post_form(&other, "/token", None, &body).await }
+    };
+    // The running instance has read (and cached) the old set.
+    for _ in 0..2 {
+        assert_eq!(signed_by(&old).await.status, StatusCode::OK);
+    }
+    let jwks = json!({"keys": [new.jwk.clone()]}).to_string();
+    admin::set_client_jwks(&app.store, &client.id, &jwks)
+        .await
+        .unwrap();
+    common::within_bound(
+        app.backend,
+        || signed_by(&old),
+        |r: &TestResponse| r.status == StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(signed_by(&new).await.status, StatusCode::OK);
+}
+
 both_stores!(
     jwks_publishes_the_public_signing_key,
     a_rotated_key_is_published_at_once_and_signs_once_promoted,
@@ -1058,4 +1093,5 @@ both_stores!(
     clients_use_only_their_registered_method,
     private_key_jwt_clients_need_a_public_jwk_set,
     a_private_key_jwt_client_rotates_its_keys,
+    a_jwk_set_changed_elsewhere_holds_on_a_running_instance,
 );

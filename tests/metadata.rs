@@ -88,7 +88,7 @@ async fn health_and_readiness(app: TestApp) {
 async fn readiness_fails_and_introspection_is_unavailable_when_the_store_is_gone(app: TestApp) {
     let client = app.client("app", &[]).await;
     let token = app
-        .opaque_for(&client, introspectd::store::TokenUse::AccessToken)
+        .opaque_for(&client, introspectd::vocabulary::TokenUse::AccessToken)
         .await;
     app.store.close().await;
     let response = app.send(get("/readyz")).await;

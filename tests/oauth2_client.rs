@@ -17,7 +17,7 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use introspectd::admin::NewClient;
-use introspectd::store::TokenUse;
+use introspectd::vocabulary::TokenUse;
 use oauth2::basic::BasicClient;
 use oauth2::{
     ClientId, ClientSecret, HttpRequest, HttpResponse, IntrospectionUrl, RefreshToken,

@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use common::binary::{Server, command, create_client, http, issue_token, run_json};
 use common::{Backend, TestApp, basic, form, fresh_db, metric_value, scrape};
 use introspectd::metrics::{AUTH_FAILURES, HTTP_REQUESTS, INTROSPECTIONS, RATE_LIMITED};
-use introspectd::store::TokenUse;
+use introspectd::vocabulary::TokenUse;
 use serde_json::Value;
 use tower::ServiceExt;
 

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use common::{Backend, TestApp, form};
 use introspectd::http::metadata::well_known_path;
 use introspectd::http::openapi::DOCUMENT;
-use introspectd::store::TokenUse;
+use introspectd::vocabulary::TokenUse;
 use serde_json::Value;
 
 /// Keywords the checker understands; a schema using any other fails the test, so the

@@ -13,7 +13,7 @@ use common::{Backend, TestApp, TestResponse};
 use introspectd::admin;
 use introspectd::config::DatabaseUrl;
 use introspectd::secret::RawToken;
-use introspectd::store::TokenUse;
+use introspectd::vocabulary::TokenUse;
 use serde_json::json;
 
 /// The Postgres server the tests use, as a socket address.

@@ -10,8 +10,9 @@ use axum::Router;
 use common::{Backend, TestApp, TestClient, TestResponse, introspect_on};
 use introspectd::admin;
 use introspectd::secret::RawToken;
-use introspectd::store::{Rotation, TokenRecord, TokenUse};
+use introspectd::store::{Rotation, TokenRecord};
 use introspectd::token::opaque;
+use introspectd::vocabulary::TokenUse;
 use serde_json::json;
 
 /// SPEC.md: changes reach every other instance sharing a Postgres store within a second.

@@ -5,11 +5,10 @@ mod common;
 use common::TestApp;
 use introspectd::auth::hash_secret;
 use introspectd::secret::ClientSecret;
-use introspectd::store::{
-    AuthMethod, ClientPolicy, ClientRecord, GrantType, InactiveBudget, Pool, TokenRecord, TokenUse,
-};
+use introspectd::store::{ClientPolicy, ClientRecord, Pool, TokenRecord};
 use introspectd::token::jwt::KeySet;
 use introspectd::token::{now, opaque};
+use introspectd::vocabulary::{AuthMethod, GrantType, InactiveBudget, TokenUse};
 
 fn client(id: &str) -> ClientRecord {
     ClientRecord {

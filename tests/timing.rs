@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use common::{Backend, TestClient};
-use introspectd::store::TokenUse;
 use introspectd::token::opaque;
+use introspectd::vocabulary::TokenUse;
 use serde_json::json;
 
 /// The tests of this binary run one at a time, so no test's load skews another's series.

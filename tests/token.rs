@@ -8,8 +8,8 @@ use axum::http::{Request, StatusCode, header};
 use common::{TestApp, TestClient, TestResponse, assert_error, form, issue_request, post_form};
 use introspectd::admin::NewClient;
 use introspectd::secret::RawToken;
-use introspectd::store::TokenUse;
 use introspectd::token::opaque;
+use introspectd::vocabulary::TokenUse;
 use serde_json::json;
 
 const API: &str = "https://api.example";

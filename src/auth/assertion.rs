@@ -10,9 +10,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::Deserialize;
 
 use super::{AuthError, client_may_authenticate};
+use crate::cache::View;
 use crate::secret::RawToken;
-use crate::store::{AuthMethod, ClientRecord, Store};
+use crate::store::{ClientRecord, Store};
 use crate::token::claims::Audience;
+use crate::vocabulary::AuthMethod;
 
 /// RFC 7523 §2.2: the `client_assertion_type` of a JWT client assertion.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -98,9 +100,11 @@ impl AssertionVerifier {
     /// not sign all answer with the same [`FAILED`], with the same store work.
     pub async fn verify(
         &self,
+        view: &View<'_>,
         presented: &ClientAssertion,
         endpoint: &str,
-    ) -> Result<ClientRecord, AuthError> {
+        now: i64,
+    ) -> Result<Arc<ClientRecord>, AuthError> {
         let jwt = presented.jwt.expose();
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| FAILED)?;
         check_header(&header)?;
@@ -112,8 +116,8 @@ impl AssertionVerifier {
             return Err(FAILED);
         }
         // Both lookups run whether or not the client exists.
-        let client = self.store.client_by_id(&sub).await?;
-        let jwks = self.store.client_jwks(&sub).await?;
+        let client = view.client(&sub).await?;
+        let jwks = view.client_jwks(&sub).await?;
         let (client, jwks) = match (client, jwks) {
             (Some(client), Some(jwks)) if client.auth_method == AuthMethod::PrivateKeyJwt => {
                 (client, jwks)
@@ -125,7 +129,9 @@ impl AssertionVerifier {
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway;
         validation.validate_aud = false;
-        validation.validate_nbf = true;
+        // Times are checked against the request's `now` below.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[&client.client_id]);
         validation.sub = Some(client.client_id.clone());
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
@@ -135,13 +141,7 @@ impl AssertionVerifier {
         // The caller holds one of the client's keys: from here on it may learn why.
         client_may_authenticate(&client, AuthMethod::PrivateKeyJwt)?;
         let leeway = i64::try_from(self.leeway).unwrap_or(0);
-        check_claims(
-            &claims,
-            crate::token::now(),
-            leeway,
-            [&*self.issuer, endpoint],
-        )
-        .map_err(|_| FAILED)?;
+        check_claims(&claims, now, leeway, [&*self.issuer, endpoint]).map_err(|_| FAILED)?;
         if !self
             .store
             .use_assertion_jti(&client.client_id, &claims.jti, claims.exp)
@@ -180,6 +180,9 @@ fn check_claims(
     match claims.aud.0.as_slice() {
         [aud] if accepted_audiences.contains(&aud.as_str()) => {}
         _ => return Err("audience is not this server alone"),
+    }
+    if claims.exp < now - leeway {
+        return Err("expired");
     }
     if claims.exp > now + MAX_LIFETIME_SECONDS + leeway {
         return Err("expires too far in the future");

@@ -23,7 +23,8 @@ use crate::cache::View;
 use crate::config::Config;
 use crate::limits::Budget;
 use crate::secret::{ClientSecret, SecretHash};
-use crate::store::{AuthMethod, ClientRecord, StoreError};
+use crate::store::{ClientRecord, StoreError};
+use crate::vocabulary::AuthMethod;
 
 /// Credentials as a request presented them, before any check against the store.
 #[derive(Clone, Debug, PartialEq, Eq)]

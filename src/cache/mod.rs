@@ -44,6 +44,9 @@ pub fn table<K: Eq + Hash + Clone, V: Clone>(capacity: usize) -> Cache<K, V> {
 /// between a lookup and an invalidation.
 pub struct StateCache {
     clients: Table<String, Option<Arc<ClientRecord>>>,
+    /// The JWK Sets of `private_key_jwt` clients; a change to one is announced as a
+    /// change to its client.
+    client_jwks: Table<String, Option<Arc<str>>>,
     tokens: Table<[u8; 32], Arc<TokenRecord>>,
     revoked_jtis: Table<String, bool>,
     /// Every revoked JWT id, when it fits: answers for tokens never seen before.
@@ -62,6 +65,7 @@ impl StateCache {
     pub fn new(capacity: usize, max_revocations: usize, max_opaque_tokens: usize) -> Self {
         StateCache {
             clients: table(capacity),
+            client_jwks: table(capacity),
             tokens: table(capacity),
             revoked_jtis: table(capacity),
             revoked: KnownSet::new(max_revocations),
@@ -77,6 +81,7 @@ impl StateCache {
         match change {
             Change::Client(id) => {
                 self.clients.remove(id);
+                self.client_jwks.remove(id);
             }
             Change::Token(digest) => {
                 self.tokens.remove(digest);
@@ -112,6 +117,7 @@ impl StateCache {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.keys_generation.fetch_add(1, Ordering::SeqCst);
         self.clients.clear();
+        self.client_jwks.clear();
         self.tokens.clear();
         self.revoked_jtis.clear();
         self.revoked.forget();
@@ -314,6 +320,32 @@ impl View<'_> {
         if self.cached {
             cache.remember(
                 &cache.clients,
+                generation,
+                client_id.to_owned(),
+                found.clone(),
+            );
+        }
+        Ok(found)
+    }
+
+    /// The JWK Set a `private_key_jwt` client registered, if any.
+    pub async fn client_jwks(&self, client_id: &str) -> Result<Option<Arc<str>>, StoreError> {
+        let cache = &self.directory.cache;
+        if self.cached {
+            if let Some(found) = cache.client_jwks.get(client_id) {
+                return Ok(found);
+            }
+        }
+        let generation = cache.generation();
+        let found = self
+            .directory
+            .store
+            .client_jwks(client_id)
+            .await?
+            .map(Arc::from);
+        if self.cached {
+            cache.remember(
+                &cache.client_jwks,
                 generation,
                 client_id.to_owned(),
                 found.clone(),

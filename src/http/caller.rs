@@ -26,6 +26,7 @@ pub async fn authenticate(
     form: &OAuthForm,
     path: &str,
     ip: IpAddr,
+    now: i64,
 ) -> Result<Arc<ClientRecord>, ApiError> {
     let guard = &state.auth;
     let verified = async {
@@ -43,11 +44,17 @@ pub async fn authenticate(
         let verified = match &credentials {
             Credentials::Secret(presented) => guard.authenticate(view, presented, ip).await,
             Credentials::Assertion(assertion) => match guard.admit(ip, client_id) {
-                Ok(()) => state
-                    .assertions
-                    .verify(assertion, &endpoint_url(&state.config.issuer, path))
-                    .await
-                    .map(Arc::new),
+                Ok(()) => {
+                    state
+                        .assertions
+                        .verify(
+                            view,
+                            assertion,
+                            &endpoint_url(&state.config.issuer, path),
+                            now,
+                        )
+                        .await
+                }
                 Err(err) => Err(err),
             },
         };

@@ -18,7 +18,7 @@ use crate::introspection::Answer;
 use crate::limits::retry_after_seconds;
 use crate::metrics;
 use crate::signed_response;
-use crate::store::TokenUse;
+use crate::vocabulary::TokenUse;
 
 pub const PATH: &str = "/introspect";
 
@@ -28,22 +28,23 @@ pub async fn introspect(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, ApiError> {
+    let now = crate::token::now();
     let view = state.directory.view().await;
-    let caller = caller::authenticate(&state, &view, &headers, &form, PATH, ip).await?;
+    let caller = caller::authenticate(&state, &view, &headers, &form, PATH, ip, now).await?;
     let token = form.required("token")?;
     // RFC 7662 §2.1: an unknown hint is not an error; it just orders nothing.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
     oracle::admit(&state, &caller)?;
     let answer = state
         .introspector
-        .introspect(&view, &caller, token, hint)
+        .introspect(&view, &caller, token, hint, now)
         .await?;
     metrics::introspection_outcome(&answer);
     if let Answer::Inactive(_) = answer {
         oracle::spend(&state, &caller)?;
     }
     if signed_response::wants_jwt(headers.get(header::ACCEPT)) {
-        return signed(&state, &view, &caller.client_id, &answer).await;
+        return signed(&state, &view, &caller.client_id, &answer, now).await;
     }
     Ok(Json(answer.response()).into_response())
 }
@@ -62,21 +63,16 @@ async fn signed(
     view: &View<'_>,
     caller: &str,
     answer: &Answer,
+    now: i64,
 ) -> Result<Response, ApiError> {
-    let keys = state.keys.current(view).await;
-    if keys.public_signing_alg().is_none() {
+    let keys = state.keys.current(view.keys_generation()).await;
+    if keys.public_signing_alg(now).is_none() {
         return Err(ApiError::invalid_request(
             "signed introspection responses need an asymmetric signing key",
         ));
     }
-    let jwt = signed_response::sign(
-        &keys,
-        &state.config.issuer,
-        caller,
-        answer,
-        crate::token::now(),
-    )
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let jwt = signed_response::sign(&keys, &state.config.issuer, caller, answer, now)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((
         [(header::CONTENT_TYPE, signed_response::MEDIA_TYPE)],
         jwt.expose().to_owned(),

@@ -20,7 +20,7 @@ const CACHE_CONTROL: &str = "public, max-age=300";
 /// verify.
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     let view = state.directory.view().await;
-    let keys = state.keys.current(&view).await;
+    let keys = state.keys.current(view.keys_generation()).await;
     (
         [
             (header::CONTENT_TYPE, JWK_SET_MEDIA_TYPE),

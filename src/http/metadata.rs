@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use crate::auth::assertion;
 use crate::config::Config;
-use crate::store::AuthMethod;
+use crate::vocabulary::AuthMethod;
 
 /// RFC 8414 §3: the well-known URI suffix.
 const WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";

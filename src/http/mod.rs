@@ -96,7 +96,7 @@ impl AppState {
         );
         let signing_alg = keys
             .keys()
-            .public_signing_alg()
+            .public_signing_alg(crate::token::now())
             .and_then(|alg| serde_json::to_value(alg).ok())
             .and_then(|alg| alg.as_str().map(str::to_owned));
         let limits = &config.rate_limit;

@@ -7,7 +7,8 @@
 use super::AppState;
 use super::introspect::throttled;
 use crate::error::ApiError;
-use crate::store::{ClientRecord, InactiveBudget};
+use crate::store::ClientRecord;
+use crate::vocabulary::InactiveBudget;
 
 /// The client's budget per window: its own setting, else `rate_limit.inactive_per_client`
 /// (0: unlimited, as while rate limiting is off).

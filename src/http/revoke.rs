@@ -9,7 +9,7 @@ use super::form::OAuthForm;
 use super::{AppState, caller, oracle};
 use crate::error::ApiError;
 use crate::revocation;
-use crate::store::TokenUse;
+use crate::vocabulary::TokenUse;
 
 pub const PATH: &str = "/revoke";
 
@@ -23,16 +23,17 @@ pub async fn revoke(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<StatusCode, ApiError> {
+    let now = crate::token::now();
     let view = state.directory.view().await;
-    let client = caller::authenticate(&state, &view, &headers, &form, PATH, ip).await?;
+    let client = caller::authenticate(&state, &view, &headers, &form, PATH, ip, now).await?;
     let token = form.required("token")?;
     // RFC 7009 §2.1: an unknown hint only means the search covers every type.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
     oracle::admit(&state, &client)?;
-    let keys = state.keys.current(&view).await;
+    let keys = state.keys.current(view.keys_generation()).await;
     match revocation::find(&state.store, &keys, token, hint).await? {
         Some(found) if found.client_id() == client.client_id => {
-            revocation::revoke(&state.store, &found, crate::token::now()).await?;
+            revocation::revoke(&state.store, &found, now).await?;
         }
         _ => oracle::spend(&state, &client)?,
     }

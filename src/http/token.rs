@@ -33,16 +33,17 @@ pub async fn token(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, ApiError> {
+    let now = crate::token::now();
     let view = state.directory.view().await;
-    let client = caller::authenticate(&state, &view, &headers, &form, PATH, ip).await?;
+    let client = caller::authenticate(&state, &view, &headers, &form, PATH, ip, now).await?;
     let grant_type = form.required("grant_type")?;
     let scope = form.get("scope");
     let resources: Vec<&str> = form.get_all("resource").collect();
-    let keys = state.keys.current(&view).await;
+    let keys = state.keys.current(view.keys_generation()).await;
     let (store, keys, config) = (&state.store, &*keys, &*state.config);
     let issued = match grant_type {
         "client_credentials" => {
-            grant::client_credentials(store, keys, config, &client, scope, &resources).await?
+            grant::client_credentials(store, keys, config, &client, scope, &resources, now).await?
         }
         "refresh_token" => {
             let refresh_token = form.required("refresh_token")?;
@@ -55,6 +56,7 @@ pub async fn token(
                 refresh_token,
                 scope,
                 &resources,
+                now,
             )
             .await;
             if let Err(GrantError::InvalidGrant) = refreshed {

@@ -17,6 +17,7 @@ use sqlx::{PgPool, SqlitePool};
 
 use crate::config::Config;
 use crate::secret::SecretHash;
+use crate::vocabulary::{AuthMethod, GrantType, InactiveBudget, TokenUse};
 
 pub use postgres::connect_admin as connect_postgres_admin;
 pub use sqlite::database_path as sqlite_database_path;
@@ -67,125 +68,24 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// How a client authenticates (RFC 7591 `token_endpoint_auth_method`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    ClientSecretBasic,
-    ClientSecretPost,
-    /// RFC 7523 §2.2: a JWT signed with a key from the client's registered JWK Set.
-    PrivateKeyJwt,
-}
-
-impl AuthMethod {
-    pub const ALL: [AuthMethod; 3] = [
-        AuthMethod::ClientSecretBasic,
-        AuthMethod::ClientSecretPost,
-        AuthMethod::PrivateKeyJwt,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::ClientSecretBasic => "client_secret_basic",
-            AuthMethod::ClientSecretPost => "client_secret_post",
-            AuthMethod::PrivateKeyJwt => "private_key_jwt",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.as_str() == value)
+/// A client's inactive budget, stored as NULL (configured), 0 (off) or the limit.
+fn budget_from_column(value: Option<i64>) -> Result<InactiveBudget, StoreError> {
+    match value {
+        None => Ok(InactiveBudget::Configured),
+        Some(0) => Ok(InactiveBudget::Off),
+        Some(n) => u32::try_from(n)
+            .map(InactiveBudget::Limit)
+            .map_err(|_| StoreError::Corrupt {
+                what: "client inactive_budget",
+            }),
     }
 }
 
-/// What a token is for (`token_use` in introspection answers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenUse {
-    AccessToken,
-    RefreshToken,
-}
-
-impl TokenUse {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenUse::AccessToken => "access_token",
-            TokenUse::RefreshToken => "refresh_token",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "access_token" => Some(TokenUse::AccessToken),
-            "refresh_token" => Some(TokenUse::RefreshToken),
-            _ => None,
-        }
-    }
-}
-
-/// A grant type a client may use at the token endpoint (RFC 7591 `grant_types`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GrantType {
-    ClientCredentials,
-    RefreshToken,
-    /// Sign-in of users (RFC 6749 §4.1); registered ahead of the endpoints that use it.
-    AuthorizationCode,
-}
-
-impl GrantType {
-    pub const ALL: [GrantType; 3] = [
-        GrantType::ClientCredentials,
-        GrantType::RefreshToken,
-        GrantType::AuthorizationCode,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GrantType::ClientCredentials => "client_credentials",
-            GrantType::RefreshToken => "refresh_token",
-            GrantType::AuthorizationCode => "authorization_code",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.as_str() == value)
-    }
-}
-
-/// How many `{"active": false}` answers (and other answers that tell whether a token
-/// exists) a client may receive per window.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum InactiveBudget {
-    /// `rate_limit.inactive_per_client`.
-    #[default]
-    Configured,
-    /// No limit: for a gateway that forwards the public's tokens.
-    Off,
-    Limit(u32),
-}
-
-impl InactiveBudget {
-    /// Stored as NULL (configured), 0 (off) or the limit.
-    fn from_column(value: Option<i64>) -> Result<Self, StoreError> {
-        match value {
-            None => Ok(InactiveBudget::Configured),
-            Some(0) => Ok(InactiveBudget::Off),
-            Some(n) => {
-                u32::try_from(n)
-                    .map(InactiveBudget::Limit)
-                    .map_err(|_| StoreError::Corrupt {
-                        what: "client inactive_budget",
-                    })
-            }
-        }
-    }
-
-    fn to_column(self) -> Option<i64> {
-        match self {
-            InactiveBudget::Configured => None,
-            InactiveBudget::Off => Some(0),
-            InactiveBudget::Limit(n) => Some(i64::from(n)),
-        }
+fn budget_to_column(budget: InactiveBudget) -> Option<i64> {
+    match budget {
+        InactiveBudget::Configured => None,
+        InactiveBudget::Off => Some(0),
+        InactiveBudget::Limit(n) => Some(i64::from(n)),
     }
 }
 
@@ -303,7 +203,7 @@ impl TryFrom<ClientRow> for ClientRecord {
                     })?,
                 resources: decode_list(&row.resources, "client resources")?,
                 strict_auth_method: row.strict_auth_method,
-                inactive_budget: InactiveBudget::from_column(row.inactive_budget)?,
+                inactive_budget: budget_from_column(row.inactive_budget)?,
             },
             disabled: row.disabled,
             created_at: row.created_at,
@@ -548,7 +448,7 @@ impl Store {
                 .bind(encode_grant_types(&client.policy.grant_types))
                 .bind(encode_list(&client.policy.resources))
                 .bind(client.policy.strict_auth_method)
-                .bind(client.policy.inactive_budget.to_column())
+                .bind(budget_to_column(client.policy.inactive_budget))
                 .execute(&mut *tx)
                 .await?;
             if let Some(jwks) = jwks {
@@ -623,7 +523,7 @@ impl Store {
             .bind(encode_grant_types(&client.policy.grant_types))
             .bind(encode_list(&client.policy.resources))
             .bind(client.policy.strict_auth_method)
-            .bind(client.policy.inactive_budget.to_column())
+            .bind(budget_to_column(client.policy.inactive_budget))
             .bind(client.updated_at)
             .bind(&client.client_id)
             .execute(pool)

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::store::{TokenRecord, TokenUse};
+use crate::store::TokenRecord;
+
+use crate::vocabulary::TokenUse;
 
 /// The `aud` claim: one audience is written as a string, several as an array (RFC 7519 §4.1.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -134,25 +136,6 @@ impl TokenInfo {
     }
 }
 
-/// Splits a space-delimited scope string (RFC 6749 §3.3) into its distinct tokens.
-pub fn scope_items(scope: &str) -> Vec<&str> {
-    let mut items: Vec<&str> = Vec::new();
-    for item in scope.split(' ').filter(|s| !s.is_empty()) {
-        if !items.contains(&item) {
-            items.push(item);
-        }
-    }
-    items
-}
-
-/// Checks RFC 6749 §3.3 syntax: printable ASCII except space, `"` and `\`.
-pub fn valid_scope_token(item: &str) -> bool {
-    !item.is_empty()
-        && item
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,13 +160,5 @@ mod tests {
     fn refresh_tokens_have_no_token_type() {
         assert_eq!(token_type(TokenUse::RefreshToken), None);
         assert_eq!(token_type(TokenUse::AccessToken), Some("Bearer"));
-    }
-
-    #[test]
-    fn scope_items_drop_empty_and_repeated() {
-        assert_eq!(scope_items(" a  b a "), vec!["a", "b"]);
-        assert!(valid_scope_token("read:all"));
-        assert!(!valid_scope_token("a\"b"));
-        assert!(!valid_scope_token("é"));
     }
 }

@@ -18,6 +18,7 @@ use serde::Serialize;
 use super::claims::AccessClaims;
 use super::kek::{KekError, KeyEncryptionKey};
 use crate::config::{Config, KeyConfig};
+use crate::policy::{TokenState, token_state};
 use crate::secret::RawToken;
 use crate::store::{Store, StoreError, StoredKey};
 
@@ -87,7 +88,6 @@ pub struct KeySet {
     verifiers: HashMap<String, VerifyingKey>,
     /// Latest activation first.
     signers: Vec<SigningKey>,
-    leeway: i64,
     /// The public keys, as published at `jwks_uri`.
     published: JwkSet,
 }
@@ -169,13 +169,6 @@ impl KeySet {
         self.signer_at(now).map(|s| s.kid.as_str())
     }
 
-    /// Verifies a JWT access token completely: header, key, signature, issuer and times.
-    pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, JwtRejection> {
-        let claims = self.verify_ignoring_time(token)?;
-        check_times(&claims, now, self.leeway)?;
-        Ok(claims)
-    }
-
     /// Verifies header, key, signature and issuer but not the times: for revocation,
     /// where an expired token is still a token, and for caching, where the times are
     /// checked on every use.
@@ -227,8 +220,8 @@ impl KeySet {
 
     /// The algorithm of the signing key when others can verify its signatures: an HS256
     /// signer's output proves nothing to a party without the secret.
-    pub fn public_signing_alg(&self) -> Option<Algorithm> {
-        self.signer_at(super::now())
+    pub fn public_signing_alg(&self, now: i64) -> Option<Algorithm> {
+        self.signer_at(now)
             .map(|s| s.alg)
             .filter(|alg| !is_symmetric(*alg))
     }
@@ -258,14 +251,13 @@ fn public_jwk(kid: &str, alg: Algorithm, key: &DecodingKey) -> Option<Jwk> {
 /// RFC 7519 §4.1.4-6 with `leeway` seconds of skew: not on or after `exp`, not before
 /// `nbf`, not issued in the future.
 pub fn check_times(claims: &AccessClaims, now: i64, leeway: i64) -> Result<(), JwtRejection> {
-    if now >= claims.exp.saturating_add(leeway) {
-        return Err(JwtRejection::Expired);
-    }
     let earliest = claims.nbf.unwrap_or(claims.iat).max(claims.iat);
-    if earliest > now.saturating_add(leeway) {
-        return Err(JwtRejection::NotYetValid);
+    match token_state(false, claims.exp, Some(earliest), now, leeway) {
+        TokenState::Expired => Err(JwtRejection::Expired),
+        TokenState::NotYetValid => Err(JwtRejection::NotYetValid),
+        // Revocation of a JWT is looked up by `jti` by whoever holds the list.
+        TokenState::Active | TokenState::Revoked => Ok(()),
     }
-    Ok(())
 }
 
 fn is_access_token_typ(typ: &str) -> bool {
@@ -304,7 +296,6 @@ struct Builder {
     /// In the order added; on equal activation times the first added signs.
     signers: Vec<SigningKey>,
     issuers: Vec<String>,
-    leeway: u64,
     published: Vec<Jwk>,
 }
 
@@ -314,7 +305,6 @@ impl Builder {
             verifiers: HashMap::new(),
             signers: Vec::new(),
             issuers: config.trusted_issuers(),
-            leeway: config.jwt.leeway_seconds,
             published: Vec::new(),
         }
     }
@@ -325,7 +315,6 @@ impl Builder {
         KeySet {
             verifiers: self.verifiers,
             signers: self.signers,
-            leeway: i64::try_from(self.leeway).unwrap_or(i64::MAX),
             published: JwkSet {
                 keys: self.published,
             },
@@ -518,12 +507,19 @@ mod tests {
         }
     }
 
+    /// What introspection does with a JWT: signature and issuer, then times.
+    fn verify_at(keys: &KeySet, token: &str, now: i64) -> Result<AccessClaims, JwtRejection> {
+        let claims = keys.verify_ignoring_time(token)?;
+        check_times(&claims, now, 0)?;
+        Ok(claims)
+    }
+
     #[test]
     fn signed_token_verifies() {
         let keys = key_set();
         let now = crate::token::now();
         let token = keys.sign(&claims(now)).unwrap();
-        assert_eq!(keys.verify(token.expose(), now).unwrap(), claims(now));
+        assert_eq!(verify_at(&keys, token.expose(), now).unwrap(), claims(now));
     }
 
     #[test]
@@ -531,7 +527,7 @@ mod tests {
         let now = crate::token::now();
         let token = key_set().sign(&claims(now)).unwrap();
         assert_eq!(
-            key_set().verify(token.expose(), now),
+            verify_at(&key_set(), token.expose(), now),
             Err(JwtRejection::UnknownKey)
         );
     }
@@ -545,7 +541,7 @@ mod tests {
         c.exp = now + 7_200;
         let token = keys.sign(&c).unwrap();
         assert_eq!(
-            keys.verify(token.expose(), now),
+            verify_at(&keys, token.expose(), now),
             Err(JwtRejection::NotYetValid)
         );
     }
@@ -557,7 +553,10 @@ mod tests {
         let mut c = claims(now - 7_200);
         c.exp = now - 3_600;
         let token = keys.sign(&c).unwrap();
-        assert_eq!(keys.verify(token.expose(), now), Err(JwtRejection::Expired));
+        assert_eq!(
+            verify_at(&keys, token.expose(), now),
+            Err(JwtRejection::Expired)
+        );
         assert_eq!(keys.verify_ignoring_time(token.expose()).unwrap(), c);
     }
 
@@ -589,7 +588,10 @@ mod tests {
         let keys = key_set();
         let jwk = &keys.jwks().keys[0];
         assert_eq!(jwk.common.key_id.as_deref(), keys.signing_kid());
-        assert_eq!(keys.public_signing_alg(), Some(Algorithm::EdDSA));
+        assert_eq!(
+            keys.public_signing_alg(crate::token::now()),
+            Some(Algorithm::EdDSA)
+        );
         let now = crate::token::now();
         let token = keys.sign(&claims(now)).unwrap();
         let mut validation = Validation::new(Algorithm::EdDSA);
@@ -624,7 +626,7 @@ mod tests {
         assert_eq!(keys.jwks().keys.len(), 1);
         assert_ne!(keys.jwks().keys[0].common.key_id.as_deref(), Some("shared"));
         assert_eq!(keys.signing_kid(), Some("shared"));
-        assert_eq!(keys.public_signing_alg(), None);
+        assert_eq!(keys.public_signing_alg(crate::token::now()), None);
     }
 
     #[test]

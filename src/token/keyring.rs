@@ -10,7 +10,6 @@ use super::claims::AccessClaims;
 use super::jwt::{JwtRejection, KeyError, KeySet};
 use super::kek::{self, KeyEncryptionKey, Origin};
 use super::opaque;
-use crate::cache::View;
 use crate::config::Config;
 use crate::store::Store;
 
@@ -44,7 +43,8 @@ impl KeyRing {
         let set = KeySet::load_with(&config, &store, kek.as_ref()).await?;
         Ok(KeyRing {
             kek,
-            verified: crate::cache::table(config.cache.capacity),
+            // Sized like the state caches, and never below 16 entries.
+            verified: Cache::new(config.cache.capacity.max(16)),
             loaded: RwLock::new((generation, Arc::new(set))),
             generation: AtomicU64::new(generation),
             reloading: tokio::sync::Mutex::new(()),
@@ -65,23 +65,25 @@ impl KeyRing {
         self.loaded().1
     }
 
-    /// The key set, reloaded first if the stored keys changed since it was loaded.
-    pub async fn current(&self, view: &View<'_>) -> Arc<KeySet> {
-        self.reload_if_changed(view.keys_generation()).await;
+    /// The key set, reloaded first if the stored keys changed since it was loaded
+    /// (`keys_generation` comes from the caller's view of the store's changes).
+    pub async fn current(&self, keys_generation: u64) -> Arc<KeySet> {
+        self.reload_if_changed(keys_generation).await;
         self.keys()
     }
 
     /// Verifies a JWT's header, signature and issuer, from the cache when it verified
-    /// before under the same keys. Times are the caller's to check.
+    /// before under the same keys and `cached` allows it. Times are the caller's to check.
     pub async fn verify(
         &self,
-        view: &View<'_>,
+        keys_generation: u64,
+        cached: bool,
         token: &str,
     ) -> Result<Arc<AccessClaims>, JwtRejection> {
-        self.reload_if_changed(view.keys_generation()).await;
+        self.reload_if_changed(keys_generation).await;
         let (generation, keys) = self.loaded();
         let digest = opaque::digest(token);
-        if view.cached() {
+        if cached {
             if let Some((verified_at, claims)) = self.verified.get(&digest) {
                 if verified_at == generation {
                     return Ok(claims);

@@ -2,25 +2,16 @@
 
 use super::claims::{AccessClaims, Audience};
 use super::jwt::{KeyError, KeySet};
-use super::{new_jti, now, opaque};
+use super::{new_jti, opaque};
 use crate::secret::RawToken;
-use crate::store::{ClientRecord, Store, StoreError, TokenRecord, TokenUse};
+use crate::store::{ClientRecord, Store, StoreError, TokenRecord};
+use crate::vocabulary::TokenUse;
 
 /// How a token is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenFormat {
     Jwt,
     Opaque,
-}
-
-impl TokenFormat {
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "jwt" => Some(TokenFormat::Jwt),
-            "opaque" => Some(TokenFormat::Opaque),
-            _ => None,
-        }
-    }
 }
 
 /// What to put in a new token. The client is assumed checked by the caller.
@@ -55,14 +46,16 @@ pub enum MintError {
     Store(#[from] StoreError),
 }
 
-/// Mints a token: JWTs are signed and not stored, opaque tokens are stored by digest.
+/// Mints a token issued at `now`: JWTs are signed and not stored, opaque tokens are
+/// stored by digest.
 pub async fn mint(
     store: &Store,
     keys: &KeySet,
     issuer: &str,
     request: MintRequest<'_>,
+    now: i64,
 ) -> Result<Minted, MintError> {
-    let iat = now();
+    let iat = now;
     let exp = iat.saturating_add(request.ttl);
     let jti = new_jti();
     let token = match request.format {

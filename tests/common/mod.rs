@@ -20,8 +20,9 @@ use http_body_util::BodyExt;
 use introspectd::admin::{self, IssueToken, NewClient};
 use introspectd::config::{Config, DatabaseUrl};
 use introspectd::http::{AppState, metrics_router, router};
-use introspectd::store::{Store, TokenUse};
+use introspectd::store::Store;
 use introspectd::token::mint::TokenFormat;
+use introspectd::vocabulary::TokenUse;
 use serde_json::Value;
 use tower::ServiceExt;
 

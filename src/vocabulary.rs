@@ -1,0 +1,99 @@
+//! The words every layer shares: how clients authenticate, what tokens are for, which
+//! grants a client may use and how many inactive answers it may receive.
+
+/// How a client authenticates (RFC 7591 `token_endpoint_auth_method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// RFC 7523 §2.2: a JWT signed with a key from the client's registered JWK Set.
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    pub const ALL: [AuthMethod; 3] = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::PrivateKeyJwt,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == value)
+    }
+}
+
+/// What a token is for (`token_use` in introspection answers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenUse {
+    AccessToken,
+    RefreshToken,
+}
+
+impl TokenUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenUse::AccessToken => "access_token",
+            TokenUse::RefreshToken => "refresh_token",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "access_token" => Some(TokenUse::AccessToken),
+            "refresh_token" => Some(TokenUse::RefreshToken),
+            _ => None,
+        }
+    }
+}
+
+/// A grant type a client may use at the token endpoint (RFC 7591 `grant_types`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    ClientCredentials,
+    RefreshToken,
+    /// Sign-in of users (RFC 6749 §4.1); registered ahead of the endpoints that use it.
+    AuthorizationCode,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] = [
+        GrantType::ClientCredentials,
+        GrantType::RefreshToken,
+        GrantType::AuthorizationCode,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::AuthorizationCode => "authorization_code",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == value)
+    }
+}
+
+/// How many `{"active": false}` answers (and other answers that tell whether a token
+/// exists) a client may receive per window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InactiveBudget {
+    /// `rate_limit.inactive_per_client`.
+    #[default]
+    Configured,
+    /// No limit: for a gateway that forwards the public's tokens.
+    Off,
+    Limit(u32),
+}
