@@ -1,12 +1,10 @@
 //! `POST /revoke` (RFC 7009).
 
-use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
-use super::client_ip::ClientIp;
-use super::form::OAuthForm;
-use super::{AppState, caller, oracle};
+use super::caller::Caller;
+use super::{AppState, oracle};
 use crate::error::ApiError;
 use crate::revocation;
 use crate::store::TokenUse;
@@ -19,12 +17,10 @@ pub const PATH: &str = "/revoke";
 /// both answers spend the caller's inactive-answer budget.
 pub async fn revoke(
     State(state): State<AppState>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
-    headers: HeaderMap,
-    form: OAuthForm,
+    Caller {
+        client, form, view, ..
+    }: Caller,
 ) -> Result<StatusCode, ApiError> {
-    let view = state.directory.view().await;
-    let client = caller::authenticate(&state, &view, &headers, &form, PATH, ip).await?;
     let token = form.required("token")?;
     // RFC 7009 §2.1: an unknown hint only means the search covers every type.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);

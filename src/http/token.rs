@@ -1,17 +1,18 @@
 //! `POST /token` (RFC 6749 §3.2): the client credentials and refresh token grants.
 
+use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use serde::Serialize;
 
-use super::client_ip::ClientIp;
+use super::caller::Caller;
 use super::form::OAuthForm;
-use super::{AppState, caller, oracle};
+use super::{AppState, oracle};
 use crate::error::ApiError;
 use crate::grant::{self, GrantError, Issued};
-use crate::token::mint::MintError;
+use crate::store::ClientRecord;
+use crate::token::jwt::KeySet;
 
 pub const PATH: &str = "/token";
 
@@ -29,12 +30,10 @@ struct TokenResponse<'a> {
 
 pub async fn token(
     State(state): State<AppState>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
-    headers: HeaderMap,
-    form: OAuthForm,
+    Caller {
+        client, form, view, ..
+    }: Caller,
 ) -> Result<Response, ApiError> {
-    let view = state.directory.view().await;
-    let client = caller::authenticate(&state, &view, &headers, &form, PATH, ip).await?;
     let grant_type = form.required("grant_type")?;
     let scope = form.get("scope");
     let resources: Vec<&str> = form.get_all("resource").collect();
@@ -44,25 +43,7 @@ pub async fn token(
         "client_credentials" => {
             grant::client_credentials(store, keys, config, &client, scope, &resources).await?
         }
-        "refresh_token" => {
-            let refresh_token = form.required("refresh_token")?;
-            oracle::admit(&state, &client)?;
-            let refreshed = grant::refresh(
-                store,
-                keys,
-                config,
-                &client,
-                refresh_token,
-                scope,
-                &resources,
-            )
-            .await;
-            if let Err(GrantError::InvalidGrant) = refreshed {
-                // As telling as an inactive introspection answer: budgeted alike.
-                oracle::spend(&state, &client)?;
-            }
-            refreshed?
-        }
+        "refresh_token" => refresh(&state, keys, &client, &form, scope, &resources).await?,
         _ => {
             return Err(ApiError::UnsupportedGrantType(
                 "grant_type must be client_credentials or refresh_token",
@@ -70,6 +51,27 @@ pub async fn token(
         }
     };
     Ok(answer(&issued))
+}
+
+/// The refresh token grant. A refused refresh token is as telling as an inactive
+/// introspection answer: budgeted alike.
+async fn refresh(
+    state: &AppState,
+    keys: &KeySet,
+    client: &ClientRecord,
+    form: &OAuthForm,
+    scope: Option<&str>,
+    resources: &[&str],
+) -> Result<Issued, ApiError> {
+    let refresh_token = form.required("refresh_token")?;
+    oracle::admit(state, client)?;
+    let (store, config) = (&state.store, &*state.config);
+    let refreshed =
+        grant::refresh(store, keys, config, client, refresh_token, scope, resources).await;
+    if let Err(GrantError::InvalidGrant) = refreshed {
+        oracle::spend(state, client)?;
+    }
+    Ok(refreshed?)
 }
 
 /// RFC 6749 §5.1: JSON that no cache may keep.
@@ -86,19 +88,4 @@ fn answer(issued: &Issued) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
-}
-
-impl From<GrantError> for ApiError {
-    fn from(err: GrantError) -> Self {
-        match err {
-            GrantError::InvalidGrant => ApiError::InvalidGrant,
-            GrantError::UnauthorizedClient(why) => ApiError::UnauthorizedClient(why),
-            GrantError::InvalidScope(why) => ApiError::InvalidScope(why),
-            GrantError::InvalidTarget(why) => ApiError::InvalidTarget(why),
-            GrantError::Store(err) | GrantError::Mint(MintError::Store(err)) => {
-                ApiError::Unavailable(err)
-            }
-            GrantError::Mint(err) => ApiError::Internal(err.to_string()),
-        }
-    }
 }
