@@ -26,9 +26,9 @@ pub async fn revoke(
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
     oracle::admit(&state, &client)?;
     let keys = state.keys.current(&view).await;
-    match revocation::find(&state.store, &keys, token, hint).await? {
+    match revocation::find(state.store(), &keys, token, hint).await? {
         Some(found) if found.client_id() == client.client_id => {
-            revocation::revoke(&state.store, &found, crate::token::now()).await?;
+            revocation::revoke(state.store(), &found, crate::token::now()).await?;
         }
         _ => oracle::spend(&state, &client)?,
     }

@@ -38,7 +38,7 @@ pub async fn token(
     let scope = form.get("scope");
     let resources: Vec<&str> = form.get_all("resource").collect();
     let keys = state.keys.current(&view).await;
-    let (store, keys, config) = (&state.store, &*keys, &*state.config);
+    let (store, keys, config) = (state.store(), &*keys, &*state.config);
     let issued = match grant_type {
         "client_credentials" => {
             grant::client_credentials(store, keys, config, &client, scope, &resources).await?
@@ -65,7 +65,7 @@ async fn refresh(
 ) -> Result<Issued, ApiError> {
     let refresh_token = form.required("refresh_token")?;
     oracle::admit(state, client)?;
-    let (store, config) = (&state.store, &*state.config);
+    let (store, config) = (state.store(), &*state.config);
     let refreshed =
         grant::refresh(store, keys, config, client, refresh_token, scope, resources).await;
     if let Err(GrantError::InvalidGrant) = refreshed {
