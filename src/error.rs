@@ -2,13 +2,18 @@
 //! (RFC 6749 §5.2): `{"error", "error_description"}`.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::auth::AuthError;
+use crate::grant::GrantError;
+use crate::limits::retry_after_seconds;
 use crate::store::StoreError;
+use crate::token::mint::MintError;
 
 /// `WWW-Authenticate` challenge of 401 answers (RFC 6749 §5.2, RFC 7617).
 pub const BASIC_CHALLENGE: &str = "Basic realm=\"introspectd\"";
@@ -73,6 +78,32 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Malformed(why) => ApiError::invalid_request(why),
+            AuthError::Failed(_, why) => ApiError::InvalidClient(why),
+            AuthError::Throttled(wait) => ApiError::throttled(wait),
+            AuthError::Store(err) => ApiError::Unavailable(err),
+        }
+    }
+}
+
+impl From<GrantError> for ApiError {
+    fn from(err: GrantError) -> Self {
+        match err {
+            GrantError::InvalidGrant => ApiError::InvalidGrant,
+            GrantError::UnauthorizedClient(why) => ApiError::UnauthorizedClient(why),
+            GrantError::InvalidScope(why) => ApiError::InvalidScope(why),
+            GrantError::InvalidTarget(why) => ApiError::InvalidTarget(why),
+            GrantError::Store(err) | GrantError::Mint(MintError::Store(err)) => {
+                ApiError::Unavailable(err)
+            }
+            GrantError::Mint(err) => ApiError::Internal(err.to_string()),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
@@ -82,6 +113,14 @@ struct ErrorBody<'a> {
 impl ApiError {
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
         ApiError::InvalidRequest(description.into())
+    }
+
+    /// A spent budget: answered like the rate limiter's refusals, and counted with them.
+    pub fn throttled(wait: Duration) -> Self {
+        crate::metrics::rate_limited();
+        ApiError::RateLimited {
+            retry_after: retry_after_seconds(wait),
+        }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, Cow<'_, str>) {

@@ -145,7 +145,7 @@ impl Introspector {
     /// `now`.
     pub async fn introspect(
         &self,
-        view: &View<'_>,
+        view: &View,
         caller: &ClientRecord,
         token: &str,
         hint: Option<TokenUse>,
@@ -171,7 +171,7 @@ impl Introspector {
 
     async fn find(
         &self,
-        view: &View<'_>,
+        view: &View,
         token: &str,
         hint: Option<TokenUse>,
         now: i64,
@@ -195,7 +195,7 @@ impl Introspector {
 
     async fn find_jwt(
         &self,
-        view: &View<'_>,
+        view: &View,
         token: &str,
         now: i64,
     ) -> Result<Result<TokenInfo, Inactive>, StoreError> {
@@ -218,7 +218,7 @@ impl Introspector {
 
     async fn find_opaque(
         &self,
-        view: &View<'_>,
+        view: &View,
         token: &str,
         now: i64,
     ) -> Result<Result<TokenInfo, Inactive>, StoreError> {

@@ -127,7 +127,7 @@ async fn upkeep(state: AppState) {
         // Keep revocations a little past expiry so clock skew cannot revive a token.
         let before =
             crate::token::now() - i64::try_from(state.config.jwt.leeway_seconds).unwrap_or(0) - 60;
-        match state.store.purge_expired(before).await {
+        match state.store().purge_expired(before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "purged expired tokens and revocations"),
             Err(err) => {

@@ -754,6 +754,26 @@ async fn assertion_audience_must_be_this_server_alone(app: TestApp) {
     }
 }
 
+/// The audience an endpoint accepts is its own URL, taken from the route it matched:
+/// another endpoint's URL is refused.
+async fn each_endpoint_accepts_its_own_url_as_audience(app: TestApp) {
+    let key = ClientKey::ed25519("k1");
+    let client = jwt_client(&app, &[&key]).await;
+    let token = token_signed_by(&app, &key, &client.id).await.json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = |path: &str| json!(format!("{}{path}", app.config.issuer));
+    for (path, other) in [("/introspect", "/revoke"), ("/revoke", "/introspect")] {
+        let params = [("token", token.as_str())];
+        let jwt = key.sign(&claims(&client.id, url(other)));
+        assert_invalid_client(&with_assertion(&app, path, &jwt, &params).await);
+        let jwt = key.sign(&claims(&client.id, url(path)));
+        let response = with_assertion(&app, path, &jwt, &params).await;
+        assert_eq!(response.status, StatusCode::OK, "{path}: {response:?}");
+    }
+}
+
 async fn bad_assertions_are_invalid_client(app: TestApp) {
     let key = ClientKey::ed25519("k1");
     let stranger = ClientKey::ed25519("k1");
@@ -1087,6 +1107,7 @@ both_stores!(
     private_key_jwt_accepts_es256_and_rs256_keys,
     replayed_assertion_is_refused,
     assertion_audience_must_be_this_server_alone,
+    each_endpoint_accepts_its_own_url_as_audience,
     bad_assertions_are_invalid_client,
     a_strangers_assertion_reveals_nothing_about_the_client,
     assertion_and_secret_together_are_two_methods,

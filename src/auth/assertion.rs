@@ -100,7 +100,7 @@ impl AssertionVerifier {
     /// not sign all answer with the same [`FAILED`], with the same store work.
     pub async fn verify(
         &self,
-        view: &View<'_>,
+        view: &View,
         presented: &ClientAssertion,
         endpoint: &str,
         now: i64,

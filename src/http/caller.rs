@@ -4,8 +4,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use axum::extract::{FromRequest, MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
 
+use super::client_ip::ClientIp;
 use super::form::OAuthForm;
 use super::metadata::endpoint_url;
 use super::{AppState, observe};
@@ -15,13 +17,56 @@ use crate::error::ApiError;
 use crate::metrics;
 use crate::store::ClientRecord;
 
+/// The authenticated client of a request to an endpoint that takes credentials, with
+/// what the request carried: a handler that declares it does only its own work. The
+/// form is read here (a body is read once) and handed on; the view was taken when the
+/// request began, so the whole request sees the caches in one state, and `now` is the
+/// one time the whole request is judged at.
+pub struct Caller {
+    pub client: Arc<ClientRecord>,
+    pub form: OAuthForm,
+    pub headers: HeaderMap,
+    pub view: View,
+    pub now: i64,
+}
+
+impl FromRequest<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let ip = req
+            .extensions()
+            .get::<ClientIp>()
+            .map(|ClientIp(ip)| *ip)
+            .ok_or_else(|| ApiError::Internal("no client address resolved".to_owned()))?;
+        // The endpoint's own path: an assertion names the endpoint's URL as audience.
+        let path = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|path| path.as_str().to_owned())
+            .ok_or_else(|| ApiError::Internal("no matched path".to_owned()))?;
+        let headers = req.headers().clone();
+        let form = OAuthForm::from_request(req, state).await?;
+        let view = state.directory.view().await;
+        let now = crate::token::now();
+        let client = authenticate(state, &view, &headers, &form, &path, ip, now).await?;
+        Ok(Caller {
+            client,
+            form,
+            headers,
+            view,
+            now,
+        })
+    }
+}
+
 /// The authenticated, enabled client behind a request from `ip` to the endpoint `path`
 /// (an assertion may name the endpoint's URL as its audience). Exactly one method may be
 /// used; failures are counted against the address and the client id, and spent budgets
 /// refuse every request whose credentials no earlier verification vouches for.
-pub async fn authenticate(
+async fn authenticate(
     state: &AppState,
-    view: &View<'_>,
+    view: &View,
     headers: &HeaderMap,
     form: &OAuthForm,
     path: &str,

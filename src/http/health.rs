@@ -23,7 +23,7 @@ pub async fn healthz() -> Json<Value> {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let ready = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+    let ready = match tokio::time::timeout(READY_TIMEOUT, state.store().ping()).await {
         Ok(Ok(())) => true,
         Ok(Err(err)) => {
             metrics::store_error(&err);

@@ -59,7 +59,7 @@ impl std::ops::Deref for AppState {
 /// The parts of [`AppState`].
 pub struct Shared {
     pub config: Arc<Config>,
-    pub store: Store,
+    /// The store, and its caches: the one path to the store.
     pub directory: Directory,
     pub keys: Arc<KeyRing>,
     pub auth: Authenticator,
@@ -121,9 +121,15 @@ impl AppState {
             ),
             directory,
             keys,
-            store,
             config,
         })))
+    }
+}
+
+impl Shared {
+    /// The store, uncached, reached through the directory.
+    pub fn store(&self) -> &Store {
+        self.directory.store()
     }
 }
 

@@ -5,7 +5,6 @@
 //! guessing costs the same wherever it is tried.
 
 use super::AppState;
-use super::introspect::throttled;
 use crate::error::ApiError;
 use crate::store::ClientRecord;
 use crate::vocabulary::InactiveBudget;
@@ -25,7 +24,7 @@ pub fn admit(state: &AppState, client: &ClientRecord) -> Result<(), ApiError> {
     state
         .inactive_budget
         .check_within(&client.client_id, limit(state, client))
-        .map_err(throttled)
+        .map_err(ApiError::throttled)
 }
 
 /// Counts one such answer; 429 once that went past the budget.
@@ -33,5 +32,5 @@ pub fn spend(state: &AppState, client: &ClientRecord) -> Result<(), ApiError> {
     state
         .inactive_budget
         .spend_within(client.client_id.clone(), limit(state, client))
-        .map_err(throttled)
+        .map_err(ApiError::throttled)
 }

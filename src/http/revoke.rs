@@ -1,12 +1,10 @@
 //! `POST /revoke` (RFC 7009).
 
-use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
-use super::client_ip::ClientIp;
-use super::form::OAuthForm;
-use super::{AppState, caller, oracle};
+use super::caller::Caller;
+use super::{AppState, oracle};
 use crate::error::ApiError;
 use crate::revocation;
 use crate::vocabulary::TokenUse;
@@ -19,21 +17,22 @@ pub const PATH: &str = "/revoke";
 /// both answers spend the caller's inactive-answer budget.
 pub async fn revoke(
     State(state): State<AppState>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
-    headers: HeaderMap,
-    form: OAuthForm,
+    Caller {
+        client,
+        form,
+        view,
+        now,
+        ..
+    }: Caller,
 ) -> Result<StatusCode, ApiError> {
-    let now = crate::token::now();
-    let view = state.directory.view().await;
-    let client = caller::authenticate(&state, &view, &headers, &form, PATH, ip, now).await?;
     let token = form.required("token")?;
     // RFC 7009 §2.1: an unknown hint only means the search covers every type.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
     oracle::admit(&state, &client)?;
     let keys = state.keys.current(view.keys_generation()).await;
-    match revocation::find(&state.store, &keys, token, hint).await? {
+    match revocation::find(state.store(), &keys, token, hint).await? {
         Some(found) if found.client_id() == client.client_id => {
-            revocation::revoke(&state.store, &found, now).await?;
+            revocation::revoke(state.store(), &found, now).await?;
         }
         _ => oracle::spend(&state, &client)?,
     }

@@ -1,17 +1,18 @@
 //! `POST /token` (RFC 6749 §3.2): the client credentials and refresh token grants.
 
+use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use serde::Serialize;
 
-use super::client_ip::ClientIp;
+use super::caller::Caller;
 use super::form::OAuthForm;
-use super::{AppState, caller, oracle};
+use super::{AppState, oracle};
 use crate::error::ApiError;
 use crate::grant::{self, GrantError, Issued};
-use crate::token::mint::MintError;
+use crate::store::ClientRecord;
+use crate::token::jwt::KeySet;
 
 pub const PATH: &str = "/token";
 
@@ -29,42 +30,24 @@ struct TokenResponse<'a> {
 
 pub async fn token(
     State(state): State<AppState>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
-    headers: HeaderMap,
-    form: OAuthForm,
+    Caller {
+        client,
+        form,
+        view,
+        now,
+        ..
+    }: Caller,
 ) -> Result<Response, ApiError> {
-    let now = crate::token::now();
-    let view = state.directory.view().await;
-    let client = caller::authenticate(&state, &view, &headers, &form, PATH, ip, now).await?;
     let grant_type = form.required("grant_type")?;
     let scope = form.get("scope");
     let resources: Vec<&str> = form.get_all("resource").collect();
     let keys = state.keys.current(view.keys_generation()).await;
-    let (store, keys, config) = (&state.store, &*keys, &*state.config);
+    let (store, keys, config) = (state.store(), &*keys, &*state.config);
     let issued = match grant_type {
         "client_credentials" => {
             grant::client_credentials(store, keys, config, &client, scope, &resources, now).await?
         }
-        "refresh_token" => {
-            let refresh_token = form.required("refresh_token")?;
-            oracle::admit(&state, &client)?;
-            let refreshed = grant::refresh(
-                store,
-                keys,
-                config,
-                &client,
-                refresh_token,
-                scope,
-                &resources,
-                now,
-            )
-            .await;
-            if let Err(GrantError::InvalidGrant) = refreshed {
-                // As telling as an inactive introspection answer: budgeted alike.
-                oracle::spend(&state, &client)?;
-            }
-            refreshed?
-        }
+        "refresh_token" => refresh(&state, keys, &client, &form, scope, &resources, now).await?,
         _ => {
             return Err(ApiError::UnsupportedGrantType(
                 "grant_type must be client_credentials or refresh_token",
@@ -72,6 +55,37 @@ pub async fn token(
         }
     };
     Ok(answer(&issued))
+}
+
+/// The refresh token grant. A refused refresh token is as telling as an inactive
+/// introspection answer: budgeted alike.
+async fn refresh(
+    state: &AppState,
+    keys: &KeySet,
+    client: &ClientRecord,
+    form: &OAuthForm,
+    scope: Option<&str>,
+    resources: &[&str],
+    now: i64,
+) -> Result<Issued, ApiError> {
+    let refresh_token = form.required("refresh_token")?;
+    oracle::admit(state, client)?;
+    let (store, config) = (state.store(), &*state.config);
+    let refreshed = grant::refresh(
+        store,
+        keys,
+        config,
+        client,
+        refresh_token,
+        scope,
+        resources,
+        now,
+    )
+    .await;
+    if let Err(GrantError::InvalidGrant) = refreshed {
+        oracle::spend(state, client)?;
+    }
+    Ok(refreshed?)
 }
 
 /// RFC 6749 §5.1: JSON that no cache may keep.
@@ -88,19 +102,4 @@ fn answer(issued: &Issued) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
-}
-
-impl From<GrantError> for ApiError {
-    fn from(err: GrantError) -> Self {
-        match err {
-            GrantError::InvalidGrant => ApiError::InvalidGrant,
-            GrantError::UnauthorizedClient(why) => ApiError::UnauthorizedClient(why),
-            GrantError::InvalidScope(why) => ApiError::InvalidScope(why),
-            GrantError::InvalidTarget(why) => ApiError::InvalidTarget(why),
-            GrantError::Store(err) | GrantError::Mint(MintError::Store(err)) => {
-                ApiError::Unavailable(err)
-            }
-            GrantError::Mint(err) => ApiError::Internal(err.to_string()),
-        }
-    }
 }
