@@ -161,7 +161,7 @@ impl Introspector {
     /// Answers for `token` as seen by `caller`, an authenticated and enabled client.
     pub async fn introspect(
         &self,
-        view: &View<'_>,
+        view: &View,
         caller: &ClientRecord,
         token: &str,
         hint: Option<TokenUse>,
@@ -186,7 +186,7 @@ impl Introspector {
 
     async fn find(
         &self,
-        view: &View<'_>,
+        view: &View,
         token: &str,
         hint: Option<TokenUse>,
         now: i64,
@@ -210,7 +210,7 @@ impl Introspector {
 
     async fn find_jwt(
         &self,
-        view: &View<'_>,
+        view: &View,
         token: &str,
         now: i64,
     ) -> Result<Result<TokenInfo, Inactive>, StoreError> {
@@ -229,7 +229,7 @@ impl Introspector {
 
     async fn find_opaque(
         &self,
-        view: &View<'_>,
+        view: &View,
         token: &str,
         now: i64,
     ) -> Result<Result<TokenInfo, Inactive>, StoreError> {

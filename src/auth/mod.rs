@@ -389,7 +389,7 @@ impl Authenticator {
     /// the failure budgets of `ip`; any others must be admitted by them first.
     pub async fn authenticate(
         &self,
-        view: &View<'_>,
+        view: &View,
         presented: &Presented,
         ip: IpAddr,
     ) -> Result<Arc<ClientRecord>, AuthError> {

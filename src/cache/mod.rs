@@ -156,9 +156,10 @@ pub struct Directory {
 }
 
 /// One request's view of the store: whether the caches may be used is decided once,
-/// when the request begins.
-pub struct View<'a> {
-    directory: &'a Directory,
+/// when the request begins. Owns a handle to the directory, so it can outlive the borrow
+/// it was made from.
+pub struct View {
+    directory: Directory,
     cached: bool,
 }
 
@@ -277,16 +278,16 @@ impl Directory {
 
     /// Brings the caches up to date with changes made elsewhere, then decides whether
     /// this request may use them.
-    pub async fn view(&self) -> View<'_> {
+    pub async fn view(&self) -> View {
         let cached = self.feed.current(&self.cache).await;
         View {
-            directory: self,
+            directory: self.clone(),
             cached,
         }
     }
 }
 
-impl View<'_> {
+impl View {
     /// Whether this request is served from the caches (false: straight from the store).
     pub fn cached(&self) -> bool {
         self.cached

@@ -21,7 +21,7 @@ use crate::store::ClientRecord;
 /// refuse every request whose credentials no earlier verification vouches for.
 pub async fn authenticate(
     state: &AppState,
-    view: &View<'_>,
+    view: &View,
     headers: &HeaderMap,
     form: &OAuthForm,
     path: &str,

@@ -59,7 +59,7 @@ pub(super) fn throttled(wait: Duration) -> ApiError {
 /// RFC 9701 §5: the answer as a JWT signed with the server's key.
 async fn signed(
     state: &AppState,
-    view: &View<'_>,
+    view: &View,
     caller: &str,
     answer: &Answer,
 ) -> Result<Response, ApiError> {

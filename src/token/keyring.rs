@@ -66,7 +66,7 @@ impl KeyRing {
     }
 
     /// The key set, reloaded first if the stored keys changed since it was loaded.
-    pub async fn current(&self, view: &View<'_>) -> Arc<KeySet> {
+    pub async fn current(&self, view: &View) -> Arc<KeySet> {
         self.reload_if_changed(view.keys_generation()).await;
         self.keys()
     }
@@ -75,7 +75,7 @@ impl KeyRing {
     /// before under the same keys. Times are the caller's to check.
     pub async fn verify(
         &self,
-        view: &View<'_>,
+        view: &View,
         token: &str,
     ) -> Result<Arc<AccessClaims>, JwtRejection> {
         self.reload_if_changed(view.keys_generation()).await;
