@@ -392,7 +392,7 @@ pub trait ChangeSink: Send + Sync {
 
 /// The connection pool of one backend.
 #[derive(Clone, Debug)]
-pub enum Pool {
+enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -454,9 +454,11 @@ macro_rules! bind_token {
     };
 }
 
-// After the query macros, which it uses.
+// After the query macros, which they use.
+mod changes;
 mod lifecycle;
 
+pub use changes::{ChangeListener, ChangeLog, ChangeSource, LoggedChange, Notifications};
 pub use lifecycle::{FamilyRecord, Rotation};
 
 impl Store {
@@ -484,11 +486,6 @@ impl Store {
             Pool::Sqlite(pool) => sqlite::migrate(pool).await,
             Pool::Postgres(pool) => postgres::migrate(pool).await,
         }
-    }
-
-    /// The pool, for backend-specific work such as change feeds.
-    pub fn pool(&self) -> &Pool {
-        &self.pool
     }
 
     /// Registers the sink told of this process's writes; the first registration wins.
@@ -781,14 +778,7 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?;
         // The SQLite change log only needs to outlive the slowest reader, by far.
-        let log = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query("DELETE FROM change_log WHERE at < $1")
-                .bind(before - 3_600)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())?,
-            Pool::Postgres(_) => 0,
-        };
+        let log = self.purge_change_log(before - 3_600).await?;
         Ok(jtis + tokens + log + self.purge_lifecycle(before).await?)
     }
 
