@@ -256,10 +256,6 @@ impl Directory {
         });
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Whether every opaque token digest of the store is held in memory, so unknown
     /// tokens are answered without a lookup.
     pub fn token_digests_loaded(&self) -> bool {
