@@ -13,24 +13,14 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let sql = "INSERT INTO client_assertion_jtis (client_id, jti, exp) VALUES ($1, $2, $3) \
                    ON CONFLICT (client_id, jti) DO NOTHING";
-        let inserted = on_pool!(self, pool => sqlx::query(sql)
-            .bind(client_id)
-            .bind(jti)
-            .bind(exp)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let inserted = execute!(self, sql, client_id, jti, exp)?;
         Ok(inserted == 1)
     }
 
     /// Forgets assertion ids that expired before `before`.
     pub(super) async fn purge_assertion_jtis(&self, before: i64) -> Result<u64, StoreError> {
         let sql = "DELETE FROM client_assertion_jtis WHERE exp < $1";
-        let purged = on_pool!(self, pool => sqlx::query(sql)
-            .bind(before)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let purged = execute!(self, sql, before)?;
         Ok(purged)
     }
 }

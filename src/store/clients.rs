@@ -237,13 +237,7 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let sql = "UPDATE clients SET secret_hash = $1, updated_at = $2 WHERE client_id = $3";
-        let done = on_pool!(self, pool => sqlx::query(sql)
-            .bind(hash.expose())
-            .bind(now)
-            .bind(client_id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = execute!(self, sql, hash.expose(), now, client_id)?;
         self.changed(Change::Client(client_id.to_owned()));
         Ok(done == 1)
     }
@@ -255,20 +249,20 @@ impl Store {
         let sql = "UPDATE clients SET name = $1, auth_method = $2, scope = $3, audiences = $4, \
                    grant_types = $5, resources = $6, strict_auth_method = $7, \
                    inactive_budget = $8, updated_at = $9 WHERE client_id = $10";
-        let done = on_pool!(self, pool => sqlx::query(sql)
-            .bind(&client.name)
-            .bind(client.auth_method.as_str())
-            .bind(&client.scope)
-            .bind(encode_list(&client.audiences))
-            .bind(encode_grant_types(&client.policy.grant_types))
-            .bind(encode_list(&client.policy.resources))
-            .bind(client.policy.strict_auth_method)
-            .bind(client.policy.inactive_budget.to_column())
-            .bind(client.updated_at)
-            .bind(&client.client_id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = execute!(
+            self,
+            sql,
+            &client.name,
+            client.auth_method.as_str(),
+            &client.scope,
+            encode_list(&client.audiences),
+            encode_grant_types(&client.policy.grant_types),
+            encode_list(&client.policy.resources),
+            client.policy.strict_auth_method,
+            client.policy.inactive_budget.to_column(),
+            client.updated_at,
+            &client.client_id
+        )?;
         self.changed(Change::Client(client.client_id.clone()));
         Ok(done == 1)
     }
@@ -281,24 +275,14 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let sql = "UPDATE clients SET disabled = $1, updated_at = $2 WHERE client_id = $3";
-        let done = on_pool!(self, pool => sqlx::query(sql)
-            .bind(disabled)
-            .bind(now)
-            .bind(client_id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = execute!(self, sql, disabled, now, client_id)?;
         self.changed(Change::Client(client_id.to_owned()));
         Ok(done == 1)
     }
 
     /// Deletes a client and the opaque tokens it holds; false when it does not exist.
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        let done = on_pool!(self, pool => sqlx::query("DELETE FROM clients WHERE client_id = $1")
-            .bind(client_id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = execute!(self, "DELETE FROM clients WHERE client_id = $1", client_id)?;
         self.changed(Change::Client(client_id.to_owned()));
         Ok(done == 1)
     }

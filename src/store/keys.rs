@@ -48,16 +48,16 @@ impl Store {
         let sql = "INSERT INTO signing_keys \
                    (kid, alg, private_der, encryption, created_at, activates_at) \
                    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO NOTHING";
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(&key.kid)
-            .bind(&key.alg)
-            .bind(&key.private_key)
-            .bind(&key.encryption)
-            .bind(key.created_at)
-            .bind(key.activates_at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(
+            self,
+            sql,
+            &key.kid,
+            &key.alg,
+            &key.private_key,
+            &key.encryption,
+            key.created_at,
+            key.activates_at
+        )?;
         self.changed(Change::Keys);
         Ok(())
     }
@@ -87,13 +87,13 @@ impl Store {
     pub async fn seal_signing_key(&self, sealed: &StoredKey) -> Result<bool, StoreError> {
         let sql = "UPDATE signing_keys SET private_der = $1, encryption = $2 \
                    WHERE kid = $3 AND encryption IS NULL";
-        let done = on_pool!(self, pool => sqlx::query(sql)
-            .bind(&sealed.private_key)
-            .bind(&sealed.encryption)
-            .bind(&sealed.kid)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = execute!(
+            self,
+            sql,
+            &sealed.private_key,
+            &sealed.encryption,
+            &sealed.kid
+        )?;
         self.changed(Change::Keys);
         Ok(done == 1)
     }
@@ -101,23 +101,14 @@ impl Store {
     /// Sets when a key begins to sign; false when there is no such key.
     pub async fn activate_signing_key(&self, kid: &str, at: i64) -> Result<bool, StoreError> {
         let sql = "UPDATE signing_keys SET activates_at = $1 WHERE kid = $2";
-        let done = on_pool!(self, pool => sqlx::query(sql)
-            .bind(at)
-            .bind(kid)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = execute!(self, sql, at, kid)?;
         self.changed(Change::Keys);
         Ok(done == 1)
     }
 
     /// Deletes a generated signing key; false when there is no such key.
     pub async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError> {
-        let done = on_pool!(self, pool => sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
-            .bind(kid)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = execute!(self, "DELETE FROM signing_keys WHERE kid = $1", kid)?;
         self.changed(Change::Keys);
         Ok(done == 1)
     }

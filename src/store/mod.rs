@@ -178,7 +178,19 @@ macro_rules! on_pool {
     };
 }
 
-// After `on_pool!`, which they use: the queries, by aggregate.
+/// Runs one statement, its parameters bound in order, against whichever pool the store
+/// holds; answers how many rows it changed.
+macro_rules! execute {
+    ($store:expr, $sql:expr $(, $param:expr)* $(,)?) => {
+        on_pool!($store, pool => sqlx::query($sql)
+            $(.bind($param))*
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+    };
+}
+
+// After `on_pool!` and `execute!`, which they use: the queries, by aggregate.
 mod assertions;
 mod changes;
 mod clients;

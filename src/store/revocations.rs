@@ -7,12 +7,7 @@ impl Store {
     /// Marks an opaque token revoked; false when no such token exists.
     pub async fn revoke_token(&self, digest: &[u8; 32], now: i64) -> Result<bool, StoreError> {
         let sql = "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE digest = $2";
-        let done = on_pool!(self, pool => sqlx::query(sql)
-            .bind(now)
-            .bind(&digest[..])
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = execute!(self, sql, now, &digest[..])?;
         self.changed(Change::Token(*digest));
         Ok(done == 1)
     }
@@ -57,13 +52,7 @@ impl Store {
     pub async fn revoke_jti(&self, jti: &str, exp: i64, now: i64) -> Result<(), StoreError> {
         let sql = "INSERT INTO revoked_jtis (jti, exp, revoked_at) VALUES ($1, $2, $3) \
                    ON CONFLICT (jti) DO NOTHING";
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(jti)
-            .bind(exp)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(self, sql, jti, exp, now)?;
         self.changed(Change::Jti(jti.to_owned()));
         Ok(())
     }
@@ -93,11 +82,7 @@ impl Store {
     /// Forgets revoked JWT ids and opaque tokens that expired before `before`.
     /// Returns how many rows went.
     pub async fn purge_expired(&self, before: i64) -> Result<u64, StoreError> {
-        let jtis = on_pool!(self, pool => sqlx::query("DELETE FROM revoked_jtis WHERE exp < $1")
-            .bind(before)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let jtis = execute!(self, "DELETE FROM revoked_jtis WHERE exp < $1", before)?;
         let tokens = self.purge_tokens(before).await?;
         // The SQLite change log only needs to outlive the slowest reader, by far.
         let log = self.purge_change_log(before - 3_600).await?;

@@ -244,11 +244,7 @@ impl Store {
             "DELETE FROM tokens WHERE exp < $1",
             "DELETE FROM family_jtis WHERE exp < $1",
         ] {
-            purged += on_pool!(self, pool => sqlx::query(sql)
-                .bind(before)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()))?;
+            purged += execute!(self, sql, before)?;
         }
         Ok(purged)
     }
