@@ -502,7 +502,7 @@ async fn migration_keeps_existing_clients_introspecting_and_grants_nothing(backe
     let Some((url, _db)) = common::fresh_db(backend).await else {
         return;
     };
-    let config = common::test_config(url);
+    let config = common::test_config(url.clone());
     let store = Store::connect(&config).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -536,9 +536,9 @@ async fn migration_keeps_existing_clients_introspecting_and_grants_nothing(backe
                 .unwrap();
         }};
     }
-    match store.pool() {
-        introspectd::store::Pool::Sqlite(pool) => seed!(pool),
-        introspectd::store::Pool::Postgres(pool) => seed!(pool),
+    match store.backend() {
+        "sqlite" => seed!(&sqlx::SqlitePool::connect(url.as_str()).await.unwrap()),
+        _ => seed!(&sqlx::PgPool::connect(url.as_str()).await.unwrap()),
     }
     store.migrate().await.unwrap();
     let client = store.client_by_id("gw").await.unwrap().unwrap();

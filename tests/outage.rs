@@ -153,23 +153,36 @@ async fn connections_that_died_while_idle_are_replaced_unseen() {
     };
     common::run_with(Backend::Postgres, more_connections, |app| async move {
         let api = app.client("api", &[]).await;
-        let introspectd::store::Pool::Postgres(pool) = app.store.pool() else {
-            unreachable!("Postgres only");
-        };
-        // Fill the pool with idle connections; they go back to it in the background.
-        let busy = || sqlx::query("SELECT pg_sleep(0.05)").execute(pool);
-        let done = tokio::join!(busy(), busy(), busy(), busy(), busy(), busy());
-        for result in [done.0, done.1, done.2, done.3, done.4, done.5] {
-            result.unwrap();
-        }
+        // Fill the pool with idle connections: pings sent at once each need one.
+        let admin = introspectd::store::connect_postgres_admin(&common::postgres_admin_url())
+            .await
+            .unwrap();
+        let database = url::Url::parse(app.config.database_url.as_str()).unwrap();
+        let name = database.path().trim_start_matches('/').to_owned();
         let start = std::time::Instant::now();
-        while pool.num_idle() < 5 {
+        loop {
+            let idle: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND state = 'idle' AND query NOT ILIKE 'LISTEN%'",
+            )
+            .bind(&name)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+            if idle >= 5 {
+                break;
+            }
             assert!(
                 start.elapsed() < Duration::from_secs(5),
                 "connections not back"
             );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            let ping = || app.store.ping();
+            let done = tokio::join!(ping(), ping(), ping(), ping(), ping(), ping());
+            for result in [done.0, done.1, done.2, done.3, done.4, done.5] {
+                result.unwrap();
+            }
         }
+        admin.close().await;
         terminate_sessions(&app).await;
         // Idle past the bound below which a connection is used without a ping; the
         // change feed's heartbeat meets one or two of them meanwhile.

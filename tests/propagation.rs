@@ -328,12 +328,17 @@ async fn cut_the_feed_and_commit(mut tx: sqlx::Transaction<'_, sqlx::Postgres>) 
     tx.commit().await.unwrap();
 }
 
+/// A connection pool of its own on the app's Postgres database.
+async fn postgres_pool(app: &TestApp) -> sqlx::PgPool {
+    sqlx::PgPool::connect(app.config.database_url.as_str())
+        .await
+        .unwrap()
+}
+
 /// Revokes a JWT id and kills every LISTEN connection on the test database in one
 /// transaction, so the revocation commits while no listener is connected.
 async fn revoke_while_cutting_the_feed(app: &TestApp, jti: &str, exp: i64) {
-    let introspectd::store::Pool::Postgres(pool) = app.store.pool() else {
-        unreachable!("Postgres only");
-    };
+    let pool = postgres_pool(app).await;
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("INSERT INTO revoked_jtis (jti, exp, revoked_at) VALUES ($1, $2, 0)")
         .bind(jti)
@@ -347,9 +352,7 @@ async fn revoke_while_cutting_the_feed(app: &TestApp, jti: &str, exp: i64) {
 /// Stores an opaque token and kills every LISTEN connection on the test database in one
 /// transaction, so the new token's announcement never arrives.
 async fn insert_while_cutting_the_feed(app: &TestApp, record: &TokenRecord) {
-    let introspectd::store::Pool::Postgres(pool) = app.store.pool() else {
-        unreachable!("Postgres only");
-    };
+    let pool = postgres_pool(app).await;
     let mut tx = pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO tokens (digest, token_use, client_id, audiences, jti, iat, exp) \
@@ -489,11 +492,11 @@ async fn sqlite_changes_after_the_wal_restarts_reach_another_instance() {
         for _ in 0..20 {
             app.opaque_for(&owner, TokenUse::RefreshToken).await;
         }
-        let introspectd::store::Pool::Sqlite(pool) = app.store.pool() else {
-            unreachable!("SQLite only");
-        };
+        let pool = sqlx::SqlitePool::connect(app.config.database_url.as_str())
+            .await
+            .unwrap();
         let (busy, log, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
-            .fetch_one(pool)
+            .fetch_one(&pool)
             .await
             .unwrap();
         assert_eq!((busy, log), (0, done), "the checkpoint did not complete");

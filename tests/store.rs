@@ -5,7 +5,7 @@ mod common;
 use common::TestApp;
 use introspectd::auth::hash_secret;
 use introspectd::secret::ClientSecret;
-use introspectd::store::{ClientPolicy, ClientRecord, Pool, TokenRecord};
+use introspectd::store::{ClientPolicy, ClientRecord, TokenRecord};
 use introspectd::token::jwt::KeySet;
 use introspectd::token::{now, opaque};
 use introspectd::vocabulary::{AuthMethod, GrantType, InactiveBudget, TokenUse};
@@ -201,10 +201,11 @@ async fn a_client_and_its_keys_are_written_together(app: TestApp) {
     assert_eq!(store.client_jwks("nope").await.unwrap(), None);
 
     // The database refuses the keys: the client must not be left without them.
-    let refuse: &[&'static str] = match store.pool() {
-        Pool::Sqlite(_) => &["CREATE TRIGGER refuse_keys BEFORE INSERT ON client_jwks \
+    let url = app.config.database_url.as_str();
+    let refuse: &[&'static str] = match store.backend() {
+        "sqlite" => &["CREATE TRIGGER refuse_keys BEFORE INSERT ON client_jwks \
               BEGIN SELECT RAISE(ABORT, 'keys refused'); END"],
-        Pool::Postgres(_) => &[
+        _ => &[
             "CREATE FUNCTION refuse_keys() RETURNS trigger LANGUAGE plpgsql \
              AS $$ BEGIN RAISE EXCEPTION 'keys refused'; END $$",
             "CREATE TRIGGER refuse_keys BEFORE INSERT ON client_jwks \
@@ -212,9 +213,15 @@ async fn a_client_and_its_keys_are_written_together(app: TestApp) {
         ],
     };
     for &sql in refuse {
-        match store.pool() {
-            Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-            Pool::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        match store.backend() {
+            "sqlite" => sqlx::query(sql)
+                .execute(&sqlx::SqlitePool::connect(url).await.unwrap())
+                .await
+                .map(|_| ()),
+            _ => sqlx::query(sql)
+                .execute(&sqlx::PgPool::connect(url).await.unwrap())
+                .await
+                .map(|_| ()),
         }
         .unwrap();
     }

@@ -18,14 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgListener, PgPool};
-use sqlx::sqlite::SqlitePool;
-
 use super::StateCache;
-use crate::store::{Change, Pool, Store, StoreError};
+use crate::store::{
+    Change, ChangeListener, ChangeLog, ChangeSource, Notifications, Store, StoreError,
+};
 
-/// Channel the Postgres triggers notify on.
-const CHANNEL: &str = "introspectd_changes";
 /// Caches are trusted until this long after the send time of the last heartbeat back:
 /// under the one-second propagation bound, with room for processing.
 const PG_BOUND: Duration = Duration::from_millis(900);
@@ -45,12 +42,12 @@ pub enum Feed {
 
 impl Feed {
     pub async fn start(store: &Store, cache: Arc<StateCache>) -> Result<Feed, StoreError> {
-        match store.pool() {
-            Pool::Postgres(pool) => Ok(Feed::Postgres(PgFeed::start(pool.clone(), &cache))),
-            Pool::Sqlite(pool) => match SqliteFeed::open(pool).await? {
-                Some(feed) => Ok(Feed::Sqlite(feed)),
-                None => Ok(Feed::Private),
-            },
+        match store.change_source().await? {
+            ChangeSource::Notifications(channel) => {
+                Ok(Feed::Postgres(PgFeed::start(channel, &cache)))
+            }
+            ChangeSource::Log(log) => Ok(Feed::Sqlite(SqliteFeed::open(log).await?)),
+            ChangeSource::Private => Ok(Feed::Private),
         }
     }
 
@@ -104,17 +101,17 @@ pub struct PgFeed {
 }
 
 impl PgFeed {
-    fn start(pool: PgPool, cache: &Arc<StateCache>) -> PgFeed {
+    fn start(channel: Notifications, cache: &Arc<StateCache>) -> PgFeed {
         let base = Instant::now();
         let fresh_until = Arc::new(AtomicU64::new(0));
         let instance = crate::token::random_string(9);
         tokio::spawn(listen(
-            pool.clone(),
+            channel.clone(),
             Arc::downgrade(cache),
             fresh_until.clone(),
             instance.clone(),
         ));
-        tokio::spawn(heartbeat(pool, Arc::downgrade(cache), base, instance));
+        tokio::spawn(heartbeat(channel, Arc::downgrade(cache), base, instance));
         PgFeed { fresh_until, base }
     }
 
@@ -128,13 +125,13 @@ fn elapsed_nanos(base: Instant) -> u64 {
 }
 
 async fn listen(
-    pool: PgPool,
+    channel: Notifications,
     cache: Weak<StateCache>,
     fresh_until: Arc<AtomicU64>,
     instance: String,
 ) {
     let heartbeat_prefix = format!("hb:{instance}:");
-    let mut listener: Option<PgListener> = None;
+    let mut listener: Option<ChangeListener> = None;
     // Whether changes may have been missed since the caches were last cleared.
     let mut missed = true;
     loop {
@@ -143,7 +140,7 @@ async fn listen(
         };
         let active = match listener.as_mut() {
             Some(active) => active,
-            None => match connect_listener(&pool).await {
+            None => match channel.listen().await {
                 Ok(fresh) => listener.insert(fresh),
                 Err(err) => {
                     tracing::warn!(error = %err, "change feed unavailable; answering from the store");
@@ -153,9 +150,9 @@ async fn listen(
                 }
             },
         };
-        match active.try_recv().await {
-            Ok(Some(notification)) => {
-                let payload = notification.payload();
+        match active.next().await {
+            Ok(Some(payload)) => {
+                let payload = payload.as_str();
                 if let Some(sent) = payload.strip_prefix(&heartbeat_prefix) {
                     if missed {
                         cache.clear();
@@ -191,13 +188,12 @@ async fn listen(
     }
 }
 
-async fn connect_listener(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
-}
-
-async fn heartbeat(pool: PgPool, cache: Weak<StateCache>, base: Instant, instance: String) {
+async fn heartbeat(
+    channel: Notifications,
+    cache: Weak<StateCache>,
+    base: Instant,
+    instance: String,
+) {
     let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -208,12 +204,7 @@ async fn heartbeat(pool: PgPool, cache: Weak<StateCache>, base: Instant, instanc
         // Taken before sending: every change committed before this instant is
         // delivered ahead of this heartbeat.
         let payload = format!("hb:{instance}:{}", elapsed_nanos(base));
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(payload)
-            .execute(&pool)
-            .await;
-        if let Err(err) = sent {
+        if let Err(err) = channel.notify(&payload).await {
             tracing::debug!(error = %err, "heartbeat not sent");
         }
     }
@@ -292,7 +283,7 @@ fn wal_index(file: &File) -> Option<FileSignature> {
 }
 
 pub struct SqliteFeed {
-    pool: SqlitePool,
+    log: ChangeLog,
     files: DatabaseFiles,
     /// The file signature when the log was last read, and the last log row applied.
     seen: RwLock<(FileSignature, i64)>,
@@ -301,25 +292,16 @@ pub struct SqliteFeed {
 }
 
 impl SqliteFeed {
-    async fn open(pool: &SqlitePool) -> Result<Option<SqliteFeed>, StoreError> {
-        let path: Option<String> =
-            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
-                .fetch_optional(pool)
-                .await?;
-        let Some(path) = path.filter(|p| !p.is_empty()) else {
-            return Ok(None);
-        };
-        let files = DatabaseFiles::new(PathBuf::from(path));
+    async fn open(log: ChangeLog) -> Result<SqliteFeed, StoreError> {
+        let files = DatabaseFiles::new(log.database_file().to_path_buf());
         let signature = files.signature();
-        let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM change_log")
-            .fetch_one(pool)
-            .await?;
-        Ok(Some(SqliteFeed {
-            pool: pool.clone(),
+        let version = log.newest().await?;
+        Ok(SqliteFeed {
+            log,
             files,
             seen: RwLock::new((signature, version)),
             catching_up: tokio::sync::Mutex::new(()),
-        }))
+        })
     }
 
     fn unchanged(&self, signature: &FileSignature) -> bool {
@@ -332,7 +314,6 @@ impl SqliteFeed {
     /// Applies changes committed since the last look; false when they could not be read,
     /// so the request must not use the caches.
     async fn catch_up(&self, cache: &StateCache) -> bool {
-        let pool = &self.pool;
         let signature = self.files.signature();
         if self.unchanged(&signature) {
             return true;
@@ -344,14 +325,7 @@ impl SqliteFeed {
             return true;
         }
         let last = self.seen.read().map(|seen| seen.1).unwrap_or(0);
-        let rows: Result<Vec<(i64, String, String)>, sqlx::Error> = sqlx::query_as(
-            "SELECT version, kind, key FROM change_log WHERE version > $1 ORDER BY version LIMIT $2",
-        )
-        .bind(last)
-        .bind(CATCH_UP_LIMIT)
-        .fetch_all(pool)
-        .await;
-        let rows = match rows {
+        let rows = match self.log.since(last, CATCH_UP_LIMIT).await {
             Ok(rows) => rows,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the change log; answering from the store");
@@ -367,11 +341,7 @@ impl SqliteFeed {
         } else {
             // Rows were purged before this instance read them, or there are too many:
             // start over from an empty cache at the newest row.
-            let newest: Result<i64, sqlx::Error> =
-                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM change_log")
-                    .fetch_one(pool)
-                    .await;
-            let Ok(newest) = newest else {
+            let Ok(newest) = self.log.newest().await else {
                 return false;
             };
             cache.clear();

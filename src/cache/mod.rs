@@ -9,6 +9,7 @@
 mod feed;
 mod known;
 
+use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,7 +48,8 @@ pub struct StateCache {
     /// The JWK Sets of `private_key_jwt` clients; a change to one is announced as a
     /// change to its client.
     client_jwks: Table<String, Option<Arc<str>>>,
-    tokens: Table<[u8; 32], Arc<TokenRecord>>,
+    /// Known tokens only: `None` is never kept.
+    tokens: Table<[u8; 32], Option<Arc<TokenRecord>>>,
     revoked_jtis: Table<String, bool>,
     /// Every revoked JWT id, when it fits: answers for tokens never seen before.
     revoked: KnownSet<String>,
@@ -162,7 +164,8 @@ pub struct Directory {
 }
 
 /// One request's view of the store: whether the caches may be used is decided once,
-/// when the request begins.
+/// when the request begins. Owns a handle to the directory, so it can outlive the borrow
+/// it was made from.
 pub struct View {
     directory: Directory,
     cached: bool,
@@ -261,14 +264,15 @@ impl Directory {
         });
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Whether every opaque token digest of the store is held in memory, so unknown
     /// tokens are answered without a lookup.
     pub fn token_digests_loaded(&self) -> bool {
         self.cache.token_digests.contains(&0).is_some()
+    }
+
+    /// The store behind the caches: the one path the service takes to it.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Changes whenever the stored signing keys may have changed.
@@ -303,106 +307,96 @@ impl View {
         self.directory.keys_generation()
     }
 
-    pub async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+    /// The read-through every lookup shares. When this request may use the caches: an
+    /// entry of `table`, else whatever `known` answers without the store. Otherwise the
+    /// store's answer from `read`, kept in `table` when `keep` says so and no
+    /// invalidation raced with the read.
+    async fn read_through<K, Q, V, F>(
+        &self,
+        table: &Table<K, V>,
+        key: &Q,
+        known: impl FnOnce() -> Option<V>,
+        read: impl FnOnce() -> F,
+        keep: fn(&V) -> bool,
+    ) -> Result<V, StoreError>
+    where
+        K: Eq + Hash + Clone + Borrow<Q>,
+        Q: Eq + Hash + ToOwned<Owned = K> + ?Sized,
+        V: Clone,
+        F: Future<Output = Result<V, StoreError>>,
+    {
         let cache = &self.directory.cache;
         if self.cached {
-            if let Some(found) = cache.clients.get(client_id) {
+            if let Some(found) = table.get(key) {
+                return Ok(found);
+            }
+            if let Some(found) = known() {
                 return Ok(found);
             }
         }
+        // Taken before the read begins: an invalidation during the read is noticed.
         let generation = cache.generation();
-        let found = self
-            .directory
-            .store
-            .client_by_id(client_id)
-            .await?
-            .map(Arc::new);
-        if self.cached {
-            cache.remember(
-                &cache.clients,
-                generation,
-                client_id.to_owned(),
-                found.clone(),
-            );
+        let found = read().await?;
+        if self.cached && keep(&found) {
+            cache.remember(table, generation, key.to_owned(), found.clone());
         }
         Ok(found)
     }
 
+    pub async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+        let store = &self.directory.store;
+        let read = || async { Ok(store.client_by_id(client_id).await?.map(Arc::new)) };
+        let cache = &self.directory.cache;
+        self.read_through(&cache.clients, client_id, || None, read, |_| true)
+            .await
+    }
+
     /// The JWK Set a `private_key_jwt` client registered, if any.
     pub async fn client_jwks(&self, client_id: &str) -> Result<Option<Arc<str>>, StoreError> {
+        let store = &self.directory.store;
+        let read = || async { Ok(store.client_jwks(client_id).await?.map(Arc::from)) };
         let cache = &self.directory.cache;
-        if self.cached {
-            if let Some(found) = cache.client_jwks.get(client_id) {
-                return Ok(found);
-            }
-        }
-        let generation = cache.generation();
-        let found = self
-            .directory
-            .store
-            .client_jwks(client_id)
-            .await?
-            .map(Arc::from);
-        if self.cached {
-            cache.remember(
-                &cache.client_jwks,
-                generation,
-                client_id.to_owned(),
-                found.clone(),
-            );
-        }
-        Ok(found)
+        self.read_through(&cache.client_jwks, client_id, || None, read, |_| true)
+            .await
     }
 
     /// An opaque token by digest. Unknown digests are not cached: a token may be minted
     /// at any moment. A digest absent from the complete set of stored digests is
     /// unknown without asking the store, so unknown tokens answer as fast as cached ones.
     pub async fn token(&self, digest: &[u8; 32]) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+        let store = &self.directory.store;
+        let read = || async { Ok(store.token_by_digest(digest).await?.map(Arc::new)) };
         let cache = &self.directory.cache;
-        if self.cached {
-            if let Some(found) = cache.tokens.get(digest) {
-                return Ok(Some(found));
+        let known = || match cache.token_digests.contains(&digest_prefix(digest)) {
+            Some(false) => Some(None),
+            Some(true) => None,
+            // Lost with the change feed, or never read: read it again.
+            None => {
+                if cache.token_digests.wanted() {
+                    self.directory.refresh_token_digests();
+                }
+                None
             }
-            match cache.token_digests.contains(&digest_prefix(digest)) {
-                Some(false) => return Ok(None),
-                Some(true) => {}
-                // Lost with the change feed, or never read: read it again.
-                None if cache.token_digests.wanted() => self.directory.refresh_token_digests(),
-                None => {}
-            }
-        }
-        let generation = cache.generation();
-        let found = self
-            .directory
-            .store
-            .token_by_digest(digest)
-            .await?
-            .map(Arc::new);
-        if let (true, Some(record)) = (self.cached, &found) {
-            cache.remember(&cache.tokens, generation, *digest, record.clone());
-        }
-        Ok(found)
+        };
+        self.read_through(&cache.tokens, digest, known, read, Option::is_some)
+            .await
     }
 
     pub async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         let cache = &self.directory.cache;
         if self.cached {
+            // The set of every revoked id answers before the table is consulted.
             match cache.revoked.contains(jti) {
                 Some(revoked) => return Ok(revoked),
                 // Lost with the change feed, or never read: read it again.
                 None if cache.revoked.wanted() => self.directory.refresh_revocations(),
                 None => {}
             }
-            if let Some(revoked) = cache.revoked_jtis.get(jti) {
-                return Ok(revoked);
-            }
         }
-        let generation = cache.generation();
-        let revoked = self.directory.store.is_jti_revoked(jti).await?;
-        if self.cached {
-            cache.remember(&cache.revoked_jtis, generation, jti.to_owned(), revoked);
-        }
-        Ok(revoked)
+        let store = &self.directory.store;
+        let read = || store.is_jti_revoked(jti);
+        self.read_through(&cache.revoked_jtis, jti, || None, read, |_| true)
+            .await
     }
 }
 

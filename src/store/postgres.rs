@@ -27,7 +27,7 @@ pub(super) async fn connect(
     Ok(pool)
 }
 
-/// A single connection for administrative work such as creating databases.
+/// A pool of at most two connections for administrative work such as creating databases.
 pub async fn connect_admin(url: &str) -> Result<PgPool, StoreError> {
     connect(url, 2, Duration::from_secs(5)).await
 }

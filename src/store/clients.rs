@@ -1,0 +1,291 @@
+//! Registered clients: their records, policies and, for `private_key_jwt`, JWK Sets.
+
+use super::{Change, Store, StoreError, decode_list, encode_list};
+use crate::secret::SecretHash;
+use crate::vocabulary::{AuthMethod, GrantType, InactiveBudget};
+
+/// A client's inactive budget, stored as NULL (configured), 0 (off) or the limit.
+fn budget_from_column(value: Option<i64>) -> Result<InactiveBudget, StoreError> {
+    match value {
+        None => Ok(InactiveBudget::Configured),
+        Some(0) => Ok(InactiveBudget::Off),
+        Some(n) => u32::try_from(n)
+            .map(InactiveBudget::Limit)
+            .map_err(|_| StoreError::Corrupt {
+                what: "client inactive_budget",
+            }),
+    }
+}
+
+fn budget_to_column(budget: InactiveBudget) -> Option<i64> {
+    match budget {
+        InactiveBudget::Configured => None,
+        InactiveBudget::Off => Some(0),
+        InactiveBudget::Limit(n) => Some(i64::from(n)),
+    }
+}
+
+/// What a client may obtain at the token endpoint and how strictly it authenticates.
+/// Nothing unless granted: no grant type, no resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientPolicy {
+    pub grant_types: Vec<GrantType>,
+    /// Resources (RFC 8707) it may obtain tokens for: the `aud` of its tokens.
+    pub resources: Vec<String>,
+    /// Only the registered `auth_method` is accepted, not its secret sibling.
+    pub strict_auth_method: bool,
+    pub inactive_budget: InactiveBudget,
+}
+
+/// A registered client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub name: String,
+    pub secret_hash: SecretHash,
+    pub auth_method: AuthMethod,
+    /// Registered scopes, space-separated as in RFC 6749 §3.3.
+    pub scope: String,
+    /// Audiences whose tokens this client may introspect (RFC 7662 §4).
+    pub audiences: Vec<String>,
+    pub policy: ClientPolicy,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClientRow {
+    client_id: String,
+    name: String,
+    secret_hash: String,
+    auth_method: String,
+    scope: String,
+    audiences: String,
+    disabled: bool,
+    created_at: i64,
+    updated_at: i64,
+    grant_types: String,
+    resources: String,
+    strict_auth_method: bool,
+    inactive_budget: Option<i64>,
+}
+
+impl TryFrom<ClientRow> for ClientRecord {
+    type Error = StoreError;
+
+    fn try_from(row: ClientRow) -> Result<Self, StoreError> {
+        Ok(ClientRecord {
+            client_id: row.client_id,
+            name: row.name,
+            secret_hash: SecretHash::new(row.secret_hash),
+            auth_method: AuthMethod::parse(&row.auth_method).ok_or(StoreError::Corrupt {
+                what: "client auth_method",
+            })?,
+            scope: row.scope,
+            audiences: decode_list(&row.audiences, "client audiences")?,
+            policy: ClientPolicy {
+                grant_types: decode_list(&row.grant_types, "client grant_types")?
+                    .iter()
+                    .map(|g| GrantType::parse(g))
+                    .collect::<Option<_>>()
+                    .ok_or(StoreError::Corrupt {
+                        what: "client grant_types",
+                    })?,
+                resources: decode_list(&row.resources, "client resources")?,
+                strict_auth_method: row.strict_auth_method,
+                inactive_budget: budget_from_column(row.inactive_budget)?,
+            },
+            disabled: row.disabled,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+fn encode_grant_types(grant_types: &[GrantType]) -> String {
+    serde_json::Value::from(grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>()).to_string()
+}
+
+macro_rules! client_columns {
+    () => {
+        "client_id, name, secret_hash, auth_method, scope, audiences, disabled, created_at, \
+         updated_at, grant_types, resources, strict_auth_method, inactive_budget"
+    };
+}
+
+impl Store {
+    /// Registers a client and, for `private_key_jwt`, its JWK Set (stored JSON), in one
+    /// transaction: a client is never left behind without the keys it was created with.
+    pub async fn insert_client(
+        &self,
+        client: &ClientRecord,
+        jwks: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let sql = concat!(
+            "INSERT INTO clients (",
+            client_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        );
+        let keys = "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2)";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql)
+                .bind(&client.client_id)
+                .bind(&client.name)
+                .bind(client.secret_hash.expose())
+                .bind(client.auth_method.as_str())
+                .bind(&client.scope)
+                .bind(encode_list(&client.audiences))
+                .bind(client.disabled)
+                .bind(client.created_at)
+                .bind(client.updated_at)
+                .bind(encode_grant_types(&client.policy.grant_types))
+                .bind(encode_list(&client.policy.resources))
+                .bind(client.policy.strict_auth_method)
+                .bind(budget_to_column(client.policy.inactive_budget))
+                .execute(&mut *tx)
+                .await?;
+            if let Some(jwks) = jwks {
+                sqlx::query(keys)
+                    .bind(&client.client_id)
+                    .bind(jwks)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        self.changed(Change::Client(client.client_id.clone()));
+        Ok(())
+    }
+
+    pub async fn client_by_id(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE client_id = $1"
+        );
+        let row = on_pool!(self, pool => sqlx::query_as::<_, ClientRow>(sql)
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await)?;
+        row.map(ClientRecord::try_from).transpose()
+    }
+
+    pub async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients ORDER BY created_at, client_id"
+        );
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, ClientRow>(sql)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(ClientRecord::try_from).collect()
+    }
+
+    /// Replaces a client's secret hash; false when the client does not exist.
+    pub async fn set_client_secret_hash(
+        &self,
+        client_id: &str,
+        hash: &SecretHash,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE clients SET secret_hash = $1, updated_at = $2 WHERE client_id = $3";
+        let done = execute!(self, sql, hash.expose(), now, client_id)?;
+        self.changed(Change::Client(client_id.to_owned()));
+        Ok(done == 1)
+    }
+
+    /// Rewrites what an operator may change of a client in place (name, method, scope,
+    /// audiences, policy); false when the client does not exist. Announced like every
+    /// client change, so caches forget the old record before the next request.
+    pub async fn update_client(&self, client: &ClientRecord) -> Result<bool, StoreError> {
+        let sql = "UPDATE clients SET name = $1, auth_method = $2, scope = $3, audiences = $4, \
+                   grant_types = $5, resources = $6, strict_auth_method = $7, \
+                   inactive_budget = $8, updated_at = $9 WHERE client_id = $10";
+        let done = execute!(
+            self,
+            sql,
+            &client.name,
+            client.auth_method.as_str(),
+            &client.scope,
+            encode_list(&client.audiences),
+            encode_grant_types(&client.policy.grant_types),
+            encode_list(&client.policy.resources),
+            client.policy.strict_auth_method,
+            budget_to_column(client.policy.inactive_budget),
+            client.updated_at,
+            &client.client_id
+        )?;
+        self.changed(Change::Client(client.client_id.clone()));
+        Ok(done == 1)
+    }
+
+    /// Disables or re-enables a client; false when the client does not exist.
+    pub async fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE clients SET disabled = $1, updated_at = $2 WHERE client_id = $3";
+        let done = execute!(self, sql, disabled, now, client_id)?;
+        self.changed(Change::Client(client_id.to_owned()));
+        Ok(done == 1)
+    }
+
+    /// Deletes a client and the opaque tokens it holds; false when it does not exist.
+    pub async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let done = execute!(self, "DELETE FROM clients WHERE client_id = $1", client_id)?;
+        self.changed(Change::Client(client_id.to_owned()));
+        Ok(done == 1)
+    }
+
+    /// The JWK Set a `private_key_jwt` client registered, as stored JSON.
+    pub async fn client_jwks(&self, client_id: &str) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT jwks FROM client_jwks WHERE client_id = $1";
+        let jwks = on_pool!(self, pool => sqlx::query_scalar::<_, String>(sql)
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(jwks)
+    }
+
+    /// Replaces the JWK Set of an existing `private_key_jwt` client and touches its
+    /// `updated_at`; false when there is no such client.
+    pub async fn set_client_jwks(
+        &self,
+        client_id: &str,
+        jwks: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let touch = "UPDATE clients SET updated_at = $1 \
+                     WHERE client_id = $2 AND auth_method = 'private_key_jwt'";
+        let keys = "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2) \
+                    ON CONFLICT (client_id) DO UPDATE SET jwks = excluded.jwks";
+        let found = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let found = sqlx::query(touch)
+                .bind(now)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if found {
+                sqlx::query(keys)
+                    .bind(client_id)
+                    .bind(jwks)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            found
+        });
+        if found {
+            self.changed(Change::Client(client_id.to_owned()));
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,115 @@
+//! The signing keys the service generated for itself.
+
+use std::fmt;
+
+use super::{Change, Store, StoreError};
+
+/// A signing key the service generated for itself. It is published and verifies from
+/// its creation, and signs from `activates_at` until a key activated later takes over.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    /// The private key: PKCS#8 DER when `encryption` is `None` (as generated, or stored
+    /// before keys were encrypted), else sealed by the key-encryption key.
+    pub private_key: Vec<u8>,
+    /// How `private_key` is sealed (`A256GCM:` and the key-encryption key's id).
+    pub encryption: Option<String>,
+    pub created_at: i64,
+    pub activates_at: i64,
+}
+
+impl fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("private_key", &"[redacted]")
+            .field("encryption", &self.encryption)
+            .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
+            .finish()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    kid: String,
+    alg: String,
+    private_der: Vec<u8>,
+    encryption: Option<String>,
+    created_at: i64,
+    activates_at: i64,
+}
+
+impl Store {
+    /// Stores a generated key unless one with that kid exists.
+    pub async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        let sql = "INSERT INTO signing_keys \
+                   (kid, alg, private_der, encryption, created_at, activates_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO NOTHING";
+        execute!(
+            self,
+            sql,
+            &key.kid,
+            &key.alg,
+            &key.private_key,
+            &key.encryption,
+            key.created_at,
+            key.activates_at
+        )?;
+        self.changed(Change::Keys);
+        Ok(())
+    }
+
+    /// Generated keys, by activation, oldest first.
+    pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let sql = "SELECT kid, alg, private_der, encryption, created_at, activates_at \
+                   FROM signing_keys ORDER BY activates_at, created_at, kid";
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, KeyRow>(sql)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredKey {
+                kid: r.kid,
+                alg: r.alg,
+                private_key: r.private_der,
+                encryption: r.encryption,
+                created_at: r.created_at,
+                activates_at: r.activates_at,
+            })
+            .collect())
+    }
+
+    /// Replaces a key stored in plain PKCS#8 by its sealed form; false when the key is
+    /// gone or another process sealed it first.
+    pub async fn seal_signing_key(&self, sealed: &StoredKey) -> Result<bool, StoreError> {
+        let sql = "UPDATE signing_keys SET private_der = $1, encryption = $2 \
+                   WHERE kid = $3 AND encryption IS NULL";
+        let done = execute!(
+            self,
+            sql,
+            &sealed.private_key,
+            &sealed.encryption,
+            &sealed.kid
+        )?;
+        self.changed(Change::Keys);
+        Ok(done == 1)
+    }
+
+    /// Sets when a key begins to sign; false when there is no such key.
+    pub async fn activate_signing_key(&self, kid: &str, at: i64) -> Result<bool, StoreError> {
+        let sql = "UPDATE signing_keys SET activates_at = $1 WHERE kid = $2";
+        let done = execute!(self, sql, at, kid)?;
+        self.changed(Change::Keys);
+        Ok(done == 1)
+    }
+
+    /// Deletes a generated signing key; false when there is no such key.
+    pub async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError> {
+        let done = execute!(self, "DELETE FROM signing_keys WHERE kid = $1", kid)?;
+        self.changed(Change::Keys);
+        Ok(done == 1)
+    }
+}
