@@ -6,7 +6,6 @@ use common::binary::{Server, command, http, introspect, run, run_json};
 use common::{Backend, fresh_db, within_bound};
 use introspectd::config::DatabaseUrl;
 use serde_json::Value;
-use std::time::Duration;
 
 async fn cli_and_server_agree(backend: Backend) {
     let Some((db, _guard)) = fresh_db(backend).await else {
@@ -402,28 +401,6 @@ async fn token_request(addr: std::net::SocketAddr, id: &str, secret: &str) -> (u
     common::binary::post_basic(addr, "/token", (id, secret), &grant).await
 }
 
-/// Asks until `accept` holds: at once on SQLite (the CLI's change is in the change log
-/// the next request reads), within the one-second bound of SPEC.md on Postgres.
-async fn until<F, Fut>(backend: Backend, mut ask: F, accept: impl Fn(&(u16, Value)) -> bool)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = (u16, Value)>,
-{
-    let start = std::time::Instant::now();
-    loop {
-        let answer = ask().await;
-        if accept(&answer) {
-            return;
-        }
-        assert!(
-            backend == Backend::Postgres,
-            "not applied at once: {answer:?}"
-        );
-        assert!(start.elapsed() < Duration::from_secs(1), "{answer:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 async fn client_update_from_the_command_line_reaches_the_running_server(backend: Backend) {
     let Some((db, _guard)) = fresh_db(backend).await else {
         return;
@@ -473,7 +450,7 @@ async fn client_update_from_the_command_line_reaches_the_running_server(backend:
     assert_eq!(shown["inactive_budget"], "off");
     assert_eq!(shown["strict_auth_method"], true);
     let ask = || token_request(server.addr, &app_id, &app_secret);
-    until(backend, ask, |(status, _)| *status == 200).await;
+    within_bound(backend, ask, |(status, _): &(u16, Value)| *status == 200).await;
     let (_, issued) = ask().await;
     let token = issued["access_token"].as_str().unwrap();
     let (_, info) = introspect(server.addr, &rs_id, &rs_secret, token).await;
@@ -481,7 +458,7 @@ async fn client_update_from_the_command_line_reaches_the_running_server(backend:
     assert_eq!(info["scope"], "read");
     // An empty value clears a list.
     run_json(dir, &db, &["client", "update", &app_id, "--grant-type", ""]);
-    until(backend, ask, |(status, _)| *status == 400).await;
+    within_bound(backend, ask, |(status, _): &(u16, Value)| *status == 400).await;
     let listed = run_json(dir, &db, &["client", "list"]);
     let rs = listed
         .as_array()
