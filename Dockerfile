@@ -3,7 +3,7 @@
 # Build stage: the same release build CI runs (.ci/run).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock openapi.json ./
+COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 # Cargo.toml names the benchmark target, so its file must be there to read the manifest.

@@ -104,10 +104,33 @@ impl From<GrantError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
+/// An OAuth error response's body (RFC 6749 §5.2): the code and a fixed text that never
+/// echoes the request.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody<'a> {
+    error: ErrorCode,
     error_description: &'a str,
+}
+
+/// The `error` of an error body: RFC 6749 §5.2's codes, RFC 8707's `invalid_target`,
+/// `slow_down` and `temporarily_unavailable` for refusals to answer now, and `not_found`
+/// for paths this server does not serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    SlowDown,
+    TemporarilyUnavailable,
+    NotFound,
+    ServerError,
+    InvalidGrant,
+    InvalidScope,
+    UnsupportedGrantType,
+    InvalidTarget,
+    UnauthorizedClient,
 }
 
 impl ApiError {
@@ -123,72 +146,76 @@ impl ApiError {
         }
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, Cow<'_, str>) {
+    fn parts(&self) -> (StatusCode, ErrorCode, Cow<'_, str>) {
         match self {
             ApiError::InvalidRequest(d) => (
                 StatusCode::BAD_REQUEST,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 Cow::Borrowed(d.as_ref()),
             ),
             ApiError::InvalidClient(d) => (
                 StatusCode::UNAUTHORIZED,
-                "invalid_client",
+                ErrorCode::InvalidClient,
                 Cow::Borrowed(*d),
             ),
             ApiError::InvalidGrant => (
                 StatusCode::BAD_REQUEST,
-                "invalid_grant",
+                ErrorCode::InvalidGrant,
                 "the refresh token is invalid".into(),
             ),
-            ApiError::InvalidScope(d) => {
-                (StatusCode::BAD_REQUEST, "invalid_scope", Cow::Borrowed(*d))
-            }
-            ApiError::InvalidTarget(d) => {
-                (StatusCode::BAD_REQUEST, "invalid_target", Cow::Borrowed(*d))
-            }
+            ApiError::InvalidScope(d) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidScope,
+                Cow::Borrowed(*d),
+            ),
+            ApiError::InvalidTarget(d) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidTarget,
+                Cow::Borrowed(*d),
+            ),
             ApiError::UnsupportedGrantType(d) => (
                 StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
+                ErrorCode::UnsupportedGrantType,
                 Cow::Borrowed(*d),
             ),
             ApiError::UnauthorizedClient(d) => (
                 StatusCode::BAD_REQUEST,
-                "unauthorized_client",
+                ErrorCode::UnauthorizedClient,
                 Cow::Borrowed(*d),
             ),
             ApiError::NotFound => (
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorCode::NotFound,
                 "no such endpoint".into(),
             ),
             ApiError::MethodNotAllowed { allow } => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 format!("method not allowed; use {allow}").into(),
             ),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "request body too large".into(),
             ),
             ApiError::HeadersTooLarge => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "request headers too large".into(),
             ),
             ApiError::RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "slow_down",
+                ErrorCode::SlowDown,
                 "too many requests; retry later".into(),
             ),
             ApiError::Unavailable(_) | ApiError::Timeout => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
+                ErrorCode::TemporarilyUnavailable,
                 "the service cannot answer now; retry later".into(),
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
+                ErrorCode::ServerError,
                 "internal error".into(),
             ),
         }

@@ -1,9 +1,13 @@
 //! RFC 7662 introspection: find the token, decide whether it is active and whether the
 //! caller may see it. The decisions are plain functions over plain data.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Serialize;
+use utoipa::PartialSchema;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
 
 use crate::cache::View;
 use crate::config::Config;
@@ -79,6 +83,60 @@ pub struct Response<'a> {
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub info: Option<&'a TokenInfo>,
 }
+
+/// `ActiveToken` or `InactiveToken`: the active answer is [`TokenInfo`] with
+/// `"active": true`, and nothing beyond it.
+impl utoipa::PartialSchema for Response<'_> {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name("ActiveToken"))
+            .item(Ref::from_schema_name("InactiveToken"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Response<'_> {
+    fn name() -> Cow<'static, str> {
+        "IntrospectionResponse".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        let active = |value: bool| {
+            ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .enum_values(Some([value]))
+        };
+        let mut token = ObjectBuilder::new()
+            .property("active", active(true))
+            .required("active");
+        if let RefOr::T(Schema::Object(info)) = TokenInfo::schema() {
+            token = token.description(info.description);
+            for (name, property) in info.properties {
+                token = token.property(name, property);
+            }
+            for name in info.required {
+                token = token.required(name);
+            }
+        }
+        let closed = Some(AdditionalProperties::FreeForm(false));
+        schemas.push((
+            "ActiveToken".into(),
+            token.additional_properties(closed.clone()).into(),
+        ));
+        let inactive = ObjectBuilder::new()
+            .description(Some(INACTIVE))
+            .property("active", active(false))
+            .required("active")
+            .additional_properties(closed);
+        schemas.push(("InactiveToken".into(), inactive.into()));
+        TokenInfo::schemas(schemas);
+    }
+}
+
+/// What an inactive answer stands for, as published.
+const INACTIVE: &str = "Unknown, malformed, expired, not yet valid, revoked, signed by an \
+    unknown key or algorithm, from an untrusted issuer, held by a disabled or deleted client, \
+    or not visible to the caller: nothing else is said (RFC 7662 section 2.2).";
 
 impl Answer {
     pub fn response(&self) -> Response<'_> {
@@ -234,7 +292,7 @@ impl Introspector {
 mod tests {
     use super::*;
     use crate::secret::SecretHash;
-    use crate::token::claims::Audience;
+    use crate::token::claims::{Audience, TokenType};
     use crate::vocabulary::AuthMethod;
 
     fn client(id: &str, audiences: &[&str]) -> ClientRecord {
@@ -258,7 +316,7 @@ mod tests {
             scope: None,
             client_id: client_id.to_owned(),
             username: None,
-            token_type: Some("Bearer"),
+            token_type: Some(TokenType::Bearer),
             token_use: TokenUse::AccessToken,
             exp: 10,
             iat: 0,

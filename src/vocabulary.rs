@@ -2,7 +2,9 @@
 //! grants a client may use and how many inactive answers it may receive.
 
 /// How a client authenticates (RFC 7591 `token_endpoint_auth_method`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     ClientSecretBasic,
@@ -53,7 +55,9 @@ impl AuthMethod {
 }
 
 /// What a token is for (`token_use` in introspection answers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenUse {
     AccessToken,

@@ -5,9 +5,12 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
+use super::openapi::MethodNotAllowed;
+use crate::error::ErrorCode;
 use crate::metrics;
 
 /// Where liveness is served.
@@ -18,11 +21,49 @@ pub const READYZ: &str = "/readyz";
 /// How long readiness waits for the store before calling it unreachable.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `/healthz`'s answer: `{"status": "ok"}`.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Liveness {
+    Ok,
 }
 
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// `/readyz`'s answer: whether the store answered.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Readiness {
+    Ready,
+    Unavailable { error: ErrorCode },
+}
+
+#[utoipa::path(
+    get,
+    path = HEALTHZ,
+    summary = "Liveness: the process is up",
+    description = "Does not touch the store. Never rate limited.",
+    responses(
+        (status = 200, description = "The process answers.", body = Liveness),
+        (status = 405, response = MethodNotAllowed),
+    )
+)]
+pub async fn healthz() -> Json<Liveness> {
+    Json(Liveness::Ok)
+}
+
+#[utoipa::path(
+    get,
+    path = READYZ,
+    summary = "Readiness: the store answers",
+    description = "Pings the store with a two-second limit. Goes unready while the store is \
+        unreachable and ready again when it returns. Never rate limited.",
+    responses(
+        (status = 200, description = "The store answered: `ready`.", body = Readiness),
+        (status = 405, response = MethodNotAllowed),
+        (status = 503, description = "The store did not answer: `unavailable`.",
+            body = Readiness),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let ready = match tokio::time::timeout(READY_TIMEOUT, state.store().ping()).await {
         Ok(Ok(())) => true,
         Ok(Err(err)) => {
@@ -37,15 +78,12 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     };
     metrics::store_ready(ready);
     if ready {
-        (StatusCode::OK, Json(json!({"status": "ready"})))
+        (StatusCode::OK, Json(Readiness::Ready))
     } else {
-        unready()
+        let error = ErrorCode::TemporarilyUnavailable;
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Readiness::Unavailable { error }),
+        )
     }
-}
-
-fn unready() -> (StatusCode, Json<Value>) {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"status": "unavailable", "error": "temporarily_unavailable"})),
-    )
 }

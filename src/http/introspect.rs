@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::caller::Caller;
+use super::openapi::{CallerErrors, IntrospectionRequest, SignedIntrospection};
 use super::{AppState, oracle};
 use crate::cache::View;
 use crate::error::ApiError;
@@ -17,6 +18,37 @@ use crate::vocabulary::TokenUse;
 
 pub const PATH: &str = "/introspect";
 
+#[utoipa::path(
+    post,
+    path = PATH,
+    summary = "Token introspection (RFC 7662 section 2)",
+    description = "The caller authenticates as a registered client with exactly one of \
+        `client_secret_basic` (the `Authorization` header) or `client_secret_post` \
+        (`client_id` and `client_secret` in the body), or `private_key_jwt` (a signed client \
+        assertion in the body). A client with a secret may send it either way unless it was \
+        created with `--strict-auth-method`, when only its registered method is accepted; a \
+        `private_key_jwt` client uses assertions only. It spends its inactive-answer budget \
+        (`rate_limit.inactive_per_client`, or its own `--inactive-budget`) on each \
+        `{\"active\": false}`. A caller sees a token issued to itself, or an access token \
+        whose `aud` includes an audience registered for it (RFC 7662 section 4); a refresh \
+        token only to the client it was issued to (RFC 9700); every other token answers \
+        `{\"active\": false}`. Two `Authorization` headers are `400 invalid_request`. Rate \
+        limited per client address. With `Accept: application/token-introspection+jwt` the \
+        answer is a JWT signed by the server key (RFC 9701), verifiable with the keys at \
+        `/jwks`.",
+    security(("client_secret_basic" = []), ("private_key_jwt" = [])),
+    request_body(
+        content = IntrospectionRequest,
+        content_type = "application/x-www-form-urlencoded"
+    ),
+    responses(
+        (status = 200, description = "The token's state (RFC 7662 section 2.2).", content(
+            (crate::introspection::Response = "application/json"),
+            (SignedIntrospection = "application/token-introspection+jwt"),
+        )),
+        CallerErrors,
+    )
+)]
 pub async fn introspect(
     State(state): State<AppState>,
     Caller {

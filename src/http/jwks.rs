@@ -6,6 +6,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AppState;
+use super::openapi::{JwkSet, MethodNotAllowed, RateLimited};
 
 /// RFC 7517 §8.5.
 const JWK_SET_MEDIA_TYPE: &str = "application/jwk-set+json";
@@ -18,6 +19,20 @@ const CACHE_CONTROL: &str = "public, max-age=300";
 
 /// Written from the current key set on each request, so it always matches the keys that
 /// verify.
+#[utoipa::path(
+    get,
+    path = super::JWKS_PATH,
+    summary = "The public verification keys (RFC 7517 section 5), the `jwks_uri`",
+    description = "Every asymmetric key that verifies access tokens and signed introspection \
+        responses, by `kid`. CORS-readable; may be cached for five minutes. Shares the \
+        metadata document's rate limit.",
+    responses(
+        (status = 200, description = "The JWK Set.", content_type = JWK_SET_MEDIA_TYPE,
+            body = JwkSet, headers(("Cache-Control", description = "`public, max-age=300`."))),
+        (status = 405, response = MethodNotAllowed),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     let view = state.directory.view().await;
     let keys = state.keys.current(view.keys_generation()).await;

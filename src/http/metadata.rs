@@ -7,6 +7,7 @@ use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
+use super::openapi::{AnyOrigin, MetadataDocument, MethodNotAllowed, RateLimited};
 use crate::auth::assertion;
 use crate::config::Config;
 use crate::vocabulary::AuthMethod;
@@ -111,6 +112,21 @@ impl Metadata {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = WELL_KNOWN,
+    summary = "Authorization server metadata (RFC 8414 section 3)",
+    description = "When the issuer has a path, the document is served at this path followed \
+        by the issuer's path instead (RFC 8414 section 3.1), for example \
+        `/.well-known/oauth-authorization-server/tenant`. Carries \
+        `Access-Control-Allow-Origin: *`. Rate limited per client address.",
+    responses(
+        (status = 200, description = "The metadata document.", body = MetadataDocument,
+            headers(("Access-Control-Allow-Origin" = inline(AnyOrigin)))),
+        (status = 405, response = MethodNotAllowed),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],

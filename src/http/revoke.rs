@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::caller::Caller;
+use super::openapi::{CallerErrors, RevocationRequest};
 use super::{AppState, oracle};
 use crate::error::ApiError;
 use crate::revocation;
@@ -15,6 +16,26 @@ pub const PATH: &str = "/revoke";
 /// is answered exactly as an unknown one (200, and it stays valid) rather than with
 /// RFC 7009 §2.1's `unauthorized_client`, which would tell the caller the token exists;
 /// both answers spend the caller's inactive-answer budget.
+#[utoipa::path(
+    post,
+    path = PATH,
+    summary = "Token revocation (RFC 7009)",
+    description = "Only the client a token was issued to may revoke it. Another client's \
+        token is answered exactly as an unknown one (200, no body) and stays valid, so that \
+        the answer never tells whether a token exists; both answers spend the caller's \
+        inactive-answer budget (429 once spent). Revoking a refresh token revokes its grant, \
+        with the access tokens minted from it. Rate limited per client address.",
+    security(("client_secret_basic" = []), ("private_key_jwt" = [])),
+    request_body(
+        content = RevocationRequest,
+        content_type = "application/x-www-form-urlencoded"
+    ),
+    responses(
+        (status = 200,
+            description = "Revoked, unknown, or another client's (RFC 7009 section 2.2). No body."),
+        CallerErrors,
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     Caller {

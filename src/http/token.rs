@@ -5,29 +5,65 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::caller::Caller;
 use super::form::OAuthForm;
+use super::openapi::{CallerErrors, NoCache, TokenRequest};
 use super::{AppState, oracle};
 use crate::error::ApiError;
 use crate::grant::{self, GrantError, Issued};
 use crate::store::ClientRecord;
+use crate::token::claims::TokenType;
 use crate::token::jwt::KeySet;
 
 pub const PATH: &str = "/token";
 
 /// RFC 6749 §5.1: the successful answer.
-#[derive(Serialize)]
-struct TokenResponse<'a> {
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenResponse<'a> {
+    /// A JWT access token (RFC 9068).
     access_token: &'a str,
-    token_type: &'static str,
+    #[schema(inline)]
+    token_type: TokenType,
+    /// Seconds until the access token expires.
     expires_in: i64,
+    /// The new refresh token, for the `refresh_token` grant.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     refresh_token: Option<&'a str>,
+    /// The granted scope, space-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     scope: Option<&'a str>,
 }
 
+#[utoipa::path(
+    post,
+    path = PATH,
+    summary = "Token endpoint (RFC 6749 section 3.2): client_credentials and refresh_token",
+    description = "The caller authenticates as for `/introspect`. A client uses only the \
+        grant types registered for it (`client create/update --grant-type`); any other is \
+        refused with `unauthorized_client`. `client_credentials` issues a JWT access token \
+        with `sub` = client id, a scope within the client's registered scope (an empty \
+        registered scope grants none) and, as `aud`, the requested `resource`s or else all \
+        the client's registered resources; `refresh_token` rotates the refresh token and \
+        issues a new access token limited to what the client may hold now (its current \
+        grant types, scope and resources). Every unusable refresh token (unknown, expired, \
+        revoked, reused, another client's, not a refresh token) gets the same \
+        `invalid_grant` answer, which spends the caller's inactive-answer budget (429 once \
+        spent). Error codes follow RFC 6749 section 5.2 (`invalid_grant`, `invalid_scope`, \
+        `unauthorized_client`, `unsupported_grant_type`) and RFC 8707 (`invalid_target`); \
+        descriptions never echo the request. Rate limited per client address.",
+    security(("client_secret_basic" = []), ("private_key_jwt" = [])),
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Tokens issued (RFC 6749 section 5.1).",
+            body = TokenResponse, headers(("Pragma" = inline(NoCache)))),
+        CallerErrors,
+    )
+)]
 pub async fn token(
     State(state): State<AppState>,
     Caller {
@@ -92,7 +128,7 @@ async fn refresh(
 fn answer(issued: &Issued) -> Response {
     let mut response = Json(TokenResponse {
         access_token: issued.access.token.expose(),
-        token_type: "Bearer",
+        token_type: TokenType::Bearer,
         expires_in: issued.expires_in,
         refresh_token: issued.refresh.as_ref().map(|t| t.expose()),
         scope: issued.scope.as_deref(),

@@ -1,6 +1,8 @@
 //! What a token carries, whatever its format, and the JWT claim set of access tokens.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, Object, OneOfBuilder, Schema, Type};
 
 use crate::store::TokenRecord;
 
@@ -19,6 +21,22 @@ impl Audience {
         self.0.iter().any(|a| others.contains(a))
     }
 }
+
+/// Described as it is written: a string or an array of strings.
+impl utoipa::PartialSchema for Audience {
+    fn schema() -> RefOr<Schema> {
+        let string = || Object::with_type(Type::String);
+        OneOfBuilder::new()
+            .item(string())
+            .item(ArrayBuilder::new().items(string()))
+            .description(Some(
+                "One audience as a string, several as an array (RFC 7519 section 4.1.3).",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Audience {}
 
 impl Serialize for Audience {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -65,34 +83,49 @@ pub struct AccessClaims {
 }
 
 /// What introspection learns about a token that verified, before visibility and client
-/// state are checked: the fields of an active RFC 7662 answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// state are checked: the fields of an active RFC 7662 answer. Fields the token does not
+/// carry are omitted, never null.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
+    /// Space-separated scopes (RFC 6749 section 3.3).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub scope: Option<String>,
     pub client_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub username: Option<String>,
-    /// RFC 7662 §2.2 `token_type`: "Bearer" for access tokens, absent for refresh tokens.
+    /// `Bearer`, for access tokens only (RFC 7662 section 2.2).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_type: Option<&'static str>,
+    #[schema(nullable = false, inline)]
+    pub token_type: Option<TokenType>,
     pub token_use: TokenUse,
     pub exp: i64,
     pub iat: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub nbf: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub sub: Option<String>,
     #[serde(skip_serializing_if = "Audience::is_empty")]
+    #[schema(required = false, inline)]
     pub aud: Audience,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub iss: Option<String>,
     pub jti: String,
 }
 
-fn token_type(token_use: TokenUse) -> Option<&'static str> {
+/// The type of an access token: bearer tokens only (RFC 6750).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub enum TokenType {
+    Bearer,
+}
+
+fn token_type(token_use: TokenUse) -> Option<TokenType> {
     match token_use {
-        TokenUse::AccessToken => Some("Bearer"),
+        TokenUse::AccessToken => Some(TokenType::Bearer),
         TokenUse::RefreshToken => None,
     }
 }
@@ -159,6 +192,6 @@ mod tests {
     #[test]
     fn refresh_tokens_have_no_token_type() {
         assert_eq!(token_type(TokenUse::RefreshToken), None);
-        assert_eq!(token_type(TokenUse::AccessToken), Some("Bearer"));
+        assert_eq!(token_type(TokenUse::AccessToken), Some(TokenType::Bearer));
     }
 }
