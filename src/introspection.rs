@@ -182,34 +182,33 @@ pub fn owner_usable(owner: Option<&ClientRecord>) -> bool {
     owner.is_some_and(|c| !c.disabled)
 }
 
-/// Finds and judges tokens.
+/// Finds and judges tokens, with the key ring and the view each request hands it.
 #[derive(Clone)]
 pub struct Introspector {
-    keys: Arc<KeyRing>,
     issuer: Arc<str>,
     leeway: i64,
 }
 
 impl Introspector {
-    pub fn new(keys: Arc<KeyRing>, config: &Config) -> Self {
+    pub fn new(config: &Config) -> Self {
         Introspector {
-            keys,
             issuer: config.issuer.as_str().into(),
             leeway: i64::try_from(config.jwt.leeway_seconds).unwrap_or(0),
         }
     }
 
     /// Answers for `token` as seen by `caller`, an authenticated and enabled client, at
-    /// `now`.
+    /// `now`; a JWT is verified with `keys`.
     pub async fn introspect(
         &self,
+        keys: &KeyRing,
         view: &View,
         caller: &ClientRecord,
         token: &str,
         hint: Option<TokenUse>,
         now: i64,
     ) -> Result<Answer, StoreError> {
-        let info = match self.find(view, token, hint, now).await? {
+        let info = match self.find(keys, view, token, hint, now).await? {
             Ok(info) => info,
             Err(reason) => return Ok(Answer::Inactive(reason)),
         };
@@ -229,6 +228,7 @@ impl Introspector {
 
     async fn find(
         &self,
+        keys: &KeyRing,
         view: &View,
         token: &str,
         hint: Option<TokenUse>,
@@ -237,7 +237,9 @@ impl Introspector {
         let mut reason = Inactive::Unknown;
         for source in search_order(hint) {
             let found = match source {
-                Source::Signed if looks_like_jwt(token) => self.find_jwt(view, token, now).await?,
+                Source::Signed if looks_like_jwt(token) => {
+                    self.find_jwt(keys, view, token, now).await?
+                }
                 Source::Signed => continue,
                 Source::Stored => self.find_opaque(view, token, now).await?,
             };
@@ -253,12 +255,12 @@ impl Introspector {
 
     async fn find_jwt(
         &self,
+        keys: &KeyRing,
         view: &View,
         token: &str,
         now: i64,
     ) -> Result<Result<TokenInfo, Inactive>, StoreError> {
-        let claims = match self
-            .keys
+        let claims = match keys
             .verify(view.keys_generation(), view.cached(), token)
             .await
         {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{AuthError, client_may_authenticate};
 use crate::cache::View;
 use crate::secret::RawToken;
-use crate::store::{ClientRecord, Store};
+use crate::store::ClientRecord;
 use crate::token::claims::Audience;
 use crate::vocabulary::AuthMethod;
 
@@ -75,18 +75,17 @@ struct AssertionClaims {
     jti: String,
 }
 
-/// Checks client assertions against the clients' registered keys.
+/// Checks client assertions against the clients' registered keys, read through the view
+/// each request hands it.
 #[derive(Clone)]
 pub struct AssertionVerifier {
-    store: Store,
     issuer: Arc<str>,
     leeway: u64,
 }
 
 impl AssertionVerifier {
-    pub fn new(store: Store, issuer: &str, leeway: u64) -> Self {
+    pub fn new(issuer: &str, leeway: u64) -> Self {
         AssertionVerifier {
-            store,
             issuer: issuer.into(),
             leeway,
         }
@@ -142,8 +141,7 @@ impl AssertionVerifier {
         client_may_authenticate(&client, AuthMethod::PrivateKeyJwt)?;
         let leeway = i64::try_from(self.leeway).unwrap_or(0);
         check_claims(&claims, now, leeway, [&*self.issuer, endpoint]).map_err(|_| FAILED)?;
-        if !self
-            .store
+        if !view
             .use_assertion_jti(&client.client_id, &claims.jti, claims.exp)
             .await?
         {

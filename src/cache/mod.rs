@@ -414,6 +414,20 @@ impl View {
         self.read_through(&cache.revoked_jtis, jti, || None, read, |_| true)
             .await
     }
+
+    /// Records a client assertion's `jti` until `exp`, in the store itself: every
+    /// instance must see it. False when the client used it before.
+    pub async fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        exp: i64,
+    ) -> Result<bool, StoreError> {
+        self.directory
+            .store
+            .use_assertion_jti(client_id, jti, exp)
+            .await
+    }
 }
 
 #[cfg(test)]

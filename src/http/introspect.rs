@@ -65,7 +65,7 @@ pub async fn introspect(
     oracle::admit(&state, &client)?;
     let answer = state
         .introspector
-        .introspect(&view, &client, token, hint, now)
+        .introspect(&state.keys, &view, &client, token, hint, now)
         .await?;
     metrics::introspection_outcome(&answer);
     if let Answer::Inactive(_) = answer {

@@ -61,6 +61,7 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// The store, and its caches: the one path to the store.
     pub directory: Directory,
+    /// The signing and verification keys: the one path to them.
     pub keys: Arc<KeyRing>,
     pub auth: Authenticator,
     pub introspector: Introspector,
@@ -103,7 +104,7 @@ impl AppState {
         let inactive_limit = limits.budget(limits.inactive_per_client);
         Ok(AppState(Arc::new(Shared {
             auth: Authenticator::new(&config),
-            introspector: Introspector::new(keys.clone(), &config),
+            introspector: Introspector::new(&config),
             metadata: Metadata::new(&config, signing_alg.as_deref()),
             rate_limit: ratelimit::Limiters::new(limits),
             proxies: Arc::new(TrustedProxies::new(
@@ -114,11 +115,7 @@ impl AppState {
                 inactive_limit,
                 Duration::from_secs(limits.inactive_window_seconds),
             ),
-            assertions: AssertionVerifier::new(
-                store.clone(),
-                &config.issuer,
-                config.jwt.leeway_seconds,
-            ),
+            assertions: AssertionVerifier::new(&config.issuer, config.jwt.leeway_seconds),
             directory,
             keys,
             config,
