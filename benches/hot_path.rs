@@ -153,7 +153,9 @@ async fn client(store: &Store) -> admin::IssuedSecret {
         name: "bench".to_owned(),
         ..NewClient::default()
     };
-    admin::create_client(store, new).await.expect("client")
+    admin::create_client(store, new, introspectd::token::now())
+        .await
+        .expect("client")
 }
 
 /// An access token of `client_id`, minted as `token issue` does.
@@ -174,7 +176,7 @@ async fn access_token(
         token_use: TokenUse::AccessToken,
         format: Some(format),
     };
-    let minted = admin::issue_token(store, keys, config, request)
+    let minted = admin::issue_token(store, keys, config, request, introspectd::token::now())
         .await
         .expect("token");
     minted.token.expose().to_owned()

@@ -15,7 +15,7 @@ use crate::secret::{ClientSecret, Password, RawToken};
 use crate::store::{ClientPolicy, ClientRecord, Store, StoreError, StoredKey, UserRecord};
 use crate::token::jwt::{KeySet, generate_ed25519};
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
-use crate::token::{now, random_string};
+use crate::token::random_string;
 use crate::vocabulary::{AuthMethod, GrantType, InactiveBudget, TokenUse};
 
 /// Longest lifetime a token may be given: ten years.
@@ -151,7 +151,11 @@ pub struct ClientChanges {
 /// `private_key_jwt` client's JWK Set is stored beside it, and its secret, like a public
 /// client's, is never shown (and so never works). A client given redirect URIs and no
 /// grant type signs users in: it gets `authorization_code` and `refresh_token`.
-pub async fn create_client(store: &Store, new: NewClient) -> Result<IssuedSecret, AdminError> {
+pub async fn create_client(
+    store: &Store,
+    new: NewClient,
+    now: i64,
+) -> Result<IssuedSecret, AdminError> {
     let name = normalize_name(&new.name)?;
     let auth_method = match new.auth_method.as_deref() {
         None => AuthMethod::ClientSecretBasic,
@@ -195,7 +199,7 @@ pub async fn create_client(store: &Store, new: NewClient) -> Result<IssuedSecret
     };
     let client_id = random_string(16);
     let client_secret = ClientSecret::new(random_string(32));
-    let created = now();
+    let created = now;
     let record = ClientRecord {
         client_id: client_id.clone(),
         name,
@@ -223,6 +227,7 @@ pub async fn update_client(
     store: &Store,
     client_id: &str,
     changes: ClientChanges,
+    now: i64,
 ) -> Result<ClientView, AdminError> {
     let mut client = existing(store, client_id).await?;
     if let Some(name) = &changes.name {
@@ -266,7 +271,7 @@ pub async fn update_client(
         policy.inactive_budget = parse_inactive_budget(budget)?;
     }
     check_public_grants(client.auth_method, &client.policy.grant_types)?;
-    client.updated_at = now();
+    client.updated_at = now;
     if !store.update_client(&client).await? {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
     }
@@ -287,6 +292,7 @@ pub async fn set_client_jwks(
     store: &Store,
     client_id: &str,
     text: &str,
+    now: i64,
 ) -> Result<ClientView, AdminError> {
     let client = existing(store, client_id).await?;
     if client.auth_method != AuthMethod::PrivateKeyJwt {
@@ -296,7 +302,7 @@ pub async fn set_client_jwks(
     }
     let jwks =
         parse_client_jwks(text).map_err(|why| AdminError::Invalid(format!("--jwks: {why}")))?;
-    if !store.set_client_jwks(client_id, &jwks, now()).await? {
+    if !store.set_client_jwks(client_id, &jwks, now).await? {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
     }
     show_client(store, client_id).await
@@ -312,7 +318,11 @@ pub async fn list_clients(store: &Store) -> Result<Vec<ClientView>, AdminError> 
 }
 
 /// Gives a client a new secret; the old one stops working at once.
-pub async fn rotate_secret(store: &Store, client_id: &str) -> Result<IssuedSecret, AdminError> {
+pub async fn rotate_secret(
+    store: &Store,
+    client_id: &str,
+    now: i64,
+) -> Result<IssuedSecret, AdminError> {
     let client = existing(store, client_id).await?;
     if !client.auth_method.uses_secret() {
         return Err(AdminError::Invalid(format!(
@@ -322,7 +332,7 @@ pub async fn rotate_secret(store: &Store, client_id: &str) -> Result<IssuedSecre
     }
     let client_secret = ClientSecret::new(random_string(32));
     if !store
-        .set_client_secret_hash(client_id, &hash_secret(&client_secret), now())
+        .set_client_secret_hash(client_id, &hash_secret(&client_secret), now)
         .await?
     {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
@@ -334,8 +344,12 @@ pub async fn rotate_secret(store: &Store, client_id: &str) -> Result<IssuedSecre
     })
 }
 
-pub async fn disable_client(store: &Store, client_id: &str) -> Result<ClientView, AdminError> {
-    if !store.set_client_disabled(client_id, true, now()).await? {
+pub async fn disable_client(
+    store: &Store,
+    client_id: &str,
+    now: i64,
+) -> Result<ClientView, AdminError> {
+    if !store.set_client_disabled(client_id, true, now).await? {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
     }
     show_client(store, client_id).await
@@ -370,6 +384,7 @@ pub async fn issue_token(
     keys: &KeySet,
     config: &crate::config::Config,
     request: IssueToken,
+    now: i64,
 ) -> Result<Minted, AdminError> {
     let client = existing(store, &request.client_id).await?;
     if client.disabled {
@@ -403,7 +418,7 @@ pub async fn issue_token(
         Some(requested) => scope_arg(requested)?,
         None => client.scope.clone(),
     };
-    // The command's own time: a token issued from the command line starts now.
+    // The command's own time: a token issued from the command line starts at `now`.
     let minted = mint(
         store,
         keys,
@@ -418,7 +433,7 @@ pub async fn issue_token(
             token_use: request.token_use,
             format,
         },
-        now(),
+        now,
     )
     .await?;
     Ok(minted)
@@ -438,11 +453,12 @@ pub async fn revoke_token(
     store: &Store,
     keys: &KeySet,
     token: &RawToken,
+    now: i64,
 ) -> Result<Revoked, AdminError> {
     let found = revocation::find(store, keys, token.expose(), None)
         .await?
         .ok_or(AdminError::UnknownToken)?;
-    revocation::revoke(store, &found, now()).await?;
+    revocation::revoke(store, &found, now).await?;
     Ok(Revoked {
         revoked: true,
         token_use: found.token_use(),

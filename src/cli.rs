@@ -379,6 +379,8 @@ fn run(cli: Cli) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
+        // The command's one time: everything it records or judges is at `now`.
+        let now = now();
         match cli.command {
             None | Some(Command::Serve) => service::serve(config).await.map_err(|e| e.to_string()),
             Some(Command::Healthcheck) => {
@@ -392,25 +394,25 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Some(Command::Client(command)) => {
                 let store = open_store(&config).await.map_err(|e| e.to_string())?;
-                let result = client_command(&store, command).await;
+                let result = client_command(&store, command, now).await;
                 store.close().await;
                 result
             }
             Some(Command::User(command)) => {
                 let store = open_store(&config).await.map_err(|e| e.to_string())?;
-                let result = user_command(&store, command).await;
+                let result = user_command(&store, command, now).await;
                 store.close().await;
                 result
             }
             Some(Command::Token(command)) => {
                 let store = open_store(&config).await.map_err(|e| e.to_string())?;
-                let result = token_command(&config, &store, command).await;
+                let result = token_command(&config, &store, command, now).await;
                 store.close().await;
                 result
             }
             Some(Command::Keys(command)) => {
                 let store = open_store(&config).await.map_err(|e| e.to_string())?;
-                let result = keys_command(&config, &store, command).await;
+                let result = keys_command(&config, &store, command, now).await;
                 store.close().await;
                 result
             }
@@ -418,7 +420,7 @@ fn run(cli: Cli) -> Result<(), String> {
     })
 }
 
-async fn client_command(store: &Store, command: ClientCommand) -> Result<(), String> {
+async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Result<(), String> {
     let err = |e: admin::AdminError| e.to_string();
     match command {
         ClientCommand::Create(args) => {
@@ -438,6 +440,7 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
                     strict_auth_method: changes.strict_auth_method.unwrap_or(false),
                     inactive_budget: changes.inactive_budget,
                 },
+                now,
             )
             .await
             .map_err(err)?;
@@ -446,7 +449,7 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
         ClientCommand::Update(args) => {
             let changes = args.policy.changes(args.name);
             print_json(
-                &admin::update_client(store, &args.client_id, changes)
+                &admin::update_client(store, &args.client_id, changes, now)
                     .await
                     .map_err(err)?,
             )
@@ -456,7 +459,9 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
             print_json(&admin::show_client(store, &client_id).await.map_err(err)?)
         }
         ClientCommand::RotateSecret { client_id } => {
-            let rotated = admin::rotate_secret(store, &client_id).await.map_err(err)?;
+            let rotated = admin::rotate_secret(store, &client_id, now)
+                .await
+                .map_err(err)?;
             print_json(&rotated.to_json())
         }
         ClientCommand::SetJwks { client_id, jwks } => {
@@ -464,13 +469,13 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
                 .read()?
                 .ok_or("client set-jwks needs --jwks or --jwks-file")?;
             print_json(
-                &admin::set_client_jwks(store, &client_id, &jwks)
+                &admin::set_client_jwks(store, &client_id, &jwks, now)
                     .await
                     .map_err(err)?,
             )
         }
         ClientCommand::Disable { client_id } => print_json(
-            &admin::disable_client(store, &client_id)
+            &admin::disable_client(store, &client_id, now)
                 .await
                 .map_err(err)?,
         ),
@@ -481,7 +486,7 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
     }
 }
 
-async fn user_command(store: &Store, command: UserCommand) -> Result<(), String> {
+async fn user_command(store: &Store, command: UserCommand, now: i64) -> Result<(), String> {
     let err = |e: admin::AdminError| e.to_string();
     match command {
         UserCommand::Create(args) => {
@@ -495,7 +500,7 @@ async fn user_command(store: &Store, command: UserCommand) -> Result<(), String>
                 name: args.name,
                 password,
             };
-            let created = admin::create_user(store, new, now()).await.map_err(err)?;
+            let created = admin::create_user(store, new, now).await.map_err(err)?;
             print_json(&created.to_json())
         }
         UserCommand::List => print_json(&admin::list_users(store).await.map_err(err)?),
@@ -507,22 +512,20 @@ async fn user_command(store: &Store, command: UserCommand) -> Result<(), String>
             password_stdin,
         } => {
             let password = password_stdin.then(read_password_from_stdin).transpose()?;
-            let changed = admin::set_user_password(store, &user, password, now())
+            let changed = admin::set_user_password(store, &user, password, now)
                 .await
                 .map_err(err)?;
             print_json(&changed.to_json())
         }
-        UserCommand::Disable { user } => print_json(
-            &admin::disable_user(store, &user, now())
-                .await
-                .map_err(err)?,
-        ),
+        UserCommand::Disable { user } => {
+            print_json(&admin::disable_user(store, &user, now).await.map_err(err)?)
+        }
         UserCommand::Delete { user } => {
-            let user_id = admin::delete_user(store, &user, now()).await.map_err(err)?;
+            let user_id = admin::delete_user(store, &user, now).await.map_err(err)?;
             print_json(&json!({"user_id": user_id, "deleted": true}))
         }
         UserCommand::RevokeConsent { user, client_id } => print_json(
-            &admin::revoke_consent(store, &user, client_id.as_deref(), now())
+            &admin::revoke_consent(store, &user, client_id.as_deref(), now)
                 .await
                 .map_err(err)?,
         ),
@@ -533,6 +536,7 @@ async fn token_command(
     config: &Config,
     store: &Store,
     command: TokenCommand,
+    now: i64,
 ) -> Result<(), String> {
     let keys = KeySet::load(config, store)
         .await
@@ -561,6 +565,7 @@ async fn token_command(
                     token_use,
                     format,
                 },
+                now,
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -576,7 +581,7 @@ async fn token_command(
             } else {
                 RawToken::new(token)
             };
-            let revoked = admin::revoke_token(store, &keys, &token)
+            let revoked = admin::revoke_token(store, &keys, &token, now)
                 .await
                 .map_err(|e| e.to_string())?;
             print_json(&revoked)
@@ -584,22 +589,25 @@ async fn token_command(
     }
 }
 
-async fn keys_command(config: &Config, store: &Store, command: KeysCommand) -> Result<(), String> {
+async fn keys_command(
+    config: &Config,
+    store: &Store,
+    command: KeysCommand,
+    now: i64,
+) -> Result<(), String> {
     let err = |e: admin::AdminError| e.to_string();
     match command {
         KeysCommand::Rotate => {
-            print_json(&admin::rotate_key(store, config, now()).await.map_err(err)?)
+            print_json(&admin::rotate_key(store, config, now).await.map_err(err)?)
         }
         KeysCommand::Promote { kid } => print_json(
-            &admin::promote_key(store, config, &kid, now())
+            &admin::promote_key(store, config, &kid, now)
                 .await
                 .map_err(err)?,
         ),
-        KeysCommand::List => {
-            print_json(&admin::list_keys(store, config, now()).await.map_err(err)?)
-        }
+        KeysCommand::List => print_json(&admin::list_keys(store, config, now).await.map_err(err)?),
         KeysCommand::Remove { kid } => {
-            admin::remove_key(store, config, &kid, now())
+            admin::remove_key(store, config, &kid, now)
                 .await
                 .map_err(err)?;
             print_json(&json!({"kid": kid, "removed": true}))

@@ -21,7 +21,7 @@ const OTHER_API: &str = "https://other.example";
 async fn update(app: &TestApp, client: &TestClient, change: impl FnOnce(&mut ClientChanges)) {
     let mut changes = ClientChanges::default();
     change(&mut changes);
-    admin::update_client(&app.store, &client.id, changes)
+    admin::update_client(&app.store, &client.id, changes, introspectd::token::now())
         .await
         .expect("update client");
 }
@@ -185,14 +185,20 @@ async fn an_update_takes_effect_on_the_next_request(app: TestApp) {
     assert_eq!(shown.scope, "read", "omitted attributes are kept");
     assert_eq!(shown.resources, vec![API]);
     assert!(shown.grant_types.is_empty());
-    let unknown = admin::update_client(&app.store, "nobody", ClientChanges::default()).await;
+    let unknown = admin::update_client(
+        &app.store,
+        "nobody",
+        ClientChanges::default(),
+        introspectd::token::now(),
+    )
+    .await;
     assert!(matches!(unknown, Err(admin::AdminError::UnknownClient(_))));
     let switch = ClientChanges {
         auth_method: Some("private_key_jwt".to_owned()),
         ..ClientChanges::default()
     };
     assert!(
-        admin::update_client(&app.store, &client.id, switch)
+        admin::update_client(&app.store, &client.id, switch, introspectd::token::now())
             .await
             .is_err()
     );
@@ -321,6 +327,7 @@ async fn refresh_failures_are_one_answer(app: TestApp) {
         &app.store,
         &app.state.keys.keys(),
         &RawToken::new(&*revoked),
+        introspectd::token::now(),
     )
     .await
     .unwrap();

@@ -316,10 +316,14 @@ async fn inactive_when_opaque_token_revoked(app: TestApp) {
     for token_use in [TokenUse::AccessToken, TokenUse::RefreshToken] {
         let token = app.opaque_for(&client, token_use).await;
         assert_active(&app.introspect(&client, &token).await);
-        let revoked =
-            admin::revoke_token(&app.store, &app.state.keys.keys(), &RawToken::new(&token))
-                .await
-                .unwrap();
+        let revoked = admin::revoke_token(
+            &app.store,
+            &app.state.keys.keys(),
+            &RawToken::new(&token),
+            introspectd::token::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(revoked.token_use, token_use);
         assert_inactive(&app.introspect(&client, &token).await);
     }
@@ -329,9 +333,14 @@ async fn inactive_when_jwt_revoked(app: TestApp) {
     let client = app.client("app", &[]).await;
     let token = app.jwt_for(&client, &[]).await;
     assert_active(&app.introspect(&client, &token).await);
-    admin::revoke_token(&app.store, &app.state.keys.keys(), &RawToken::new(&token))
-        .await
-        .unwrap();
+    admin::revoke_token(
+        &app.store,
+        &app.state.keys.keys(),
+        &RawToken::new(&token),
+        introspectd::token::now(),
+    )
+    .await
+    .unwrap();
     assert_inactive(&app.introspect(&client, &token).await);
 }
 
@@ -462,7 +471,9 @@ async fn inactive_when_owning_client_is_disabled(app: TestApp) {
         ))
         .await;
     assert_active(&app.introspect(&rs, &jwt).await);
-    admin::disable_client(&app.store, &owner.id).await.unwrap();
+    admin::disable_client(&app.store, &owner.id, introspectd::token::now())
+        .await
+        .unwrap();
     assert_inactive(&app.introspect(&rs, &jwt).await);
     assert_inactive(&app.introspect(&rs, &opaque).await);
     // The disabled client itself can no longer ask.
@@ -539,7 +550,9 @@ async fn rotated_secret_stops_working_at_once(app: TestApp) {
     let client = app.client("app", &[]).await;
     let token = app.jwt_for(&client, &[]).await;
     assert_active(&app.introspect(&client, &token).await);
-    let rotated = admin::rotate_secret(&app.store, &client.id).await.unwrap();
+    let rotated = admin::rotate_secret(&app.store, &client.id, introspectd::token::now())
+        .await
+        .unwrap();
     let response = app.introspect(&client, &token).await;
     assert_error(&response, StatusCode::UNAUTHORIZED, "invalid_client");
     let fresh = TestClient {

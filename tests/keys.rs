@@ -838,7 +838,7 @@ async fn a_strangers_assertion_reveals_nothing_about_the_client(app: TestApp) {
     let own = ClientKey::ed25519("k1");
     let with_keys = jwt_client(&app, &[&own]).await;
     let disabled = jwt_client(&app, &[&own]).await;
-    admin::disable_client(&app.store, &disabled.id)
+    admin::disable_client(&app.store, &disabled.id, introspectd::token::now())
         .await
         .unwrap();
     let with_secret = app.client("secret", &[]).await;
@@ -968,6 +968,7 @@ async fn private_key_jwt_clients_need_a_public_jwk_set(app: TestApp) {
                 jwks,
                 ..NewClient::default()
             },
+            introspectd::token::now(),
         )
     };
     assert!(create(None).await.is_err());
@@ -990,7 +991,7 @@ async fn private_key_jwt_clients_need_a_public_jwk_set(app: TestApp) {
         .unwrap();
     assert_eq!(shown.jwks.unwrap()["keys"][0]["kid"], "k");
     assert!(
-        admin::rotate_secret(&app.store, &created.client_id)
+        admin::rotate_secret(&app.store, &created.client_id, introspectd::token::now())
             .await
             .is_err()
     );
@@ -1008,9 +1009,14 @@ async fn a_private_key_jwt_client_rotates_its_keys(app: TestApp) {
         json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string()
     };
     // Both keys for the changeover, then the new one alone.
-    admin::set_client_jwks(&app.store, &client.id, &jwks(&[&old, &new]))
-        .await
-        .unwrap();
+    admin::set_client_jwks(
+        &app.store,
+        &client.id,
+        &jwks(&[&old, &new]),
+        introspectd::token::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         token_signed_by(&app, &old, &client.id).await.status,
         StatusCode::OK
@@ -1019,9 +1025,14 @@ async fn a_private_key_jwt_client_rotates_its_keys(app: TestApp) {
         token_signed_by(&app, &new, &client.id).await.status,
         StatusCode::OK
     );
-    let shown = admin::set_client_jwks(&app.store, &client.id, &jwks(&[&new]))
-        .await
-        .unwrap();
+    let shown = admin::set_client_jwks(
+        &app.store,
+        &client.id,
+        &jwks(&[&new]),
+        introspectd::token::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(shown.jwks.unwrap()["keys"][0]["kid"], "new");
     assert_invalid_client(&token_signed_by(&app, &old, &client.id).await);
     assert_eq!(
@@ -1038,7 +1049,8 @@ async fn a_private_key_jwt_client_rotates_its_keys(app: TestApp) {
         "not json".to_owned(),
     ];
     for text in &refused {
-        let err = admin::set_client_jwks(&app.store, &client.id, text).await;
+        let err =
+            admin::set_client_jwks(&app.store, &client.id, text, introspectd::token::now()).await;
         assert!(matches!(err, Err(admin::AdminError::Invalid(_))), "{err:?}");
     }
     assert_eq!(
@@ -1046,13 +1058,25 @@ async fn a_private_key_jwt_client_rotates_its_keys(app: TestApp) {
         StatusCode::OK
     );
     let secret_client = app.client("secret", &[]).await;
-    let err = admin::set_client_jwks(&app.store, &secret_client.id, &jwks(&[&new])).await;
+    let err = admin::set_client_jwks(
+        &app.store,
+        &secret_client.id,
+        &jwks(&[&new]),
+        introspectd::token::now(),
+    )
+    .await;
     assert!(matches!(err, Err(admin::AdminError::Invalid(_))), "{err:?}");
     assert_eq!(
         app.store.client_jwks(&secret_client.id).await.unwrap(),
         None
     );
-    let err = admin::set_client_jwks(&app.store, "no-such-client", &jwks(&[&new])).await;
+    let err = admin::set_client_jwks(
+        &app.store,
+        "no-such-client",
+        &jwks(&[&new]),
+        introspectd::token::now(),
+    )
+    .await;
     assert!(
         matches!(err, Err(admin::AdminError::UnknownClient(_))),
         "{err:?}"
@@ -1081,7 +1105,7 @@ async fn a_jwk_set_changed_elsewhere_holds_on_a_running_instance(app: TestApp) {
         assert_eq!(signed_by(&old).await.status, StatusCode::OK);
     }
     let jwks = json!({"keys": [new.jwk.clone()]}).to_string();
-    admin::set_client_jwks(&app.store, &client.id, &jwks)
+    admin::set_client_jwks(&app.store, &client.id, &jwks, introspectd::token::now())
         .await
         .unwrap();
     common::within_bound(

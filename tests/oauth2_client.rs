@@ -103,6 +103,7 @@ async fn oauth2_client_obtains_introspects_refreshes_and_revokes(app: TestApp) {
             scope: Some("read write".to_owned()),
             ..NewClient::default()
         }),
+        introspectd::token::now(),
     )
     .await
     .unwrap();

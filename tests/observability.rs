@@ -45,6 +45,7 @@ async fn metrics_move_as_requests_are_made(app: TestApp) {
         &app.store,
         &app.state.keys.keys(),
         &introspectd::secret::RawToken::new(revoked.as_str()),
+        introspectd::token::now(),
     )
     .await
     .unwrap();

@@ -79,6 +79,7 @@ async fn postgres_outage_takes_readiness_down_and_never_revives_a_revoked_token(
             &app.store,
             &app.state.keys.keys(),
             &RawToken::new(token.as_str()),
+            introspectd::token::now(),
         )
         .await
         .unwrap();
@@ -116,6 +117,7 @@ async fn postgres_outage_takes_readiness_down_and_never_revives_a_revoked_token(
         &app.store,
         &app.state.keys.keys(),
         &RawToken::new(live_jwt.as_str()),
+        introspectd::token::now(),
     )
     .await
     .unwrap();

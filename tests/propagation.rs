@@ -48,21 +48,33 @@ async fn changes_through_one_instance_reach_another(app: TestApp) {
     }
 
     let keys = app.state.keys.keys();
-    admin::revoke_token(&app.store, &keys, &RawToken::new(&jwt))
-        .await
-        .unwrap();
+    admin::revoke_token(
+        &app.store,
+        &keys,
+        &RawToken::new(&jwt),
+        introspectd::token::now(),
+    )
+    .await
+    .unwrap();
     within_bound(app.backend, || ask(&other, &rs, &jwt), inactive).await;
-    admin::revoke_token(&app.store, &keys, &RawToken::new(&opaque))
-        .await
-        .unwrap();
+    admin::revoke_token(
+        &app.store,
+        &keys,
+        &RawToken::new(&opaque),
+        introspectd::token::now(),
+    )
+    .await
+    .unwrap();
     within_bound(app.backend, || ask(&other, &rs, &opaque), inactive).await;
     assert_eq!(ask(&other, &rs, &spare).await.json["active"], true);
 
-    admin::rotate_secret(&app.store, &rs.id).await.unwrap();
+    admin::rotate_secret(&app.store, &rs.id, introspectd::token::now())
+        .await
+        .unwrap();
     within_bound(app.backend, || ask(&other, &rs, &spare), unauthorized).await;
 
     let rs = TestClient {
-        secret: admin::rotate_secret(&app.store, &rs.id)
+        secret: admin::rotate_secret(&app.store, &rs.id, introspectd::token::now())
             .await
             .unwrap()
             .client_secret
@@ -76,7 +88,9 @@ async fn changes_through_one_instance_reach_another(app: TestApp) {
         |r| r.json["active"] == true,
     )
     .await;
-    admin::disable_client(&app.store, &owner.id).await.unwrap();
+    admin::disable_client(&app.store, &owner.id, introspectd::token::now())
+        .await
+        .unwrap();
     within_bound(app.backend, || ask(&other, &rs, &spare), inactive).await;
 }
 
@@ -99,9 +113,14 @@ async fn a_token_first_seen_after_its_revocation_reads_inactive(app: TestApp) {
     // Revoked through one instance before the other has ever seen it.
     let unseen = app.jwt_for(&owner, &["https://api.example"]).await;
     let keys = app.state.keys.keys();
-    admin::revoke_token(&app.store, &keys, &RawToken::new(&unseen))
-        .await
-        .unwrap();
+    admin::revoke_token(
+        &app.store,
+        &keys,
+        &RawToken::new(&unseen),
+        introspectd::token::now(),
+    )
+    .await
+    .unwrap();
     within_bound(app.backend, || ask(&other, &rs, &unseen), inactive).await;
     assert_eq!(ask(&other, &rs, &warm).await.json["active"], true);
 }
@@ -457,9 +476,14 @@ async fn answers_stay_correct_while_the_change_feed_is_down_and_after_it_returns
         }
         assert!(inactive(&ask(&other, &rs, &tokens[0]).await));
         assert_eq!(ask(&other, &rs, &tokens[1]).await.json["active"], true);
-        admin::revoke_token(&app.store, &keys, &RawToken::new(&tokens[1]))
-            .await
-            .unwrap();
+        admin::revoke_token(
+            &app.store,
+            &keys,
+            &RawToken::new(&tokens[1]),
+            introspectd::token::now(),
+        )
+        .await
+        .unwrap();
         within_bound(Backend::Postgres, || ask(&other, &rs, &tokens[1]), inactive).await;
         assert_eq!(ask(&other, &rs, &tokens[2]).await.json["active"], true);
     })
@@ -494,13 +518,23 @@ async fn sqlite_changes_after_the_wal_restarts_reach_another_instance() {
         assert_eq!((busy, log), (0, done), "the checkpoint did not complete");
 
         let keys = app.state.keys.keys();
-        admin::revoke_token(&app.store, &keys, &RawToken::new(&first))
-            .await
-            .unwrap();
+        admin::revoke_token(
+            &app.store,
+            &keys,
+            &RawToken::new(&first),
+            introspectd::token::now(),
+        )
+        .await
+        .unwrap();
         assert!(inactive(&ask(&other, &rs, &first).await));
-        admin::revoke_token(&app.store, &keys, &RawToken::new(&second))
-            .await
-            .unwrap();
+        admin::revoke_token(
+            &app.store,
+            &keys,
+            &RawToken::new(&second),
+            introspectd::token::now(),
+        )
+        .await
+        .unwrap();
         assert!(inactive(&ask(&other, &rs, &second).await));
     })
     .await;

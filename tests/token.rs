@@ -183,7 +183,7 @@ async fn client_secret_post_authenticates_at_the_token_endpoint(app: TestApp) {
 
 async fn disabled_client_gets_no_token(app: TestApp) {
     let client = app.app_client("app", "", &[]).await;
-    introspectd::admin::disable_client(&app.store, &client.id)
+    introspectd::admin::disable_client(&app.store, &client.id, introspectd::token::now())
         .await
         .unwrap();
     let response = client_credentials(&app, &client, &[]).await;
@@ -438,9 +438,14 @@ async fn cli_revocation_of_a_refresh_token_revokes_its_grant(app: TestApp) {
     let response = refresh(&app, &client, &first).await;
     let access = text(&response, "access_token").to_owned();
     let second = text(&response, "refresh_token").to_owned();
-    introspectd::admin::revoke_token(&app.store, &app.state.keys.keys(), &RawToken::new(&*second))
-        .await
-        .unwrap();
+    introspectd::admin::revoke_token(
+        &app.store,
+        &app.state.keys.keys(),
+        &RawToken::new(&*second),
+        introspectd::token::now(),
+    )
+    .await
+    .unwrap();
     assert_inactive(&app, &client, &access).await;
     assert_inactive(&app, &client, &second).await;
 }

@@ -217,6 +217,7 @@ async fn a_grant_that_outlived_its_user_is_refused_and_revoked(app: TestApp) {
             grant_types: Some(vec!["refresh_token".to_owned()]),
             ..Default::default()
         },
+        introspectd::token::now(),
     )
     .await
     .unwrap();
@@ -372,6 +373,7 @@ async fn a_public_client_never_authenticates_with_a_secret(app: TestApp) {
             audiences: vec![API.to_owned()],
             ..NewClient::default()
         },
+        introspectd::token::now(),
     )
     .await
     .unwrap();

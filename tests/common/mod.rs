@@ -277,7 +277,7 @@ impl TestApp {
     }
 
     pub async fn client_with(&self, new: NewClient) -> TestClient {
-        let created = admin::create_client(&self.store, new)
+        let created = admin::create_client(&self.store, new, introspectd::token::now())
             .await
             .expect("create client");
         TestClient {
@@ -288,12 +288,18 @@ impl TestApp {
 
     /// Issues a token the way `token issue` does.
     pub async fn issue(&self, request: IssueToken) -> String {
-        admin::issue_token(&self.store, &self.state.keys.keys(), &self.config, request)
-            .await
-            .expect("issue token")
-            .token
-            .expose()
-            .to_owned()
+        admin::issue_token(
+            &self.store,
+            &self.state.keys.keys(),
+            &self.config,
+            request,
+            introspectd::token::now(),
+        )
+        .await
+        .expect("issue token")
+        .token
+        .expose()
+        .to_owned()
     }
 
     pub async fn jwt_for(&self, client: &TestClient, audiences: &[&str]) -> String {
