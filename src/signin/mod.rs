@@ -1,0 +1,3 @@
+pub mod binding;
+pub mod key;
+pub mod pkce;
