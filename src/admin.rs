@@ -1,14 +1,18 @@
-//! Operator actions behind the `client` and `token` commands, with their input rules.
+//! Operator actions behind the `client`, `user`, `token` and `keys` commands, with their
+//! input rules.
 
 use serde::Serialize;
 
 use crate::auth::assertion::parse_client_jwks;
 use crate::auth::hash_secret;
 use crate::config::Config;
-use crate::policy::{normalize_resource_uris, normalize_scope};
+use crate::policy::{
+    normalize_resource_uris, normalize_scope, normalize_username, valid_password,
+    validate_redirect_uri,
+};
 use crate::revocation;
-use crate::secret::{ClientSecret, RawToken};
-use crate::store::{ClientPolicy, ClientRecord, Store, StoreError, StoredKey};
+use crate::secret::{ClientSecret, Password, RawToken};
+use crate::store::{ClientPolicy, ClientRecord, Store, StoreError, StoredKey, UserRecord};
 use crate::token::jwt::{KeySet, generate_ed25519};
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
 use crate::token::{now, random_string};
@@ -21,6 +25,10 @@ const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3_600;
 pub enum AdminError {
     #[error("unknown client {0:?}")]
     UnknownClient(String),
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    #[error("username {0:?} is taken")]
+    UsernameTaken(String),
     #[error("client {0:?} is disabled")]
     ClientDisabled(String),
     #[error("{0}")]
@@ -42,6 +50,8 @@ pub struct ClientView {
     pub scope: String,
     /// Audiences whose tokens it may introspect.
     pub audiences: Vec<String>,
+    /// Where it may receive authorization codes.
+    pub redirect_uris: Vec<String>,
     /// Grant types it may use at the token endpoint.
     pub grant_types: Vec<&'static str>,
     /// Resources it may obtain tokens for (RFC 8707).
@@ -65,6 +75,7 @@ impl From<ClientRecord> for ClientView {
             auth_method: c.auth_method,
             scope: c.scope,
             audiences: c.audiences,
+            redirect_uris: c.redirect_uris,
             grant_types: c.policy.grant_types.iter().map(|g| g.as_str()).collect(),
             resources: c.policy.resources,
             strict_auth_method: c.policy.strict_auth_method,
@@ -81,8 +92,8 @@ impl From<ClientRecord> for ClientView {
     }
 }
 
-/// A client's id and its secret, shown once. A `private_key_jwt` client's secret is
-/// never used, so it is not shown.
+/// A client's id and its secret, shown once. A `private_key_jwt` or public (`none`)
+/// client's secret is never used, so it is not shown.
 #[derive(Clone, Debug)]
 pub struct IssuedSecret {
     pub client_id: String,
@@ -94,7 +105,7 @@ impl IssuedSecret {
     /// The JSON printed for the operator: the secret only when the client uses one.
     pub fn to_json(&self) -> serde_json::Value {
         let mut json = serde_json::json!({"client_id": self.client_id});
-        if self.auth_method != AuthMethod::PrivateKeyJwt {
+        if self.auth_method.uses_secret() {
             json["client_secret"] = self.client_secret.expose().into();
         }
         json
@@ -109,10 +120,13 @@ pub struct NewClient {
     pub auth_method: Option<String>,
     /// The public JWK Set of a `private_key_jwt` client (RFC 7523 §2.2), as JSON.
     pub jwks: Option<String>,
-    /// Grant types by name; none unless given.
+    /// Grant types by name; none unless given, except for a client with redirect URIs,
+    /// which gets `authorization_code` and `refresh_token`.
     pub grant_types: Vec<String>,
     /// Resources it may obtain tokens for; none unless given.
     pub resources: Vec<String>,
+    /// Where it may receive authorization codes; none unless given.
+    pub redirect_uris: Vec<String>,
     pub strict_auth_method: bool,
     /// `N`, `off` or `configured`; the configured default when absent.
     pub inactive_budget: Option<String>,
@@ -128,12 +142,15 @@ pub struct ClientChanges {
     pub auth_method: Option<String>,
     pub grant_types: Option<Vec<String>>,
     pub resources: Option<Vec<String>>,
+    pub redirect_uris: Option<Vec<String>>,
     pub strict_auth_method: Option<bool>,
     pub inactive_budget: Option<String>,
 }
 
 /// Registers a client with a fresh id and secret; only the secret's hash is stored. A
-/// `private_key_jwt` client's JWK Set is stored beside it, and its secret is never shown.
+/// `private_key_jwt` client's JWK Set is stored beside it, and its secret, like a public
+/// client's, is never shown (and so never works). A client given redirect URIs and no
+/// grant type signs users in: it gets `authorization_code` and `refresh_token`.
 pub async fn create_client(store: &Store, new: NewClient) -> Result<IssuedSecret, AdminError> {
     let name = normalize_name(&new.name)?;
     let auth_method = match new.auth_method.as_deref() {
@@ -158,8 +175,15 @@ pub async fn create_client(store: &Store, new: NewClient) -> Result<IssuedSecret
     };
     let scope = scope_arg(new.scope.as_deref().unwrap_or(""))?;
     let audiences = uris_arg(&new.audiences, "audience")?;
+    let redirect_uris = redirect_uris_arg(&new.redirect_uris)?;
+    let grant_types = if new.grant_types.is_empty() && !redirect_uris.is_empty() {
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+    } else {
+        parse_grant_types(&new.grant_types)?
+    };
+    check_public_grants(auth_method, &grant_types)?;
     let policy = ClientPolicy {
-        grant_types: parse_grant_types(&new.grant_types)?,
+        grant_types,
         resources: uris_arg(&new.resources, "resource")?,
         strict_auth_method: new.strict_auth_method,
         inactive_budget: new
@@ -179,6 +203,7 @@ pub async fn create_client(store: &Store, new: NewClient) -> Result<IssuedSecret
         auth_method,
         scope,
         audiences,
+        redirect_uris,
         policy,
         disabled: false,
         created_at: created,
@@ -205,11 +230,14 @@ pub async fn update_client(
     }
     if let Some(method) = &changes.auth_method {
         let method = parse_auth_method(method)?;
-        let jwt = AuthMethod::PrivateKeyJwt;
-        if (method == jwt) != (client.auth_method == jwt) {
+        // A secret cannot become keys or nothing, nor the reverse: the client would be
+        // left proving itself with what it never had, or with a secret it was never shown.
+        if method != client.auth_method
+            && !(method.uses_secret() && client.auth_method.uses_secret())
+        {
             return Err(AdminError::Invalid(
-                "--auth-method cannot switch between a secret and private_key_jwt; \
-                 create a new client"
+                "--auth-method can only switch between client_secret_basic and \
+                 client_secret_post; create a new client"
                     .to_owned(),
             ));
         }
@@ -220,6 +248,9 @@ pub async fn update_client(
     }
     if let Some(audiences) = &changes.audiences {
         client.audiences = uris_arg(audiences, "audience")?;
+    }
+    if let Some(redirect_uris) = &changes.redirect_uris {
+        client.redirect_uris = redirect_uris_arg(redirect_uris)?;
     }
     let policy = &mut client.policy;
     if let Some(grant_types) = &changes.grant_types {
@@ -234,6 +265,7 @@ pub async fn update_client(
     if let Some(budget) = &changes.inactive_budget {
         policy.inactive_budget = parse_inactive_budget(budget)?;
     }
+    check_public_grants(client.auth_method, &client.policy.grant_types)?;
     client.updated_at = now();
     if !store.update_client(&client).await? {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
@@ -282,9 +314,10 @@ pub async fn list_clients(store: &Store) -> Result<Vec<ClientView>, AdminError> 
 /// Gives a client a new secret; the old one stops working at once.
 pub async fn rotate_secret(store: &Store, client_id: &str) -> Result<IssuedSecret, AdminError> {
     let client = existing(store, client_id).await?;
-    if client.auth_method == AuthMethod::PrivateKeyJwt {
+    if !client.auth_method.uses_secret() {
         return Err(AdminError::Invalid(format!(
-            "client {client_id:?} authenticates with private_key_jwt and has no secret"
+            "client {client_id:?} authenticates with {} and has no secret",
+            client.auth_method.as_str()
         )));
     }
     let client_secret = ClientSecret::new(random_string(32));
@@ -308,6 +341,7 @@ pub async fn disable_client(store: &Store, client_id: &str) -> Result<ClientView
     show_client(store, client_id).await
 }
 
+/// Deletes a client with its opaque tokens and the consents users gave it.
 pub async fn delete_client(store: &Store, client_id: &str) -> Result<(), AdminError> {
     if !store.delete_client(client_id).await? {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
@@ -607,6 +641,251 @@ fn next_key_time(stored: &[StoredKey], now: i64) -> i64 {
         .fold(now, i64::max)
 }
 
+/// A user as shown to operators: never a password or its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UserView {
+    pub user_id: String,
+    pub username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Whether the user can sign in with a password.
+    pub has_password: bool,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+impl From<UserRecord> for UserView {
+    fn from(u: UserRecord) -> Self {
+        UserView {
+            user_id: u.user_id,
+            username: u.username,
+            email: u.email,
+            name: u.name,
+            has_password: u.password_hash.is_some(),
+            disabled: u.disabled,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// What `user create` asks for. Without a password one is generated and shown once.
+#[derive(Debug, Default)]
+pub struct NewUser {
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub password: Option<Password>,
+}
+
+/// A user's id and name, with the password when it was generated: shown this once.
+#[derive(Debug)]
+pub struct UserPassword {
+    pub user_id: String,
+    pub username: String,
+    pub generated: Option<Password>,
+}
+
+impl UserPassword {
+    /// The JSON printed for the operator: the password only when it was generated.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut json = serde_json::json!({"user_id": self.user_id, "username": self.username});
+        if let Some(password) = &self.generated {
+            json["password"] = password.expose().into();
+        }
+        json
+    }
+}
+
+/// Registers a user with a fresh id, created at `now`; only the password's argon2id hash
+/// is stored.
+pub async fn create_user(
+    store: &Store,
+    new: NewUser,
+    now: i64,
+) -> Result<UserPassword, AdminError> {
+    let username = normalize_username(&new.username).ok_or_else(|| {
+        AdminError::Invalid(format!(
+            "--username must be 1 to {} characters of a-z, 0-9 and . _ @ + -",
+            crate::policy::MAX_USERNAME_LEN
+        ))
+    })?;
+    let email = new.email.as_deref().map(email_arg).transpose()?;
+    let name = new.name.as_deref().map(normalize_name).transpose()?;
+    let (password, generated) = password_or_generated(new.password)?;
+    let user = UserRecord {
+        user_id: random_string(16),
+        username,
+        email,
+        name,
+        password_hash: Some(crate::auth::hash_password(&password)),
+        disabled: false,
+        created_at: now,
+    };
+    if !store.insert_user(&user).await? {
+        return Err(AdminError::UsernameTaken(user.username));
+    }
+    Ok(UserPassword {
+        user_id: user.user_id,
+        username: user.username,
+        generated,
+    })
+}
+
+pub async fn list_users(store: &Store) -> Result<Vec<UserView>, AdminError> {
+    Ok(store
+        .list_users()
+        .await?
+        .into_iter()
+        .map(UserView::from)
+        .collect())
+}
+
+/// A user by id or by username.
+pub async fn show_user(store: &Store, user: &str) -> Result<UserView, AdminError> {
+    Ok(UserView::from(existing_user(store, user).await?))
+}
+
+/// Replaces a user's password (a generated one, shown once, when none is given) and
+/// signs the user out everywhere: whoever knew the old password is signed in nowhere.
+pub async fn set_user_password(
+    store: &Store,
+    user: &str,
+    password: Option<Password>,
+    now: i64,
+) -> Result<UserPassword, AdminError> {
+    let found = existing_user(store, user).await?;
+    let (password, generated) = password_or_generated(password)?;
+    let hash = crate::auth::hash_password(&password);
+    if !store
+        .set_user_password_hash(&found.user_id, &hash, now)
+        .await?
+    {
+        return Err(AdminError::UnknownUser(user.to_owned()));
+    }
+    store.delete_user_sessions(&found.user_id).await?;
+    Ok(UserPassword {
+        user_id: found.user_id,
+        username: found.username,
+        generated,
+    })
+}
+
+/// Disables a user: they can no longer sign in, their sessions end and every token
+/// issued to them reads inactive, on every instance's next request.
+pub async fn disable_user(store: &Store, user: &str, now: i64) -> Result<UserView, AdminError> {
+    let found = existing_user(store, user).await?;
+    if !store.set_user_disabled(&found.user_id, true, now).await? {
+        return Err(AdminError::UnknownUser(user.to_owned()));
+    }
+    show_user(store, &found.user_id).await
+}
+
+/// Deletes a user with their sessions and consents; every token issued to them reads
+/// inactive. Returns the user's id.
+pub async fn delete_user(store: &Store, user: &str, now: i64) -> Result<String, AdminError> {
+    let found = existing_user(store, user).await?;
+    if !store.delete_user(&found.user_id, now).await? {
+        return Err(AdminError::UnknownUser(user.to_owned()));
+    }
+    Ok(found.user_id)
+}
+
+/// What `user revoke-consent` did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConsentRevoked {
+    pub user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Remembered consents forgotten: the next sign-in asks again.
+    pub consents_revoked: u64,
+    /// Tokens of the grants the consent allowed, now revoked.
+    pub tokens_revoked: u64,
+}
+
+/// Withdraws what a user allowed one client, or every client: the remembered consents
+/// are forgotten, so the next sign-in asks again, and the grants given under them are
+/// revoked.
+pub async fn revoke_consent(
+    store: &Store,
+    user: &str,
+    client_id: Option<&str>,
+    now: i64,
+) -> Result<ConsentRevoked, AdminError> {
+    let found = existing_user(store, user).await?;
+    if let Some(client_id) = client_id {
+        existing(store, client_id).await?;
+    }
+    let user_id = found.user_id;
+    let consents_revoked = store.forget_consents(Some(&user_id), client_id).await?;
+    let tokens_revoked = match client_id {
+        Some(client_id) => {
+            store
+                .revoke_user_client_tokens(&user_id, client_id, now)
+                .await?
+        }
+        None => store.revoke_user_tokens(&user_id, now).await?,
+    };
+    Ok(ConsentRevoked {
+        user_id,
+        client_id: client_id.map(str::to_owned),
+        consents_revoked,
+        tokens_revoked,
+    })
+}
+
+/// A user named by id, or else by username.
+async fn existing_user(store: &Store, user: &str) -> Result<UserRecord, AdminError> {
+    if let Some(found) = store.user_by_id(user).await? {
+        return Ok(found);
+    }
+    if let Some(username) = normalize_username(user) {
+        if let Some(found) = store.user_by_username(&username).await? {
+            return Ok(found);
+        }
+    }
+    Err(AdminError::UnknownUser(user.to_owned()))
+}
+
+/// The password given, checked, or a generated one (144 random bits), which is also
+/// returned to be shown once.
+fn password_or_generated(
+    given: Option<Password>,
+) -> Result<(Password, Option<Password>), AdminError> {
+    match given {
+        Some(password) if valid_password(password.expose()) => Ok((password, None)),
+        Some(_) => Err(AdminError::Invalid(format!(
+            "the password must have at least {} characters, at most {} bytes and no \
+             control characters",
+            crate::policy::MIN_PASSWORD_CHARS,
+            crate::policy::MAX_PASSWORD_BYTES
+        ))),
+        None => {
+            let generated = Password::new(random_string(18));
+            Ok((generated.clone(), Some(generated)))
+        }
+    }
+}
+
+/// An email address as an operator gives it: trimmed, one `@` between two non-empty
+/// parts, no spaces or control characters, at most 254 bytes (RFC 5321 §4.5.3.1.3).
+fn email_arg(email: &str) -> Result<String, AdminError> {
+    let email = email.trim();
+    let well_formed = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        });
+    if well_formed {
+        Ok(email.to_owned())
+    } else {
+        Err(AdminError::Invalid(
+            "--email must be an address such as someone@example.com".to_owned(),
+        ))
+    }
+}
+
 async fn existing(store: &Store, client_id: &str) -> Result<ClientRecord, AdminError> {
     store
         .client_by_id(client_id)
@@ -643,10 +922,35 @@ fn normalize_name(name: &str) -> Result<String, AdminError> {
 fn parse_auth_method(method: &str) -> Result<AuthMethod, AdminError> {
     AuthMethod::parse(method).ok_or_else(|| {
         AdminError::Invalid(format!(
-            "--auth-method must be client_secret_basic, client_secret_post or \
-             private_key_jwt, not {method:?}"
+            "--auth-method must be client_secret_basic, client_secret_post, \
+             private_key_jwt or none, not {method:?}"
         ))
     })
+}
+
+/// Redirect URIs (RFC 8252 §8.4: https, loopback http, or a private-use scheme), repeats
+/// dropped.
+fn redirect_uris_arg(uris: &[String]) -> Result<Vec<String>, AdminError> {
+    let mut out: Vec<String> = Vec::new();
+    for uri in uris {
+        validate_redirect_uri(uri)
+            .map_err(|why| AdminError::Invalid(format!("--redirect-uri {uri:?}: {why}")))?;
+        if !out.contains(uri) {
+            out.push(uri.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 6749 §4.4: the client credentials grant is for confidential clients only; a
+/// public client has no credentials to present.
+fn check_public_grants(method: AuthMethod, grant_types: &[GrantType]) -> Result<(), AdminError> {
+    if method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(AdminError::Invalid(
+            "a public client (--auth-method none) cannot use client_credentials".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Grant types by name, repeats dropped.

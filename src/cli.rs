@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::admin::{self, ClientChanges, IssueToken, NewClient};
+use crate::admin::{self, ClientChanges, IssueToken, NewClient, NewUser};
 use crate::config::{Config, LogConfig, Overrides};
-use crate::secret::RawToken;
+use crate::secret::{Password, RawToken};
 use crate::service::{self, open_store};
 use crate::store::Store;
 use crate::token::jwt::KeySet;
@@ -51,6 +51,9 @@ pub enum Command {
     /// Manage registered clients
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage the local users who sign in to authorize clients
+    #[command(subcommand)]
+    User(UserCommand),
     /// Mint and revoke tokens
     #[command(subcommand)]
     Token(TokenCommand),
@@ -118,6 +121,59 @@ pub enum ClientCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Register a user; prints its id and, unless --password-stdin is given, a generated password shown only this once
+    Create(CreateUser),
+    /// List every user
+    List,
+    /// Show one user, by id or username
+    Show {
+        #[arg(allow_hyphen_values = true, value_name = "ID|USERNAME")]
+        user: String,
+    },
+    /// Give a user a new password (generated and shown once unless --password-stdin); signs the user out everywhere
+    SetPassword {
+        #[arg(allow_hyphen_values = true, value_name = "ID|USERNAME")]
+        user: String,
+        /// Read the password from the first line of stdin
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Stop a user from signing in; ends their sessions and revokes every token issued to them
+    Disable {
+        #[arg(allow_hyphen_values = true, value_name = "ID|USERNAME")]
+        user: String,
+    },
+    /// Delete a user with their sessions and consents; every token issued to them reads inactive
+    Delete {
+        #[arg(allow_hyphen_values = true, value_name = "ID|USERNAME")]
+        user: String,
+    },
+    /// Forget what a user allowed a client (or every client) and revoke the tokens it was given
+    RevokeConsent {
+        #[arg(allow_hyphen_values = true, value_name = "ID|USERNAME")]
+        user: String,
+        #[arg(long, allow_hyphen_values = true)]
+        client_id: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateUser {
+    /// 1 to 64 characters of a-z, 0-9 and . _ @ + - (stored lower-cased)
+    #[arg(long)]
+    pub username: String,
+    #[arg(long)]
+    pub email: Option<String>,
+    /// The user's display name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Read the password from the first line of stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct CreateClient {
     #[arg(long)]
@@ -148,13 +204,16 @@ pub struct PolicyArgs {
     /// A resource (absolute URI) this client may obtain tokens for (RFC 8707); repeatable
     #[arg(long = "resource", value_name = "URI")]
     pub resources: Option<Vec<String>>,
-    /// A grant type this client may use at /token: client_credentials, refresh_token or authorization_code; repeatable
+    /// A grant type this client may use at /token: client_credentials, refresh_token or authorization_code; repeatable. With --redirect-uri and none given: authorization_code and refresh_token
     #[arg(long = "grant-type", value_name = "G")]
     pub grant_types: Option<Vec<String>>,
+    /// Where this client may receive authorization codes: https, http on 127.0.0.1, [::1] or localhost (any port), or a private-use scheme like com.example.app:/cb; repeatable
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Option<Vec<String>>,
     /// Space-separated scopes the client may hold; none unless given
     #[arg(long)]
     pub scope: Option<String>,
-    /// client_secret_basic (default), client_secret_post or private_key_jwt
+    /// client_secret_basic (default), client_secret_post, private_key_jwt, or none (a public client: no secret, PKCE)
     #[arg(long, value_name = "M")]
     pub auth_method: Option<String>,
     /// Accept only the registered --auth-method, not client_secret_basic and client_secret_post alike
@@ -192,6 +251,7 @@ impl PolicyArgs {
             auth_method: self.auth_method,
             grant_types: list(self.grant_types),
             resources: list(self.resources),
+            redirect_uris: list(self.redirect_uris),
             inactive_budget: self.inactive_budget,
         }
     }
@@ -336,6 +396,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 store.close().await;
                 result
             }
+            Some(Command::User(command)) => {
+                let store = open_store(&config).await.map_err(|e| e.to_string())?;
+                let result = user_command(&store, command).await;
+                store.close().await;
+                result
+            }
             Some(Command::Token(command)) => {
                 let store = open_store(&config).await.map_err(|e| e.to_string())?;
                 let result = token_command(&config, &store, command).await;
@@ -368,6 +434,7 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
                     jwks,
                     grant_types: changes.grant_types.unwrap_or_default(),
                     resources: changes.resources.unwrap_or_default(),
+                    redirect_uris: changes.redirect_uris.unwrap_or_default(),
                     strict_auth_method: changes.strict_auth_method.unwrap_or(false),
                     inactive_budget: changes.inactive_budget,
                 },
@@ -411,6 +478,54 @@ async fn client_command(store: &Store, command: ClientCommand) -> Result<(), Str
             admin::delete_client(store, &client_id).await.map_err(err)?;
             print_json(&json!({"client_id": client_id, "deleted": true}))
         }
+    }
+}
+
+async fn user_command(store: &Store, command: UserCommand) -> Result<(), String> {
+    let err = |e: admin::AdminError| e.to_string();
+    match command {
+        UserCommand::Create(args) => {
+            let password = args
+                .password_stdin
+                .then(read_password_from_stdin)
+                .transpose()?;
+            let new = NewUser {
+                username: args.username,
+                email: args.email,
+                name: args.name,
+                password,
+            };
+            let created = admin::create_user(store, new, now()).await.map_err(err)?;
+            print_json(&created.to_json())
+        }
+        UserCommand::List => print_json(&admin::list_users(store).await.map_err(err)?),
+        UserCommand::Show { user } => {
+            print_json(&admin::show_user(store, &user).await.map_err(err)?)
+        }
+        UserCommand::SetPassword {
+            user,
+            password_stdin,
+        } => {
+            let password = password_stdin.then(read_password_from_stdin).transpose()?;
+            let changed = admin::set_user_password(store, &user, password, now())
+                .await
+                .map_err(err)?;
+            print_json(&changed.to_json())
+        }
+        UserCommand::Disable { user } => print_json(
+            &admin::disable_user(store, &user, now())
+                .await
+                .map_err(err)?,
+        ),
+        UserCommand::Delete { user } => {
+            let user_id = admin::delete_user(store, &user, now()).await.map_err(err)?;
+            print_json(&json!({"user_id": user_id, "deleted": true}))
+        }
+        UserCommand::RevokeConsent { user, client_id } => print_json(
+            &admin::revoke_consent(store, &user, client_id.as_deref(), now())
+                .await
+                .map_err(err)?,
+        ),
     }
 }
 
@@ -503,6 +618,20 @@ fn read_token_from_stdin() -> Result<RawToken, String> {
         return Err("no token on stdin".to_owned());
     }
     Ok(RawToken::new(token))
+}
+
+/// The first line of stdin without its line ending, as a password.
+fn read_password_from_stdin() -> Result<Password, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    let password = (!password.is_empty()).then(|| Password::new(password));
+    secrecy::zeroize::Zeroize::zeroize(&mut line);
+    password.ok_or_else(|| "no password on stdin".to_owned())
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), String> {

@@ -221,6 +221,15 @@ pub async fn refresh(
         RefreshState::Invalid => return Err(GrantError::InvalidGrant),
         RefreshState::Reused => return Err(reuse_detected(store, &found, issued_at).await),
     }
+    if let Some(user_id) = &found.token.user_id {
+        // A grant lives no longer than its user. Disabling or deleting one revokes their
+        // grants; a grant that slipped past that (issued while it ran) ends here.
+        let user = store.user_by_id(user_id).await?;
+        if user.is_none_or(|u| u.disabled) {
+            store.revoke_family(&found.family_id, issued_at).await?;
+            return Err(GrantError::InvalidGrant);
+        }
+    }
     let original = &found.token;
     let original_scope = original.scope.as_deref().unwrap_or("");
     let scope = refreshed_scope(scope, original_scope, &client.scope)?;
@@ -253,6 +262,7 @@ pub async fn refresh(
         nbf: None,
         exp: original.exp,
         revoked_at: None,
+        user_id: original.user_id.clone(),
     };
     let rotation = store
         .rotate_refresh_token(
@@ -343,6 +353,7 @@ mod tests {
                 nbf: None,
                 exp: 100,
                 revoked_at: None,
+                user_id: None,
             },
             family_id: "j".to_owned(),
             rotated_at: None,

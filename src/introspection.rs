@@ -245,6 +245,7 @@ mod tests {
             auth_method: AuthMethod::ClientSecretBasic,
             scope: String::new(),
             audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            redirect_uris: vec![],
             policy: Default::default(),
             disabled: false,
             created_at: 0,
@@ -283,6 +284,7 @@ mod tests {
             nbf: None,
             exp,
             revoked_at: None,
+            user_id: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The rules the command line and the endpoints share, as plain functions of plain data
 //! and `now`: scope syntax and containment (RFC 6749 §3.3), resource and audience URIs
-//! (RFC 8707 §2), the state of a token at a given time, and the order in which a
+//! (RFC 8707 §2), redirect URIs and how they match (RFC 8252), usernames and passwords,
+//! the state of a token or a session at a given time, and the order in which a
 //! `token_type_hint` has the two places a token can live searched (RFC 7662 §2.1,
 //! RFC 7009 §2.1).
 
@@ -76,6 +77,113 @@ pub fn normalize_resource_uris(uris: &[String]) -> Result<Vec<String>, &str> {
         }
     }
     Ok(out)
+}
+
+/// The hosts of a loopback redirect URI (RFC 8252 §7.3), as written after `http://`.
+const LOOPBACK_HOSTS: [&str; 3] = ["127.0.0.1", "[::1]", "localhost"];
+
+/// Checks a redirect URI a client registers (RFC 8252 §8.4, OAuth 2.1 §2.3.1): an
+/// absolute URI of at most [`MAX_URI_LEN`] characters without a fragment, user
+/// information, spaces or control characters, that is `https`, `http` on a loopback host
+/// (`127.0.0.1`, `[::1]` or `localhost`, any port: §7.3), or a private-use scheme with a
+/// dot in it, a reversed domain name such as `com.example.app:/callback` (§7.1). The
+/// answer says what is wrong, in words fit for an error message.
+pub fn validate_redirect_uri(uri: &str) -> Result<(), &'static str> {
+    if uri.len() > MAX_URI_LEN {
+        return Err("redirect URI is too long");
+    }
+    // The URL parser drops tabs, newlines and surrounding spaces; exact matching must not.
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("redirect URI contains spaces or control characters");
+    }
+    if uri.contains('#') {
+        return Err("redirect URI must not have a fragment");
+    }
+    let Ok(url) = url::Url::parse(uri) else {
+        return Err("redirect URI must be an absolute URI");
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("redirect URI must not carry user information");
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback_parts(uri).is_some() => Ok(()),
+        "http" => {
+            Err("an http redirect URI must be on a loopback host (127.0.0.1, [::1] or localhost)")
+        }
+        scheme if scheme.contains('.') => Ok(()),
+        _ => Err(
+            "redirect URI must be https, loopback http, or a private-use scheme such as com.example.app",
+        ),
+    }
+}
+
+/// Whether `given` matches one of the redirect URIs a client registered: exactly, as
+/// strings (OAuth 2.1 §4.1.3), except that a loopback `http` URI matches on any port
+/// (RFC 8252 §7.3) when its host, path and query are exactly the registered ones.
+pub fn redirect_uri_matches(registered: &[String], given: &str) -> bool {
+    registered.iter().any(|r| {
+        r == given
+            || matches!(
+                (loopback_parts(r), loopback_parts(given)),
+                (Some(r), Some(g)) if r == g
+            )
+    })
+}
+
+/// An `http` URI on a loopback host split into that host and what follows the port
+/// (path and query), when the port, if any, is a port number and nothing else follows
+/// the host: `http://127.0.0.1@evil.example/` and `http://localhost.evil.example/` are
+/// not loopback URIs.
+fn loopback_parts(uri: &str) -> Option<(&str, &str)> {
+    let after = uri.strip_prefix("http://")?;
+    let host = LOOPBACK_HOSTS.into_iter().find(|h| after.starts_with(h))?;
+    let mut rest = &after[host.len()..];
+    if let Some(port_on) = rest.strip_prefix(':') {
+        let end = port_on
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(port_on.len());
+        match port_on[..end].parse::<u16>() {
+            Ok(port) if port != 0 && end <= 5 => rest = &port_on[end..],
+            _ => return None,
+        }
+    }
+    let follows_host = rest.is_empty() || rest.starts_with('/') || rest.starts_with('?');
+    let clean = !rest.contains('#') && !rest.chars().any(|c| c.is_whitespace() || c.is_control());
+    (follows_host && clean).then_some((host, rest))
+}
+
+/// Longest username, in characters.
+pub const MAX_USERNAME_LEN: usize = 64;
+
+/// A username as stored and looked up: trimmed and lower-cased, 1 to
+/// [`MAX_USERNAME_LEN`] characters of `a-z`, `0-9` and `._@+-`; `None` when it is not
+/// one. ASCII only, so no two spellings that look alike name two users, and none is
+/// folded onto another by Unicode case rules.
+pub fn normalize_username(username: &str) -> Option<String> {
+    let username = username.trim();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '+' | '-');
+    let fits = (1..=MAX_USERNAME_LEN).contains(&username.len());
+    (fits && username.chars().all(allowed)).then(|| username.to_ascii_lowercase())
+}
+
+/// Shortest password an operator may set, in characters (NIST SP 800-63B §3.1.1.2).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest password accepted, in bytes: enough for any passphrase, and a bound on what
+/// argon2 is given to hash.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Whether a password may be set: [`MIN_PASSWORD_CHARS`] characters or more, at most
+/// [`MAX_PASSWORD_BYTES`] bytes, no control characters.
+pub fn valid_password(password: &str) -> bool {
+    password.chars().count() >= MIN_PASSWORD_CHARS
+        && password.len() <= MAX_PASSWORD_BYTES
+        && !password.chars().any(char::is_control)
+}
+
+/// Whether a session that expires at `expires_at` still signs its browser in at `now`.
+pub fn session_active(expires_at: i64, now: i64) -> bool {
+    now < expires_at
 }
 
 /// Where a token stands at a given time.
@@ -185,6 +293,162 @@ mod tests {
         );
         let bad = vec!["urn:a".to_owned(), "https://a.example#x".to_owned()];
         assert_eq!(normalize_resource_uris(&bad), Err("https://a.example#x"));
+    }
+
+    #[test]
+    fn redirect_uris_are_https_loopback_http_or_private_use() {
+        for good in [
+            "https://app.example/callback",
+            "https://app.example/cb?x=1",
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:8080/callback",
+            "http://[::1]:33418/",
+            "http://localhost:6274/oauth/callback",
+            "http://localhost",
+            "com.example.app:/oauth2redirect",
+            "com.example.app://callback",
+            "vscode.dev:/redirect",
+        ] {
+            assert_eq!(validate_redirect_uri(good), Ok(()), "{good}");
+        }
+        let long = format!("https://app.example/{}", "a".repeat(MAX_URI_LEN));
+        for bad in [
+            "",
+            "/callback",
+            "app.example/callback",
+            "https://app.example/cb#frag",
+            "https://app.example/cb#",
+            "http://app.example/callback",
+            "http://127.0.0.2/callback",
+            "http://localhost.evil.example/",
+            "http://127.0.0.1@evil.example/",
+            "http://127.0.0.1:0/cb",
+            "http://127.0.0.1:99999/cb",
+            "https://user:pass@app.example/cb",
+            "https://user@app.example/cb",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "myapp:/callback",
+            "https://app.example/c b",
+            "https://app.example/\ncb",
+            " https://app.example/cb",
+            "https://app.example/cb\t",
+            &long,
+        ] {
+            assert!(validate_redirect_uri(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn redirect_uris_match_exactly() {
+        let registered = vec![
+            "https://app.example/cb".to_owned(),
+            "com.example.app:/oauth2redirect".to_owned(),
+        ];
+        assert!(redirect_uri_matches(&registered, "https://app.example/cb"));
+        assert!(redirect_uri_matches(
+            &registered,
+            "com.example.app:/oauth2redirect"
+        ));
+        for other in [
+            "https://app.example/cb/",
+            "https://app.example/cb?x=1",
+            "https://APP.example/cb",
+            "https://app.example:443/cb",
+            "https://app.example/c",
+            "https://app.example/cbx",
+            "http://app.example/cb",
+            "https://app.example:8443/cb",
+            "",
+        ] {
+            assert!(!redirect_uri_matches(&registered, other), "{other}");
+        }
+        assert!(!redirect_uri_matches(&[], "https://app.example/cb"));
+    }
+
+    #[test]
+    fn loopback_redirect_uris_match_on_any_port_only() {
+        let registered = vec![
+            "http://127.0.0.1/callback".to_owned(),
+            "http://[::1]:1234/cb?x=1".to_owned(),
+            "http://localhost:6274/oauth/callback".to_owned(),
+        ];
+        for given in [
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:51234/callback",
+            "http://[::1]/cb?x=1",
+            "http://[::1]:65535/cb?x=1",
+            "http://localhost:6274/oauth/callback",
+            "http://localhost:9999/oauth/callback",
+        ] {
+            assert!(redirect_uri_matches(&registered, given), "{given}");
+        }
+        for given in [
+            // Another loopback host than the registered one.
+            "http://localhost:51234/callback",
+            "http://[::1]:51234/callback",
+            // Path and query still match exactly.
+            "http://127.0.0.1:51234/callback/",
+            "http://127.0.0.1:51234/callback?x=1",
+            "http://[::1]:1234/cb",
+            "http://[::1]:1234/cb?x=2",
+            // Not a port, or not only a port.
+            "http://127.0.0.1:/callback",
+            "http://127.0.0.1:0/callback",
+            "http://127.0.0.1:70000/callback",
+            "http://127.0.0.1:5000@evil.example/callback",
+            "http://127.0.0.1.evil.example/callback",
+            "http://127.0.0.1:5000/callback#x",
+            // https on loopback is matched exactly, like any https URI.
+            "https://127.0.0.1:51234/callback",
+        ] {
+            assert!(!redirect_uri_matches(&registered, given), "{given}");
+        }
+    }
+
+    #[test]
+    fn usernames_are_trimmed_lowercased_and_limited() {
+        assert_eq!(normalize_username("  Alice ").as_deref(), Some("alice"));
+        assert_eq!(
+            normalize_username("a.b_c@d+e-f").as_deref(),
+            Some("a.b_c@d+e-f")
+        );
+        assert_eq!(
+            normalize_username(&"x".repeat(MAX_USERNAME_LEN)).map(|u| u.len()),
+            Some(MAX_USERNAME_LEN)
+        );
+        for bad in [
+            "",
+            "   ",
+            "a b",
+            "al/ice",
+            "alice:x",
+            "élise",
+            // The Kelvin sign lower-cases to an ASCII k under Unicode rules.
+            "\u{212A}ate",
+            "a\u{0}b",
+            &"x".repeat(MAX_USERNAME_LEN + 1),
+        ] {
+            assert_eq!(normalize_username(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn passwords_have_a_length_and_no_control_characters() {
+        assert!(valid_password("eight ch"));
+        assert!(valid_password("pässwörd"));
+        assert!(!valid_password("seven c"));
+        assert!(!valid_password("line\nbreak"));
+        assert!(!valid_password(&"x".repeat(MAX_PASSWORD_BYTES + 1)));
+        assert!(valid_password(&"x".repeat(MAX_PASSWORD_BYTES)));
+    }
+
+    #[test]
+    fn a_session_ends_at_its_expiry() {
+        assert!(session_active(100, 99));
+        assert!(!session_active(100, 100));
+        assert!(!session_active(100, 101));
     }
 
     #[test]

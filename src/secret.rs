@@ -74,7 +74,14 @@ impl Kind for RawTokenKind {
     const NAME: &'static str = "RawToken";
 }
 
-/// An argon2id PHC string of a client secret, as stored.
+/// A user's password as typed into the login form, given on stdin or generated.
+pub type Password = Secret<PasswordKind>;
+pub enum PasswordKind {}
+impl Kind for PasswordKind {
+    const NAME: &'static str = "Password";
+}
+
+/// An argon2id PHC string of a client secret or a user's password, as stored.
 pub type SecretHash = Secret<SecretHashKind>;
 pub enum SecretHashKind {}
 impl Kind for SecretHashKind {
@@ -89,8 +96,11 @@ mod tests {
     fn debug_never_shows_the_value() {
         let secret = ClientSecret::new("s3cr3t-value");
         let token = RawToken::new("eyJhbGciOi.payload.sig");
-        let shown = format!("{secret:?} {token:?} {:?}", Some(&secret));
+        let password = Password::new("hunter2-password");
+        let shown = format!("{secret:?} {token:?} {:?} {password:?}", Some(&secret));
         assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("Password([redacted])"), "{shown}");
         assert!(!shown.contains("eyJ"), "{shown}");
         assert!(shown.contains("ClientSecret([redacted])"), "{shown}");
         assert!(shown.contains("RawToken([redacted])"), "{shown}");

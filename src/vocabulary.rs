@@ -9,10 +9,22 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// RFC 7523 §2.2: a JWT signed with a key from the client's registered JWK Set.
     PrivateKeyJwt,
+    /// RFC 7591 §2: a public client, which has no credentials; it only names itself
+    /// with `client_id`, and PKCE proves it is the one that asked (RFC 7636).
+    None,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 3] = [
+    pub const ALL: [AuthMethod; 4] = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::PrivateKeyJwt,
+        AuthMethod::None,
+    ];
+
+    /// The methods that prove a client with a credential: what endpoints that require
+    /// client authentication accept.
+    pub const WITH_CREDENTIALS: [AuthMethod; 3] = [
         AuthMethod::ClientSecretBasic,
         AuthMethod::ClientSecretPost,
         AuthMethod::PrivateKeyJwt,
@@ -23,11 +35,20 @@ impl AuthMethod {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::None => "none",
         }
     }
 
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == value)
+    }
+
+    /// Whether the client holds a secret (`client_secret_basic` or `client_secret_post`).
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        )
     }
 }
 

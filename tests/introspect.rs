@@ -297,6 +297,7 @@ async fn inactive_when_opaque_token_expired(app: TestApp) {
         nbf: None,
         exp: now - 60,
         revoked_at: None,
+        user_id: None,
     };
     app.store.insert_token(&record).await.unwrap();
     assert_inactive(&app.introspect(&client, token.expose()).await);

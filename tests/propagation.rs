@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use common::{Backend, TestApp, TestClient, TestResponse, introspect_on};
+use common::{Backend, TestApp, TestClient, TestResponse, introspect_as as ask};
 use introspectd::admin;
 use introspectd::secret::RawToken;
 use introspectd::store::{Rotation, TokenRecord};
@@ -17,15 +17,6 @@ use serde_json::json;
 
 /// SPEC.md: changes reach every other instance sharing a Postgres store within a second.
 use common::{BOUND, within_bound};
-
-async fn ask(router: &Router, caller: &TestClient, token: &str) -> TestResponse {
-    introspect_on(
-        router,
-        Some(&caller.basic()),
-        &common::form(&[("token", token)]),
-    )
-    .await
-}
 
 fn inactive(response: &TestResponse) -> bool {
     response.json == json!({"active": false})
@@ -263,6 +254,7 @@ fn opaque_record(client: &TestClient, token: &RawToken, token_use: TokenUse) -> 
         nbf: None,
         exp: now + 3_600,
         revoked_at: None,
+        user_id: None,
     }
 }
 

@@ -3,9 +3,11 @@
 mod common;
 
 use common::TestApp;
-use introspectd::auth::hash_secret;
-use introspectd::secret::ClientSecret;
-use introspectd::store::{ClientPolicy, ClientRecord, TokenRecord};
+use introspectd::auth::{hash_password, hash_secret};
+use introspectd::secret::{ClientSecret, Password};
+use introspectd::store::{
+    ClientPolicy, ClientRecord, ConsentRecord, SessionRecord, Store, TokenRecord, UserRecord,
+};
 use introspectd::token::jwt::KeySet;
 use introspectd::token::{now, opaque};
 use introspectd::vocabulary::{AuthMethod, GrantType, InactiveBudget, TokenUse};
@@ -18,6 +20,7 @@ fn client(id: &str) -> ClientRecord {
         auth_method: AuthMethod::ClientSecretPost,
         scope: "read write".to_owned(),
         audiences: vec!["https://a.example".to_owned(), "urn:b".to_owned()],
+        redirect_uris: vec!["https://app.example/cb".to_owned()],
         policy: ClientPolicy {
             grant_types: vec![GrantType::ClientCredentials, GrantType::RefreshToken],
             resources: vec!["https://a.example".to_owned()],
@@ -44,6 +47,7 @@ fn token(client_id: &str, value: &str, exp: i64) -> TokenRecord {
         nbf: Some(2),
         exp,
         revoked_at: None,
+        user_id: None,
     }
 }
 
@@ -93,6 +97,11 @@ async fn clients_round_trip(app: TestApp) {
     let mut updated = changed.clone();
     updated.scope = String::new();
     updated.audiences = vec![];
+    updated.redirect_uris = vec![
+        "http://127.0.0.1/cb".to_owned(),
+        "com.example.app:/cb".to_owned(),
+    ];
+    updated.auth_method = AuthMethod::None;
     updated.policy = ClientPolicy {
         inactive_budget: InactiveBudget::Off,
         ..ClientPolicy::default()
@@ -237,6 +246,400 @@ async fn a_client_and_its_keys_are_written_together(app: TestApp) {
     assert!(store.client_by_id("c3").await.unwrap().is_some());
 }
 
+fn user(id: &str, username: &str) -> UserRecord {
+    UserRecord {
+        user_id: id.to_owned(),
+        username: username.to_owned(),
+        email: Some(format!("{username}@example.com")),
+        name: Some(format!("User {username}")),
+        password_hash: Some(hash_password(&Password::new("correct horse"))),
+        disabled: false,
+        created_at: 10,
+    }
+}
+
+fn session(value: &str, user_id: &str, expires_at: i64) -> SessionRecord {
+    SessionRecord {
+        digest: opaque::digest(value),
+        user_id: user_id.to_owned(),
+        created_at: 5,
+        expires_at,
+    }
+}
+
+fn consent(
+    user_id: &str,
+    client_id: &str,
+    scope: Option<&str>,
+    resources: &[&str],
+) -> ConsentRecord {
+    ConsentRecord {
+        user_id: user_id.to_owned(),
+        client_id: client_id.to_owned(),
+        scope: scope.map(str::to_owned),
+        resources: resources.iter().map(|r| (*r).to_owned()).collect(),
+        created_at: 20,
+    }
+}
+
+async fn users_round_trip(app: TestApp) {
+    let store = &app.store;
+    let alice = user("u1", "alice");
+    assert!(store.insert_user(&alice).await.unwrap());
+    assert_eq!(store.user_by_id("u1").await.unwrap(), Some(alice.clone()));
+    assert_eq!(
+        store.user_by_username("alice").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(store.user_by_id("alice").await.unwrap(), None);
+    assert_eq!(store.user_by_username("u1").await.unwrap(), None);
+    assert!(
+        !store.insert_user(&user("u2", "alice")).await.unwrap(),
+        "a username names one user"
+    );
+    assert_eq!(store.user_by_id("u2").await.unwrap(), None);
+    assert!(
+        store.insert_user(&user("u1", "other")).await.is_err(),
+        "ids are unique"
+    );
+    // The store keeps usernames in the one form lookups use.
+    for unnormalized in ["Bob", " bob", ""] {
+        assert!(
+            store.insert_user(&user("u3", unnormalized)).await.is_err(),
+            "{unnormalized:?}"
+        );
+    }
+    let bare = UserRecord {
+        email: None,
+        name: None,
+        password_hash: None,
+        ..user("u0", "aaron")
+    };
+    assert!(store.insert_user(&bare).await.unwrap());
+    let names: Vec<String> = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, ["aaron", "alice"]);
+    assert_eq!(store.user_by_id("u0").await.unwrap(), Some(bare));
+
+    let new_hash = hash_password(&Password::new("battery staple"));
+    assert!(
+        store
+            .set_user_password_hash("u1", &new_hash, 30)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_user_password_hash("nope", &new_hash, 30)
+            .await
+            .unwrap()
+    );
+    assert!(store.set_user_disabled("u1", true, 40).await.unwrap());
+    assert!(!store.set_user_disabled("nope", true, 40).await.unwrap());
+    let changed = store.user_by_id("u1").await.unwrap().unwrap();
+    assert_eq!(changed.password_hash, Some(new_hash));
+    assert!(changed.disabled);
+    assert!(store.set_user_disabled("u1", false, 50).await.unwrap());
+    assert!(!store.user_by_id("u1").await.unwrap().unwrap().disabled);
+
+    assert!(store.delete_user("u1", 60).await.unwrap());
+    assert!(!store.delete_user("u1", 60).await.unwrap());
+    assert_eq!(store.user_by_id("u1").await.unwrap(), None);
+    assert_eq!(store.user_by_username("alice").await.unwrap(), None);
+}
+
+async fn sessions_are_found_by_digest_and_end(app: TestApp) {
+    let store = &app.store;
+    store.insert_user(&user("u1", "alice")).await.unwrap();
+    store.insert_user(&user("u2", "bob")).await.unwrap();
+    let first = session("s1", "u1", 1_000);
+    store.insert_session(&first).await.unwrap();
+    store
+        .insert_session(&session("s2", "u1", 2_000))
+        .await
+        .unwrap();
+    store
+        .insert_session(&session("s3", "u2", 2_000))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .insert_session(&session("s4", "ghost", 2_000))
+            .await
+            .is_err(),
+        "a session belongs to a user"
+    );
+    assert_eq!(
+        store.session_by_digest(&first.digest).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store
+            .session_by_digest(&opaque::digest("s9"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.delete_session(&first.digest).await.unwrap());
+    assert!(!store.delete_session(&first.digest).await.unwrap());
+    assert_eq!(store.session_by_digest(&first.digest).await.unwrap(), None);
+    assert_eq!(store.delete_user_sessions("u1").await.unwrap(), 1);
+    assert_eq!(store.delete_user_sessions("u1").await.unwrap(), 0);
+    let other = opaque::digest("s3");
+    assert!(store.session_by_digest(&other).await.unwrap().is_some());
+
+    // Expired sessions are purged with everything else that expired.
+    store
+        .insert_session(&session("old", "u2", 100))
+        .await
+        .unwrap();
+    assert_eq!(store.purge_expired(1_000).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .session_by_digest(&opaque::digest("old"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.session_by_digest(&other).await.unwrap().is_some());
+}
+
+async fn disabling_or_deleting_a_user_ends_their_sessions(app: TestApp) {
+    let store = &app.store;
+    store.insert_user(&user("u1", "alice")).await.unwrap();
+    store.insert_user(&user("u2", "bob")).await.unwrap();
+    store
+        .insert_session(&session("a", "u1", 2_000))
+        .await
+        .unwrap();
+    store
+        .insert_session(&session("b", "u2", 2_000))
+        .await
+        .unwrap();
+    assert!(store.set_user_disabled("u1", true, 10).await.unwrap());
+    let found = |value: &'static str| async move {
+        store
+            .session_by_digest(&opaque::digest(value))
+            .await
+            .unwrap()
+            .is_some()
+    };
+    assert!(!found("a").await);
+    assert!(found("b").await);
+    assert!(store.delete_user("u2", 10).await.unwrap());
+    assert!(!found("b").await);
+}
+
+async fn consents_are_remembered_in_any_order_and_forgotten(app: TestApp) {
+    let store = &app.store;
+    store.insert_client(&client("c1"), None).await.unwrap();
+    store.insert_client(&client("c2"), None).await.unwrap();
+    store.insert_user(&user("u1", "alice")).await.unwrap();
+    store.insert_user(&user("u2", "bob")).await.unwrap();
+    let allowed = consent(
+        "u1",
+        "c1",
+        Some("write read"),
+        &["urn:b", "https://a.example"],
+    );
+    store.remember_consent(&allowed).await.unwrap();
+    store.remember_consent(&allowed).await.unwrap();
+    let resources = |r: &[&str]| r.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>();
+    let has = |user_id: &'static str,
+               client_id: &'static str,
+               scope: Option<&'static str>,
+               r: Vec<String>| async move {
+        store
+            .has_consent(user_id, client_id, scope, &r)
+            .await
+            .unwrap()
+    };
+    let both = resources(&["https://a.example", "urn:b"]);
+    assert!(has("u1", "c1", Some("read write"), both.clone()).await);
+    assert!(
+        has(
+            "u1",
+            "c1",
+            Some(" write  read read"),
+            resources(&["urn:b", "https://a.example", "urn:b"])
+        )
+        .await
+    );
+    // Exactly what was allowed: not less, not more, not for another client or user.
+    assert!(!has("u1", "c1", Some("read"), both.clone()).await);
+    assert!(!has("u1", "c1", Some("read write admin"), both.clone()).await);
+    assert!(!has("u1", "c1", Some("read write"), resources(&["urn:b"])).await);
+    assert!(!has("u1", "c1", None, both.clone()).await);
+    assert!(!has("u1", "c2", Some("read write"), both.clone()).await);
+    assert!(!has("u2", "c1", Some("read write"), both.clone()).await);
+    // No scope and no resources is a decision of its own; an empty scope is no scope.
+    store
+        .remember_consent(&consent("u1", "c1", None, &[]))
+        .await
+        .unwrap();
+    assert!(has("u1", "c1", Some(""), vec![]).await);
+    assert!(has("u1", "c1", None, vec![]).await);
+    assert!(
+        store
+            .remember_consent(&consent("u1", "ghost", None, &[]))
+            .await
+            .is_err(),
+        "a consent is given to a client"
+    );
+
+    store
+        .remember_consent(&consent("u1", "c2", None, &[]))
+        .await
+        .unwrap();
+    store
+        .remember_consent(&consent("u2", "c1", None, &[]))
+        .await
+        .unwrap();
+    store
+        .remember_consent(&consent("u2", "c2", None, &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.forget_consents(Some("u1"), Some("c1")).await.unwrap(),
+        2
+    );
+    assert!(!has("u1", "c1", None, vec![]).await);
+    assert!(has("u1", "c2", None, vec![]).await);
+    assert_eq!(store.forget_consents(None, Some("c2")).await.unwrap(), 2);
+    assert!(!has("u1", "c2", None, vec![]).await);
+    assert_eq!(store.forget_consents(Some("u2"), None).await.unwrap(), 1);
+    assert_eq!(store.forget_consents(None, None).await.unwrap(), 0);
+
+    // Deleting the client or the user forgets what was allowed them.
+    store
+        .remember_consent(&consent("u1", "c1", None, &[]))
+        .await
+        .unwrap();
+    store
+        .remember_consent(&consent("u2", "c2", None, &[]))
+        .await
+        .unwrap();
+    assert!(store.delete_client("c1").await.unwrap());
+    assert!(!has("u1", "c1", None, vec![]).await);
+    assert!(store.delete_user("u2", 30).await.unwrap());
+    assert!(!has("u2", "c2", None, vec![]).await);
+    assert_eq!(store.forget_consents(None, None).await.unwrap(), 0);
+}
+
+/// A refresh token of `user_id` (None: the client's own) stored as the first of a new
+/// grant, with the access token minted beside it recorded by jti; the access jti.
+async fn grant_for(store: &Store, client_id: &str, value: &str, user_id: Option<&str>) -> String {
+    let record = TokenRecord {
+        user_id: user_id.map(str::to_owned),
+        ..token(client_id, value, now() + 600)
+    };
+    let access = format!("access-{value}");
+    store
+        .insert_grant(&record, (&access, now() + 60))
+        .await
+        .unwrap();
+    access
+}
+
+async fn stored(store: &Store, value: &str) -> TokenRecord {
+    store
+        .token_by_digest(&opaque::digest(value))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn a_users_grants_are_revoked_with_every_access_token_minted_from_them(app: TestApp) {
+    let store = &app.store;
+    store.insert_client(&client("c1"), None).await.unwrap();
+    store.insert_client(&client("c2"), None).await.unwrap();
+    store.insert_user(&user("u1", "alice")).await.unwrap();
+    store.insert_user(&user("u2", "bob")).await.unwrap();
+    let first = grant_for(store, "c1", "r1", Some("u1")).await;
+    let other_client = grant_for(store, "c2", "r2", Some("u1")).await;
+    let other_user = grant_for(store, "c1", "r3", Some("u2")).await;
+    let clients_own = grant_for(store, "c1", "r4", None).await;
+    assert_eq!(stored(store, "r1").await.user_id.as_deref(), Some("u1"));
+    assert_eq!(stored(store, "r4").await.user_id, None);
+    // r1 was rotated once: the grant now holds r1 (retired), r1b and two access tokens.
+    let successor = TokenRecord {
+        user_id: Some("u1".to_owned()),
+        ..token("c1", "r1b", now() + 600)
+    };
+    let family = store
+        .token_family_by_digest(&opaque::digest("r1"))
+        .await
+        .unwrap()
+        .unwrap()
+        .family_id;
+    let rotated = store
+        .rotate_refresh_token(
+            &opaque::digest("r1"),
+            &successor,
+            &family,
+            ("access-r1b", now() + 60),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated, introspectd::store::Rotation::Rotated);
+
+    // Withdrawing one client's grants leaves the user's others alone.
+    assert_eq!(
+        store
+            .revoke_user_client_tokens("u1", "c2", 70)
+            .await
+            .unwrap(),
+        2,
+        "the refresh token and its access token"
+    );
+    assert!(store.is_jti_revoked(&other_client).await.unwrap());
+    assert!(!store.is_jti_revoked(&first).await.unwrap());
+    assert_eq!(stored(store, "r1b").await.revoked_at, None);
+
+    // r1b, and the access tokens of r1 and r1b; r1 was retired before.
+    assert_eq!(store.revoke_user_tokens("u1", 80).await.unwrap(), 3);
+    assert_eq!(stored(store, "r1b").await.revoked_at, Some(80));
+    let retired = stored(store, "r1").await.revoked_at;
+    assert!(
+        retired.is_some_and(|at| at != 80),
+        "retired by its rotation"
+    );
+    for jti in [&first, "access-r1b", &other_client] {
+        assert!(store.is_jti_revoked(jti).await.unwrap(), "{jti}");
+    }
+    assert_eq!(
+        store.revoke_user_tokens("u1", 90).await.unwrap(),
+        0,
+        "idempotent"
+    );
+    // Nobody else's grants.
+    for (value, jti) in [("r3", &other_user), ("r4", &clients_own)] {
+        assert_eq!(stored(store, value).await.revoked_at, None);
+        assert!(!store.is_jti_revoked(jti).await.unwrap());
+    }
+
+    // Disabling or deleting a user revokes in the same stroke.
+    let later = grant_for(store, "c1", "r5", Some("u2")).await;
+    assert!(store.set_user_disabled("u2", true, 100).await.unwrap());
+    for (value, jti) in [("r3", &other_user), ("r5", &later)] {
+        assert_eq!(stored(store, value).await.revoked_at, Some(100));
+        assert!(store.is_jti_revoked(jti).await.unwrap());
+    }
+    store.insert_user(&user("u3", "carol")).await.unwrap();
+    let carols = grant_for(store, "c2", "r6", Some("u3")).await;
+    assert!(store.delete_user("u3", 110).await.unwrap());
+    assert_eq!(stored(store, "r6").await.revoked_at, Some(110));
+    assert_eq!(stored(store, "r6").await.user_id.as_deref(), Some("u3"));
+    assert!(store.is_jti_revoked(&carols).await.unwrap());
+    assert_eq!(stored(store, "r4").await.revoked_at, None);
+}
+
 async fn generated_signing_key_is_kept_across_restarts(app: TestApp) {
     let first = app.state.keys.keys().signing_kid().unwrap().to_owned();
     let (store, _) = app.sibling().await;
@@ -260,4 +663,9 @@ both_stores!(
     a_client_and_its_keys_are_written_together,
     generated_signing_key_is_kept_across_restarts,
     migrations_are_idempotent_and_ping_works,
+    users_round_trip,
+    sessions_are_found_by_digest_and_end,
+    disabling_or_deleting_a_user_ends_their_sessions,
+    consents_are_remembered_in_any_order_and_forgotten,
+    a_users_grants_are_revoked_with_every_access_token_minted_from_them,
 );

@@ -22,7 +22,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use crate::cache::View;
 use crate::config::Config;
 use crate::limits::Budget;
-use crate::secret::{ClientSecret, SecretHash};
+use crate::secret::{ClientSecret, Password, SecretHash};
 use crate::store::{ClientRecord, StoreError};
 use crate::vocabulary::AuthMethod;
 
@@ -213,15 +213,35 @@ fn form_decode(part: &str) -> Option<String> {
 
 /// Hashes a new client secret as an argon2id PHC string.
 pub fn hash_secret(secret: &ClientSecret) -> SecretHash {
+    hash_bytes(secret.expose().as_bytes())
+}
+
+fn verify_secret(secret: &ClientSecret, hash: &SecretHash) -> bool {
+    verify_bytes(secret.expose().as_bytes(), hash)
+}
+
+/// Hashes a user's password as an argon2id PHC string, with the parameters of client
+/// secrets.
+pub fn hash_password(password: &Password) -> SecretHash {
+    hash_bytes(password.expose().as_bytes())
+}
+
+/// Whether `password` matches `hash`. argon2 compares its output in constant time. Run
+/// it off the async workers: it takes as long as a client secret's verification.
+pub fn verify_password(password: &Password, hash: &SecretHash) -> bool {
+    verify_bytes(password.expose().as_bytes(), hash)
+}
+
+fn hash_bytes(value: &[u8]) -> SecretHash {
     let hash = Argon2::default()
-        .hash_password(secret.expose().as_bytes())
+        .hash_password(value)
         .expect("argon2 with default parameters hashes any input");
     SecretHash::new(hash.to_string())
 }
 
-fn verify_secret(secret: &ClientSecret, hash: &SecretHash) -> bool {
+fn verify_bytes(value: &[u8], hash: &SecretHash) -> bool {
     Argon2::default()
-        .verify_password(secret.expose().as_bytes(), hash.expose())
+        .verify_password(value, hash.expose())
         .is_ok()
 }
 
@@ -513,12 +533,13 @@ pub fn client_may_authenticate(client: &ClientRecord, method: AuthMethod) -> Res
 }
 
 /// A client with a secret may send it as `client_secret_basic` or `client_secret_post`
-/// alike, unless registered with a strict method; `private_key_jwt` only as registered.
+/// alike, unless registered with a strict method; `private_key_jwt` only as registered,
+/// and a public client (`none`) never with a credential.
 fn method_accepted(client: &ClientRecord, used: AuthMethod) -> bool {
-    use AuthMethod::{ClientSecretBasic, ClientSecretPost};
-    let secret = |m| matches!(m, ClientSecretBasic | ClientSecretPost);
     client.auth_method == used
-        || (secret(client.auth_method) && secret(used) && !client.policy.strict_auth_method)
+        || (client.auth_method.uses_secret()
+            && used.uses_secret()
+            && !client.policy.strict_auth_method)
 }
 
 #[cfg(test)]
@@ -634,6 +655,7 @@ mod tests {
             auth_method: AuthMethod::ClientSecretBasic,
             scope: String::new(),
             audiences: vec![],
+            redirect_uris: vec![],
             policy: Default::default(),
             disabled: false,
             created_at: 0,
@@ -651,6 +673,23 @@ mod tests {
         assert_eq!(err.reason(), Some("client_disabled"));
         let err = AuthError::failed("client authentication failed");
         assert_eq!(err.reason(), Some("bad_credentials"));
+
+        // A public client proves nothing with a credential, strict or not.
+        client.disabled = false;
+        client.auth_method = AuthMethod::None;
+        for strict in [false, true] {
+            client.policy.strict_auth_method = strict;
+            for method in AuthMethod::WITH_CREDENTIALS {
+                let err = client_may_authenticate(&client, method).unwrap_err();
+                assert_eq!(err.reason(), Some("wrong_method"), "{method:?}");
+            }
+            assert!(client_may_authenticate(&client, AuthMethod::None).is_ok());
+        }
+        // And a client with a credential cannot pass for a public one.
+        client.auth_method = AuthMethod::ClientSecretBasic;
+        client.policy.strict_auth_method = false;
+        let err = client_may_authenticate(&client, AuthMethod::None).unwrap_err();
+        assert_eq!(err.reason(), Some("wrong_method"));
     }
 
     #[test]
@@ -676,5 +715,11 @@ mod tests {
         assert!(hash.expose().starts_with("$argon2id$"));
         assert!(verify_secret(&secret, &hash));
         assert!(!verify_secret(&ClientSecret::new("wrong"), &hash));
+        let password = Password::new("battery staple");
+        let hash = hash_password(&password);
+        assert!(hash.expose().starts_with("$argon2id$"));
+        assert!(verify_password(&password, &hash));
+        assert!(!verify_password(&Password::new("battery stapler"), &hash));
+        assert!(!verify_password(&password, &SecretHash::new("not a hash")));
     }
 }

@@ -70,6 +70,7 @@ fn parse_change(kind: &str, key: &str) -> Option<Change> {
         "keys" => Some(Change::Keys),
         "token" => parse_digest(key).map(Change::Token),
         "token_added" => parse_digest(key).map(Change::TokenAdded),
+        "user" => Some(Change::User(key.to_owned())),
         _ => None,
     }
 }
@@ -369,6 +370,10 @@ mod tests {
             Some(Change::Jti("j1".to_owned()))
         );
         assert_eq!(parse_change("keys", ""), Some(Change::Keys));
+        assert_eq!(
+            parse_change("user", "u1"),
+            Some(Change::User("u1".to_owned()))
+        );
         let hex = "00ff".repeat(16);
         let mut digest = [0u8; 32];
         for pair in digest.chunks_mut(2) {

@@ -1,5 +1,5 @@
-//! Cached store state: client records, opaque token records, JWT revocations and the
-//! digests of every opaque token, kept only while the change feed proves them current.
+//! Cached store state: client records, users, opaque token records, JWT revocations and
+//! the digests of every opaque token, kept only while the change feed proves them current.
 //!
 //! Writes made by this process invalidate at once (through the store's change sink);
 //! writes made elsewhere arrive through the feed (Postgres LISTEN/NOTIFY, or the SQLite
@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use quick_cache::sync::Cache;
 
 use crate::config::CacheConfig;
-use crate::store::{Change, ChangeSink, ClientRecord, Store, StoreError, TokenRecord};
+use crate::store::{Change, ChangeSink, ClientRecord, Store, StoreError, TokenRecord, UserRecord};
 pub use feed::Feed;
 use known::{KnownSet, Snapshot};
 
@@ -48,6 +48,7 @@ pub struct StateCache {
     /// The JWK Sets of `private_key_jwt` clients; a change to one is announced as a
     /// change to its client.
     client_jwks: Table<String, Option<Arc<str>>>,
+    users: Table<String, Option<Arc<UserRecord>>>,
     /// Known tokens only: `None` is never kept.
     tokens: Table<[u8; 32], Option<Arc<TokenRecord>>>,
     revoked_jtis: Table<String, bool>,
@@ -68,6 +69,7 @@ impl StateCache {
         StateCache {
             clients: table(capacity),
             client_jwks: table(capacity),
+            users: table(capacity),
             tokens: table(capacity),
             revoked_jtis: table(capacity),
             revoked: KnownSet::new(max_revocations),
@@ -98,6 +100,9 @@ impl StateCache {
             Change::Keys => {
                 self.keys_generation.fetch_add(1, Ordering::SeqCst);
             }
+            Change::User(id) => {
+                self.users.remove(id);
+            }
         }
     }
 
@@ -120,6 +125,7 @@ impl StateCache {
         self.keys_generation.fetch_add(1, Ordering::SeqCst);
         self.clients.clear();
         self.client_jwks.clear();
+        self.users.clear();
         self.tokens.clear();
         self.revoked_jtis.clear();
         self.revoked.forget();
@@ -360,6 +366,16 @@ impl View {
             .await
     }
 
+    /// A user by id, as the store has it now (a disabled or deleted user reaches every
+    /// instance through the change feed, like a client).
+    pub async fn user(&self, user_id: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        let store = &self.directory.store;
+        let read = || async { Ok(store.user_by_id(user_id).await?.map(Arc::new)) };
+        let cache = &self.directory.cache;
+        self.read_through(&cache.users, user_id, || None, read, |_| true)
+            .await
+    }
+
     /// An opaque token by digest. Unknown digests are not cached: a token may be minted
     /// at any moment. A digest absent from the complete set of stored digests is
     /// unknown without asking the store, so unknown tokens answer as fast as cached ones.
@@ -436,6 +452,19 @@ mod tests {
         );
         cache.clear();
         assert_eq!(cache.token_digests.contains(&digest_prefix(&old)), None);
+    }
+
+    #[test]
+    fn a_user_change_forgets_that_user_only() {
+        let cache = StateCache::new(16, 16, 16);
+        let generation = cache.generation();
+        cache.remember(&cache.users, generation, "u1".to_owned(), None);
+        cache.remember(&cache.users, generation, "u2".to_owned(), None);
+        cache.invalidate(&Change::User("u1".to_owned()));
+        assert!(cache.users.get("u1").is_none());
+        assert!(cache.users.get("u2").is_some());
+        cache.clear();
+        assert!(cache.users.get("u2").is_none());
     }
 
     #[test]

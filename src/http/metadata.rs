@@ -47,7 +47,7 @@ pub fn endpoint_url(issuer: &str, path: &str) -> String {
 /// can sign them.
 pub fn document(config: &Config, introspection_signing_alg: Option<&str>) -> Map<String, Value> {
     let url = |path| json!(endpoint_url(&config.issuer, path));
-    let methods = json!(AuthMethod::ALL.map(AuthMethod::as_str));
+    let methods = json!(AuthMethod::WITH_CREDENTIALS.map(AuthMethod::as_str));
     let assertion_algs = json!(assertion::ALGORITHMS.map(|alg| json!(alg)));
     let mut doc = Map::new();
     doc.insert("issuer".into(), json!(config.issuer));

@@ -48,6 +48,9 @@ pub struct ClientRecord {
     pub scope: String,
     /// Audiences whose tokens this client may introspect (RFC 7662 §4).
     pub audiences: Vec<String>,
+    /// Where it may receive authorization codes, matched by
+    /// [`crate::policy::redirect_uri_matches`].
+    pub redirect_uris: Vec<String>,
     pub policy: ClientPolicy,
     pub disabled: bool,
     pub created_at: i64,
@@ -69,6 +72,7 @@ struct ClientRow {
     resources: String,
     strict_auth_method: bool,
     inactive_budget: Option<i64>,
+    redirect_uris: String,
 }
 
 impl TryFrom<ClientRow> for ClientRecord {
@@ -84,6 +88,7 @@ impl TryFrom<ClientRow> for ClientRecord {
             })?,
             scope: row.scope,
             audiences: decode_list(&row.audiences, "client audiences")?,
+            redirect_uris: decode_list(&row.redirect_uris, "client redirect_uris")?,
             policy: ClientPolicy {
                 grant_types: decode_list(&row.grant_types, "client grant_types")?
                     .iter()
@@ -110,7 +115,7 @@ fn encode_grant_types(grant_types: &[GrantType]) -> String {
 macro_rules! client_columns {
     () => {
         "client_id, name, secret_hash, auth_method, scope, audiences, disabled, created_at, \
-         updated_at, grant_types, resources, strict_auth_method, inactive_budget"
+         updated_at, grant_types, resources, strict_auth_method, inactive_budget, redirect_uris"
     };
 }
 
@@ -125,7 +130,7 @@ impl Store {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
         let keys = "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2)";
         on_pool!(self, pool => {
@@ -144,6 +149,7 @@ impl Store {
                 .bind(encode_list(&client.policy.resources))
                 .bind(client.policy.strict_auth_method)
                 .bind(budget_to_column(client.policy.inactive_budget))
+                .bind(encode_list(&client.redirect_uris))
                 .execute(&mut *tx)
                 .await?;
             if let Some(jwks) = jwks {
@@ -198,12 +204,13 @@ impl Store {
     }
 
     /// Rewrites what an operator may change of a client in place (name, method, scope,
-    /// audiences, policy); false when the client does not exist. Announced like every
-    /// client change, so caches forget the old record before the next request.
+    /// audiences, redirect URIs, policy); false when the client does not exist. Announced
+    /// like every client change, so caches forget the old record before the next request.
     pub async fn update_client(&self, client: &ClientRecord) -> Result<bool, StoreError> {
         let sql = "UPDATE clients SET name = $1, auth_method = $2, scope = $3, audiences = $4, \
                    grant_types = $5, resources = $6, strict_auth_method = $7, \
-                   inactive_budget = $8, updated_at = $9 WHERE client_id = $10";
+                   inactive_budget = $8, updated_at = $9, redirect_uris = $10 \
+                   WHERE client_id = $11";
         let done = execute!(
             self,
             sql,
@@ -216,6 +223,7 @@ impl Store {
             client.policy.strict_auth_method,
             budget_to_column(client.policy.inactive_budget),
             client.updated_at,
+            encode_list(&client.redirect_uris),
             &client.client_id
         )?;
         self.changed(Change::Client(client.client_id.clone()));
@@ -235,7 +243,8 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Deletes a client and the opaque tokens it holds; false when it does not exist.
+    /// Deletes a client, the opaque tokens it holds and the consents users gave it; false
+    /// when it does not exist.
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         let done = execute!(self, "DELETE FROM clients WHERE client_id = $1", client_id)?;
         self.changed(Change::Client(client_id.to_owned()));

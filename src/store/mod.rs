@@ -3,7 +3,9 @@
 //! Both backends accept the same SQL (`$n` placeholders work in SQLite too), so each query
 //! is written once and compiled for each pool by `on_pool!`. The queries live by aggregate:
 //! `clients.rs`, `tokens.rs` (and refresh families), `revocations.rs`, `keys.rs`,
-//! `assertions.rs` and `changes.rs` (what the change feed reads). What differs between the
+//! `assertions.rs`, `users.rs` (and what disabling or deleting one revokes),
+//! `sessions.rs` (browser sessions and consents) and `changes.rs` (what the change feed
+//! reads). What differs between the
 //! backends (connecting, migrations) lives in `sqlite.rs` and `postgres.rs`. Changes made
 //! by other processes reach the caches through `crate::cache` (its change feed).
 
@@ -85,6 +87,7 @@ pub enum Change {
     TokenAdded([u8; 32]),
     Jti(String),
     Keys,
+    User(String),
 }
 
 /// Told of every write this process makes, right after it commits.
@@ -141,12 +144,16 @@ mod changes;
 mod clients;
 mod keys;
 mod revocations;
+mod sessions;
 mod tokens;
+mod users;
 
 pub use changes::{ChangeListener, ChangeLog, ChangeSource, LoggedChange, Notifications};
 pub use clients::{ClientPolicy, ClientRecord};
 pub use keys::StoredKey;
+pub use sessions::{ConsentRecord, SessionRecord};
 pub use tokens::{FamilyRecord, Rotation, TokenRecord};
+pub use users::UserRecord;
 
 impl Store {
     /// Opens the configured database, creating an embedded SQLite file on first use.

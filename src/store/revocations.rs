@@ -79,13 +79,14 @@ impl Store {
         Ok(ids)
     }
 
-    /// Forgets revoked JWT ids and opaque tokens that expired before `before`.
+    /// Forgets revoked JWT ids, opaque tokens and sessions that expired before `before`.
     /// Returns how many rows went.
     pub async fn purge_expired(&self, before: i64) -> Result<u64, StoreError> {
         let jtis = execute!(self, "DELETE FROM revoked_jtis WHERE exp < $1", before)?;
         let tokens = self.purge_tokens(before).await?;
         // The SQLite change log only needs to outlive the slowest reader, by far.
         let log = self.purge_change_log(before - 3_600).await?;
-        Ok(jtis + tokens + log + self.purge_assertion_jtis(before).await?)
+        let sessions = self.purge_sessions(before).await?;
+        Ok(jtis + tokens + log + sessions + self.purge_assertion_jtis(before).await?)
     }
 }

@@ -18,6 +18,9 @@ pub struct TokenRecord {
     pub nbf: Option<i64>,
     pub exp: i64,
     pub revoked_at: Option<i64>,
+    /// The user the token was issued to, when one signed in for it: disabling or
+    /// deleting that user revokes the token's whole grant.
+    pub user_id: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -34,6 +37,7 @@ struct TokenRow {
     nbf: Option<i64>,
     exp: i64,
     revoked_at: Option<i64>,
+    user_id: Option<String>,
 }
 
 impl TryFrom<TokenRow> for TokenRecord {
@@ -56,6 +60,7 @@ impl TryFrom<TokenRow> for TokenRecord {
             nbf: row.nbf,
             exp: row.exp,
             revoked_at: row.revoked_at,
+            user_id: row.user_id,
         })
     }
 }
@@ -92,7 +97,7 @@ struct FamilyRow {
 macro_rules! token_columns {
     () => {
         "digest, token_use, client_id, sub, username, scope, audiences, jti, iat, nbf, exp, \
-         revoked_at"
+         revoked_at, user_id"
     };
 }
 
@@ -112,7 +117,33 @@ macro_rules! bind_token {
             .bind($token.nbf)
             .bind($token.exp)
             .bind($token.revoked_at)
+            .bind(&$token.user_id)
     };
+}
+
+/// Stores `$token` in the family `$family_id` inside the transaction `$tx`, and records
+/// there the JWT access token minted with it (`$access`: its jti and exp), so that
+/// revoking the family reaches both.
+macro_rules! store_in_family {
+    ($tx:expr, $token:expr, $family_id:expr, $access:expr) => {{
+        let insert = concat!(
+            "INSERT INTO tokens (",
+            token_columns!(),
+            ", family_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        );
+        let remember = "INSERT INTO family_jtis (jti, family_id, exp) VALUES ($1, $2, $3)";
+        let (family_id, (jti, exp)): (&str, (&str, i64)) = ($family_id, $access);
+        bind_token!(sqlx::query(insert), $token)
+            .bind(family_id)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query(remember)
+            .bind(jti)
+            .bind(family_id)
+            .bind(exp)
+            .execute(&mut *$tx)
+            .await?;
+    }};
 }
 
 impl Store {
@@ -120,13 +151,31 @@ impl Store {
         let sql = concat!(
             "INSERT INTO tokens (",
             token_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         );
         on_pool!(self, pool => bind_token!(sqlx::query(sql), token)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
         self.changed(Change::TokenAdded(token.digest));
+        Ok(())
+    }
+
+    /// Stores the first refresh token of a new grant, whose family is named by the
+    /// token's jti, and records the JWT access token minted with it (`access`: its jti
+    /// and exp) in that family, in one transaction: revoking the grant (a reused refresh
+    /// token, its user disabled) reaches both.
+    pub async fn insert_grant(
+        &self,
+        refresh: &TokenRecord,
+        access: (&str, i64),
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            store_in_family!(tx, refresh, &refresh.jti, access);
+            tx.commit().await?;
+        });
+        self.changed(Change::TokenAdded(refresh.digest));
         Ok(())
     }
 
@@ -176,12 +225,6 @@ impl Store {
         let retire = "UPDATE tokens SET rotated_at = $1, revoked_at = $2, \
                       family_id = COALESCE(family_id, $3) \
                       WHERE digest = $4 AND rotated_at IS NULL AND revoked_at IS NULL";
-        let insert = concat!(
-            "INSERT INTO tokens (",
-            token_columns!(),
-            ", family_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        );
-        let remember = "INSERT INTO family_jtis (jti, family_id, exp) VALUES ($1, $2, $3)";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let retired = sqlx::query(retire)
@@ -196,16 +239,7 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(Rotation::AlreadyUsed);
             }
-            bind_token!(sqlx::query(insert), new)
-                .bind(family_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(remember)
-                .bind(access.0)
-                .bind(family_id)
-                .bind(access.1)
-                .execute(&mut *tx)
-                .await?;
+            store_in_family!(tx, new, family_id, access);
             tx.commit().await?;
         });
         self.changed(Change::Token(*old));

@@ -92,6 +92,7 @@ pub async fn mint(
                     nbf: None,
                     exp,
                     revoked_at: None,
+                    user_id: None,
                 })
                 .await?;
             token

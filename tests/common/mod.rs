@@ -411,6 +411,7 @@ pub async fn insert_refresh_token(store: &Store, client: &TestClient, exp: i64) 
             nbf: None,
             exp,
             revoked_at: None,
+            user_id: None,
         })
         .await
         .expect("insert token");
@@ -427,6 +428,11 @@ pub async fn introspect_on(
     body: &str,
 ) -> TestResponse {
     post_form(router, "/introspect", authorization, body).await
+}
+
+/// POST /introspect of `token` on `router`, as `caller` with client_secret_basic.
+pub async fn introspect_as(router: &Router, caller: &TestClient, token: &str) -> TestResponse {
+    introspect_on(router, Some(&caller.basic()), &form(&[("token", token)])).await
 }
 
 /// POST a form body to `path` with the given Authorization header.
