@@ -688,8 +688,21 @@ mod tests {
             panic!("expected client show");
         };
         assert_eq!(client_id, "-Kx_1");
-        let cases: [&[&str]; 5] = [
+        let cases: [&[&str]; 11] = [
             &["introspectd", "token", "revoke", "-abc"],
+            &["introspectd", "user", "show", "-abc"],
+            &["introspectd", "user", "set-password", "-abc"],
+            &["introspectd", "user", "disable", "-abc"],
+            &["introspectd", "user", "delete", "-abc"],
+            &["introspectd", "user", "revoke-consent", "-abc"],
+            &[
+                "introspectd",
+                "user",
+                "revoke-consent",
+                "u",
+                "--client-id",
+                "-abc",
+            ],
             &["introspectd", "keys", "remove", "-abc"],
             &["introspectd", "keys", "promote", "-abc"],
             &["introspectd", "client", "delete", "-abc"],
@@ -745,6 +758,7 @@ mod tests {
         assert_eq!(changes.audiences, None, "omitted: kept");
         assert_eq!(changes.name, None);
         assert_eq!(changes.strict_auth_method, Some(false));
+        assert_eq!(changes.redirect_uris, None, "omitted: kept");
         assert_eq!(changes.inactive_budget.as_deref(), Some("off"));
         let both = [
             "introspectd",
@@ -755,6 +769,33 @@ mod tests {
             "--no-strict-auth-method",
         ];
         assert!(Cli::try_parse_from(both).is_err());
+    }
+
+    #[test]
+    fn redirect_uris_repeat_and_clear() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["introspectd", "client", "update", "id"];
+            args.extend_from_slice(extra);
+            let Some(Command::Client(ClientCommand::Update(args))) =
+                Cli::try_parse_from(args).unwrap().command
+            else {
+                panic!("expected client update");
+            };
+            args.policy.changes(None).redirect_uris
+        };
+        assert_eq!(
+            parse(&[
+                "--redirect-uri",
+                "https://a.example/cb",
+                "--redirect-uri",
+                "http://127.0.0.1/cb"
+            ]),
+            Some(vec![
+                "https://a.example/cb".to_owned(),
+                "http://127.0.0.1/cb".to_owned()
+            ])
+        );
+        assert_eq!(parse(&["--redirect-uri", ""]), Some(vec![]));
     }
 
     #[test]

@@ -2,10 +2,13 @@
 
 mod common;
 
-use common::binary::{Server, command, http, introspect, run, run_json};
+use common::binary::{Server, command, http, introspect, run, run_json, run_with_stdin};
 use common::{Backend, fresh_db, within_bound};
 use introspectd::config::DatabaseUrl;
-use serde_json::Value;
+use introspectd::store::{ConsentRecord, SessionRecord, Store, TokenRecord};
+use introspectd::token::{new_jti, now, opaque};
+use introspectd::vocabulary::TokenUse;
+use serde_json::{Value, json};
 
 async fn cli_and_server_agree(backend: Backend) {
     let Some((db, _guard)) = fresh_db(backend).await else {
@@ -243,7 +246,7 @@ async fn keys_and_signed_clients_from_the_command_line(backend: Backend) {
 fn cli_rejects_bad_input_with_one_line(backend: Backend, db: &DatabaseUrl) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let cases: [&[&str]; 15] = [
+    let cases: [&[&str]; 26] = [
         &["client", "show", "no-such-client"],
         &[
             "token",
@@ -256,7 +259,47 @@ fn cli_rejects_bad_input_with_one_line(backend: Backend, db: &DatabaseUrl) {
         &["token", "issue", "--client-id", "x"],
         &["token", "revoke", "not-a-token"],
         &["client", "create", "--name", "x", "--audience", "not a uri"],
-        &["client", "create", "--name", "x", "--auth-method", "none"],
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--auth-method",
+            "nothing",
+        ],
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--auth-method",
+            "none",
+            "--grant-type",
+            "client_credentials",
+        ],
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--redirect-uri",
+            "http://app.example/callback",
+        ],
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--redirect-uri",
+            "/callback",
+        ],
+        &["user", "create", "--username", "not a name"],
+        &["user", "create", "--username", "x", "--email", "nowhere"],
+        &["user", "create", "--username", "x", "--password-stdin"],
+        &["user", "show", "nobody"],
+        &["user", "set-password", "nobody"],
+        &["user", "disable", "nobody"],
+        &["user", "delete", "nobody"],
         &[
             "client",
             "create",
@@ -287,6 +330,7 @@ fn cli_rejects_bad_input_with_one_line(backend: Backend, db: &DatabaseUrl) {
         ],
         &["client", "create", "--name", "x", "--inactive-budget", "0"],
         &["client", "create", "--name", "x", "--resource", "urn:a#f"],
+        &["user", "revoke-consent", "nobody"],
     ];
     for args in cases {
         let output = run(dir, db, args);
@@ -474,7 +518,325 @@ async fn client_update_from_the_command_line_reaches_the_running_server(backend:
     server.stop();
 }
 
+/// The store the binary uses, opened in this process, to plant what the sign-in pages
+/// would store (sessions, consents, a grant from a code exchange).
+async fn open_store(db: &DatabaseUrl) -> Store {
+    Store::connect(&common::test_config(db.clone()))
+        .await
+        .expect("connect")
+}
+
+fn stdout_json(output: &std::process::Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+fn one_line_error(output: &std::process::Output) -> String {
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    stderr
+}
+
+async fn users_from_the_command_line(backend: Backend) {
+    let Some((db, _guard)) = fresh_db(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let created = run_json(
+        dir,
+        &db,
+        &[
+            "user",
+            "create",
+            "--username",
+            " Alice ",
+            "--email",
+            "alice@example.com",
+            "--name",
+            "Alice Liddell",
+        ],
+    );
+    let alice = created["user_id"].as_str().unwrap().to_owned();
+    assert_eq!(created["username"], "alice");
+    let password = created["password"].as_str().unwrap().to_owned();
+    assert!(password.len() >= 24, "a generated password: {created}");
+    assert_eq!(created.as_object().unwrap().len(), 3, "{created}");
+    let bob = stdout_json(&run_with_stdin(
+        dir,
+        &db,
+        &["user", "create", "--username", "bob", "--password-stdin"],
+        "bobs own passphrase\n",
+    ));
+    assert_eq!(
+        bob.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["user_id", "username"],
+        "a given password is not shown"
+    );
+    let bob = bob["user_id"].as_str().unwrap().to_owned();
+    let short = run_with_stdin(
+        dir,
+        &db,
+        &["user", "create", "--username", "carol", "--password-stdin"],
+        "short\n",
+    );
+    assert!(one_line_error(&short).contains("at least 8 characters"));
+    let taken = run(dir, &db, &["user", "create", "--username", "ALICE"]);
+    assert!(one_line_error(&taken).contains("is taken"));
+
+    let shown = run_json(dir, &db, &["user", "show", &alice]);
+    assert_eq!(
+        shown,
+        json!({
+            "user_id": alice,
+            "username": "alice",
+            "email": "alice@example.com",
+            "name": "Alice Liddell",
+            "has_password": true,
+            "disabled": false,
+            "created_at": shown["created_at"],
+        })
+    );
+    assert!(shown["created_at"].is_i64());
+    assert_eq!(run_json(dir, &db, &["user", "show", "Alice"]), shown);
+    let listed = run(dir, &db, &["user", "list"]);
+    let text = String::from_utf8(listed.stdout.clone()).unwrap();
+    assert!(
+        !text.contains(&password) && !text.contains("argon2"),
+        "{text}"
+    );
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    // Clients that sign users in.
+    let public = run_json(
+        dir,
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "inspector",
+            "--auth-method",
+            "none",
+            "--redirect-uri",
+            "http://localhost:6274/oauth/callback",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+        ],
+    );
+    assert_eq!(public.as_object().unwrap().len(), 1, "no secret: {public}");
+    let inspector = public["client_id"].as_str().unwrap().to_owned();
+    let shown = run_json(dir, &db, &["client", "show", &inspector]);
+    assert_eq!(shown["auth_method"], "none");
+    assert_eq!(
+        shown["redirect_uris"],
+        json!([
+            "http://localhost:6274/oauth/callback",
+            "http://127.0.0.1/callback"
+        ])
+    );
+    assert_eq!(
+        shown["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
+    let refused = run(dir, &db, &["client", "rotate-secret", &inspector]);
+    assert!(one_line_error(&refused).contains("no secret"));
+    let refused = run(
+        dir,
+        &db,
+        &[
+            "client",
+            "update",
+            &inspector,
+            "--auth-method",
+            "client_secret_basic",
+        ],
+    );
+    one_line_error(&refused);
+    let (web, web_secret) = common::binary::create_client(
+        dir,
+        &db,
+        &[
+            "--redirect-uri",
+            "https://app.example/callback",
+            "--grant-type",
+            "authorization_code",
+        ],
+    );
+    let shown = run_json(dir, &db, &["client", "show", &web]);
+    assert_eq!(shown["grant_types"], json!(["authorization_code"]));
+    let updated = run_json(
+        dir,
+        &db,
+        &[
+            "client",
+            "update",
+            &web,
+            "--redirect-uri",
+            "com.example.app:/callback",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+        ],
+    );
+    assert_eq!(
+        updated["redirect_uris"],
+        json!(["com.example.app:/callback"])
+    );
+    let listed = run_json(dir, &db, &["client", "list"]);
+    let listed = listed.as_array().unwrap();
+    let listed_public = listed.iter().find(|c| c["client_id"] == inspector.as_str());
+    assert_eq!(
+        listed_public.unwrap()["redirect_uris"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // What the sign-in pages store: sessions, consents, and a grant from a code exchange.
+    let store = open_store(&db).await;
+    let session = |value: &str, user_id: &str| SessionRecord {
+        digest: opaque::digest(value),
+        user_id: user_id.to_owned(),
+        created_at: now(),
+        expires_at: now() + 3_600,
+    };
+    for (value, user_id) in [("alice-browser", &alice), ("bob-browser", &bob)] {
+        store
+            .insert_session(&session(value, user_id))
+            .await
+            .unwrap();
+    }
+    let has_session = |value: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .session_by_digest(&opaque::digest(value))
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    for (user_id, client_id) in [(&alice, &inspector), (&alice, &web), (&bob, &web)] {
+        let consent = ConsentRecord {
+            user_id: user_id.clone(),
+            client_id: client_id.clone(),
+            scope: None,
+            resources: vec![],
+            created_at: now(),
+        };
+        store.remember_consent(&consent).await.unwrap();
+    }
+    let consented = |user_id: &str, client_id: &str| {
+        let (store, user_id, client_id) = (store.clone(), user_id.to_owned(), client_id.to_owned());
+        async move {
+            store
+                .has_consent(&user_id, &client_id, None, &[])
+                .await
+                .unwrap()
+        }
+    };
+    let refresh = opaque::generate();
+    let access_jti = new_jti();
+    let grant = TokenRecord {
+        digest: opaque::digest(refresh.expose()),
+        token_use: TokenUse::RefreshToken,
+        client_id: web.clone(),
+        sub: Some(alice.clone()),
+        username: Some("alice".to_owned()),
+        scope: None,
+        audiences: vec![],
+        jti: new_jti(),
+        iat: now(),
+        nbf: None,
+        exp: now() + 3_600,
+        revoked_at: None,
+        user_id: Some(alice.clone()),
+    };
+    store
+        .insert_grant(&grant, (&access_jti, now() + 600))
+        .await
+        .unwrap();
+
+    let revoked = run_json(
+        dir,
+        &db,
+        &["user", "revoke-consent", "alice", "--client-id", &inspector],
+    );
+    assert_eq!(
+        revoked,
+        json!({"user_id": alice, "client_id": inspector, "consents_revoked": 1, "tokens_revoked": 0})
+    );
+    assert!(!consented(&alice, &inspector).await);
+    assert!(consented(&alice, &web).await);
+
+    let changed = run_json(dir, &db, &["user", "set-password", "bob"]);
+    assert_eq!(changed["user_id"], bob.as_str());
+    assert!(changed["password"].as_str().unwrap().len() >= 24);
+    assert!(
+        !has_session("bob-browser").await,
+        "a new password signs out"
+    );
+    let changed = stdout_json(&run_with_stdin(
+        dir,
+        &db,
+        &["user", "set-password", &bob, "--password-stdin"],
+        "another long passphrase\r\n",
+    ));
+    assert!(changed.get("password").is_none(), "{changed}");
+
+    // Disabling reaches the running server: the grant reads inactive, the session is gone.
+    let server = Server::start(dir, &db);
+    let active = |answer: &(u16, Value)| answer.0 == 200 && answer.1["active"] == true;
+    let inactive = |answer: &(u16, Value)| *answer == (200, json!({"active": false}));
+    let ask = || introspect(server.addr, &web, &web_secret, refresh.expose());
+    within_bound(backend, ask, active).await;
+    let disabled = run_json(dir, &db, &["user", "disable", "alice"]);
+    assert_eq!(disabled["disabled"], true);
+    assert_eq!(disabled["user_id"], alice.as_str());
+    within_bound(backend, ask, inactive).await;
+    assert!(store.is_jti_revoked(&access_jti).await.unwrap());
+    assert!(!has_session("alice-browser").await);
+    assert!(
+        consented(&alice, &web).await,
+        "a disabled user's consents stay"
+    );
+
+    // Deleting a client forgets what users allowed it; deleting a user, theirs.
+    let deleted = run_json(dir, &db, &["client", "delete", &web]);
+    assert_eq!(deleted["deleted"], true);
+    assert!(!consented(&alice, &web).await);
+    assert!(!consented(&bob, &web).await);
+    let deleted = run_json(dir, &db, &["user", "delete", &bob]);
+    assert_eq!(deleted, json!({"user_id": bob, "deleted": true}));
+    one_line_error(&run(dir, &db, &["user", "show", "bob"]));
+    let listed = run_json(dir, &db, &["user", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    store.close().await;
+
+    let log = server.stop();
+    for secret in [password.as_str(), "bobs own passphrase", refresh.expose()] {
+        assert!(!log.contains(secret), "a secret reached the log:\n{log}");
+    }
+}
+
 both_backends!(
+    users_from_the_command_line,
     client_update_from_the_command_line_reaches_the_running_server,
     cli_and_server_agree,
     keys_and_signed_clients_from_the_command_line,

@@ -36,6 +36,25 @@ pub fn run(dir: &Path, db: &DatabaseUrl, args: &[&str]) -> Output {
     command(dir, db).args(args).output().expect("run binary")
 }
 
+/// Runs a command with `input` on its stdin.
+pub fn run_with_stdin(dir: &Path, db: &DatabaseUrl, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = command(dir, db)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run binary");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for binary")
+}
+
 pub fn run_json(dir: &Path, db: &DatabaseUrl, args: &[&str]) -> Value {
     let output = run(dir, db, args);
     assert!(
