@@ -1,4 +1,5 @@
-//! `POST /token` (RFC 6749 §3.2): the client credentials and refresh token grants.
+//! `POST /token` (RFC 6749 §3.2): the authorization code, client credentials and
+//! refresh token grants.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,7 +11,7 @@ use super::caller::Caller;
 use super::form::OAuthForm;
 use super::{AppState, oracle};
 use crate::error::ApiError;
-use crate::grant::{self, GrantError, Issued};
+use crate::grant::{self, CodeExchange, GrantError, Issued};
 use crate::store::ClientRecord;
 use crate::token::jwt::KeySet;
 
@@ -48,9 +49,10 @@ pub async fn token(
             grant::client_credentials(store, keys, config, &client, scope, &resources, now).await?
         }
         "refresh_token" => refresh(&state, keys, &client, &form, scope, &resources, now).await?,
+        "authorization_code" => code(&state, keys, &client, &form, &resources, now).await?,
         _ => {
             return Err(ApiError::UnsupportedGrantType(
-                "grant_type must be client_credentials or refresh_token",
+                "grant_type must be authorization_code, client_credentials or refresh_token",
             ));
         }
     };
@@ -86,6 +88,31 @@ async fn refresh(
         oracle::spend(state, client)?;
     }
     Ok(refreshed?)
+}
+
+/// The authorization code grant (OAuth 2.1 §4.1.3). A refused code is as telling as a
+/// refused refresh token: budgeted alike.
+async fn code(
+    state: &AppState,
+    keys: &KeySet,
+    client: &ClientRecord,
+    form: &OAuthForm,
+    resources: &[&str],
+    now: i64,
+) -> Result<Issued, ApiError> {
+    let exchange = CodeExchange {
+        code: form.required("code")?,
+        redirect_uri: form.required("redirect_uri")?,
+        code_verifier: form.required("code_verifier")?,
+        resources,
+    };
+    oracle::admit(state, client)?;
+    let (store, config) = (state.store(), &*state.config);
+    let exchanged = grant::authorization_code(store, keys, config, client, exchange, now).await;
+    if let Err(GrantError::InvalidCode) = exchanged {
+        oracle::spend(state, client)?;
+    }
+    Ok(exchanged?)
 }
 
 /// RFC 6749 §5.1: JSON that no cache may keep.

@@ -1,0 +1,34 @@
+//! `POST /consent`: the consent form. `decision=allow` remembers the decision and sends
+//! the browser back to the client with a code; `decision=deny` with `access_denied`.
+
+use axum::extract::State;
+use axum::response::Response;
+
+use super::AppState;
+use super::form::OAuthForm;
+use super::pages;
+use super::visit::Visit;
+use crate::error::ApiError;
+use crate::signin;
+
+pub const PATH: &str = "/consent";
+
+pub async fn consent(
+    State(state): State<AppState>,
+    visit: Visit,
+    form: Result<OAuthForm, ApiError>,
+) -> Response {
+    let outcome = async {
+        let form = form?;
+        let pending = pages::pending(&form)?;
+        // Judged after the form's CSRF token: a forged form is refused as such.
+        let decision = form.get("decision").unwrap_or("");
+        let signed_in = visit.signed_in(&state).await?;
+        let cx = visit.context(&state);
+        let browser = visit.browser.as_ref();
+        let to = signin::consent(&cx, &pending, browser, signed_in, decision).await?;
+        Ok(pages::see_other(&to))
+    }
+    .await;
+    pages::answer(&visit, outcome)
+}
