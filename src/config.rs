@@ -898,6 +898,18 @@ mod tests {
     }
 
     #[test]
+    fn session_lifetime_is_bounded() {
+        let mut config = Config::default();
+        config.login.session_ttl_seconds = 0;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("login.session_ttl_seconds"), "{err}");
+        config.login.session_ttl_seconds = MAX_SESSION_TTL_SECONDS + 1;
+        assert!(config.validate().is_err());
+        config.login.session_ttl_seconds = MAX_SESSION_TTL_SECONDS;
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
     fn metrics_need_a_listener_of_their_own() {
         let mut config = Config::default();
         config.metrics.listen = config.listen;

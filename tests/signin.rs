@@ -1043,3 +1043,46 @@ async fn sign_in_off_serves_no_pages(backend: Backend) {
 }
 
 both_backends!(sign_in_off_serves_no_pages);
+
+/// `login.local_users = false`: no password form is shown, and none is taken.
+async fn without_local_users_no_password_signs_in(backend: Backend) {
+    common::run_with(
+        backend,
+        |config| config.login.local_users = false,
+        |app| async move {
+            let f = fixture(app).await;
+            let mut browser = Browser::new(&f.app);
+            let page = browser.authorize(&authorize_query(&f.client_id, &[])).await;
+            assert_page(&page, StatusCode::OK, "turned off");
+            assert!(!text(&page).contains("name=\"password\""));
+            // A form made up from a page with one is refused all the same.
+            let request = introspectd::signin::binding::pending_form(
+                &f.app.state.signin.as_ref().unwrap().key,
+                &introspectd::signin::binding::Browser::from_cookie(
+                    &f.app.state.signin.as_ref().unwrap().key,
+                    &browser.cookies[0].1,
+                )
+                .unwrap(),
+                &authorize_query(&f.client_id, &[]),
+                now(),
+            );
+            let fields = [
+                ("request", request.request.as_str()),
+                ("csrf_token", request.csrf_token.as_str()),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ];
+            let posted = browser.post("/login", &fields).await;
+            assert_page(&posted, StatusCode::BAD_REQUEST, "cannot continue");
+            assert!(
+                !browser
+                    .cookies
+                    .iter()
+                    .any(|(n, _)| n == "introspectd_session")
+            );
+        },
+    )
+    .await;
+}
+
+both_backends!(without_local_users_no_password_signs_in);

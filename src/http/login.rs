@@ -10,7 +10,7 @@ use super::pages::{self, PageError};
 use super::visit::Visit;
 use crate::error::ApiError;
 use crate::secret::Password;
-use crate::signin::{self, LoginStep};
+use crate::signin;
 
 pub const PATH: &str = "/login";
 
@@ -27,19 +27,7 @@ pub async fn login(
         let cx = visit.context(&state);
         let browser = visit.browser.as_ref();
         let step = signin::login(&cx, &pending, browser, (username, &password), visit.ip);
-        Ok::<_, PageError>(match step.await? {
-            LoginStep::SignedIn {
-                session_cookie,
-                browser,
-                next,
-            } => pages::signed_in(&visit.signin, &session_cookie, &browser, &next),
-            LoginStep::Retry {
-                prompt,
-                username,
-                problem,
-            } => pages::login(&visit, &prompt, Some((&username, problem))),
-            LoginStep::Redirect(to) => pages::see_other(&to),
-        })
+        Ok::<_, PageError>(pages::login_step(&visit, step.await?))
     }
     .await;
     pages::answer(&visit, outcome)

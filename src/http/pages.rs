@@ -11,7 +11,7 @@ use super::visit::Visit;
 use crate::error::ApiError;
 use crate::limits::retry_after_seconds;
 use crate::signin::binding::{Browser, PendingError, PendingForm, pending_form, sign_out_token};
-use crate::signin::{LoginProblem, Prompt, SignedIn, Signin, SigninError, Step};
+use crate::signin::{LoginProblem, LoginStep, Prompt, SignedIn, Signin, SigninError, Step};
 
 /// The session cookie: names a session row (signed).
 pub const SESSION_COOKIE: &str = "introspectd_session";
@@ -257,6 +257,24 @@ pub fn step(visit: &Visit, step: Step) -> Response {
 /// The answer of a sign-in handler: its response, or the error page.
 pub fn answer(visit: &Visit, outcome: Result<Response, PageError>) -> Response {
     outcome.unwrap_or_else(|err| err.page(&visit.signin))
+}
+
+/// What a login form answers: on with a new session, the login page again, or back to
+/// the client.
+pub fn login_step(visit: &Visit, step: LoginStep) -> Response {
+    match step {
+        LoginStep::SignedIn {
+            session_cookie,
+            browser,
+            next,
+        } => signed_in(&visit.signin, &session_cookie, &browser, &next),
+        LoginStep::Retry {
+            prompt,
+            username,
+            problem,
+        } => login(visit, &prompt, Some((&username, problem))),
+        LoginStep::Redirect(to) => see_other(&to),
+    }
 }
 
 /// After a right password: on to `next` with the new session, and the browser cookie

@@ -82,10 +82,19 @@ impl Signin {
             local_users: config.login.local_users,
             issuer_name: issuer
                 .as_ref()
-                .and_then(|u| u.host_str().map(str::to_owned))
+                .and_then(issuer_name)
                 .unwrap_or_else(|| config.issuer.clone()),
         })
     }
+}
+
+/// The name on top of the pages: the issuer's host, and its port when not the default.
+fn issuer_name(issuer: &url::Url) -> Option<String> {
+    let host = issuer.host_str()?;
+    Some(match issuer.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
 }
 
 /// The stored sign-in key, opened with the key-encryption key; generated, sealed and
@@ -288,6 +297,10 @@ pub async fn login(
     ip: std::net::IpAddr,
 ) -> Result<LoginStep, SigninError> {
     let query = open(cx, pending, browser)?;
+    // `login.local_users = false`: the page offers no password form, and none is taken.
+    if !cx.signin.local_users {
+        return Err(SigninError::BadForm);
+    }
     let mut browser = browser
         .cloned()
         .ok_or(SigninError::Pending(PendingError::NoCookie))?;
@@ -456,4 +469,26 @@ async fn issue_code(
         request.state.as_deref(),
         cx.issuer,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_name_the_issuers_host() {
+        let name = |issuer: &str| issuer_name(&url::Url::parse(issuer).unwrap());
+        assert_eq!(
+            name("https://auth.example.com/tenant").as_deref(),
+            Some("auth.example.com")
+        );
+        assert_eq!(
+            name("https://auth.example.com:443").as_deref(),
+            Some("auth.example.com")
+        );
+        assert_eq!(
+            name("http://127.0.0.1:8080").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+    }
 }
