@@ -6,6 +6,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+# The sign-in pages' templates and stylesheet, compiled into the binary.
+COPY templates ./templates
 # Cargo.toml names the benchmark target, so its file must be there to read the manifest.
 COPY benches ./benches
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

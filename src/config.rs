@@ -32,6 +32,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub login: LoginConfig,
     /// Extra RFC 8414 fields merged into the published metadata document.
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
@@ -50,6 +51,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             log: LogConfig::default(),
             metrics: MetricsConfig::default(),
+            login: LoginConfig::default(),
             metadata: serde_json::Map::new(),
         }
     }
@@ -163,6 +165,13 @@ pub struct RateLimitConfig {
     /// limit); past it the client gets 429 until the window ends.
     pub inactive_per_client: u32,
     pub inactive_window_seconds: u64,
+    /// Wrong passwords allowed per client address per window at the login page.
+    pub password_failures_per_ip: u32,
+    /// Wrong passwords allowed per username per window, whether or not such a user
+    /// exists; past it the username is refused until the window ends, except from a
+    /// browser its user signed in from before.
+    pub password_failures_per_username: u32,
+    pub password_failure_window_seconds: u64,
 }
 
 impl RateLimitConfig {
@@ -189,6 +198,9 @@ impl Default for RateLimitConfig {
             auth_failure_window_seconds: 60,
             inactive_per_client: 6_000,
             inactive_window_seconds: 60,
+            password_failures_per_ip: 30,
+            password_failures_per_username: 10,
+            password_failure_window_seconds: 300,
         }
     }
 }
@@ -370,6 +382,32 @@ impl Default for MetricsConfig {
     }
 }
 
+/// Signing users in (OAuth 2.1 authorization code with PKCE): the authorization
+/// endpoint, its login and consent pages, and browser sessions.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginConfig {
+    /// Serves `/authorize` and the sign-in pages, and publishes them in the metadata.
+    pub enabled: bool,
+    /// Offers the username and password form for local users (`introspectd user`).
+    pub local_users: bool,
+    /// How long a browser stays signed in, in seconds.
+    pub session_ttl_seconds: u64,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            local_users: true,
+            session_ttl_seconds: 28_800,
+        }
+    }
+}
+
+/// Longest `login.session_ttl_seconds`: thirty days.
+pub const MAX_SESSION_TTL_SECONDS: u64 = 30 * 24 * 3_600;
+
 /// Values given on the command line; they override the file and the environment.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Overrides {
@@ -497,6 +535,15 @@ impl Config {
         }
         if self.rate_limit.inactive_window_seconds == 0 {
             problems.push("rate_limit.inactive_window_seconds: must be at least 1".to_owned());
+        }
+        if self.rate_limit.password_failure_window_seconds == 0 {
+            problems
+                .push("rate_limit.password_failure_window_seconds: must be at least 1".to_owned());
+        }
+        if !(1..=MAX_SESSION_TTL_SECONDS).contains(&self.login.session_ttl_seconds) {
+            problems.push(format!(
+                "login.session_ttl_seconds: must be between 1 and {MAX_SESSION_TTL_SECONDS}"
+            ));
         }
         if self.metrics.enabled && self.metrics.listen == self.listen && self.listen.port() != 0 {
             problems.push(format!(
@@ -848,6 +895,18 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn session_lifetime_is_bounded() {
+        let mut config = Config::default();
+        config.login.session_ttl_seconds = 0;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("login.session_ttl_seconds"), "{err}");
+        config.login.session_ttl_seconds = MAX_SESSION_TTL_SECONDS + 1;
+        assert!(config.validate().is_err());
+        config.login.session_ttl_seconds = MAX_SESSION_TTL_SECONDS;
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -27,10 +27,11 @@ pub enum ApiError {
     /// 401 `invalid_client` (RFC 6749 §5.2) with a Basic challenge.
     #[error("invalid_client: {0}")]
     InvalidClient(&'static str),
-    /// 400 `invalid_grant` (RFC 6749 §5.2): the refresh token is unknown, expired,
-    /// revoked, already used or issued to another client, all answered alike.
-    #[error("invalid_grant")]
-    InvalidGrant,
+    /// 400 `invalid_grant` (RFC 6749 §5.2): the refresh token or authorization code is
+    /// unknown, expired, revoked, already used or issued to another client, all answered
+    /// alike; the fixed text says which of the two it was.
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(&'static str),
     /// 400 `invalid_scope` (RFC 6749 §5.2): malformed, or beyond what the client may hold.
     /// A fixed text: error bodies never echo input.
     #[error("invalid_scope: {0}")]
@@ -92,7 +93,8 @@ impl From<AuthError> for ApiError {
 impl From<GrantError> for ApiError {
     fn from(err: GrantError) -> Self {
         match err {
-            GrantError::InvalidGrant => ApiError::InvalidGrant,
+            GrantError::InvalidGrant => ApiError::InvalidGrant("the refresh token is invalid"),
+            GrantError::InvalidCode => ApiError::InvalidGrant("the authorization code is invalid"),
             GrantError::UnauthorizedClient(why) => ApiError::UnauthorizedClient(why),
             GrantError::InvalidScope(why) => ApiError::InvalidScope(why),
             GrantError::InvalidTarget(why) => ApiError::InvalidTarget(why),
@@ -158,10 +160,10 @@ impl ApiError {
                 ErrorCode::InvalidClient,
                 Cow::Borrowed(*d),
             ),
-            ApiError::InvalidGrant => (
+            ApiError::InvalidGrant(d) => (
                 StatusCode::BAD_REQUEST,
                 ErrorCode::InvalidGrant,
-                "the refresh token is invalid".into(),
+                Cow::Borrowed(*d),
             ),
             ApiError::InvalidScope(d) => (
                 StatusCode::BAD_REQUEST,

@@ -1,14 +1,17 @@
-//! The grants of the token endpoint: client credentials (RFC 6749 §4.4) and refresh
-//! tokens (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2). Access
-//! tokens are JWTs (RFC 9068); refresh tokens are opaque and stored by digest.
+//! The grants of the token endpoint: authorization codes with PKCE (OAuth 2.1 §4.1.3,
+//! RFC 7636), client credentials (RFC 6749 §4.4) and refresh tokens (RFC 6749 §6) with
+//! rotation and reuse detection (RFC 9700 §4.14.2). Access tokens are JWTs (RFC 9068);
+//! refresh tokens are opaque and stored by digest.
 
 use crate::config::Config;
 use crate::policy::{
     TokenState, normalize_scope, scope_outside, scope_within, token_state, valid_resource_uri,
 };
 use crate::secret::RawToken;
+use crate::signin::pkce;
 use crate::store::{
-    ClientPolicy, ClientRecord, FamilyRecord, Rotation, Store, StoreError, TokenRecord,
+    ClientPolicy, ClientRecord, CodeRecord, FamilyRecord, Redemption, Rotation, Store, StoreError,
+    TokenRecord,
 };
 use crate::token::jwt::KeySet;
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
@@ -23,6 +26,10 @@ pub enum GrantError {
     /// that no client learns anything of a token it does not hold.
     #[error("invalid_grant")]
     InvalidGrant,
+    /// One answer for every authorization code that cannot be used: unknown, expired,
+    /// used, another client's, or presented with the wrong redirect URI or verifier.
+    #[error("invalid_grant")]
+    InvalidCode,
     /// The client is not registered for this grant type.
     #[error("unauthorized_client: {0}")]
     UnauthorizedClient(&'static str),
@@ -233,7 +240,13 @@ pub async fn refresh(
     let original = &found.token;
     let original_scope = original.scope.as_deref().unwrap_or("");
     let scope = refreshed_scope(scope, original_scope, &client.scope)?;
-    let allowed = refreshable_resources(&original.audiences, &client.policy.resources);
+    // A grant a user gave at sign-in names the resources the user allowed, which need
+    // not be registered for the client; any other grant, what the client may still
+    // obtain tokens for.
+    let allowed = match original.user_id {
+        Some(_) => original.audiences.clone(),
+        None => refreshable_resources(&original.audiences, &client.policy.resources),
+    };
     let access = AccessToken {
         client,
         subject: original
@@ -295,6 +308,145 @@ async fn reuse_detected(store: &Store, found: &FamilyRecord, now: i64) -> GrantE
     );
     match store.revoke_family(&found.family_id, now).await {
         Ok(_) => GrantError::InvalidGrant,
+        Err(err) => GrantError::Store(err),
+    }
+}
+
+/// How a stored authorization code stands for the client presenting it with this
+/// redirect URI and PKCE verifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeState {
+    Usable,
+    /// Another client's code, expired, or presented with the wrong redirect URI or
+    /// verifier: refused like an unknown code.
+    Invalid,
+    /// Already exchanged by this client: presenting it again means it leaked (OAuth 2.1
+    /// §4.1.3), so what the first exchange gave is revoked.
+    Reused,
+}
+
+/// Judges a stored code presented by `client_id` at `now` (OAuth 2.1 §4.1.3, RFC 7636
+/// §4.6).
+pub fn code_state(
+    code: &CodeRecord,
+    client_id: &str,
+    redirect_uri: &str,
+    code_verifier: &str,
+    now: i64,
+) -> CodeState {
+    if code.client_id != client_id {
+        return CodeState::Invalid;
+    }
+    if code.used_at.is_some() {
+        return CodeState::Reused;
+    }
+    let fresh = now < code.expires_at;
+    // Both checks run whatever the first answers: the time taken tells nothing.
+    let redirect_ok = code.redirect_uri == redirect_uri;
+    let verified = pkce::verify_s256(code_verifier, &code.code_challenge);
+    if fresh && redirect_ok && verified {
+        CodeState::Usable
+    } else {
+        CodeState::Invalid
+    }
+}
+
+/// What a client presents to exchange an authorization code.
+#[derive(Clone, Copy)]
+pub struct CodeExchange<'a> {
+    pub code: &'a str,
+    pub redirect_uri: &'a str,
+    pub code_verifier: &'a str,
+    /// RFC 8707 §2.2: resources that narrow the access token's audience.
+    pub resources: &'a [&'a str],
+}
+
+/// OAuth 2.1 §4.1.3: a JWT access token for the user who signed in, and, for a client
+/// registered for refresh tokens, a refresh token of a new grant (family) that rotates
+/// like any other. The code is used once; its second use revokes what the first gave.
+pub async fn authorization_code(
+    store: &Store,
+    keys: &KeySet,
+    config: &Config,
+    client: &ClientRecord,
+    exchange: CodeExchange<'_>,
+    now: i64,
+) -> Result<Issued, GrantError> {
+    may_use(&client.policy, GrantType::AuthorizationCode)?;
+    let code = store
+        .authorization_code(&opaque::digest(exchange.code))
+        .await?
+        .ok_or(GrantError::InvalidCode)?;
+    let state = code_state(
+        &code,
+        &client.client_id,
+        exchange.redirect_uri,
+        exchange.code_verifier,
+        now,
+    );
+    match state {
+        CodeState::Usable => {}
+        CodeState::Invalid => return Err(GrantError::InvalidCode),
+        CodeState::Reused => return Err(code_reused(store, &code, now).await),
+    }
+    let user = store
+        .user_by_id(&code.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or(GrantError::InvalidCode)?;
+    // The client as registered now limits the scope, as for a refresh.
+    let scope = scope_within(code.scope.as_deref().unwrap_or(""), &client.scope);
+    let access = AccessToken {
+        client,
+        subject: user.user_id.clone(),
+        username: Some(user.username.clone()),
+        scope: &scope,
+        audiences: granted_audiences(exchange.resources, &code.resources)?,
+    };
+    let (access, expires_in) = mint_access(store, keys, config, access, now).await?;
+    let refresh = may_use(&client.policy, GrantType::RefreshToken)
+        .is_ok()
+        .then(opaque::generate);
+    let record = refresh.as_ref().map(|refresh| TokenRecord {
+        digest: opaque::digest(refresh.expose()),
+        token_use: TokenUse::RefreshToken,
+        client_id: client.client_id.clone(),
+        sub: Some(user.user_id.clone()),
+        username: Some(user.username.clone()),
+        scope: code.scope.clone(),
+        audiences: code.resources.clone(),
+        jti: new_jti(),
+        iat: now,
+        nbf: None,
+        exp: now.saturating_add(i64::try_from(config.tokens.refresh_token_ttl).unwrap_or(i64::MAX)),
+        revoked_at: None,
+        user_id: Some(user.user_id.clone()),
+    });
+    let redeemed = store
+        .redeem_authorization_code(&code, record.as_ref(), (&access.jti, access.exp), now)
+        .await?;
+    if redeemed == Redemption::AlreadyUsed {
+        // Another request exchanged the same code first.
+        return Err(code_reused(store, &code, now).await);
+    }
+    Ok(Issued {
+        access,
+        expires_in,
+        refresh,
+        scope: non_empty(scope),
+    })
+}
+
+/// OAuth 2.1 §4.1.3: a code used twice has leaked; the tokens its first use gave are
+/// revoked and the request refused.
+async fn code_reused(store: &Store, code: &CodeRecord, now: i64) -> GrantError {
+    tracing::warn!(
+        client_id = %code.client_id,
+        family_id = %code.family_id,
+        "authorization code presented again; revoking what it gave"
+    );
+    match store.revoke_family(&code.family_id, now).await {
+        Ok(_) => GrantError::InvalidCode,
         Err(err) => GrantError::Store(err),
     }
 }
@@ -483,6 +635,86 @@ mod tests {
         assert_eq!(refresh_state(&found, "a", 0), RefreshState::Reused);
         found.rotated_at = None;
         assert!(is_invalid(refresh_state(&found, "a", 0)));
+    }
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+    fn code() -> CodeRecord {
+        CodeRecord {
+            digest: [0; 32],
+            client_id: "app".to_owned(),
+            user_id: "u".to_owned(),
+            redirect_uri: "http://127.0.0.1/cb".to_owned(),
+            code_challenge: pkce::challenge_of(VERIFIER),
+            scope: None,
+            resources: vec![],
+            created_at: 0,
+            expires_at: 60,
+            used_at: None,
+            family_id: "f".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_code_is_usable_by_its_client_with_its_redirect_uri_and_verifier() {
+        let code = code();
+        let uri = "http://127.0.0.1/cb";
+        assert_eq!(
+            code_state(&code, "app", uri, VERIFIER, 0),
+            CodeState::Usable
+        );
+        assert_eq!(
+            code_state(&code, "app", uri, VERIFIER, 59),
+            CodeState::Usable
+        );
+    }
+
+    #[test]
+    fn a_code_expires() {
+        let uri = "http://127.0.0.1/cb";
+        assert_eq!(
+            code_state(&code(), "app", uri, VERIFIER, 60),
+            CodeState::Invalid
+        );
+    }
+
+    #[test]
+    fn a_code_refuses_another_client_redirect_uri_or_verifier() {
+        let code = code();
+        let uri = "http://127.0.0.1/cb";
+        assert_eq!(
+            code_state(&code, "other", uri, VERIFIER, 0),
+            CodeState::Invalid
+        );
+        let other_uri = "http://127.0.0.1/cb2";
+        assert_eq!(
+            code_state(&code, "app", other_uri, VERIFIER, 0),
+            CodeState::Invalid
+        );
+        let wrong = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK";
+        assert_eq!(code_state(&code, "app", uri, wrong, 0), CodeState::Invalid);
+        // The challenge itself, as a client using `plain` would send it.
+        let plain = code.code_challenge.clone();
+        assert_eq!(code_state(&code, "app", uri, &plain, 0), CodeState::Invalid);
+    }
+
+    #[test]
+    fn a_used_code_is_reused_by_its_client_only() {
+        let mut code = code();
+        code.used_at = Some(5);
+        let uri = "http://127.0.0.1/cb";
+        assert_eq!(
+            code_state(&code, "app", uri, VERIFIER, 0),
+            CodeState::Reused
+        );
+        assert_eq!(
+            code_state(&code, "app", uri, "wrong", 500),
+            CodeState::Reused
+        );
+        assert_eq!(
+            code_state(&code, "other", uri, VERIFIER, 0),
+            CodeState::Invalid
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod revocation;
 pub mod secret;
 pub mod service;
 pub mod signed_response;
+pub mod signin;
 pub mod store;
 pub mod telemetry;
 pub mod token;

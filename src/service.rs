@@ -124,6 +124,9 @@ async fn upkeep(state: AppState) {
         }
         state.auth.sweep();
         state.inactive_budget.sweep();
+        if let Some(signin) = &state.signin {
+            signin.passwords.sweep();
+        }
         // Keep revocations a little past expiry so clock skew cannot revive a token.
         let before =
             crate::token::now() - i64::try_from(state.config.jwt.leeway_seconds).unwrap_or(0) - 60;

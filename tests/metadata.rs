@@ -32,24 +32,42 @@ async fn metadata_lists_what_is_served(app: TestApp) {
         "client_secret_post",
         "private_key_jwt"
     ]);
+    // Public clients (`none`) sign users in and use /token and /revoke, never
+    // /introspect.
+    let with_public = json!([
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none"
+    ]);
     assert_eq!(
         doc["introspection_endpoint_auth_methods_supported"],
         methods
     );
     assert_eq!(doc["token_endpoint"], "http://127.0.0.1:8080/token");
-    assert_eq!(doc["token_endpoint_auth_methods_supported"], methods);
+    assert_eq!(doc["token_endpoint_auth_methods_supported"], with_public);
     assert_eq!(doc["revocation_endpoint"], "http://127.0.0.1:8080/revoke");
-    assert_eq!(doc["revocation_endpoint_auth_methods_supported"], methods);
+    assert_eq!(
+        doc["revocation_endpoint_auth_methods_supported"],
+        with_public
+    );
     assert_eq!(doc["jwks_uri"], "http://127.0.0.1:8080/jwks");
     assert_eq!(
         doc["grant_types_supported"],
-        json!(["client_credentials", "refresh_token"])
+        json!(["authorization_code", "client_credentials", "refresh_token"])
     );
     assert_eq!(
         doc["introspection_signing_alg_values_supported"],
         json!(["EdDSA"])
     );
-    assert_eq!(doc["response_types_supported"], json!([]));
+    // What the MCP authorization specification requires of a server that signs users in.
+    assert_eq!(
+        doc["authorization_endpoint"],
+        "http://127.0.0.1:8080/authorize"
+    );
+    assert_eq!(doc["response_types_supported"], json!(["code"]));
+    assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
 }
 
 async fn metadata_answers_cors_preflight(app: TestApp) {

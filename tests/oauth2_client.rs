@@ -1,6 +1,7 @@
 //! An independent OAuth 2.0 client library (the `oauth2` crate) against the server over a
 //! real socket: discovery from the metadata, client credentials, refresh, introspection
-//! and revocation.
+//! and revocation; and, against the real binary, a user signed in with the
+//! authorization code grant and PKCE.
 //!
 //! The client library insists on https endpoints (RFC 7009 §2 requires it for revocation),
 //! so the issuer is an https URL and the transport below plays the TLS-terminating proxy
@@ -208,3 +209,203 @@ async fn oauth2_client_end_to_end(backend: Backend) {
 }
 
 both_backends!(oauth2_client_end_to_end);
+
+/// The resource an MCP server registers itself for, and the client's redirect URI (a
+/// loopback one: any port matches).
+const MCP: &str = "https://mcp.example/mcp";
+const CALLBACK: &str = "http://127.0.0.1:49152/callback";
+
+/// The cookies a response sets, as a browser sends them back with `kept` ones.
+fn with_cookies(kept: &str, response: &common::binary::HttpResponse) -> String {
+    let mut cookies: Vec<String> = kept
+        .split("; ")
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for value in response.headers.get_all(hyper::header::SET_COOKIE) {
+        let pair = value
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let name = pair.split('=').next().unwrap().to_owned();
+        cookies.retain(|c| !c.starts_with(&format!("{name}=")));
+        cookies.push(pair);
+    }
+    cookies.join("; ")
+}
+
+/// The value of a hidden field of a page.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{name} in {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+/// A browser's form post to the server.
+async fn post_page(
+    addr: SocketAddr,
+    path: &str,
+    cookies: &str,
+    fields: &[(&str, &str)],
+) -> common::binary::HttpResponse {
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("cookie", cookies),
+    ];
+    common::binary::http(addr, "POST", path, &headers, &common::form(fields)).await
+}
+
+fn location(response: &common::binary::HttpResponse) -> String {
+    assert_eq!(response.status, 303, "{}", response.text);
+    response.headers["location"].to_str().unwrap().to_owned()
+}
+
+/// The authorization code flow with PKCE, as an MCP client runs it against the real
+/// binary: discovery, the browser's way through the login and consent pages (a plain
+/// HTTP client carrying the cookies), the code exchange by the `oauth2` crate, the MCP
+/// server's introspection, and a refresh.
+async fn oauth2_client_signs_a_user_in(backend: Backend) {
+    use common::binary::{Server, command, create_client, http, introspect, run_json};
+    use oauth2::{AuthUrl, AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl};
+
+    let Some((db, _guard)) = common::fresh_db(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let user = run_json(dir, &db, &["user", "create", "--username", "alice"]);
+    let password = user["password"].as_str().unwrap();
+    let (server_id, server_secret) = create_client(dir, &db, &["--audience", MCP]);
+    let public = run_json(
+        dir,
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "MCP client",
+            "--auth-method",
+            "none",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--scope",
+            "mcp",
+        ],
+    );
+    let client_id = public["client_id"].as_str().unwrap();
+    let mut cmd = command(dir, &db);
+    cmd.env("INTROSPECTD_ISSUER", ISSUER);
+    let server = Server::start_with(cmd);
+    let addr = server.addr;
+
+    let doc = discover(addr).await;
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    let client = BasicClient::new(ClientId::new(client_id.to_owned()))
+        .set_auth_uri(AuthUrl::new(field(&doc, "authorization_endpoint")).unwrap())
+        .set_token_uri(TokenUrl::new(field(&doc, "token_endpoint")).unwrap())
+        .set_redirect_uri(RedirectUrl::new(CALLBACK.to_owned()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("mcp".to_owned()))
+        .add_extra_param("resource", MCP)
+        .set_pkce_challenge(challenge)
+        .url();
+    assert_eq!(url.host_str(), Some("as.example"));
+
+    // The browser: the login page, the password, then the consent page.
+    let path = format!("{}?{}", url.path(), url.query().unwrap());
+    let login = http(addr, "GET", &path, &[], "").await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let cookies = with_cookies("", &login);
+    let fields = [
+        ("request", hidden(&login.text, "request")),
+        ("csrf_token", hidden(&login.text, "csrf_token")),
+        ("username", "alice".to_owned()),
+        ("password", password.to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let signed_in = post_page(addr, "/login", &cookies, &fields).await;
+    let session = signed_in.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        session.contains("Secure"),
+        "an https issuer's cookie: {session}"
+    );
+    let cookies = with_cookies(&cookies, &signed_in);
+    let next = format!("/{}", location(&signed_in));
+    let consent = http(addr, "GET", &next, &[("cookie", &cookies)], "").await;
+    assert_eq!(consent.status, 200, "{}", consent.text);
+    assert!(consent.text.contains("MCP client") && consent.text.contains(MCP));
+    let allow = [
+        ("request", hidden(&consent.text, "request")),
+        ("csrf_token", hidden(&consent.text, "csrf_token")),
+        ("decision", "allow".to_owned()),
+    ];
+    let allow: Vec<(&str, &str)> = allow.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let back = location(&post_page(addr, "/consent", &cookies, &allow).await);
+    let back = url::Url::parse(&back).unwrap();
+    assert!(back.as_str().starts_with(&format!("{CALLBACK}?")), "{back}");
+    let param = |name: &str| {
+        back.query_pairs()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| panic!("{name} in {back}"))
+    };
+    assert_eq!(param("state"), *state.secret());
+    assert_eq!(param("iss"), ISSUER, "RFC 9207");
+
+    // The client exchanges the code; the MCP server introspects the token.
+    let http_client = |request| transport(addr, request);
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(param("code")))
+        .set_pkce_verifier(verifier)
+        .add_extra_param("resource", MCP)
+        .request_async(&http_client)
+        .await
+        .expect("authorization code exchange");
+    let access = tokens.access_token().secret();
+    let (status, answer) = introspect(addr, &server_id, &server_secret, access).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["sub"], user["user_id"]);
+    assert_eq!(answer["username"], "alice");
+    assert_eq!(answer["aud"], MCP);
+    assert_eq!(answer["scope"], "mcp");
+    assert_eq!(answer["client_id"], client_id);
+
+    let refreshed = client
+        .exchange_refresh_token(tokens.refresh_token().expect("a refresh token"))
+        .request_async(&http_client)
+        .await
+        .expect("refresh");
+    let (_, answer) = introspect(
+        addr,
+        &server_id,
+        &server_secret,
+        refreshed.access_token().secret(),
+    )
+    .await;
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["sub"], user["user_id"]);
+    assert_eq!(answer["aud"], MCP);
+    let again = client
+        .exchange_refresh_token(tokens.refresh_token().unwrap())
+        .request_async(&http_client)
+        .await;
+    assert!(again.is_err(), "the rotated refresh token is refused");
+    let log = server.stop();
+    for secret in [password, access.as_str(), server_secret.as_str()] {
+        assert!(!log.contains(secret), "a secret in the log");
+    }
+}
+
+both_backends!(oauth2_client_signs_a_user_in);

@@ -13,8 +13,11 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use common::{Backend, TestApp, form};
+use introspectd::admin::{self, NewClient, NewUser};
 use introspectd::http::metadata::well_known_path;
 use introspectd::http::openapi;
+use introspectd::secret::Password;
+use introspectd::signin::pkce::challenge_of;
 use introspectd::vocabulary::TokenUse;
 use serde_json::Value;
 
@@ -245,6 +248,144 @@ fn form_post(path: &str, authorization: &str, body: String) -> Request<Body> {
         .unwrap()
 }
 
+/// A form posted by a browser holding `cookies`.
+fn page_post(path: &str, cookies: &str, body: String) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookies)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn page_get(path: &str, cookies: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::COOKIE, cookies)
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// The cookies a response sets, as a browser sends them back.
+fn cookies_of(seen: &Observed) -> String {
+    seen.headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The value of a field of a page's forms; the `nth` one of that name.
+fn field(seen: &Observed, name: &str, nth: usize) -> String {
+    let body = String::from_utf8_lossy(&seen.body);
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = body
+        .match_indices(&marker)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("no field {name} in {body}"))
+        .0;
+    body[at + marker.len()..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The fields of a page's sign-in form, with `extra`.
+fn sign_in_form(page: &Observed, extra: &[(&str, &str)]) -> String {
+    let (request, csrf) = (field(page, "request", 0), field(page, "csrf_token", 0));
+    let mut fields = vec![("request", request.as_str()), ("csrf_token", csrf.as_str())];
+    fields.extend_from_slice(extra);
+    form(&fields)
+}
+
+/// Every answer of the sign-in pages but the rate limiter's and the store's.
+async fn sign_in_pages(app: &TestApp, seen: &mut Vec<Observed>) -> (String, String) {
+    let redirect = "http://127.0.0.1:7777/cb";
+    let new = NewClient {
+        name: "web".to_owned(),
+        auth_method: Some("none".to_owned()),
+        redirect_uris: vec![redirect.to_owned()],
+        ..NewClient::default()
+    };
+    let client_id = admin::create_client(&app.store, new)
+        .await
+        .unwrap()
+        .client_id;
+    let password = "correct horse battery";
+    let user = NewUser {
+        username: "alice".to_owned(),
+        email: None,
+        name: None,
+        password: Some(Password::new(password)),
+    };
+    admin::create_user(&app.store, user, 0).await.unwrap();
+    let challenge = challenge_of(&"v".repeat(43));
+    let query = form(&[
+        ("response_type", "code"),
+        ("client_id", &client_id),
+        ("redirect_uri", redirect),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    let authorize = format!("/authorize?{query}");
+    let router = &app.router;
+    let login = exchange(router, request(Method::GET, &authorize)).await;
+    let browser = cookies_of(&login);
+    let wrong = sign_in_form(
+        &login,
+        &[("username", "alice"), ("password", "wrong-wrong")],
+    );
+    let right = sign_in_form(&login, &[("username", "alice"), ("password", password)]);
+    let forged = form(&[
+        ("request", &field(&login, "request", 0)),
+        ("csrf_token", "x"),
+    ]);
+    seen.push(exchange(router, page_post("/login", &browser, wrong)).await);
+    seen.push(exchange(router, page_post("/login", &browser, forged.clone())).await);
+    seen.push(exchange(router, page_post("/login", &browser, String::new())).await);
+    let big = "request=".to_owned() + &"a".repeat(64 * 1024);
+    seen.push(exchange(router, page_post("/login", &browser, big)).await);
+    let signed_in = exchange(router, page_post("/login", &browser, right.clone())).await;
+    let cookies = format!("{browser}; {}", cookies_of(&signed_in));
+    let consent = exchange(router, page_get(&authorize, &cookies)).await;
+    let allow = sign_in_form(&consent, &[("decision", "allow")]);
+    seen.push(exchange(router, page_post("/consent", &cookies, forged)).await);
+    seen.push(exchange(router, page_post("/consent", &cookies, String::new())).await);
+    seen.push(exchange(router, page_post("/consent", &cookies, allow)).await);
+    let sign_out = form(&[("csrf_token", &field(&consent, "csrf_token", 1))]);
+    let forged_out = form(&[("csrf_token", "x")]);
+    seen.push(exchange(router, page_post("/logout", &cookies, forged_out)).await);
+    seen.push(exchange(router, page_post("/logout", &cookies, sign_out)).await);
+    let mut unknown = query.replace(&client_id, "unknown");
+    seen.push(
+        exchange(
+            router,
+            request(Method::GET, &format!("/authorize?{unknown}")),
+        )
+        .await,
+    );
+    unknown = query.replace("response_type=code&", "");
+    seen.push(
+        exchange(
+            router,
+            request(Method::GET, &format!("/authorize?{unknown}")),
+        )
+        .await,
+    );
+    seen.extend([login, signed_in, consent]);
+    for (method, path) in [
+        (Method::POST, "/authorize"),
+        (Method::GET, "/login"),
+        (Method::GET, "/consent"),
+        (Method::GET, "/logout"),
+        (Method::GET, "/assets/introspectd.css"),
+        (Method::POST, "/assets/introspectd.css"),
+    ] {
+        seen.push(exchange(router, request(method, path)).await);
+    }
+    (browser, right)
+}
+
 /// The operation documenting `(path, method)`.
 fn operation<'d>(doc: &'d Value, path: &str, method: &Method) -> Option<&'d Value> {
     doc["paths"]
@@ -416,6 +557,7 @@ async fn live_responses_match_the_document(app: TestApp) {
         .filter(|s| s.path == "/introspect" && s.status == StatusCode::OK)
         .collect();
     assert_eq!(active.len(), 4);
+    let (browser, login) = sign_in_pages(&app, &mut seen).await;
 
     // Rate limited: the same router with a limiter that allows one request at once.
     let (_, limited_router) = {
@@ -431,6 +573,14 @@ async fn live_responses_match_the_document(app: TestApp) {
             .unwrap();
         (store, introspectd::http::router(state))
     };
+    let posted = [
+        "/introspect",
+        "/token",
+        "/revoke",
+        "/login",
+        "/consent",
+        "/logout",
+    ];
     for path in [
         "/introspect",
         "/token",
@@ -438,8 +588,13 @@ async fn live_responses_match_the_document(app: TestApp) {
         metadata.as_str(),
         "/jwks",
         "/openapi.json",
+        "/authorize",
+        "/login",
+        "/consent",
+        "/logout",
+        "/assets/introspectd.css",
     ] {
-        let method = if ["/introspect", "/token", "/revoke"].contains(&path) {
+        let method = if posted.contains(&path) {
             Method::POST
         } else {
             Method::GET
@@ -475,6 +630,9 @@ async fn live_responses_match_the_document(app: TestApp) {
         .await,
     );
     seen.push(exchange(&app.router, request(Method::GET, "/readyz")).await);
+    seen.push(exchange(&app.router, page_post("/login", &browser, login)).await);
+    let unknown = "/authorize?response_type=code&client_id=unseen";
+    seen.push(exchange(&app.router, request(Method::GET, unknown)).await);
 
     // Metadata is documented at its path for an issuer without a path.
     for s in &mut seen {

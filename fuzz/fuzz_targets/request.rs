@@ -1,5 +1,5 @@
 //! Whole requests through the real router over an in-memory store: the first input
-//! byte picks the endpoint and content type, the bytes up to the first newline become
+//! byte picks the endpoint (the OAuth endpoints and the sign-in forms) and content type, the bytes up to the first newline become
 //! the Authorization header, the rest is the body. Any 5xx or panic is a finding.
 
 #![no_main]
@@ -16,12 +16,15 @@ use libfuzzer_sys::fuzz_target;
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
-const PATHS: [&str; 3] = ["/introspect", "/token", "/revoke"];
-const CONTENT_TYPES: [&str; 3] = [
-    "application/x-www-form-urlencoded",
-    "application/json",
-    "",
+const PATHS: [&str; 6] = [
+    "/introspect",
+    "/token",
+    "/revoke",
+    "/login",
+    "/consent",
+    "/logout",
 ];
+const CONTENT_TYPES: [&str; 3] = ["application/x-www-form-urlencoded", "application/json", ""];
 
 fn app() -> &'static (Runtime, Router) {
     static APP: OnceLock<(Runtime, Router)> = OnceLock::new();
@@ -54,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
         None => (None, rest),
     };
     let mut request = Request::post(PATHS[usize::from(selector) % PATHS.len()]);
-    let content_type = CONTENT_TYPES[usize::from(selector / 3) % CONTENT_TYPES.len()];
+    let content_type = CONTENT_TYPES[usize::from(selector) / PATHS.len() % CONTENT_TYPES.len()];
     if !content_type.is_empty() {
         request = request.header(header::CONTENT_TYPE, content_type);
     }

@@ -55,6 +55,9 @@ pub enum AuthError {
 pub enum Credentials {
     Secret(Presented),
     Assertion(assertion::ClientAssertion),
+    /// A public client (`none`, RFC 7591 §2) naming itself with `client_id` alone: it
+    /// holds no credential, and PKCE or the refresh token proves the rest.
+    Public(String),
 }
 
 impl Credentials {
@@ -63,6 +66,7 @@ impl Credentials {
         match self {
             Credentials::Secret(presented) => Some(&presented.client_id),
             Credentials::Assertion(assertion) => assertion.client_id.as_deref(),
+            Credentials::Public(client_id) => Some(client_id),
         }
     }
 }
@@ -77,8 +81,11 @@ pub fn credentials<'a>(
     let assertion_type = param("client_assertion_type");
     let assertion = param("client_assertion");
     if assertion_type.is_none() && assertion.is_none() {
-        return presented(authorization, param("client_id"), param("client_secret"))
-            .map(Credentials::Secret);
+        let (client_id, secret) = (param("client_id"), param("client_secret"));
+        if let (None, Some(client_id), None) = (authorization, client_id, secret) {
+            return Ok(Credentials::Public(client_id.to_owned()));
+        }
+        return presented(authorization, client_id, secret).map(Credentials::Secret);
     }
     if authorization.is_some() || param("client_secret").is_some() {
         return Err(AuthError::Malformed(
@@ -515,6 +522,32 @@ impl Authenticator {
     }
 }
 
+/// Refused like a request without credentials: a client that names itself only with
+/// `client_id` but is not public, or where public clients are not served.
+pub const NOT_PUBLIC: AuthError = AuthError::Failed(
+    Failure::MissingCredentials,
+    "client authentication required",
+);
+
+impl Authenticator {
+    /// The public client a request names with `client_id` alone, if it is one and
+    /// enabled. Any other client (or none) is refused as a request without
+    /// credentials, so the answer tells nothing about which confidential clients exist.
+    pub async fn public(
+        &self,
+        view: &View,
+        client_id: &str,
+    ) -> Result<Arc<ClientRecord>, AuthError> {
+        match view.client(client_id).await? {
+            Some(client) if client.auth_method == AuthMethod::None => {
+                client_may_authenticate(&client, AuthMethod::None)?;
+                Ok(client)
+            }
+            _ => Err(NOT_PUBLIC),
+        }
+    }
+}
+
 /// A client authenticates only while enabled and only with a method it may use.
 pub fn client_may_authenticate(client: &ClientRecord, method: AuthMethod) -> Result<(), AuthError> {
     if client.disabled {
@@ -613,6 +646,27 @@ mod tests {
         ("client_assertion_type", assertion::JWT_BEARER),
         ("client_assertion", "a.b.c"),
     ];
+
+    #[test]
+    fn a_client_id_alone_names_a_public_client() {
+        assert_eq!(
+            credentials(None, params(&[("client_id", "app")])).unwrap(),
+            Credentials::Public("app".to_owned())
+        );
+        assert!(matches!(
+            credentials(Some(&basic("app:s")), params(&[("client_id", "app")])),
+            Ok(Credentials::Secret(_))
+        ));
+        assert!(matches!(
+            credentials(
+                None,
+                params(&[("client_id", "app"), ("client_secret", "s")])
+            ),
+            Ok(Credentials::Secret(_))
+        ));
+        let err = credentials(None, params(&[])).unwrap_err();
+        assert_eq!(err.reason(), Some("missing_credentials"));
+    }
 
     #[test]
     fn assertion_beside_a_secret_is_two_methods() {

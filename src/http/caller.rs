@@ -60,6 +60,11 @@ impl FromRequest<AppState> for Caller {
     }
 }
 
+/// Where a public client (`none`) may name itself with `client_id` alone: the token
+/// endpoint and revocation, which browser-based and native clients call themselves.
+/// Introspection is for resource servers, which always authenticate.
+const PUBLIC_CLIENTS_AT: [&str; 2] = [super::token::PATH, super::revoke::PATH];
+
 /// The authenticated, enabled client behind a request from `ip` to the endpoint `path`
 /// (an assertion may name the endpoint's URL as its audience). Exactly one method may be
 /// used; failures are counted against the address and the client id, and spent budgets
@@ -88,6 +93,13 @@ async fn authenticate(
         // for them: a guesser's failures never lock the real client out.
         let verified = match &credentials {
             Credentials::Secret(presented) => guard.authenticate(view, presented, ip).await,
+            Credentials::Public(client_id) if PUBLIC_CLIENTS_AT.contains(&path) => {
+                match guard.admit(ip, Some(client_id)) {
+                    Ok(()) => guard.public(view, client_id).await,
+                    Err(err) => Err(err),
+                }
+            }
+            Credentials::Public(_) => Err(auth::NOT_PUBLIC),
             Credentials::Assertion(assertion) => match guard.admit(ip, client_id) {
                 Ok(()) => {
                     state

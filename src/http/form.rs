@@ -69,7 +69,7 @@ fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
 
 /// Parameters of the endpoints served here; only these are named in an error, in our
 /// own spelling, so that no error body echoes what a request sent.
-const KNOWN: [&str; 11] = [
+const KNOWN: [&str; 17] = [
     "token",
     "token_type_hint",
     "grant_type",
@@ -81,6 +81,12 @@ const KNOWN: [&str; 11] = [
     "client_assertion_type",
     "code",
     "redirect_uri",
+    "code_verifier",
+    "username",
+    "password",
+    "request",
+    "csrf_token",
+    "decision",
 ];
 
 fn repeated(name: &str) -> String {

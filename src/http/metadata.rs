@@ -48,31 +48,33 @@ pub fn endpoint_url(issuer: &str, path: &str) -> String {
 /// can sign them.
 pub fn document(config: &Config, introspection_signing_alg: Option<&str>) -> Map<String, Value> {
     let url = |path| json!(endpoint_url(&config.issuer, path));
-    let methods = json!(AuthMethod::WITH_CREDENTIALS.map(AuthMethod::as_str));
+    let methods = AuthMethod::WITH_CREDENTIALS
+        .map(AuthMethod::as_str)
+        .to_vec();
     let assertion_algs = json!(assertion::ALGORITHMS.map(|alg| json!(alg)));
     let mut doc = Map::new();
     doc.insert("issuer".into(), json!(config.issuer));
-    // RFC 8414 §2 and RFC 7523 §2.2: each endpoint with the client authentication it takes.
-    for (endpoint, path) in [
-        ("introspection_endpoint", super::introspect::PATH),
-        ("token_endpoint", super::token::PATH),
-        ("revocation_endpoint", super::revoke::PATH),
+    let signin = config.login.enabled;
+    // RFC 8414 §2 and RFC 7523 §2.2: each endpoint with the client authentication it
+    // takes; with sign-in on, public clients (`none`) at the token and revocation
+    // endpoints, never at introspection.
+    for (endpoint, path, public) in [
+        ("introspection_endpoint", super::introspect::PATH, false),
+        ("token_endpoint", super::token::PATH, signin),
+        ("revocation_endpoint", super::revoke::PATH, signin),
     ] {
         doc.insert(endpoint.into(), url(path));
-        doc.insert(
-            format!("{endpoint}_auth_methods_supported"),
-            methods.clone(),
-        );
+        let mut methods = methods.clone();
+        if public {
+            methods.push(AuthMethod::None.as_str());
+        }
+        doc.insert(format!("{endpoint}_auth_methods_supported"), json!(methods));
         doc.insert(
             format!("{endpoint}_auth_signing_alg_values_supported"),
             assertion_algs.clone(),
         );
     }
     doc.insert("jwks_uri".into(), url(super::JWKS_PATH));
-    doc.insert(
-        "grant_types_supported".into(),
-        json!(["client_credentials", "refresh_token"]),
-    );
     // RFC 9701 §7.1.
     if let Some(alg) = introspection_signing_alg {
         doc.insert(
@@ -80,8 +82,29 @@ pub fn document(config: &Config, introspection_signing_alg: Option<&str>) -> Map
             json!([alg]),
         );
     }
-    // RFC 8414 §2 makes this field required; with no authorization endpoint it is empty.
-    doc.insert("response_types_supported".into(), json!([]));
+    if signin {
+        // OAuth 2.1 §4.1 with PKCE (RFC 7636 §4.3, S256 only) and RFC 9207 `iss`.
+        doc.insert("authorization_endpoint".into(), url(super::authorize::PATH));
+        doc.insert("response_types_supported".into(), json!(["code"]));
+        doc.insert("response_modes_supported".into(), json!(["query"]));
+        doc.insert(
+            "grant_types_supported".into(),
+            json!(["authorization_code", "client_credentials", "refresh_token"]),
+        );
+        doc.insert("code_challenge_methods_supported".into(), json!(["S256"]));
+        doc.insert(
+            "authorization_response_iss_parameter_supported".into(),
+            json!(true),
+        );
+    } else {
+        doc.insert(
+            "grant_types_supported".into(),
+            json!(["client_credentials", "refresh_token"]),
+        );
+        // RFC 8414 §2 makes this field required; with no authorization endpoint it is
+        // empty.
+        doc.insert("response_types_supported".into(), json!([]));
+    }
     for (name, value) in &config.metadata {
         doc.insert(name.clone(), value.clone());
     }
@@ -150,9 +173,16 @@ mod tests {
         );
     }
 
+    /// A configuration with sign-in off: what the server published before it.
+    fn without_signin() -> Config {
+        let mut config = Config::default();
+        config.login.enabled = false;
+        config
+    }
+
     #[test]
     fn served_endpoints_are_advertised_with_their_auth_methods() {
-        let doc = document(&Config::default(), Some("EdDSA"));
+        let doc = document(&without_signin(), Some("EdDSA"));
         assert_eq!(doc["token_endpoint"], "http://127.0.0.1:8080/token");
         assert_eq!(doc["revocation_endpoint"], "http://127.0.0.1:8080/revoke");
         assert_eq!(doc["jwks_uri"], "http://127.0.0.1:8080/jwks");
@@ -179,18 +209,56 @@ mod tests {
             json!(["EdDSA"])
         );
         assert!(
-            !document(&Config::default(), None)
+            !document(&without_signin(), None)
                 .contains_key("introspection_signing_alg_values_supported")
         );
+        assert!(!doc.contains_key("authorization_endpoint"));
         assert_eq!(
-            missing_for_mcp(&Config::default()),
+            missing_for_mcp(&without_signin()),
             vec!["authorization_endpoint", "response_types_supported"]
         );
     }
 
     #[test]
+    fn sign_in_publishes_what_mcp_clients_require() {
+        let doc = document(&Config::default(), None);
+        assert_eq!(
+            doc["authorization_endpoint"],
+            "http://127.0.0.1:8080/authorize"
+        );
+        assert_eq!(doc["response_types_supported"], json!(["code"]));
+        assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(
+            doc["grant_types_supported"],
+            json!(["authorization_code", "client_credentials", "refresh_token"])
+        );
+        let with_public = json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none"
+        ]);
+        assert_eq!(doc["token_endpoint_auth_methods_supported"], with_public);
+        assert_eq!(
+            doc["revocation_endpoint_auth_methods_supported"],
+            with_public
+        );
+        assert_eq!(
+            doc["introspection_endpoint_auth_methods_supported"],
+            json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt"
+            ]),
+            "resource servers always authenticate"
+        );
+        assert!(missing_for_mcp(&Config::default()).is_empty());
+    }
+
+    #[test]
     fn configured_fields_are_merged_but_issuer_is_ours() {
-        let mut config = Config::default();
+        let mut config = without_signin();
         config
             .metadata
             .insert("token_endpoint".into(), json!("https://as.example/token"));

@@ -1,20 +1,27 @@
 //! The HTTP layer: shared state, the router and its layers.
 
+mod assets;
+mod authorize;
 mod caller;
 pub mod client_ip;
+mod consent;
 pub mod form;
 mod health;
 mod introspect;
 mod jwks;
 pub mod listener;
+mod login;
+mod logout;
 pub mod metadata;
 pub mod observe;
 pub mod openapi;
 mod oracle;
+pub mod pages;
 mod prometheus;
 pub mod ratelimit;
 mod revoke;
 mod token;
+mod visit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +33,7 @@ use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::{MethodRouter, get, post};
 use tower::ServiceBuilder;
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::Authenticator;
@@ -37,6 +44,7 @@ use crate::error::ApiError;
 use crate::introspection::Introspector;
 use crate::limits::Budget;
 use crate::metrics::RequestMetrics;
+use crate::signin::{self, Signin};
 use crate::store::{Store, StoreError};
 use crate::token::jwt::KeyError;
 use crate::token::keyring::KeyRing;
@@ -72,6 +80,8 @@ pub struct Shared {
     pub inactive_budget: Budget<String>,
     /// Verifies `private_key_jwt` client assertions (RFC 7523).
     pub assertions: AssertionVerifier,
+    /// Signing users in (`login.enabled`): `/authorize` and its pages.
+    pub signin: Option<Arc<Signin>>,
 }
 
 /// Where the public keys are published (`jwks_uri`).
@@ -84,6 +94,8 @@ pub enum StateError {
     Keys(#[from] KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Signin(#[from] signin::LoadError),
 }
 
 impl AppState {
@@ -100,6 +112,10 @@ impl AppState {
             .public_signing_alg(crate::token::now())
             .and_then(|alg| serde_json::to_value(alg).ok())
             .and_then(|alg| alg.as_str().map(str::to_owned));
+        let signin = match config.login.enabled {
+            true => Some(Arc::new(Signin::load(&config, &store).await?)),
+            false => None,
+        };
         let limits = &config.rate_limit;
         let inactive_limit = limits.budget(limits.inactive_per_client);
         Ok(AppState(Arc::new(Shared {
@@ -116,6 +132,7 @@ impl AppState {
                 Duration::from_secs(limits.inactive_window_seconds),
             ),
             assertions: AssertionVerifier::new(&config.issuer, config.jwt.leeway_seconds),
+            signin,
             directory,
             keys,
             config,
@@ -172,6 +189,14 @@ pub fn router(state: AppState) -> Router {
         .allow_origin(Any)
         .allow_methods([Method::GET])
         .allow_headers(Any);
+    // Browser-based clients exchange codes and refresh tokens from their own origin:
+    // any origin, never with cookies (SPEC: "CORS where browsers need it").
+    let cors_post = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600));
     let post_only = || async { ApiError::MethodNotAllowed { allow: "POST" } };
     let mut metadata = get_only(metadata::metadata);
     let mut jwks = get_only(jwks::jwks);
@@ -179,6 +204,11 @@ pub fn router(state: AppState) -> Router {
     let mut introspect = post(introspect::introspect).fallback(post_only);
     let mut token = post(token::token).fallback(post_only);
     let mut revoke = post(revoke::revoke).fallback(post_only);
+    let mut authorize = get_only(authorize::authorize);
+    let mut login = post(login::login).fallback(post_only);
+    let mut consent = post(consent::consent).fallback(post_only);
+    let mut logout = post(logout::logout).fallback(post_only);
+    let mut assets = get_only(assets::stylesheet);
     if let Some(limits) = &state.rate_limit {
         let governed = |config: &Arc<ratelimit::Config>| {
             tower_governor::GovernorLayer::new(config.clone()).error_handler(ratelimit::refusal)
@@ -191,14 +221,28 @@ pub fn router(state: AppState) -> Router {
         introspect = introspect.layer(governed(&limits.endpoints));
         token = token.layer(governed(&limits.endpoints));
         revoke = revoke.layer(governed(&limits.endpoints));
+        authorize = authorize.layer(governed(&limits.endpoints));
+        login = login.layer(governed(&limits.endpoints));
+        consent = consent.layer(governed(&limits.endpoints));
+        logout = logout.layer(governed(&limits.endpoints));
+        assets = assets.layer(governed(&limits.metadata));
     }
-    let limited = Router::new()
+    let mut limited = Router::new()
         .route(introspect::PATH, introspect)
-        .route(token::PATH, token)
-        .route(revoke::PATH, revoke)
+        .route(token::PATH, token.layer(cors_post.clone()))
+        .route(revoke::PATH, revoke.layer(cors_post))
         .route(JWKS_PATH, jwks.layer(cors.clone()))
         .route(&state.metadata.path, metadata.layer(cors))
         .route(openapi::PATH, openapi);
+    // The sign-in pages: served only with sign-in on, and never CORS-readable.
+    if state.signin.is_some() {
+        limited = limited
+            .route(authorize::PATH, authorize)
+            .route(login::PATH, login)
+            .route(consent::PATH, consent)
+            .route(logout::PATH, logout)
+            .route(assets::PATH, assets);
+    }
     // Probes are never rate limited. Metrics are served by [`metrics_router`] only.
     let unlimited = Router::new()
         .route(health::HEALTHZ, get_only(health::healthz))
@@ -215,6 +259,11 @@ pub fn router(state: AppState) -> Router {
             openapi::PATH,
             health::HEALTHZ,
             health::READYZ,
+            authorize::PATH,
+            login::PATH,
+            consent::PATH,
+            logout::PATH,
+            assets::PATH,
         ]))
     });
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);

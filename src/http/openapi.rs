@@ -72,6 +72,11 @@ pub async fn openapi() -> impl IntoResponse {
         super::health::readyz,
         super::prometheus::metrics,
         openapi,
+        super::authorize::authorize,
+        super::login::login,
+        super::consent::consent,
+        super::logout::logout,
+        super::assets::stylesheet,
     ),
     components(schemas(ErrorBody), responses(
         InvalidRequest,
@@ -80,6 +85,9 @@ pub async fn openapi() -> impl IntoResponse {
         PayloadTooLarge,
         RateLimited,
         Unavailable,
+        ErrorPage,
+        ForgedForm,
+        UnavailablePage,
     )),
     modifiers(&Layers),
 )]
@@ -266,8 +274,8 @@ impl IntoResponses for CallerErrors {
 /// section 2.2), read by the `Caller` extractor beside or instead of Basic credentials.
 #[derive(ToSchema)]
 pub struct ClientAuthentication {
-    /// client_secret_post, or beside a client assertion or Basic credentials naming the
-    /// same client.
+    /// A public client's only credential; else client_secret_post, or beside a client
+    /// assertion or Basic credentials naming the same client.
     #[schema(nullable = false)]
     pub client_id: Option<String>,
     /// client_secret_post only.
@@ -296,7 +304,7 @@ pub struct IntrospectionRequest {
 /// `POST /token`'s form body (RFC 6749 sections 4.4.2 and 6, RFC 8707).
 #[derive(ToSchema)]
 pub struct TokenRequest {
-    /// `client_credentials` or `refresh_token`.
+    /// `authorization_code`, `client_credentials` or `refresh_token`.
     pub grant_type: String,
     /// Space-separated; within the client's registered scope (default: all of it). For
     /// `refresh_token`, within the grant's scope.
@@ -312,6 +320,16 @@ pub struct TokenRequest {
     pub refresh_token: Option<String>,
     #[serde(flatten)]
     pub credentials: ClientAuthentication,
+    /// For `authorization_code`: the code from the redirect back.
+    #[schema(nullable = false)]
+    pub code: Option<String>,
+    /// For `authorization_code`: the redirect URI of the authorization request.
+    #[schema(nullable = false)]
+    pub redirect_uri: Option<String>,
+    /// For `authorization_code`: the PKCE verifier whose S256 challenge the authorization
+    /// request carried.
+    #[schema(nullable = false)]
+    pub code_verifier: Option<String>,
 }
 
 /// `POST /revoke`'s form body (RFC 7009 section 2.1).
@@ -341,7 +359,7 @@ pub struct MetadataDocument {
     pub issuer: String,
     pub introspection_endpoint: String,
     pub introspection_endpoint_auth_methods_supported: Vec<AuthMethod>,
-    /// Empty unless configured: this server has no authorization endpoint.
+    /// `["code"]` with sign-in on (`login.enabled`), else empty unless configured.
     pub response_types_supported: Vec<String>,
     #[serde(flatten)]
     pub more: BTreeMap<String, Value>,
@@ -394,4 +412,119 @@ pub struct Description {
     pub info: Value,
     #[schema(value_type = Object)]
     pub paths: Value,
+}
+
+/// An HTML page (`text/html; charset=utf-8`): no script, nothing loaded from elsewhere, one
+/// stylesheet of this server.
+#[derive(ToSchema)]
+pub struct Page(pub String);
+
+/// What `Content-Security-Policy` of a sign-in page says.
+pub const CSP: &str = "Sign-in pages: `default-src 'none'; style-src 'self'; img-src 'self'; \
+    form-action 'self'` (and the origin or private-use scheme of the client's redirect URI, \
+    where a form may end up), `frame-ancestors 'none'; base-uri 'none'`. Pages also carry \
+    `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.";
+
+/// What `Location` of a sign-in redirect says.
+pub const LOCATION: &str = "Where the browser goes next: the client's redirect URI with \
+    `code`, `state` and `iss` (RFC 9207), or with `error`, `error_description`, `state` and \
+    `iss`; or a page of this server, relative to it.";
+
+/// The error page: a request that cannot go on (an unknown client, a redirect URI not
+/// registered for it, a form that is not this browser's or has expired, a malformed form).
+/// Never a redirect to an unverified URI (OAuth 2.1 section 4.1.2.1).
+#[derive(ToResponse)]
+#[response(
+    content_type = "text/html",
+    headers(("Content-Security-Policy" = String, description = CSP))
+)]
+pub struct ErrorPage(pub Page);
+
+/// The error page: a form whose CSRF token was not made for this browser's pending sign-in
+/// (or session), or that was altered.
+#[derive(ToResponse)]
+#[response(
+    content_type = "text/html",
+    headers(("Content-Security-Policy" = String, description = CSP))
+)]
+pub struct ForgedForm(pub Page);
+
+/// The error page: the store cannot answer now.
+#[derive(ToResponse)]
+#[response(
+    content_type = "text/html",
+    headers(
+        ("Retry-After" = u32, description = "Seconds to wait."),
+        ("Content-Security-Policy" = String, description = CSP),
+    )
+)]
+pub struct UnavailablePage(pub Page);
+
+/// The query of `GET /authorize` (OAuth 2.1 section 4.1.1, RFC 7636, RFC 8707).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuthorizationRequest {
+    /// `code`.
+    pub response_type: String,
+    pub client_id: String,
+    /// Registered for the client; a loopback `http` URI matches on any port.
+    pub redirect_uri: String,
+    /// The S256 challenge of the client's PKCE verifier.
+    pub code_challenge: String,
+    /// `S256`.
+    pub code_challenge_method: String,
+    /// Returned unchanged to the client.
+    #[param(required = false)]
+    pub state: String,
+    /// Space-separated, within the client's registered scope; none asked: all of it.
+    #[param(required = false)]
+    pub scope: String,
+    /// RFC 8707 resource indicator; repeatable.
+    #[param(required = false)]
+    pub resource: String,
+}
+
+/// The hidden fields every sign-in form carries.
+#[derive(ToSchema)]
+pub struct PendingFields {
+    /// The pending authorization request, as the page gave it (signed, bound to this
+    /// browser, valid for 15 minutes).
+    pub request: String,
+    /// The page's CSRF token, bound to the browser and to `request`.
+    pub csrf_token: String,
+}
+
+/// `POST /login`'s form body.
+#[derive(ToSchema)]
+pub struct LoginForm {
+    #[serde(flatten)]
+    pub pending: PendingFields,
+    pub username: String,
+    pub password: String,
+}
+
+/// `POST /consent`'s form body.
+#[derive(ToSchema)]
+pub struct ConsentForm {
+    #[serde(flatten)]
+    pub pending: PendingFields,
+    #[schema(inline)]
+    pub decision: Decision,
+}
+
+/// The button pressed on the consent page.
+#[derive(ToSchema)]
+pub enum Decision {
+    #[serde(rename = "allow")]
+    Allow,
+    #[serde(rename = "deny")]
+    Deny,
+}
+
+/// `POST /logout`'s form body.
+#[derive(ToSchema)]
+pub struct LogoutForm {
+    /// The token the consent page's sign-out form carries, bound to the session.
+    #[schema(nullable = false)]
+    pub csrf_token: Option<String>,
 }

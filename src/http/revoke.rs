@@ -24,8 +24,10 @@ pub const PATH: &str = "/revoke";
         token is answered exactly as an unknown one (200, no body) and stays valid, so that \
         the answer never tells whether a token exists; both answers spend the caller's \
         inactive-answer budget (429 once spent). Revoking a refresh token revokes its grant, \
-        with the access tokens minted from it. Rate limited per client address.",
-    security(("client_secret_basic" = []), ("private_key_jwt" = [])),
+        with the access tokens minted from it. Rate limited per client address. A public \
+        client names itself with `client_id`. Answers CORS requests from any origin (no \
+        credentials).",
+    security(("client_secret_basic" = []), ("private_key_jwt" = []), ()),
     request_body(
         content = RevocationRequest,
         content_type = "application/x-www-form-urlencoded"

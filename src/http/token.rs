@@ -1,4 +1,5 @@
-//! `POST /token` (RFC 6749 §3.2): the client credentials and refresh token grants.
+//! `POST /token` (RFC 6749 §3.2): the authorization code, client credentials and
+//! refresh token grants.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +13,7 @@ use super::form::OAuthForm;
 use super::openapi::{CallerErrors, NoCache, TokenRequest};
 use super::{AppState, oracle};
 use crate::error::ApiError;
-use crate::grant::{self, GrantError, Issued};
+use crate::grant::{self, CodeExchange, GrantError, Issued};
 use crate::store::ClientRecord;
 use crate::token::claims::TokenType;
 use crate::token::jwt::KeySet;
@@ -42,8 +43,16 @@ pub struct TokenResponse<'a> {
 #[utoipa::path(
     post,
     path = PATH,
-    summary = "Token endpoint (RFC 6749 section 3.2): client_credentials and refresh_token",
-    description = "The caller authenticates as for `/introspect`. A client uses only the \
+    summary = "Token endpoint (RFC 6749 section 3.2): authorization_code, client_credentials and \
+        refresh_token",
+    description = "The caller authenticates as for `/introspect`, or, as a public client \
+        (`--auth-method none`), names itself with `client_id` alone. `authorization_code` \
+        (OAuth 2.1 section 4.1.3) exchanges a code from `/authorize` with the same \
+        `redirect_uri` and the PKCE `code_verifier` (RFC 7636) for a JWT access token whose \
+        `sub` and `username` are the user's and whose `aud` is the resources of the request, \
+        and, for a client registered for `refresh_token`, a refresh token; a code is used \
+        once, and presenting it again revokes what it gave. Answers CORS requests from any \
+        origin (no credentials). A client uses only the \
         grant types registered for it (`client create/update --grant-type`); any other is \
         refused with `unauthorized_client`. `client_credentials` issues a JWT access token \
         with `sub` = client id, a scope within the client's registered scope (an empty \
@@ -56,7 +65,7 @@ pub struct TokenResponse<'a> {
         spent). Error codes follow RFC 6749 section 5.2 (`invalid_grant`, `invalid_scope`, \
         `unauthorized_client`, `unsupported_grant_type`) and RFC 8707 (`invalid_target`); \
         descriptions never echo the request. Rate limited per client address.",
-    security(("client_secret_basic" = []), ("private_key_jwt" = [])),
+    security(("client_secret_basic" = []), ("private_key_jwt" = []), ()),
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens issued (RFC 6749 section 5.1).",
@@ -84,9 +93,10 @@ pub async fn token(
             grant::client_credentials(store, keys, config, &client, scope, &resources, now).await?
         }
         "refresh_token" => refresh(&state, keys, &client, &form, scope, &resources, now).await?,
+        "authorization_code" => code(&state, keys, &client, &form, &resources, now).await?,
         _ => {
             return Err(ApiError::UnsupportedGrantType(
-                "grant_type must be client_credentials or refresh_token",
+                "grant_type must be authorization_code, client_credentials or refresh_token",
             ));
         }
     };
@@ -122,6 +132,31 @@ async fn refresh(
         oracle::spend(state, client)?;
     }
     Ok(refreshed?)
+}
+
+/// The authorization code grant (OAuth 2.1 §4.1.3). A refused code is as telling as a
+/// refused refresh token: budgeted alike.
+async fn code(
+    state: &AppState,
+    keys: &KeySet,
+    client: &ClientRecord,
+    form: &OAuthForm,
+    resources: &[&str],
+    now: i64,
+) -> Result<Issued, ApiError> {
+    let exchange = CodeExchange {
+        code: form.required("code")?,
+        redirect_uri: form.required("redirect_uri")?,
+        code_verifier: form.required("code_verifier")?,
+        resources,
+    };
+    oracle::admit(state, client)?;
+    let (store, config) = (state.store(), &*state.config);
+    let exchanged = grant::authorization_code(store, keys, config, client, exchange, now).await;
+    if let Err(GrantError::InvalidCode) = exchanged {
+        oracle::spend(state, client)?;
+    }
+    Ok(exchanged?)
 }
 
 /// RFC 6749 §5.1: JSON that no cache may keep.

@@ -1,6 +1,6 @@
 //! Registered clients: their records, policies and, for `private_key_jwt`, JWK Sets.
 
-use super::{Change, Store, StoreError, decode_list, encode_list};
+use super::{Change, Pool, Store, StoreError, decode_list, encode_list};
 use crate::secret::SecretHash;
 use crate::vocabulary::{AuthMethod, GrantType, InactiveBudget};
 
@@ -249,6 +249,31 @@ impl Store {
         let done = execute!(self, "DELETE FROM clients WHERE client_id = $1", client_id)?;
         self.changed(Change::Client(client_id.to_owned()));
         Ok(done == 1)
+    }
+
+    /// Whether some enabled client is registered to introspect for `audience`: what
+    /// makes a URI a resource that sign-in may grant tokens for.
+    pub async fn audience_registered(&self, audience: &str) -> Result<bool, StoreError> {
+        // The audiences are a JSON array in a text column; each backend reads it its way.
+        let found = match &self.pool {
+            Pool::Sqlite(pool) => {
+                let sql = "SELECT EXISTS (SELECT 1 FROM clients, json_each(clients.audiences) \
+                           WHERE clients.disabled = 0 AND json_each.value = $1)";
+                sqlx::query_scalar::<_, bool>(sql)
+                    .bind(audience)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Pool::Postgres(pool) => {
+                let sql = "SELECT EXISTS (SELECT 1 FROM clients WHERE NOT disabled \
+                           AND audiences::jsonb @> jsonb_build_array($1::text))";
+                sqlx::query_scalar::<_, bool>(sql)
+                    .bind(audience)
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        Ok(found)
     }
 
     /// The JWK Set a `private_key_jwt` client registered, as stored JSON.

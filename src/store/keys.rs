@@ -113,3 +113,65 @@ impl Store {
         Ok(done == 1)
     }
 }
+
+/// A secret of the service kept in the store sealed by the key-encryption key (the
+/// sign-in key), by name.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub name: String,
+    pub sealed: Vec<u8>,
+    /// How `sealed` is sealed (`A256GCM:` and the key-encryption key's id).
+    pub encryption: String,
+    pub created_at: i64,
+}
+
+impl fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedSecret")
+            .field("name", &self.name)
+            .field("encryption", &self.encryption)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SecretRow {
+    name: String,
+    sealed: Vec<u8>,
+    encryption: String,
+    created_at: i64,
+}
+
+impl Store {
+    /// The sealed secret of that name, if one was stored.
+    pub async fn sealed_secret(&self, name: &str) -> Result<Option<SealedSecret>, StoreError> {
+        let sql = "SELECT name, sealed, encryption, created_at FROM signin_keys WHERE name = $1";
+        let row = on_pool!(self, pool => sqlx::query_as::<_, SecretRow>(sql)
+            .bind(name)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.map(|r| SealedSecret {
+            name: r.name,
+            sealed: r.sealed,
+            encryption: r.encryption,
+            created_at: r.created_at,
+        }))
+    }
+
+    /// Stores a sealed secret unless one of that name exists (another instance may have
+    /// stored it first; read it back to use the one that won).
+    pub async fn insert_sealed_secret(&self, secret: &SealedSecret) -> Result<(), StoreError> {
+        let sql = "INSERT INTO signin_keys (name, sealed, encryption, created_at) \
+                   VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING";
+        execute!(
+            self,
+            sql,
+            &secret.name,
+            &secret.sealed,
+            &secret.encryption,
+            secret.created_at
+        )?;
+        Ok(())
+    }
+}

@@ -139,18 +139,22 @@ macro_rules! execute {
 }
 
 // After `on_pool!` and `execute!`, which they use: the queries, by aggregate.
+// `tokens` first: its column macros serve `codes` too.
+#[macro_use]
+mod tokens;
 mod assertions;
 mod changes;
 mod clients;
+mod codes;
 mod keys;
 mod revocations;
 mod sessions;
-mod tokens;
 mod users;
 
 pub use changes::{ChangeListener, ChangeLog, ChangeSource, LoggedChange, Notifications};
 pub use clients::{ClientPolicy, ClientRecord};
-pub use keys::StoredKey;
+pub use codes::{CodeRecord, Redemption};
+pub use keys::{SealedSecret, StoredKey};
 pub use sessions::{ConsentRecord, SessionRecord};
 pub use tokens::{FamilyRecord, Rotation, TokenRecord};
 pub use users::UserRecord;

@@ -87,6 +87,7 @@ impl Store {
         // The SQLite change log only needs to outlive the slowest reader, by far.
         let log = self.purge_change_log(before - 3_600).await?;
         let sessions = self.purge_sessions(before).await?;
-        Ok(jtis + tokens + log + sessions + self.purge_assertion_jtis(before).await?)
+        let codes = self.purge_authorization_codes(before).await?;
+        Ok(jtis + tokens + log + sessions + codes + self.purge_assertion_jtis(before).await?)
     }
 }

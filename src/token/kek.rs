@@ -67,8 +67,8 @@ pub enum KekError {
     #[error("key-encryption key file {}: {why}", path.display())]
     File { path: PathBuf, why: String },
     #[error(
-        "stored signing key {kid:?} was encrypted with key-encryption key {stored}, not with \
-         the one in {origin} ({current}): start with the key it was encrypted with"
+        "stored key {kid:?} was encrypted with key-encryption key {stored}, not with the one \
+         in {origin} ({current}): start with the key it was encrypted with"
     )]
     WrongKey {
         kid: String,
@@ -76,7 +76,7 @@ pub enum KekError {
         current: String,
         origin: Origin,
     },
-    #[error("stored signing key {kid:?} cannot be decrypted: it is corrupt or was altered")]
+    #[error("stored key {kid:?} cannot be decrypted: it is corrupt or was altered")]
     Corrupt { kid: String },
     #[error("no key-encryption key for the stored signing keys")]
     Missing,
@@ -146,20 +146,8 @@ impl KeyEncryptionKey {
     /// Seals a plain key for storage: a fresh nonce, then the ciphertext and tag, with the
     /// kid and algorithm as associated data so a sealed key cannot pass for another.
     pub fn seal(&self, key: &StoredKey) -> StoredKey {
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).expect("the system random source failed");
-        let mut sealed = key.private_key.clone();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad(key)),
-                &mut sealed,
-            )
-            .expect("AES-GCM sealing of a short input");
-        let mut private_key = nonce.to_vec();
-        private_key.extend_from_slice(&sealed);
         StoredKey {
-            private_key,
+            private_key: self.seal_bytes(&aad(key), &key.private_key),
             encryption: Some(self.label()),
             ..key.clone()
         }
@@ -170,26 +158,72 @@ impl KeyEncryptionKey {
         let Some(label) = key.encryption.as_deref() else {
             return Ok(key.private_key.clone());
         };
+        self.open_bytes(&key.kid, label, &aad(key), &key.private_key)
+    }
+
+    /// Seals a secret of the service named `name` (the sign-in key): the sealed bytes
+    /// and the `encryption` label to store beside them. The name is associated data, so
+    /// one sealed secret cannot pass for another.
+    pub fn seal_secret(&self, name: &str, plain: &[u8]) -> (Vec<u8>, String) {
+        (self.seal_bytes(&secret_aad(name), plain), self.label())
+    }
+
+    /// The plain bytes of a secret sealed by [`KeyEncryptionKey::seal_secret`].
+    pub fn open_secret(
+        &self,
+        name: &str,
+        sealed: &[u8],
+        encryption: &str,
+    ) -> Result<Vec<u8>, KekError> {
+        self.open_bytes(name, encryption, &secret_aad(name), sealed)
+    }
+
+    /// A fresh nonce, then `plain` encrypted and its tag, with `aad` bound to it.
+    fn seal_bytes(&self, aad: &[u8], plain: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).expect("the system random source failed");
+        let mut sealed = plain.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut sealed,
+            )
+            .expect("AES-GCM sealing of a short input");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// Opens what [`KeyEncryptionKey::seal_bytes`] sealed under the key `label` names;
+    /// `kid` names the value in errors.
+    fn open_bytes(
+        &self,
+        kid: &str,
+        label: &str,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, KekError> {
         if label != self.label() {
             return Err(KekError::WrongKey {
-                kid: key.kid.clone(),
+                kid: kid.to_owned(),
                 stored: label.strip_prefix("A256GCM:").unwrap_or(label).to_owned(),
                 current: self.id.clone(),
                 origin: self.origin.clone(),
             });
         }
         let corrupt = || KekError::Corrupt {
-            kid: key.kid.clone(),
+            kid: kid.to_owned(),
         };
-        if key.private_key.len() < NONCE_LEN {
+        if sealed.len() < NONCE_LEN {
             return Err(corrupt());
         }
-        let (nonce, sealed) = key.private_key.split_at(NONCE_LEN);
+        let (nonce, sealed) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| corrupt())?;
         let mut buffer = sealed.to_vec();
         let plain = self
             .key
-            .open_in_place(nonce, Aad::from(aad(key)), &mut buffer)
+            .open_in_place(nonce, Aad::from(aad), &mut buffer)
             .map_err(|_| corrupt())?;
         Ok(plain.to_vec())
     }
@@ -197,6 +231,10 @@ impl KeyEncryptionKey {
 
 fn aad(key: &StoredKey) -> Vec<u8> {
     format!("introspectd signing key\0{}\0{}", key.kid, key.alg).into_bytes()
+}
+
+fn secret_aad(name: &str) -> Vec<u8> {
+    format!("introspectd secret\0{name}").into_bytes()
 }
 
 fn random_key() -> [u8; KEY_BYTES] {
@@ -236,11 +274,17 @@ pub fn resolve(config: &Config) -> Result<Option<KeyEncryptionKey>, KekError> {
     if !config.jwt.keys.is_empty() {
         return Ok(None);
     }
+    resolve_always(config).map(Some)
+}
+
+/// The key-encryption key of this configuration, from the same places as [`resolve`],
+/// whether or not generated signing keys are in use: the sign-in key is sealed with it.
+pub fn resolve_always(config: &Config) -> Result<KeyEncryptionKey, KekError> {
     if let Some(name) = &config.jwt.key_encryption_key_env {
-        return from_env(name).map(Some);
+        return from_env(name);
     }
     if let Some(path) = &config.jwt.key_encryption_key_file {
-        return from_file(path).map(Some);
+        return from_file(path);
     }
     let dir = if config.database_url.is_postgres() {
         PathBuf::from(POSTGRES_DATA_DIR)
@@ -250,10 +294,10 @@ pub fn resolve(config: &Config) -> Result<Option<KeyEncryptionKey>, KekError> {
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-            None => return Ok(Some(KeyEncryptionKey::ephemeral())),
+            None => return Ok(KeyEncryptionKey::ephemeral()),
         }
     };
-    from_file(&dir.join(FILE_NAME)).map(Some)
+    from_file(&dir.join(FILE_NAME))
 }
 
 /// Reads the key file, generating it (mode 0600, in a directory of mode 0700 when that
@@ -340,6 +384,25 @@ mod tests {
         assert!(matches!(
             kek.open(&truncated),
             Err(KekError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_under_its_name_only() {
+        let kek = kek();
+        let (sealed, label) = kek.seal_secret("signin", b"thirty-two bytes of key material");
+        assert_ne!(&sealed[NONCE_LEN..], b"thirty-two bytes of key material");
+        assert_eq!(
+            kek.open_secret("signin", &sealed, &label).unwrap(),
+            b"thirty-two bytes of key material"
+        );
+        assert!(matches!(
+            kek.open_secret("other", &sealed, &label),
+            Err(KekError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            super::KeyEncryptionKey::ephemeral().open_secret("signin", &sealed, &label),
+            Err(KekError::WrongKey { .. })
         ));
     }
 

@@ -1,0 +1,60 @@
+//! `GET /authorize` (OAuth 2.1 §4.1.1): the authorization endpoint. A signed-in user who
+//! allowed the same request before goes straight back to the client with a code;
+//! otherwise the consent page, or first the login page.
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+
+use super::AppState;
+use super::pages;
+use super::visit::Visit;
+use crate::signin;
+use super::openapi::{AuthorizationRequest, CSP, ErrorPage, LOCATION, MethodNotAllowed, Page, RateLimited, UnavailablePage};
+
+pub const PATH: &str = "/authorize";
+
+#[utoipa::path(
+    get,
+    path = PATH,
+    summary = "Authorization endpoint (OAuth 2.1 section 4.1.1) with PKCE (RFC 7636, S256 only) \
+        and resource indicators (RFC 8707)",
+    description = "Served when `login.enabled` (the default). Parameters: \
+        `response_type=code`, `client_id`, `redirect_uri` (registered for the client; \
+        loopback `http` URIs match on any port, RFC 8252 section 7.3), `code_challenge` with \
+        `code_challenge_method=S256`, `state`, optional `scope` (within the client's \
+        registered scope; none asked: all of it) and `resource` (repeatable; each an audience \
+        registered for some client). An unknown or disabled client, or a redirect URI not \
+        registered for it, is shown as an error page and never redirected to; any other error \
+        goes back to the client with `error`, `error_description`, `state` and `iss`. A \
+        browser signed in (session cookie) whose user allowed the same client, scope and \
+        resources before goes straight back with a code; otherwise the consent page, or \
+        first the login page. Never CORS-readable. Rate limited per client address.",
+    params(AuthorizationRequest),
+    responses(
+        (status = 200, description = "The login page (fields `username`, `password`) or, for a \
+            signed-in browser, the consent page (buttons `decision=allow` and \
+            `decision=deny`).",
+            body = Page, content_type = "text/html",
+            headers(("Content-Security-Policy" = String, description = CSP))),
+        (status = 303, description = "A redirect (`303 See Other`).",
+            headers(("Location" = String, description = LOCATION))),
+        (status = 400, response = ErrorPage),
+        (status = 405, response = MethodNotAllowed),
+        (status = 429, response = RateLimited),
+        (status = 503, response = UnavailablePage),
+    )
+)]
+pub async fn authorize(
+    State(state): State<AppState>,
+    visit: Visit,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let outcome = async {
+        let signed_in = visit.signed_in(&state).await?;
+        let query = query.as_deref().unwrap_or("");
+        let step = signin::authorize(&visit.context(&state), query, signed_in).await?;
+        Ok(pages::step(&visit, step))
+    }
+    .await;
+    pages::answer(&visit, outcome)
+}

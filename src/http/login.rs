@@ -1,0 +1,66 @@
+//! `POST /login`: the login form. A right password starts a session and goes back to
+//! `/authorize`; a wrong one shows the form again, within the failure budgets.
+
+use axum::extract::State;
+use axum::response::Response;
+
+use super::AppState;
+use super::form::OAuthForm;
+use super::pages::{self, PageError};
+use super::visit::Visit;
+use crate::error::ApiError;
+use crate::secret::Password;
+use crate::signin;
+use super::openapi::{CSP, ErrorPage, ForgedForm, LOCATION, LoginForm, MethodNotAllowed, Page, UnavailablePage};
+use crate::error::ErrorBody;
+
+pub const PATH: &str = "/login";
+
+#[utoipa::path(
+    post,
+    path = PATH,
+    summary = "The login form of the sign-in pages",
+    description = "A right password starts a session (cookie `introspectd_session`: signed, \
+        `HttpOnly`, `SameSite=Lax`, `Secure` when the issuer is https, for \
+        `login.session_ttl_seconds`) and goes back to `/authorize`. An unknown user, a wrong \
+        password and a disabled user get the same page again. Wrong passwords spend budgets \
+        per username and per client address (`rate_limit.password_failures_per_*`); past \
+        either, the page says when to retry (429), except to a browser its user signed in \
+        from before. Rate limited per client address.",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The login page again: the username or password is \
+            incorrect.",
+            body = Page, content_type = "text/html",
+            headers(("Content-Security-Policy" = String, description = CSP))),
+        (status = 303, description = "A redirect (`303 See Other`).",
+            headers(("Location" = String, description = LOCATION))),
+        (status = 400, response = ErrorPage),
+        (status = 403, response = ForgedForm),
+        (status = 405, response = MethodNotAllowed),
+        (status = 413, response = ErrorPage),
+        (status = 429, description = "Too many requests from this address (JSON), or the login \
+            page saying when to retry after too many wrong passwords (HTML).",
+            content((ErrorBody = "application/json"), (Page = "text/html")),
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
+        (status = 503, response = UnavailablePage),
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    visit: Visit,
+    form: Result<OAuthForm, ApiError>,
+) -> Response {
+    let outcome = async {
+        let form = form?;
+        let pending = pages::pending(&form)?;
+        let username = form.get("username").unwrap_or("");
+        let password = Password::new(form.get("password").unwrap_or(""));
+        let cx = visit.context(&state);
+        let browser = visit.browser.as_ref();
+        let step = signin::login(&cx, &pending, browser, (username, &password), visit.ip);
+        Ok::<_, PageError>(pages::login_step(&visit, step.await?))
+    }
+    .await;
+    pages::answer(&visit, outcome)
+}

@@ -1,0 +1,48 @@
+//! `POST /logout`: ends the browser's session on every instance and shows the
+//! signed-out page. The form's token is bound to the session it ends.
+
+use axum::extract::State;
+use axum::response::Response;
+
+use super::AppState;
+use super::form::OAuthForm;
+use super::pages;
+use super::visit::Visit;
+use crate::error::ApiError;
+use crate::signin;
+use super::openapi::{CSP, ForgedForm, LogoutForm, MethodNotAllowed, Page, RateLimited};
+
+pub const PATH: &str = "/logout";
+
+#[utoipa::path(
+    post,
+    path = PATH,
+    summary = "Signs the browser out",
+    description = "Ends the browser's session on every instance and shows the signed-out page. \
+        `csrf_token` is the one the consent page's sign-out form carries, bound to the \
+        session. Rate limited per client address.",
+    request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The signed-out page; the session cookie is cleared.",
+            body = Page, content_type = "text/html",
+            headers(("Content-Security-Policy" = String, description = CSP))),
+        (status = 403, response = ForgedForm),
+        (status = 405, response = MethodNotAllowed),
+        (status = 429, response = RateLimited),
+    )
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    visit: Visit,
+    form: Result<OAuthForm, ApiError>,
+) -> Response {
+    let outcome = async {
+        let form = form?;
+        let signed_in = visit.signed_in(&state).await?;
+        let token = form.get("csrf_token").unwrap_or("");
+        signin::sign_out(&visit.context(&state), signed_in.as_ref(), token).await?;
+        Ok(pages::signed_out(&visit.signin))
+    }
+    .await;
+    pages::answer(&visit, outcome)
+}

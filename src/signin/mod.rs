@@ -1,0 +1,494 @@
+//! Signing users in for clients: the authorization code grant with PKCE (OAuth 2.1 §4.1,
+//! RFC 7636) as far as the browser sees it. The authorization request is checked
+//! ([`request`]), the user signs in with a password into a session shared by every
+//! instance, consents (remembered per user, client, scope and resources), and is sent
+//! back to the client with a code ([`redirect`]). Exchanging the code is a grant of the
+//! token endpoint (`crate::grant::authorization_code`).
+
+pub mod binding;
+pub mod key;
+pub mod passwords;
+pub mod pkce;
+pub mod redirect;
+pub mod request;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::View;
+use crate::config::Config;
+use crate::policy::session_active;
+use crate::secret::Password;
+use crate::store::{
+    ClientRecord, CodeRecord, ConsentRecord, SealedSecret, SessionRecord, Store, StoreError,
+    UserRecord,
+};
+use crate::token::kek::{self, KekError};
+use crate::token::{new_jti, opaque, random_string};
+use binding::{Browser, PendingError, PendingForm};
+use key::{KEY_BYTES, Purpose, SigninKey};
+use passwords::{Passwords, Refused};
+use request::{AuthorizationRequest, ErrorCode, ErrorResponse, RequestError, Shown};
+
+/// How long an authorization code may be exchanged, in seconds (OAuth 2.1 §4.1.2
+/// recommends at most ten minutes; a client exchanges it at once).
+pub const CODE_TTL_SECONDS: i64 = 60;
+
+/// The name the sign-in key is stored under.
+const KEY_NAME: &str = "signin";
+
+/// Why a sign-in step could not go on. Shown to the user as a page: none of these may
+/// be sent to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum SigninError {
+    /// The client or its redirect URI is not verified (OAuth 2.1 §4.1.2.1).
+    #[error("authorization request refused: {0:?}")]
+    Shown(Shown),
+    /// A form of a pending sign-in that is not this browser's, altered or expired.
+    #[error("sign-in form refused: {0:?}")]
+    Pending(PendingError),
+    /// A form without the fields its page sends.
+    #[error("malformed sign-in form")]
+    BadForm,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Sign-in as this instance runs it: the shared key, the password failure budgets and
+/// the session settings.
+#[derive(Debug)]
+pub struct Signin {
+    pub key: SigninKey,
+    pub passwords: Passwords,
+    /// Cookies carry `Secure` when the issuer is https.
+    pub secure_cookies: bool,
+    pub session_ttl: i64,
+    /// Whether the password form is offered.
+    pub local_users: bool,
+    /// The name on top of every page: the issuer's host.
+    pub issuer_name: String,
+}
+
+impl Signin {
+    /// Loads (or, on first start, creates and stores) the shared sign-in key.
+    pub async fn load(config: &Config, store: &Store) -> Result<Self, LoadError> {
+        let key = load_key(config, store).await?;
+        let issuer = url::Url::parse(&config.issuer).ok();
+        Ok(Signin {
+            key,
+            passwords: Passwords::new(&config.rate_limit),
+            secure_cookies: issuer.as_ref().is_some_and(|u| u.scheme() == "https"),
+            session_ttl: i64::try_from(config.login.session_ttl_seconds).unwrap_or(i64::MAX),
+            local_users: config.login.local_users,
+            issuer_name: issuer
+                .as_ref()
+                .and_then(issuer_name)
+                .unwrap_or_else(|| config.issuer.clone()),
+        })
+    }
+}
+
+/// The name on top of the pages: the issuer's host, and its port when not the default.
+fn issuer_name(issuer: &url::Url) -> Option<String> {
+    let host = issuer.host_str()?;
+    Some(match issuer.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
+}
+
+/// The stored sign-in key, opened with the key-encryption key; generated, sealed and
+/// stored when there is none (the first instance to store one wins).
+async fn load_key(config: &Config, store: &Store) -> Result<SigninKey, LoadError> {
+    let kek = kek::resolve_always(config)?;
+    let stored = match store.sealed_secret(KEY_NAME).await? {
+        Some(stored) => stored,
+        None => {
+            let (sealed, encryption) = kek.seal_secret(KEY_NAME, &SigninKey::generate());
+            let secret = SealedSecret {
+                name: KEY_NAME.to_owned(),
+                sealed,
+                encryption,
+                created_at: crate::token::now(),
+            };
+            store.insert_sealed_secret(&secret).await?;
+            store
+                .sealed_secret(KEY_NAME)
+                .await?
+                .ok_or(KekError::Missing)?
+        }
+    };
+    let bytes = kek.open_secret(KEY_NAME, &stored.sealed, &stored.encryption)?;
+    let bytes: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| KekError::Corrupt {
+        kid: KEY_NAME.to_owned(),
+    })?;
+    Ok(SigninKey::new(&bytes))
+}
+
+/// Why the sign-in key could not be had at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("sign-in key: {0}")]
+    Kek(#[from] KekError),
+    #[error("sign-in key: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What one sign-in request works with: the request's view of the store, the store,
+/// sign-in settings, the issuer and the one `now` the request is judged at.
+pub struct Context<'a> {
+    pub view: &'a View,
+    pub store: &'a Store,
+    pub signin: &'a Signin,
+    pub issuer: &'a str,
+    pub now: i64,
+}
+
+/// A verified authorization request and its client.
+#[derive(Clone, Debug)]
+pub struct Prompt {
+    pub request: AuthorizationRequest,
+    pub client: Arc<ClientRecord>,
+    /// The resources the tokens will name: those asked for, or, when none were, the
+    /// client's registered resources.
+    pub resources: Vec<String>,
+}
+
+impl Prompt {
+    /// The scope items, for the consent page.
+    pub fn scopes(&self) -> Vec<String> {
+        crate::policy::scope_items(self.request.scope.as_deref().unwrap_or(""))
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Whether a client registered itself rather than being registered by an operator: a
+/// client id that is an https URL names a client ID metadata document. The consent page
+/// says so plainly.
+pub fn self_registered(client: &ClientRecord) -> bool {
+    client.client_id.starts_with("https://")
+}
+
+/// A signed-in browser: its session id and user.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub session_id: String,
+    pub user: UserRecord,
+}
+
+/// What the browser is shown or sent to next.
+#[derive(Debug)]
+pub enum Step {
+    /// The login page for this request.
+    Login(Prompt),
+    /// The consent page for this request and user.
+    Consent(Prompt, SignedIn),
+    /// A redirect: to the client (a code or an error), or back to `/authorize`.
+    Redirect(String),
+}
+
+/// An authorization request checked through and through, or the error to send back to
+/// the client.
+async fn check(cx: &Context<'_>, query: &str) -> Result<Result<Prompt, String>, SigninError> {
+    let raw = request::parse(query);
+    let client_id = raw.client_id().map_err(SigninError::Shown)?;
+    let client = cx.view.client(client_id).await?;
+    let request = match raw.validate(client.as_deref()) {
+        Ok(request) => request,
+        Err(RequestError::Shown(shown)) => return Err(SigninError::Shown(shown)),
+        Err(RequestError::Redirect(to)) => return Ok(Err(redirect::with_error(&to, cx.issuer))),
+    };
+    let client = client.ok_or(SigninError::Shown(Shown::UnknownClient))?;
+    // SPEC: a resource must be an audience some resource server is registered for.
+    for resource in &request.resources {
+        if !cx.store.audience_registered(resource).await? {
+            let error = ErrorResponse::new(
+                ErrorCode::InvalidTarget,
+                "resource is not a registered audience",
+            );
+            return Ok(Err(redirect::with_error(
+                &request.refusal(error),
+                cx.issuer,
+            )));
+        }
+    }
+    let resources = if request.resources.is_empty() {
+        client.policy.resources.clone()
+    } else {
+        request.resources.clone()
+    };
+    Ok(Ok(Prompt {
+        request,
+        client,
+        resources,
+    }))
+}
+
+/// `GET /authorize`: a signed-in user who allowed this before goes straight back to the
+/// client with a code; otherwise the consent page, or first the login page.
+pub async fn authorize(
+    cx: &Context<'_>,
+    query: &str,
+    signed_in: Option<SignedIn>,
+) -> Result<Step, SigninError> {
+    let prompt = match check(cx, query).await? {
+        Ok(prompt) => prompt,
+        Err(to) => return Ok(Step::Redirect(to)),
+    };
+    let Some(signed_in) = signed_in else {
+        return Ok(Step::Login(prompt));
+    };
+    let consented = cx
+        .store
+        .has_consent(
+            &signed_in.user.user_id,
+            &prompt.client.client_id,
+            prompt.request.scope.as_deref(),
+            &prompt.resources,
+        )
+        .await?;
+    if consented {
+        return Ok(Step::Redirect(
+            issue_code(cx, &signed_in.user, &prompt).await?,
+        ));
+    }
+    Ok(Step::Consent(prompt, signed_in))
+}
+
+/// The answer to a login form.
+#[derive(Debug)]
+pub enum LoginStep {
+    /// Signed in: the new session's cookie value, the browser (which now remembers
+    /// the user proved their password from it), and where to go next.
+    SignedIn {
+        session_cookie: String,
+        browser: Browser,
+        next: String,
+    },
+    /// The login page again, saying why.
+    Retry {
+        prompt: Prompt,
+        username: String,
+        problem: LoginProblem,
+    },
+    /// The request itself failed: back to the client with an error.
+    Redirect(String),
+}
+
+/// Why a login form did not sign in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginProblem {
+    /// Unknown user, wrong password or disabled user: never told apart.
+    Refused,
+    /// A failure budget is spent; try again after this long.
+    Throttled(Duration),
+}
+
+/// The login form: checks the pending request again, then the password within the
+/// failure budgets; a success starts a session and remembers that the user proved their
+/// password from this browser.
+pub async fn login(
+    cx: &Context<'_>,
+    pending: &PendingForm,
+    browser: Option<&Browser>,
+    credentials: (&str, &Password),
+    ip: std::net::IpAddr,
+) -> Result<LoginStep, SigninError> {
+    let query = open(cx, pending, browser)?;
+    // `login.local_users = false`: the page offers no password form, and none is taken.
+    if !cx.signin.local_users {
+        return Err(SigninError::BadForm);
+    }
+    let mut browser = browser
+        .cloned()
+        .ok_or(SigninError::Pending(PendingError::NoCookie))?;
+    let prompt = match check(cx, &query).await? {
+        Ok(prompt) => prompt,
+        Err(to) => return Ok(LoginStep::Redirect(to)),
+    };
+    let (username, password) = credentials;
+    let verified = cx
+        .signin
+        .passwords
+        .verify(cx.store, username, password, &browser, ip)
+        .await?;
+    let user = match verified {
+        Ok(user) => user,
+        Err(refused) => {
+            return Ok(LoginStep::Retry {
+                prompt,
+                username: username.trim().to_owned(),
+                problem: match refused {
+                    Refused::Wrong => LoginProblem::Refused,
+                    Refused::Throttled(wait) => LoginProblem::Throttled(wait),
+                },
+            });
+        }
+    };
+    browser.proved(&user.user_id);
+    let session_cookie = start_session(cx, &user).await?;
+    Ok(LoginStep::SignedIn {
+        session_cookie,
+        browser,
+        next: format!("authorize?{}", prompt.request.to_query()),
+    })
+}
+
+/// The consent form: `allow` remembers the decision and sends a code, `deny` sends
+/// `access_denied`; without a session, back to the login page.
+pub async fn consent(
+    cx: &Context<'_>,
+    pending: &PendingForm,
+    browser: Option<&Browser>,
+    signed_in: Option<SignedIn>,
+    decision: &str,
+) -> Result<String, SigninError> {
+    let query = open(cx, pending, browser)?;
+    let prompt = match check(cx, &query).await? {
+        Ok(prompt) => prompt,
+        Err(to) => return Ok(to),
+    };
+    let Some(signed_in) = signed_in else {
+        return Ok(format!("authorize?{}", prompt.request.to_query()));
+    };
+    match decision {
+        "allow" => {
+            let consent = ConsentRecord {
+                user_id: signed_in.user.user_id.clone(),
+                client_id: prompt.client.client_id.clone(),
+                scope: prompt.request.scope.clone(),
+                resources: prompt.resources.clone(),
+                created_at: cx.now,
+            };
+            cx.store.remember_consent(&consent).await?;
+            Ok(issue_code(cx, &signed_in.user, &prompt).await?)
+        }
+        "deny" => {
+            let denied = ErrorResponse::new(ErrorCode::AccessDenied, "the user denied the request");
+            Ok(redirect::with_error(
+                &prompt.request.refusal(denied),
+                cx.issuer,
+            ))
+        }
+        _ => Err(SigninError::BadForm),
+    }
+}
+
+fn open(
+    cx: &Context<'_>,
+    pending: &PendingForm,
+    browser: Option<&Browser>,
+) -> Result<String, SigninError> {
+    binding::open_pending(&cx.signin.key, browser, pending, cx.now).map_err(SigninError::Pending)
+}
+
+/// The signed-in user of a session cookie, when the cookie is ours, its session is
+/// still stored and active, and its user still exists and is enabled.
+pub async fn signed_in(cx: &Context<'_>, cookie: &str) -> Result<Option<SignedIn>, StoreError> {
+    let Some(session_id) = cx.signin.key.verify(Purpose::Session, cookie) else {
+        return Ok(None);
+    };
+    let Some(session) = cx
+        .store
+        .session_by_digest(&opaque::digest(session_id))
+        .await?
+    else {
+        return Ok(None);
+    };
+    if !session_active(session.expires_at, cx.now) {
+        return Ok(None);
+    }
+    let user = cx.store.user_by_id(&session.user_id).await?;
+    Ok(user.filter(|u| !u.disabled).map(|user| SignedIn {
+        session_id: session_id.to_owned(),
+        user,
+    }))
+}
+
+/// Stores a new session for `user`; the value of its cookie.
+async fn start_session(cx: &Context<'_>, user: &UserRecord) -> Result<String, StoreError> {
+    let session_id = random_string(32);
+    cx.store
+        .insert_session(&SessionRecord {
+            digest: opaque::digest(&session_id),
+            user_id: user.user_id.clone(),
+            created_at: cx.now,
+            expires_at: cx.now.saturating_add(cx.signin.session_ttl),
+        })
+        .await?;
+    Ok(cx.signin.key.sign(Purpose::Session, &session_id))
+}
+
+/// `POST /logout`: ends the browser's session, when the form's token was made for it.
+pub async fn sign_out(
+    cx: &Context<'_>,
+    signed_in: Option<&SignedIn>,
+    csrf_token: &str,
+) -> Result<(), SigninError> {
+    let Some(signed_in) = signed_in else {
+        return Ok(());
+    };
+    if !binding::verify_sign_out_token(&cx.signin.key, &signed_in.session_id, csrf_token) {
+        return Err(SigninError::Pending(PendingError::Forged));
+    }
+    cx.store
+        .delete_session(&opaque::digest(&signed_in.session_id))
+        .await?;
+    Ok(())
+}
+
+/// Stores a new authorization code for the user's request; the redirect back to the
+/// client that carries it (RFC 9207: with `iss`).
+async fn issue_code(
+    cx: &Context<'_>,
+    user: &UserRecord,
+    prompt: &Prompt,
+) -> Result<String, StoreError> {
+    let code = opaque::generate();
+    let request = &prompt.request;
+    cx.store
+        .insert_authorization_code(&CodeRecord {
+            digest: opaque::digest(code.expose()),
+            client_id: prompt.client.client_id.clone(),
+            user_id: user.user_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            code_challenge: request.code_challenge.clone(),
+            scope: request.scope.clone(),
+            resources: prompt.resources.clone(),
+            created_at: cx.now,
+            expires_at: cx.now.saturating_add(CODE_TTL_SECONDS),
+            used_at: None,
+            family_id: new_jti(),
+        })
+        .await?;
+    Ok(redirect::with_code(
+        &request.redirect_uri,
+        code.expose(),
+        request.state.as_deref(),
+        cx.issuer,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_name_the_issuers_host() {
+        let name = |issuer: &str| issuer_name(&url::Url::parse(issuer).unwrap());
+        assert_eq!(
+            name("https://auth.example.com/tenant").as_deref(),
+            Some("auth.example.com")
+        );
+        assert_eq!(
+            name("https://auth.example.com:443").as_deref(),
+            Some("auth.example.com")
+        );
+        assert_eq!(
+            name("http://127.0.0.1:8080").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+    }
+}
