@@ -307,7 +307,7 @@ async fn sign_in_pages(app: &TestApp, seen: &mut Vec<Observed>) -> (String, Stri
         redirect_uris: vec![redirect.to_owned()],
         ..NewClient::default()
     };
-    let client_id = admin::create_client(&app.store, new)
+    let client_id = admin::create_client(&app.store, new, introspectd::token::now())
         .await
         .unwrap()
         .client_id;

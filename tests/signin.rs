@@ -64,6 +64,7 @@ async fn public_client(app: &TestApp, name: &str, redirect_uris: &[&str]) -> Str
             redirect_uris: redirect_uris.iter().map(|u| (*u).to_owned()).collect(),
             ..NewClient::default()
         },
+        now(),
     )
     .await
     .expect("create client")
@@ -411,6 +412,7 @@ async fn no_resource_asked_means_the_clients_registered_resources(app: TestApp) 
             resources: vec![MCP.to_owned()],
             ..NewClient::default()
         },
+        now(),
     )
     .await
     .unwrap();
@@ -469,7 +471,7 @@ async fn unverified_clients_and_redirects_are_shown_never_redirected_to(app: Tes
         );
     }
     // A disabled client is answered as an unknown one.
-    admin::disable_client(&f.app.store, &f.client_id)
+    admin::disable_client(&f.app.store, &f.client_id, now())
         .await
         .unwrap();
     let response = browser.authorize(&authorize_query(&f.client_id, &[])).await;
@@ -514,6 +516,7 @@ async fn request_errors_go_back_to_the_client(app: TestApp) {
             grant_types: vec!["client_credentials".to_owned()],
             ..NewClient::default()
         },
+        now(),
     )
     .await
     .unwrap();

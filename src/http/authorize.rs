@@ -6,10 +6,12 @@ use axum::extract::{RawQuery, State};
 use axum::response::Response;
 
 use super::AppState;
+use super::openapi::{
+    AuthorizationRequest, ErrorPage, MethodNotAllowed, Page, RateLimited, UnavailablePage,
+};
 use super::pages;
 use super::visit::Visit;
 use crate::signin;
-use super::openapi::{AuthorizationRequest, CSP, ErrorPage, LOCATION, MethodNotAllowed, Page, RateLimited, UnavailablePage};
 
 pub const PATH: &str = "/authorize";
 
@@ -34,10 +36,8 @@ pub const PATH: &str = "/authorize";
         (status = 200, description = "The login page (fields `username`, `password`) or, for a \
             signed-in browser, the consent page (buttons `decision=allow` and \
             `decision=deny`).",
-            body = Page, content_type = "text/html",
-            headers(("Content-Security-Policy" = String, description = CSP))),
-        (status = 303, description = "A redirect (`303 See Other`).",
-            headers(("Location" = String, description = LOCATION))),
+            body = Page, content_type = "text/html"),
+        (status = 303, description = "A redirect (`303 See Other`)."),
         (status = 400, response = ErrorPage),
         (status = 405, response = MethodNotAllowed),
         (status = 429, response = RateLimited),

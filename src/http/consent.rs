@@ -6,11 +6,11 @@ use axum::response::Response;
 
 use super::AppState;
 use super::form::OAuthForm;
+use super::openapi::{ConsentForm, ErrorPage, ForgedForm, MethodNotAllowed, RateLimited};
 use super::pages;
 use super::visit::Visit;
 use crate::error::ApiError;
 use crate::signin;
-use super::openapi::{ConsentForm, ErrorPage, ForgedForm, LOCATION, MethodNotAllowed, RateLimited};
 
 pub const PATH: &str = "/consent";
 
@@ -24,8 +24,7 @@ pub const PATH: &str = "/consent";
         login page. Rate limited per client address.",
     request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 303, description = "A redirect (`303 See Other`).",
-            headers(("Location" = String, description = LOCATION))),
+        (status = 303, description = "A redirect (`303 See Other`)."),
         (status = 400, response = ErrorPage),
         (status = 403, response = ForgedForm),
         (status = 405, response = MethodNotAllowed),

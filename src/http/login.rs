@@ -6,13 +6,13 @@ use axum::response::Response;
 
 use super::AppState;
 use super::form::OAuthForm;
+use super::openapi::{ErrorPage, ForgedForm, LoginForm, MethodNotAllowed, Page, UnavailablePage};
 use super::pages::{self, PageError};
 use super::visit::Visit;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::secret::Password;
 use crate::signin;
-use super::openapi::{CSP, ErrorPage, ForgedForm, LOCATION, LoginForm, MethodNotAllowed, Page, UnavailablePage};
-use crate::error::ErrorBody;
 
 pub const PATH: &str = "/login";
 
@@ -31,10 +31,8 @@ pub const PATH: &str = "/login";
     responses(
         (status = 200, description = "The login page again: the username or password is \
             incorrect.",
-            body = Page, content_type = "text/html",
-            headers(("Content-Security-Policy" = String, description = CSP))),
-        (status = 303, description = "A redirect (`303 See Other`).",
-            headers(("Location" = String, description = LOCATION))),
+            body = Page, content_type = "text/html"),
+        (status = 303, description = "A redirect (`303 See Other`)."),
         (status = 400, response = ErrorPage),
         (status = 403, response = ForgedForm),
         (status = 405, response = MethodNotAllowed),

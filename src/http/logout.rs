@@ -6,11 +6,11 @@ use axum::response::Response;
 
 use super::AppState;
 use super::form::OAuthForm;
+use super::openapi::{ForgedForm, LogoutForm, MethodNotAllowed, Page, RateLimited};
 use super::pages;
 use super::visit::Visit;
 use crate::error::ApiError;
 use crate::signin;
-use super::openapi::{CSP, ForgedForm, LogoutForm, MethodNotAllowed, Page, RateLimited};
 
 pub const PATH: &str = "/logout";
 
@@ -24,8 +24,7 @@ pub const PATH: &str = "/logout";
     request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The signed-out page; the session cookie is cleared.",
-            body = Page, content_type = "text/html",
-            headers(("Content-Security-Policy" = String, description = CSP))),
+            body = Page, content_type = "text/html"),
         (status = 403, response = ForgedForm),
         (status = 405, response = MethodNotAllowed),
         (status = 429, response = RateLimited),

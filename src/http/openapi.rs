@@ -102,6 +102,7 @@ impl Modify for Layers {
         let components = doc.components.get_or_insert_with(Default::default);
         for response in components.responses.values_mut() {
             if let RefOr::T(response) = response {
+                page_headers(response);
                 layer_headers(response);
             }
         }
@@ -125,8 +126,13 @@ impl Modify for Layers {
             for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
                 // Tags would only repeat the module a handler lives in.
                 operation.tags = None;
-                for response in operation.responses.responses.values_mut() {
+                for (status, response) in operation.responses.responses.iter_mut() {
                     if let RefOr::T(response) = response {
+                        if status == "303" {
+                            let location = header(String::schema(), LOCATION);
+                            response.headers.insert("Location".into(), location);
+                        }
+                        page_headers(response);
                         layer_headers(response);
                     }
                 }
@@ -171,6 +177,18 @@ fn layer_headers(response: &mut Response) {
              one. Also in the request's log line.",
         ),
     );
+}
+
+/// The header every page carries (`pages.rs`): its Content-Security-Policy. A response
+/// that is a page and nothing else is one.
+fn page_headers(response: &mut Response) {
+    let only_html = response.content.len() == 1 && response.content.contains_key("text/html");
+    if only_html {
+        let csp = header(String::schema(), CSP);
+        response
+            .headers
+            .insert("Content-Security-Policy".into(), csp);
+    }
 }
 
 fn header(schema: RefOr<Schema>, description: &str) -> Header {
@@ -420,13 +438,13 @@ pub struct Description {
 pub struct Page(pub String);
 
 /// What `Content-Security-Policy` of a sign-in page says.
-pub const CSP: &str = "Sign-in pages: `default-src 'none'; style-src 'self'; img-src 'self'; \
+const CSP: &str = "Sign-in pages: `default-src 'none'; style-src 'self'; img-src 'self'; \
     form-action 'self'` (and the origin or private-use scheme of the client's redirect URI, \
     where a form may end up), `frame-ancestors 'none'; base-uri 'none'`. Pages also carry \
     `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.";
 
 /// What `Location` of a sign-in redirect says.
-pub const LOCATION: &str = "Where the browser goes next: the client's redirect URI with \
+const LOCATION: &str = "Where the browser goes next: the client's redirect URI with \
     `code`, `state` and `iss` (RFC 9207), or with `error`, `error_description`, `state` and \
     `iss`; or a page of this server, relative to it.";
 
@@ -434,29 +452,20 @@ pub const LOCATION: &str = "Where the browser goes next: the client's redirect U
 /// registered for it, a form that is not this browser's or has expired, a malformed form).
 /// Never a redirect to an unverified URI (OAuth 2.1 section 4.1.2.1).
 #[derive(ToResponse)]
-#[response(
-    content_type = "text/html",
-    headers(("Content-Security-Policy" = String, description = CSP))
-)]
+#[response(content_type = "text/html")]
 pub struct ErrorPage(pub Page);
 
 /// The error page: a form whose CSRF token was not made for this browser's pending sign-in
 /// (or session), or that was altered.
 #[derive(ToResponse)]
-#[response(
-    content_type = "text/html",
-    headers(("Content-Security-Policy" = String, description = CSP))
-)]
+#[response(content_type = "text/html")]
 pub struct ForgedForm(pub Page);
 
 /// The error page: the store cannot answer now.
 #[derive(ToResponse)]
 #[response(
     content_type = "text/html",
-    headers(
-        ("Retry-After" = u32, description = "Seconds to wait."),
-        ("Content-Security-Policy" = String, description = CSP),
-    )
+    headers(("Retry-After" = u32, description = "Seconds to wait."))
 )]
 pub struct UnavailablePage(pub Page);
 
