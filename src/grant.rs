@@ -425,9 +425,12 @@ pub async fn authorization_code(
     let redeemed = store
         .redeem_authorization_code(&code, record.as_ref(), (&access.jti, access.exp), now)
         .await?;
-    if redeemed == Redemption::AlreadyUsed {
+    match redeemed {
+        Redemption::Redeemed => {}
         // Another request exchanged the same code first.
-        return Err(code_reused(store, &code, now).await);
+        Redemption::AlreadyUsed => return Err(code_reused(store, &code, now).await),
+        // Disabled or deleted since the check above.
+        Redemption::UserGone => return Err(GrantError::InvalidCode),
     }
     Ok(Issued {
         access,

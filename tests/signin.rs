@@ -12,8 +12,9 @@ use introspectd::admin::{self, NewClient, NewUser};
 use introspectd::secret::Password;
 use introspectd::signin::key::Purpose;
 use introspectd::signin::pkce::challenge_of;
-use introspectd::store::{CodeRecord, SessionRecord};
+use introspectd::store::{CodeRecord, Redemption, SessionRecord, TokenRecord};
 use introspectd::token::{new_jti, now, opaque};
+use introspectd::vocabulary::TokenUse;
 use serde_json::Value;
 
 const REDIRECT: &str = "http://127.0.0.1:7777/callback";
@@ -627,29 +628,83 @@ async fn a_code_used_twice_revokes_what_it_gave(app: TestApp) {
     assert_error(&refreshed, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
+/// A code of the fixture's user and client, with the test's PKCE verifier, issued at
+/// `issued` for 60 seconds; stored.
+async fn stored_code(f: &Fixture, code: &str, issued: i64) -> CodeRecord {
+    let record = CodeRecord {
+        digest: opaque::digest(code),
+        client_id: f.client_id.clone(),
+        user_id: f.user_id.clone(),
+        redirect_uri: REDIRECT.to_owned(),
+        code_challenge: challenge_of(VERIFIER),
+        scope: None,
+        resources: vec![],
+        created_at: issued,
+        expires_at: issued + 60,
+        used_at: None,
+        family_id: new_jti(),
+    };
+    f.app
+        .store
+        .insert_authorization_code(&record)
+        .await
+        .unwrap();
+    record
+}
+
 async fn an_expired_code_is_refused(app: TestApp) {
     let f = fixture(app).await;
     let code = opaque::generate();
-    let issued = now() - 61;
-    f.app
-        .store
-        .insert_authorization_code(&CodeRecord {
-            digest: opaque::digest(code.expose()),
-            client_id: f.client_id.clone(),
-            user_id: f.user_id.clone(),
-            redirect_uri: REDIRECT.to_owned(),
-            code_challenge: challenge_of(VERIFIER),
-            scope: None,
-            resources: vec![],
-            created_at: issued,
-            expires_at: issued + 60,
-            used_at: None,
-            family_id: new_jti(),
-        })
-        .await
-        .unwrap();
+    stored_code(&f, code.expose(), now() - 61).await;
     let response = exchange(&f.app, &f.client_id, code.expose(), &[]).await;
     assert_error(&response, StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+/// The exchange checks the user before it mints; a user disabled or deleted between
+/// that check and the transaction that stores the tokens must not keep them. The store
+/// refuses to redeem a code of a user who is gone by then, and leaves the code unused.
+async fn a_code_is_never_redeemed_for_a_user_disabled_meanwhile(app: TestApp) {
+    let f = fixture(app).await;
+    let issued = now();
+    let code = stored_code(&f, opaque::generate().expose(), issued).await;
+    let store = &f.app.store;
+    let refresh = opaque::generate();
+    let record = TokenRecord {
+        digest: opaque::digest(refresh.expose()),
+        token_use: TokenUse::RefreshToken,
+        client_id: f.client_id.clone(),
+        sub: Some(f.user_id.clone()),
+        username: Some("alice".to_owned()),
+        scope: None,
+        audiences: vec![],
+        jti: new_jti(),
+        iat: issued,
+        nbf: None,
+        exp: issued + 3_600,
+        revoked_at: None,
+        user_id: Some(f.user_id.clone()),
+    };
+    admin::disable_user(store, &f.user_id, issued)
+        .await
+        .unwrap();
+    // Redeems the code; whatever the outcome, no token of the user is stored.
+    let redeem = || async {
+        let access = (new_jti(), issued + 3_600);
+        let redeemed = store
+            .redeem_authorization_code(&code, Some(&record), (&access.0, access.1), issued)
+            .await
+            .unwrap();
+        let stored = store.token_by_digest(&record.digest).await.unwrap();
+        assert!(stored.is_none(), "a token stored for a user who is gone");
+        redeemed
+    };
+    assert_eq!(redeem().await, Redemption::UserGone);
+    let kept = store.authorization_code(&code.digest).await.unwrap();
+    assert_eq!(kept.unwrap().used_at, None, "the code stays unused");
+
+    // Deleted rather than disabled: nothing is stored either.
+    admin::delete_user(store, &f.user_id, issued).await.unwrap();
+    assert_ne!(redeem().await, Redemption::Redeemed);
 }
 
 // --- sessions and consent -------------------------------------------------------------
@@ -1010,6 +1065,7 @@ both_stores!(
     code_errors_are_one_invalid_grant,
     a_code_used_twice_revokes_what_it_gave,
     an_expired_code_is_refused,
+    a_code_is_never_redeemed_for_a_user_disabled_meanwhile,
     remembered_consent_skips_the_pages,
     an_expired_session_signs_in_again,
     signing_out_ends_the_session,

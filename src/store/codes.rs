@@ -60,6 +60,11 @@ impl TryFrom<CodeRow> for CodeRecord {
     }
 }
 
+/// Takes a lock on the row of an enabled user (a write that changes nothing), or
+/// matches no row.
+const HOLD_ENABLED_USER: &str =
+    "UPDATE users SET updated_at = updated_at WHERE user_id = $1 AND disabled = $2";
+
 /// The outcome of exchanging a code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Redemption {
@@ -67,6 +72,9 @@ pub enum Redemption {
     Redeemed,
     /// The code was already used: nothing was stored.
     AlreadyUsed,
+    /// The code's user is disabled or deleted: nothing was stored, and the code stays
+    /// unused.
+    UserGone,
 }
 
 /// How long a code is kept after it expired, at least: a second use within that time
@@ -116,7 +124,9 @@ impl Store {
     /// Marks the code used and stores what its exchange gave, in one transaction: the
     /// refresh token (if any) in the code's family, and the access token's (jti, exp) so
     /// that revoking the family reaches it. Only one exchange of a code can win; once it
-    /// has, a second use finds the tokens already stored and can revoke them.
+    /// has, a second use finds the tokens already stored and can revoke them. Nothing is
+    /// stored for a user who is disabled or deleted by the time of the transaction, and a
+    /// user disabled or deleted during it has what it stored revoked.
     pub async fn redeem_authorization_code(
         &self,
         code: &CodeRecord,
@@ -137,6 +147,20 @@ impl Store {
             if marked != 1 {
                 tx.rollback().await?;
                 return Ok(Redemption::AlreadyUsed);
+            }
+            // Holds the user's row until commit, so that disabling or deleting the user
+            // (which takes it first) either comes before, and is seen here, or waits, and
+            // then revokes what this stores.
+            let user_enabled = sqlx::query(HOLD_ENABLED_USER)
+                .bind(&code.user_id)
+                .bind(false)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !user_enabled {
+                tx.rollback().await?;
+                return Ok(Redemption::UserGone);
             }
             match refresh {
                 Some(refresh) => store_in_family!(tx, refresh, &code.family_id, access),

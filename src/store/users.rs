@@ -219,8 +219,12 @@ impl Store {
             "DELETE FROM consents WHERE user_id = $1",
             "DELETE FROM users WHERE user_id = $1",
         ];
+        // The user's row first: a code exchange under way finishes before the grants
+        // are revoked, and one after finds no user (`Store::redeem_authorization_code`).
+        let hold = "UPDATE users SET updated_at = updated_at WHERE user_id = $1";
         let (found, revoked) = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            sqlx::query(hold).bind(user_id).execute(&mut *tx).await?;
             let revoked = revoke_user_grants!(tx, user_id, None, now);
             let mut found = false;
             for sql in deletes {
