@@ -1032,6 +1032,50 @@ mod tests {
     }
 
     #[test]
+    fn registration_keys_are_checked_at_start_up() {
+        let mut config = Config::default();
+        config.registration.unused_client_days = 0;
+        config.registration.max_scope = Some("read \"quoted\"".to_owned());
+        config.registration.initial_access_token_env =
+            Some("INTROSPECTD_TEST_NEVER_SET_REGISTRATION_TOKEN".to_owned());
+        let problems = config.validate().unwrap_err().0;
+        for key in [
+            "registration.unused_client_days",
+            "registration.max_scope",
+            "registration.initial_access_token_env",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(key)),
+                "{key}: {problems:?}"
+            );
+        }
+        assert!(
+            !problems.iter().any(|p| p.contains("quoted")),
+            "values are not echoed: {problems:?}"
+        );
+    }
+
+    #[test]
+    fn self_registered_scope_defaults_to_the_scopes_supported() {
+        let mut config = Config::default();
+        assert_eq!(
+            config.registration_max_scope(),
+            "",
+            "none unless configured"
+        );
+        config.metadata.insert(
+            "scopes_supported".to_owned(),
+            serde_json::json!(["mcp", "files"]),
+        );
+        assert_eq!(config.registration_max_scope(), "mcp files");
+        config.registration.max_scope = Some(" mcp ".to_owned());
+        assert_eq!(config.registration_max_scope(), "mcp");
+        assert!(config.registration_enabled());
+        config.login.enabled = false;
+        assert!(!config.registration_enabled(), "registration needs sign-in");
+    }
+
+    #[test]
     fn issuer_with_query_is_rejected() {
         assert!(validate_issuer("https://a.example/?x=1").is_err());
         assert!(validate_issuer("https://a.example/tenant").is_ok());

@@ -672,4 +672,18 @@ mod tests {
         request.redirect_uri = "com.example.app:/oauth".to_owned();
         assert_eq!(request.redirect_host(), "com.example.app:");
     }
+
+    #[test]
+    fn every_client_but_an_operators_is_self_registered() {
+        use crate::vocabulary::ClientOrigin;
+        for origin in ClientOrigin::ALL {
+            let client = ClientRecord { origin, ..client() };
+            assert_eq!(
+                crate::signin::self_registered(&client),
+                origin != ClientOrigin::Operator,
+                "{origin:?}"
+            );
+            assert_eq!(ClientOrigin::parse(origin.as_str()), Some(origin));
+        }
+    }
 }
