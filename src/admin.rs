@@ -16,7 +16,7 @@ use crate::store::{ClientPolicy, ClientRecord, Store, StoreError, StoredKey, Use
 use crate::token::jwt::{KeySet, generate_ed25519};
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
 use crate::token::random_string;
-use crate::vocabulary::{AuthMethod, GrantType, InactiveBudget, TokenUse};
+use crate::vocabulary::{AuthMethod, ClientOrigin, GrantType, InactiveBudget, TokenUse};
 
 /// Longest lifetime a token may be given: ten years.
 const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3_600;
@@ -62,6 +62,15 @@ pub struct ClientView {
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `operator`, `dynamic` (`POST /register`) or `metadata_document`.
+    pub origin: ClientOrigin,
+    /// When a self-registered client last obtained a token (to the hour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
     /// The public keys of a `private_key_jwt` client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks: Option<serde_json::Value>,
@@ -87,6 +96,10 @@ impl From<ClientRecord> for ClientView {
             disabled: c.disabled,
             created_at: c.created_at,
             updated_at: c.updated_at,
+            origin: c.origin,
+            last_used_at: c.last_used_at,
+            client_uri: c.client_uri,
+            logo_uri: c.logo_uri,
             jwks: None,
         }
     }
@@ -130,6 +143,11 @@ pub struct NewClient {
     pub strict_auth_method: bool,
     /// `N`, `off` or `configured`; the configured default when absent.
     pub inactive_budget: Option<String>,
+    /// `operator` unless the client registers itself ([`crate::registration`]).
+    pub origin: ClientOrigin,
+    /// A self-registered client's home page and logo, already checked to be https.
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
 }
 
 /// What `client update` changes: each attribute given replaces the stored one, each
@@ -199,11 +217,16 @@ pub async fn create_client(
     };
     let client_id = random_string(16);
     let client_secret = ClientSecret::new(random_string(32));
+    // argon2id takes its time and memory: off the threads that answer requests.
+    let hashed = client_secret.clone();
+    let secret_hash = tokio::task::spawn_blocking(move || hash_secret(&hashed))
+        .await
+        .map_err(|_| AdminError::Invalid("hashing the client secret failed".to_owned()))?;
     let created = now;
     let record = ClientRecord {
         client_id: client_id.clone(),
         name,
-        secret_hash: hash_secret(&client_secret),
+        secret_hash,
         auth_method,
         scope,
         audiences,
@@ -212,6 +235,10 @@ pub async fn create_client(
         disabled: false,
         created_at: created,
         updated_at: created,
+        origin: new.origin,
+        last_used_at: None,
+        client_uri: new.client_uri,
+        logo_uri: new.logo_uri,
     };
     store.insert_client(&record, jwks.as_deref()).await?;
     Ok(IssuedSecret {

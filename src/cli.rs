@@ -439,6 +439,7 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
                     redirect_uris: changes.redirect_uris.unwrap_or_default(),
                     strict_auth_method: changes.strict_auth_method.unwrap_or(false),
                     inactive_budget: changes.inactive_budget,
+                    ..NewClient::default()
                 },
                 now,
             )

@@ -33,6 +33,7 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub login: LoginConfig,
+    pub registration: RegistrationConfig,
     /// Extra RFC 8414 fields merged into the published metadata document.
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
@@ -52,6 +53,7 @@ impl Default for Config {
             log: LogConfig::default(),
             metrics: MetricsConfig::default(),
             login: LoginConfig::default(),
+            registration: RegistrationConfig::default(),
             metadata: serde_json::Map::new(),
         }
     }
@@ -172,6 +174,8 @@ pub struct RateLimitConfig {
     /// browser its user signed in from before.
     pub password_failures_per_username: u32,
     pub password_failure_window_seconds: u64,
+    /// Clients one address may register at `POST /register` per hour.
+    pub registrations_per_hour: u32,
 }
 
 impl RateLimitConfig {
@@ -201,6 +205,7 @@ impl Default for RateLimitConfig {
             password_failures_per_ip: 30,
             password_failures_per_username: 10,
             password_failure_window_seconds: 300,
+            registrations_per_hour: 20,
         }
     }
 }
@@ -405,6 +410,40 @@ impl Default for LoginConfig {
     }
 }
 
+/// Clients that register themselves (RFC 7591 dynamic client registration).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Serves `POST /register` (with sign-in on, which is what such clients are for) and
+    /// publishes it as `registration_endpoint`.
+    pub dynamic: bool,
+    /// The most a self-registered client may register as its scope, space-separated;
+    /// when unset, the `scopes_supported` of `metadata`, or no scope at all.
+    pub max_scope: Option<String>,
+    /// Names an environment variable holding the initial access token that registration
+    /// then requires as `Authorization: Bearer` (RFC 7591 §3).
+    pub initial_access_token_env: Option<String>,
+    /// Days after which a self-registered client that obtained no token is deleted.
+    pub unused_client_days: u32,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            dynamic: true,
+            max_scope: None,
+            initial_access_token_env: None,
+            unused_client_days: 30,
+        }
+    }
+}
+
+/// Longest `registration.unused_client_days`: ten years.
+pub const MAX_UNUSED_CLIENT_DAYS: u32 = 3_650;
+
+/// Shortest initial access token accepted from `registration.initial_access_token_env`.
+pub const MIN_INITIAL_ACCESS_TOKEN_LEN: usize = 16;
+
 /// Longest `login.session_ttl_seconds`: thirty days.
 pub const MAX_SESSION_TTL_SECONDS: u64 = 30 * 24 * 3_600;
 
@@ -545,6 +584,7 @@ impl Config {
                 "login.session_ttl_seconds: must be between 1 and {MAX_SESSION_TTL_SECONDS}"
             ));
         }
+        problems.extend(self.registration_problems());
         if self.metrics.enabled && self.metrics.listen == self.listen && self.listen.port() != 0 {
             problems.push(format!(
                 "metrics.listen: {} is the main listener's address; give metrics their own",
@@ -635,7 +675,75 @@ impl Config {
     pub fn secret_env_vars(&self) -> Vec<String> {
         let keys = self.jwt.keys.iter().filter_map(|k| k.secret_env.clone());
         keys.chain(self.jwt.key_encryption_key_env.clone())
+            .chain(self.registration.initial_access_token_env.clone())
             .collect()
+    }
+
+    /// Whether `POST /register` is served: dynamic registration creates clients that
+    /// sign users in, so it needs sign-in on too.
+    pub fn registration_enabled(&self) -> bool {
+        self.registration.dynamic && self.login.enabled
+    }
+
+    /// The most a self-registered client may hold: `registration.max_scope`, else the
+    /// string items of the metadata's `scopes_supported`, else nothing.
+    pub fn registration_max_scope(&self) -> String {
+        if let Some(scope) = &self.registration.max_scope {
+            return crate::policy::normalize_scope(scope).unwrap_or_default();
+        }
+        let supported = self
+            .metadata
+            .get("scopes_supported")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        crate::policy::normalize_scope(&supported).unwrap_or_default()
+    }
+
+    /// The initial access token registration requires, read from the environment;
+    /// `Ok(None)` when none is configured.
+    pub fn initial_access_token(
+        &self,
+    ) -> Result<Option<crate::secret::InitialAccessToken>, String> {
+        let Some(name) = &self.registration.initial_access_token_env else {
+            return Ok(None);
+        };
+        match std::env::var(name) {
+            Ok(value) if value.len() >= MIN_INITIAL_ACCESS_TOKEN_LEN => {
+                Ok(Some(crate::secret::InitialAccessToken::new(value)))
+            }
+            Ok(_) => Err(format!(
+                "registration.initial_access_token_env: {name} must hold at least \
+                 {MIN_INITIAL_ACCESS_TOKEN_LEN} characters"
+            )),
+            Err(_) => Err(format!(
+                "registration.initial_access_token_env: {name} is not set"
+            )),
+        }
+    }
+
+    fn registration_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let registration = &self.registration;
+        if !(1..=MAX_UNUSED_CLIENT_DAYS).contains(&registration.unused_client_days) {
+            problems.push(format!(
+                "registration.unused_client_days: must be between 1 and {MAX_UNUSED_CLIENT_DAYS}"
+            ));
+        }
+        if let Some(scope) = &registration.max_scope {
+            if crate::policy::normalize_scope(scope).is_err() {
+                problems.push(
+                    "registration.max_scope: must be scope tokens separated by spaces".to_owned(),
+                );
+            }
+        }
+        if let Err(why) = self.initial_access_token() {
+            problems.push(why);
+        }
+        problems
     }
 
     /// Accepted `iss` values of JWT access tokens.
@@ -921,6 +1029,50 @@ mod tests {
         config.listen.set_port(0);
         config.metrics.listen.set_port(0);
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn registration_keys_are_checked_at_start_up() {
+        let mut config = Config::default();
+        config.registration.unused_client_days = 0;
+        config.registration.max_scope = Some("read \"quoted\"".to_owned());
+        config.registration.initial_access_token_env =
+            Some("INTROSPECTD_TEST_NEVER_SET_REGISTRATION_TOKEN".to_owned());
+        let problems = config.validate().unwrap_err().0;
+        for key in [
+            "registration.unused_client_days",
+            "registration.max_scope",
+            "registration.initial_access_token_env",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(key)),
+                "{key}: {problems:?}"
+            );
+        }
+        assert!(
+            !problems.iter().any(|p| p.contains("quoted")),
+            "values are not echoed: {problems:?}"
+        );
+    }
+
+    #[test]
+    fn self_registered_scope_defaults_to_the_scopes_supported() {
+        let mut config = Config::default();
+        assert_eq!(
+            config.registration_max_scope(),
+            "",
+            "none unless configured"
+        );
+        config.metadata.insert(
+            "scopes_supported".to_owned(),
+            serde_json::json!(["mcp", "files"]),
+        );
+        assert_eq!(config.registration_max_scope(), "mcp files");
+        config.registration.max_scope = Some(" mcp ".to_owned());
+        assert_eq!(config.registration_max_scope(), "mcp");
+        assert!(config.registration_enabled());
+        config.login.enabled = false;
+        assert!(!config.registration_enabled(), "registration needs sign-in");
     }
 
     #[test]

@@ -18,6 +18,13 @@ use crate::token::mint::MintError;
 /// `WWW-Authenticate` challenge of 401 answers (RFC 6749 §5.2, RFC 7617).
 pub const BASIC_CHALLENGE: &str = "Basic realm=\"introspectd\"";
 
+/// `WWW-Authenticate` of a registration without its initial access token (RFC 6750 §3:
+/// no error code when none was presented).
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"introspectd\"";
+
+/// `WWW-Authenticate` of a registration with a wrong initial access token (RFC 6750 §3.1).
+pub const BEARER_INVALID_TOKEN: &str = "Bearer realm=\"introspectd\", error=\"invalid_token\"";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400 `invalid_request` (RFC 6749 §5.2): missing or repeated parameter, two
@@ -46,6 +53,18 @@ pub enum ApiError {
     /// grant type it asked for.
     #[error("unauthorized_client: {0}")]
     UnauthorizedClient(&'static str),
+    /// 400 `invalid_redirect_uri` (RFC 7591 §3.2.2): a registered redirect URI breaks a
+    /// rule; the text names the field, never its value.
+    #[error("invalid_redirect_uri: {0}")]
+    InvalidRedirectUri(String),
+    /// 400 `invalid_client_metadata` (RFC 7591 §3.2.2): another metadata field breaks a
+    /// rule; the text names the field, never its value.
+    #[error("invalid_client_metadata: {0}")]
+    InvalidClientMetadata(String),
+    /// 401 `invalid_token` (RFC 6750 §3.1) with a Bearer challenge: registration needs
+    /// the initial access token (RFC 7591 §3), which was missing or wrong.
+    #[error("invalid_token")]
+    InvalidToken { presented: bool },
     /// 404 for paths this server does not serve.
     #[error("not found")]
     NotFound,
@@ -86,6 +105,18 @@ impl From<AuthError> for ApiError {
             AuthError::Failed(_, why) => ApiError::InvalidClient(why),
             AuthError::Throttled(wait) => ApiError::throttled(wait),
             AuthError::Store(err) => ApiError::Unavailable(err),
+        }
+    }
+}
+
+impl From<crate::registration::RegistrationError> for ApiError {
+    fn from(err: crate::registration::RegistrationError) -> Self {
+        use crate::registration::RegistrationError;
+        match err {
+            RegistrationError::InvalidRedirectUri(why) => ApiError::InvalidRedirectUri(why),
+            RegistrationError::InvalidClientMetadata(why) => ApiError::InvalidClientMetadata(why),
+            RegistrationError::Store(err) => ApiError::Unavailable(err),
+            RegistrationError::Internal(why) => ApiError::Internal(why),
         }
     }
 }
@@ -133,6 +164,9 @@ pub enum ErrorCode {
     UnsupportedGrantType,
     InvalidTarget,
     UnauthorizedClient,
+    InvalidRedirectUri,
+    InvalidClientMetadata,
+    InvalidToken,
 }
 
 impl ApiError {
@@ -184,6 +218,24 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 ErrorCode::UnauthorizedClient,
                 Cow::Borrowed(*d),
+            ),
+            ApiError::InvalidRedirectUri(d) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRedirectUri,
+                Cow::Borrowed(d.as_str()),
+            ),
+            ApiError::InvalidClientMetadata(d) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidClientMetadata,
+                Cow::Borrowed(d.as_str()),
+            ),
+            ApiError::InvalidToken { presented } => (
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidToken,
+                match presented {
+                    true => "the initial access token is not valid".into(),
+                    false => "registration requires an initial access token".into(),
+                },
             ),
             ApiError::NotFound => (
                 StatusCode::NOT_FOUND,
@@ -249,6 +301,16 @@ impl IntoResponse for ApiError {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(BASIC_CHALLENGE),
+                );
+            }
+            ApiError::InvalidToken { presented } => {
+                let challenge = match presented {
+                    true => BEARER_INVALID_TOKEN,
+                    false => BEARER_CHALLENGE,
+                };
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
                 );
             }
             ApiError::MethodNotAllowed { allow } => {

@@ -482,7 +482,16 @@ async fn mint_access(
         token_use: TokenUse::AccessToken,
         format: TokenFormat::Jwt,
     };
-    Ok((mint(store, keys, &config.issuer, request, now).await?, ttl))
+    let minted = mint(store, keys, &config.issuer, request, now).await?;
+    // A self-registered client in use is kept (`registration.unused_client_days`).
+    // The token is issued already: a failed note of it must not take it back.
+    if access.client.origin.self_registered() {
+        if let Err(err) = store.touch_client(&access.client.client_id, now).await {
+            crate::metrics::store_error(&err);
+            tracing::warn!(error = %err, "could not note the client's use");
+        }
+    }
+    Ok((minted, ttl))
 }
 
 fn non_empty(scope: String) -> Option<String> {

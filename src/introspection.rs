@@ -310,6 +310,10 @@ mod tests {
             disabled: false,
             created_at: 0,
             updated_at: 0,
+            origin: Default::default(),
+            last_used_at: None,
+            client_uri: None,
+            logo_uri: None,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod metrics;
 pub mod policy;
 pub mod private_files;
+pub mod registration;
 pub mod revocation;
 pub mod secret;
 pub mod service;

@@ -88,6 +88,14 @@ impl Kind for SecretHashKind {
     const NAME: &'static str = "SecretHash";
 }
 
+/// The initial access token `POST /register` may require (RFC 7591 §3), as configured
+/// or as presented.
+pub type InitialAccessToken = Secret<InitialAccessTokenKind>;
+pub enum InitialAccessTokenKind {}
+impl Kind for InitialAccessTokenKind {
+    const NAME: &'static str = "InitialAccessToken";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,6 +127,21 @@ async fn upkeep(state: AppState) {
         if let Some(signin) = &state.signin {
             signin.passwords.sweep();
         }
+        if let Some(registrar) = &state.registrar {
+            registrar.budget.sweep();
+        }
+        let now = crate::token::now();
+        match crate::registration::delete_unused_clients(state.store(), &state.config, now).await {
+            Ok(deleted) if deleted.is_empty() => {}
+            Ok(deleted) => tracing::info!(
+                clients = deleted.len(),
+                "deleted self-registered clients unused for registration.unused_client_days"
+            ),
+            Err(err) => {
+                crate::metrics::store_error(&err);
+                tracing::warn!(error = %err, "deleting unused clients failed");
+            }
+        }
         // Keep revocations a little past expiry so clock skew cannot revive a token.
         let before =
             crate::token::now() - i64::try_from(state.config.jwt.leeway_seconds).unwrap_or(0) - 60;

@@ -122,3 +122,51 @@ pub enum InactiveBudget {
     Off,
     Limit(u32),
 }
+
+/// How a client came to be registered: by an operator (`client create`), by itself at
+/// `POST /register` (RFC 7591), or from a Client ID Metadata Document. Only operator
+/// clients were vetted; the consent page says so of the others, and unused ones are
+/// deleted (`registration.unused_client_days`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientOrigin {
+    #[default]
+    Operator,
+    Dynamic,
+    MetadataDocument,
+}
+
+impl ClientOrigin {
+    pub const ALL: [ClientOrigin; 3] = [
+        ClientOrigin::Operator,
+        ClientOrigin::Dynamic,
+        ClientOrigin::MetadataDocument,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientOrigin::Operator => "operator",
+            ClientOrigin::Dynamic => "dynamic",
+            ClientOrigin::MetadataDocument => "metadata_document",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == value)
+    }
+
+    /// Whether the client registered itself, unvetted by the operator.
+    pub fn self_registered(self) -> bool {
+        self != ClientOrigin::Operator
+    }
+}

@@ -266,53 +266,34 @@ fn location(response: &common::binary::HttpResponse) -> String {
     response.headers["location"].to_str().unwrap().to_owned()
 }
 
-/// The authorization code flow with PKCE, as an MCP client runs it against the real
-/// binary: discovery, the browser's way through the login and consent pages (a plain
-/// HTTP client carrying the cookies), the code exchange by the `oauth2` crate, the MCP
-/// server's introspection, and a refresh.
-async fn oauth2_client_signs_a_user_in(backend: Backend) {
-    use common::binary::{Server, command, create_client, http, introspect, run_json};
-    use oauth2::{AuthUrl, AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl};
+/// The client an MCP client builds from the discovered metadata.
+type SignInClient = BasicClient<
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
 
-    let Some((db, _guard)) = common::fresh_db(backend).await else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    let user = run_json(dir, &db, &["user", "create", "--username", "alice"]);
-    let password = user["password"].as_str().unwrap();
-    let (server_id, server_secret) = create_client(dir, &db, &["--audience", MCP]);
-    let public = run_json(
-        dir,
-        &db,
-        &[
-            "client",
-            "create",
-            "--name",
-            "MCP client",
-            "--auth-method",
-            "none",
-            "--redirect-uri",
-            "http://127.0.0.1/callback",
-            "--scope",
-            "mcp",
-        ],
-    );
-    let client_id = public["client_id"].as_str().unwrap();
-    let mut cmd = command(dir, &db);
-    cmd.env("INTROSPECTD_ISSUER", ISSUER);
-    let server = Server::start_with(cmd);
-    let addr = server.addr;
+fn sign_in_client(doc: &Value, client_id: &str) -> SignInClient {
+    use oauth2::{AuthUrl, RedirectUrl};
+    BasicClient::new(ClientId::new(client_id.to_owned()))
+        .set_auth_uri(AuthUrl::new(field(doc, "authorization_endpoint")).unwrap())
+        .set_token_uri(TokenUrl::new(field(doc, "token_endpoint")).unwrap())
+        .set_redirect_uri(RedirectUrl::new(CALLBACK.to_owned()).unwrap())
+}
 
-    let doc = discover(addr).await;
-    assert_eq!(
-        doc["code_challenge_methods_supported"],
-        serde_json::json!(["S256"])
-    );
-    let client = BasicClient::new(ClientId::new(client_id.to_owned()))
-        .set_auth_uri(AuthUrl::new(field(&doc, "authorization_endpoint")).unwrap())
-        .set_token_uri(TokenUrl::new(field(&doc, "token_endpoint")).unwrap())
-        .set_redirect_uri(RedirectUrl::new(CALLBACK.to_owned()).unwrap());
+/// The browser's way through the login and consent pages (a plain HTTP client carrying
+/// the cookies) for `client`, then the code exchange by the `oauth2` crate: the tokens,
+/// and the consent page as the user saw it.
+async fn sign_in(
+    addr: SocketAddr,
+    client: &SignInClient,
+    password: &str,
+) -> (oauth2::basic::BasicTokenResponse, String) {
+    use common::binary::http;
+    use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge};
+
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state) = client
         .authorize_url(CsrfToken::new_random)
@@ -322,7 +303,6 @@ async fn oauth2_client_signs_a_user_in(backend: Backend) {
         .url();
     assert_eq!(url.host_str(), Some("as.example"));
 
-    // The browser: the login page, the password, then the consent page.
     let path = format!("{}?{}", url.path(), url.query().unwrap());
     let login = http(addr, "GET", &path, &[], "").await;
     assert_eq!(login.status, 200, "{}", login.text);
@@ -344,7 +324,6 @@ async fn oauth2_client_signs_a_user_in(backend: Backend) {
     let next = format!("/{}", location(&signed_in));
     let consent = http(addr, "GET", &next, &[("cookie", &cookies)], "").await;
     assert_eq!(consent.status, 200, "{}", consent.text);
-    assert!(consent.text.contains("MCP client") && consent.text.contains(MCP));
     let allow = [
         ("request", hidden(&consent.text, "request")),
         ("csrf_token", hidden(&consent.text, "csrf_token")),
@@ -363,25 +342,120 @@ async fn oauth2_client_signs_a_user_in(backend: Backend) {
     assert_eq!(param("state"), *state.secret());
     assert_eq!(param("iss"), ISSUER, "RFC 9207");
 
-    // The client exchanges the code; the MCP server introspects the token.
-    let http_client = |request| transport(addr, request);
     let tokens = client
         .exchange_code(AuthorizationCode::new(param("code")))
         .set_pkce_verifier(verifier)
         .add_extra_param("resource", MCP)
-        .request_async(&http_client)
+        .request_async(&|request| transport(addr, request))
         .await
         .expect("authorization code exchange");
-    let access = tokens.access_token().secret();
-    let (status, answer) = introspect(addr, &server_id, &server_secret, access).await;
-    assert_eq!(status, 200);
-    assert_eq!(answer["active"], true, "{answer}");
-    assert_eq!(answer["sub"], user["user_id"]);
-    assert_eq!(answer["username"], "alice");
-    assert_eq!(answer["aud"], MCP);
-    assert_eq!(answer["scope"], "mcp");
-    assert_eq!(answer["client_id"], client_id);
+    (tokens, consent.text)
+}
 
+/// The authorization code flow with PKCE, as an MCP client runs it against the real
+/// binary: discovery, the browser's way through the login and consent pages, the code
+/// exchange by the `oauth2` crate, the MCP server's introspection, and a refresh.
+/// A fresh store with the user `alice` and the MCP server as a resource server that may
+/// introspect tokens for [`MCP`].
+struct SignInSetup {
+    db: introspectd::config::DatabaseUrl,
+    _guard: common::TestDb,
+    dir: tempfile::TempDir,
+    user: Value,
+    server_id: String,
+    server_secret: String,
+}
+
+impl SignInSetup {
+    async fn new(backend: Backend) -> Option<Self> {
+        use common::binary::{create_client, run_json};
+        let (db, guard) = common::fresh_db(backend).await?;
+        let dir = tempfile::tempdir().unwrap();
+        let user = run_json(dir.path(), &db, &["user", "create", "--username", "alice"]);
+        let (server_id, server_secret) = create_client(dir.path(), &db, &["--audience", MCP]);
+        Some(SignInSetup {
+            db,
+            _guard: guard,
+            dir,
+            user,
+            server_id,
+            server_secret,
+        })
+    }
+
+    fn password(&self) -> &str {
+        self.user["password"].as_str().unwrap()
+    }
+
+    /// The real binary over this store, with `env` set, behind the https issuer.
+    fn serve(&self, env: &[(&str, &str)]) -> common::binary::Server {
+        let mut cmd = common::binary::command(self.dir.path(), &self.db);
+        cmd.env("INTROSPECTD_ISSUER", ISSUER)
+            .envs(env.iter().copied());
+        common::binary::Server::start_with(cmd)
+    }
+
+    /// The MCP server's introspection of `token`: active, for `alice`, `mcp` at [`MCP`],
+    /// issued to `client_id`.
+    async fn assert_introspects(&self, addr: SocketAddr, token: &str, client_id: &str) {
+        let (server_id, secret) = (&self.server_id, &self.server_secret);
+        let (status, answer) = common::binary::introspect(addr, server_id, secret, token).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["active"], true, "{answer}");
+        assert_eq!(answer["sub"], self.user["user_id"]);
+        assert_eq!(answer["username"], "alice");
+        assert_eq!(answer["aud"], MCP);
+        assert_eq!(answer["scope"], "mcp");
+        assert_eq!(answer["client_id"], client_id);
+    }
+}
+
+async fn oauth2_client_signs_a_user_in(backend: Backend) {
+    use common::binary::{introspect, run_json};
+
+    let Some(setup) = SignInSetup::new(backend).await else {
+        return;
+    };
+    let (dir, db) = (setup.dir.path(), &setup.db);
+    let (user, password) = (&setup.user, setup.password());
+    let (server_id, server_secret) = (&setup.server_id, &setup.server_secret);
+    let public = run_json(
+        dir,
+        db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "MCP client",
+            "--auth-method",
+            "none",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--scope",
+            "mcp",
+        ],
+    );
+    let client_id = public["client_id"].as_str().unwrap();
+    let server = setup.serve(&[]);
+    let addr = server.addr;
+
+    let doc = discover(addr).await;
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    let client = sign_in_client(&doc, client_id);
+    let (tokens, consent) = sign_in(addr, &client, password).await;
+    assert!(consent.contains("MCP client") && consent.contains(MCP));
+    assert!(
+        !consent.contains("registered itself"),
+        "an operator's client is not called self-registered"
+    );
+
+    let access = tokens.access_token().secret();
+    setup.assert_introspects(addr, access, client_id).await;
+
+    let http_client = |request| transport(addr, request);
     let refreshed = client
         .exchange_refresh_token(tokens.refresh_token().expect("a refresh token"))
         .request_async(&http_client)
@@ -389,8 +463,8 @@ async fn oauth2_client_signs_a_user_in(backend: Backend) {
         .expect("refresh");
     let (_, answer) = introspect(
         addr,
-        &server_id,
-        &server_secret,
+        server_id,
+        server_secret,
         refreshed.access_token().secret(),
     )
     .await;
@@ -409,3 +483,72 @@ async fn oauth2_client_signs_a_user_in(backend: Backend) {
 }
 
 both_backends!(oauth2_client_signs_a_user_in);
+
+/// An MCP client the operator never heard of: it finds `registration_endpoint` in the
+/// metadata, registers itself as a public client (RFC 7591), and signs the user in with
+/// the id it was given; the consent page says it registered itself, and the token it
+/// obtains introspects as its own. `client show` tells the operator how it came to be.
+async fn registered_client_signs_a_user_in(backend: Backend) {
+    use common::binary::{http, run_json};
+
+    let Some(setup) = SignInSetup::new(backend).await else {
+        return;
+    };
+    let server = setup.serve(&[("INTROSPECTD_REGISTRATION__MAX_SCOPE", "mcp")]);
+    let addr = server.addr;
+
+    let doc = discover(addr).await;
+    let endpoint = url::Url::parse(&field(&doc, "registration_endpoint")).unwrap();
+    assert_eq!(endpoint.host_str(), Some("as.example"));
+    let metadata = serde_json::json!({
+        "client_name": "Look-alike Inspector",
+        "redirect_uris": ["http://127.0.0.1/callback"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "scope": "mcp",
+    });
+    let registered = http(
+        addr,
+        "POST",
+        endpoint.path(),
+        &[("content-type", "application/json")],
+        &metadata.to_string(),
+    )
+    .await;
+    assert_eq!(registered.status, 201, "{}", registered.text);
+    assert_eq!(
+        registered.json.get("client_secret"),
+        None,
+        "a public client"
+    );
+    let client_id = registered.json["client_id"].as_str().unwrap();
+
+    let client = sign_in_client(&doc, client_id);
+    let (tokens, consent) = sign_in(addr, &client, setup.password()).await;
+    assert!(consent.contains("Look-alike Inspector"));
+    assert!(consent.contains("This application registered itself"));
+    assert!(consent.contains("127.0.0.1"), "the redirect host is shown");
+
+    let access = tokens.access_token().secret();
+    setup.assert_introspects(addr, access, client_id).await;
+    assert!(tokens.refresh_token().is_some());
+    let log = server.stop();
+    assert!(!log.contains(access.as_str()), "a token in the log");
+
+    let (dir, db) = (setup.dir.path(), &setup.db);
+    let shown = run_json(dir, db, &["client", "show", client_id]);
+    assert_eq!(shown["origin"], "dynamic");
+    assert!(shown["last_used_at"].is_i64(), "its use is noted: {shown}");
+    let listed = run_json(dir, db, &["client", "list"]);
+    let mut origins: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["origin"].as_str().unwrap())
+        .collect();
+    origins.sort_unstable();
+    assert_eq!(origins, ["dynamic", "operator"]);
+}
+
+both_backends!(registered_client_signs_a_user_in);

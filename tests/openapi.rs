@@ -19,7 +19,7 @@ use introspectd::http::openapi;
 use introspectd::secret::Password;
 use introspectd::signin::pkce::challenge_of;
 use introspectd::vocabulary::TokenUse;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Keywords the checker understands; a schema using any other fails the test, so the
 /// document cannot promise more than is checked.
@@ -386,6 +386,44 @@ async fn sign_in_pages(app: &TestApp, seen: &mut Vec<Observed>) -> (String, Stri
     (browser, right)
 }
 
+/// POST /register with a JSON body.
+fn registration(body: Value) -> Request<Body> {
+    Request::post("/register")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// The answer of the real binary to a registration without the initial access token it
+/// requires: the token is read from the environment, which only a process of its own can
+/// be given safely.
+async fn registration_without_its_token(backend: Backend) -> Option<Observed> {
+    use common::binary::{Server, command, http};
+    let (db, _guard) = common::fresh_db(backend).await?;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path(), &db);
+    cmd.env(
+        "INTROSPECTD_REGISTRATION__INITIAL_ACCESS_TOKEN_ENV",
+        "TEST_INITIAL_ACCESS_TOKEN",
+    )
+    .env(
+        "TEST_INITIAL_ACCESS_TOKEN",
+        "initial-access-token-0123456789",
+    );
+    let server = Server::start_with(cmd);
+    let body = json!({"redirect_uris": ["https://app.example/cb"]}).to_string();
+    let json = ("content-type", "application/json");
+    let response = http(server.addr, "POST", "/register", &[json], &body).await;
+    server.stop();
+    Some(Observed {
+        method: Method::POST,
+        path: "/register".to_owned(),
+        status: StatusCode::from_u16(response.status).unwrap(),
+        headers: response.headers,
+        body: Bytes::from(response.text),
+    })
+}
+
 /// The operation documenting `(path, method)`.
 fn operation<'d>(doc: &'d Value, path: &str, method: &Method) -> Option<&'d Value> {
     doc["paths"]
@@ -548,6 +586,11 @@ async fn live_responses_match_the_document(app: TestApp) {
         request(Method::PUT, "/metrics"),
         request(Method::GET, "/openapi.json"),
         request(Method::POST, "/openapi.json"),
+        registration(json!({"redirect_uris": ["https://app.example/cb"]})),
+        registration(json!({"redirect_uris": ["https://app.example/cb"], "scope": 7})),
+        registration(json!({"redirect_uris": ["http://app.example/cb"]})),
+        registration(json!({"redirect_uris": [], "x": "a".repeat(64 * 1024)})),
+        request(Method::GET, "/register"),
     ] {
         let router = router_for(&app, &doc, request.uri().path());
         seen.push(exchange(router, request).await);
@@ -574,6 +617,7 @@ async fn live_responses_match_the_document(app: TestApp) {
         (store, introspectd::http::router(state))
     };
     let posted = [
+        "/register",
         "/introspect",
         "/token",
         "/revoke",
@@ -582,6 +626,7 @@ async fn live_responses_match_the_document(app: TestApp) {
         "/logout",
     ];
     for path in [
+        "/register",
         "/introspect",
         "/token",
         "/revoke",
@@ -633,6 +678,9 @@ async fn live_responses_match_the_document(app: TestApp) {
     seen.push(exchange(&app.router, page_post("/login", &browser, login)).await);
     let unknown = "/authorize?response_type=code&client_id=unseen";
     seen.push(exchange(&app.router, request(Method::GET, unknown)).await);
+    let valid = json!({"redirect_uris": ["https://app.example/cb"]});
+    seen.push(exchange(&app.router, registration(valid)).await);
+    seen.extend(registration_without_its_token(app.backend).await);
 
     // Metadata is documented at its path for an issuer without a path.
     for s in &mut seen {

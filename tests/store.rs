@@ -30,6 +30,10 @@ fn client(id: &str) -> ClientRecord {
         disabled: false,
         created_at: 10,
         updated_at: 10,
+        origin: Default::default(),
+        last_used_at: None,
+        client_uri: None,
+        logo_uri: None,
     }
 }
 

@@ -714,6 +714,10 @@ mod tests {
             disabled: false,
             created_at: 0,
             updated_at: 0,
+            origin: Default::default(),
+            last_used_at: None,
+            client_uri: None,
+            logo_uri: None,
         };
         assert!(client_may_authenticate(&client, AuthMethod::ClientSecretPost).is_ok());
         let err = client_may_authenticate(&client, AuthMethod::PrivateKeyJwt).unwrap_err();

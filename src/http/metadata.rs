@@ -105,6 +105,10 @@ pub fn document(config: &Config, introspection_signing_alg: Option<&str>) -> Map
         // empty.
         doc.insert("response_types_supported".into(), json!([]));
     }
+    // RFC 8414 §2 with RFC 7591 §3.
+    if config.registration_enabled() {
+        doc.insert("registration_endpoint".into(), url(super::register::PATH));
+    }
     for (name, value) in &config.metadata {
         doc.insert(name.clone(), value.clone());
     }

@@ -19,6 +19,7 @@ mod oracle;
 pub mod pages;
 mod prometheus;
 pub mod ratelimit;
+pub mod register;
 mod revoke;
 mod token;
 mod visit;
@@ -82,6 +83,8 @@ pub struct Shared {
     pub assertions: AssertionVerifier,
     /// Signing users in (`login.enabled`): `/authorize` and its pages.
     pub signin: Option<Arc<Signin>>,
+    /// Dynamic client registration (`registration.dynamic`): `POST /register`.
+    pub registrar: Option<register::Registrar>,
 }
 
 /// Where the public keys are published (`jwks_uri`).
@@ -96,6 +99,8 @@ pub enum StateError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Signin(#[from] signin::LoadError),
+    #[error("{0}")]
+    Registration(String),
 }
 
 impl AppState {
@@ -116,6 +121,7 @@ impl AppState {
             true => Some(Arc::new(Signin::load(&config, &store).await?)),
             false => None,
         };
+        let registrar = register::Registrar::new(&config).map_err(StateError::Registration)?;
         let limits = &config.rate_limit;
         let inactive_limit = limits.budget(limits.inactive_per_client);
         Ok(AppState(Arc::new(Shared {
@@ -133,6 +139,7 @@ impl AppState {
             ),
             assertions: AssertionVerifier::new(&config.issuer, config.jwt.leeway_seconds),
             signin,
+            registrar,
             directory,
             keys,
             config,
@@ -209,6 +216,7 @@ pub fn router(state: AppState) -> Router {
     let mut consent = post(consent::consent).fallback(post_only);
     let mut logout = post(logout::logout).fallback(post_only);
     let mut assets = get_only(assets::stylesheet);
+    let mut register = post(register::register).fallback(post_only);
     if let Some(limits) = &state.rate_limit {
         let governed = |config: &Arc<ratelimit::Config>| {
             tower_governor::GovernorLayer::new(config.clone()).error_handler(ratelimit::refusal)
@@ -226,11 +234,12 @@ pub fn router(state: AppState) -> Router {
         consent = consent.layer(governed(&limits.endpoints));
         logout = logout.layer(governed(&limits.endpoints));
         assets = assets.layer(governed(&limits.metadata));
+        register = register.layer(governed(&limits.endpoints));
     }
     let mut limited = Router::new()
         .route(introspect::PATH, introspect)
         .route(token::PATH, token.layer(cors_post.clone()))
-        .route(revoke::PATH, revoke.layer(cors_post))
+        .route(revoke::PATH, revoke.layer(cors_post.clone()))
         .route(JWKS_PATH, jwks.layer(cors.clone()))
         .route(&state.metadata.path, metadata.layer(cors))
         .route(openapi::PATH, openapi);
@@ -242,6 +251,10 @@ pub fn router(state: AppState) -> Router {
             .route(consent::PATH, consent)
             .route(logout::PATH, logout)
             .route(assets::PATH, assets);
+    }
+    // Browser-based clients register from their own origin, like they use `/token`.
+    if state.registrar.is_some() {
+        limited = limited.route(register::PATH, register.layer(cors_post));
     }
     // Probes are never rate limited. Metrics are served by [`metrics_router`] only.
     let unlimited = Router::new()
@@ -264,6 +277,7 @@ pub fn router(state: AppState) -> Router {
             consent::PATH,
             logout::PATH,
             assets::PATH,
+            register::PATH,
         ]))
     });
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);

@@ -77,6 +77,7 @@ pub async fn openapi() -> impl IntoResponse {
         super::consent::consent,
         super::logout::logout,
         super::assets::stylesheet,
+        super::register::register,
     ),
     components(schemas(ErrorBody), responses(
         InvalidRequest,
@@ -88,6 +89,8 @@ pub async fn openapi() -> impl IntoResponse {
         ErrorPage,
         ForgedForm,
         UnavailablePage,
+        RegistrationRefused,
+        RegistrationUnauthorized,
     )),
     modifiers(&Layers),
 )]
@@ -265,6 +268,48 @@ pub struct RateLimited(pub ErrorBody<'static>);
 #[derive(ToResponse)]
 #[response(headers(("Retry-After" = u32, description = "Seconds to wait.")))]
 pub struct Unavailable(pub ErrorBody<'static>);
+
+/// A refused registration (RFC 7591 section 3.2.2): `invalid_redirect_uri`,
+/// `invalid_client_metadata` (each naming the field, never its value), or
+/// `invalid_request` for a content type other than `application/json`.
+#[derive(ToResponse)]
+pub struct RegistrationRefused(pub ErrorBody<'static>);
+
+/// `invalid_token` (RFC 6750 section 3.1): registration requires the initial access token
+/// (`registration.initial_access_token_env`), and it was missing or wrong.
+#[derive(ToResponse)]
+#[response(headers(("WWW-Authenticate" = String,
+    description = "`Bearer realm=\"introspectd\"`, with `error=\"invalid_token\"` when a \
+        wrong token was presented.")))]
+pub struct RegistrationUnauthorized(pub ErrorBody<'static>);
+
+/// The client metadata of a registration (RFC 7591 section 2). Other fields are ignored.
+#[derive(ToSchema)]
+pub struct RegistrationRequest {
+    /// Where the client receives authorization codes; required.
+    pub redirect_uris: Vec<String>,
+    /// `none`, `client_secret_basic` (the default) or `client_secret_post`.
+    #[schema(nullable = false)]
+    pub token_endpoint_auth_method: Option<String>,
+    /// `authorization_code` (the default) and optionally `refresh_token`.
+    #[schema(nullable = false)]
+    pub grant_types: Option<Vec<String>>,
+    /// `code`.
+    #[schema(nullable = false)]
+    pub response_types: Option<Vec<String>>,
+    /// Space-separated, within `registration.max_scope`.
+    #[schema(nullable = false)]
+    pub scope: Option<String>,
+    /// Shown on the consent page; at most 200 characters.
+    #[schema(nullable = false)]
+    pub client_name: Option<String>,
+    /// An https URL.
+    #[schema(nullable = false)]
+    pub client_uri: Option<String>,
+    /// An https URL.
+    #[schema(nullable = false)]
+    pub logo_uri: Option<String>,
+}
 
 /// The errors of every endpoint that takes a form and a client's credentials (the
 /// `Caller`): refusals of the request, of the client, of the method, of the body's size,

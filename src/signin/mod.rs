@@ -164,11 +164,11 @@ impl Prompt {
     }
 }
 
-/// Whether a client registered itself rather than being registered by an operator: a
-/// client id that is an https URL names a client ID metadata document. The consent page
-/// says so plainly.
+/// Whether a client registered itself rather than being registered by an operator: at
+/// `POST /register`, or as a client ID metadata document (whose client id is an https
+/// URL). The consent page says so plainly.
 pub fn self_registered(client: &ClientRecord) -> bool {
-    client.client_id.starts_with("https://")
+    client.origin.self_registered() || client.client_id.starts_with("https://")
 }
 
 /// A signed-in browser: its session id and user.

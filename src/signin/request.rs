@@ -419,6 +419,10 @@ mod tests {
             disabled: false,
             created_at: 0,
             updated_at: 0,
+            origin: Default::default(),
+            last_used_at: None,
+            client_uri: None,
+            logo_uri: None,
         }
     }
 
@@ -667,5 +671,19 @@ mod tests {
         assert_eq!(request.redirect_host(), "app.example");
         request.redirect_uri = "com.example.app:/oauth".to_owned();
         assert_eq!(request.redirect_host(), "com.example.app:");
+    }
+
+    #[test]
+    fn every_client_but_an_operators_is_self_registered() {
+        use crate::vocabulary::ClientOrigin;
+        for origin in ClientOrigin::ALL {
+            let client = ClientRecord { origin, ..client() };
+            assert_eq!(
+                crate::signin::self_registered(&client),
+                origin != ClientOrigin::Operator,
+                "{origin:?}"
+            );
+            assert_eq!(ClientOrigin::parse(origin.as_str()), Some(origin));
+        }
     }
 }

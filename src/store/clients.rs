@@ -2,7 +2,7 @@
 
 use super::{Change, Pool, Store, StoreError, decode_list, encode_list};
 use crate::secret::SecretHash;
-use crate::vocabulary::{AuthMethod, GrantType, InactiveBudget};
+use crate::vocabulary::{AuthMethod, ClientOrigin, GrantType, InactiveBudget};
 
 /// A client's inactive budget, stored as NULL (configured), 0 (off) or the limit.
 fn budget_from_column(value: Option<i64>) -> Result<InactiveBudget, StoreError> {
@@ -55,6 +55,15 @@ pub struct ClientRecord {
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// How it came to be registered.
+    pub origin: ClientOrigin,
+    /// When it last obtained a token, to the hour ([`Store::touch_client`]); a cached
+    /// record may lag behind the store.
+    pub last_used_at: Option<i64>,
+    /// A self-registered client's home page and logo (RFC 7591 §2), https only; stored and
+    /// shown to operators, never loaded into a page.
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -73,6 +82,10 @@ struct ClientRow {
     strict_auth_method: bool,
     inactive_budget: Option<i64>,
     redirect_uris: String,
+    origin: String,
+    last_used_at: Option<i64>,
+    client_uri: Option<String>,
+    logo_uri: Option<String>,
 }
 
 impl TryFrom<ClientRow> for ClientRecord {
@@ -104,6 +117,12 @@ impl TryFrom<ClientRow> for ClientRecord {
             disabled: row.disabled,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            origin: ClientOrigin::parse(&row.origin).ok_or(StoreError::Corrupt {
+                what: "client origin",
+            })?,
+            last_used_at: row.last_used_at,
+            client_uri: row.client_uri,
+            logo_uri: row.logo_uri,
         })
     }
 }
@@ -112,10 +131,14 @@ fn encode_grant_types(grant_types: &[GrantType]) -> String {
     serde_json::Value::from(grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>()).to_string()
 }
 
+/// Seconds between two writes of a client's `last_used_at`.
+pub const TOUCH_EVERY: i64 = 3_600;
+
 macro_rules! client_columns {
     () => {
         "client_id, name, secret_hash, auth_method, scope, audiences, disabled, created_at, \
-         updated_at, grant_types, resources, strict_auth_method, inactive_budget, redirect_uris"
+         updated_at, grant_types, resources, strict_auth_method, inactive_budget, redirect_uris, \
+         origin, last_used_at, client_uri, logo_uri"
     };
 }
 
@@ -130,7 +153,8 @@ impl Store {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18)"
         );
         let keys = "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2)";
         on_pool!(self, pool => {
@@ -150,6 +174,10 @@ impl Store {
                 .bind(client.policy.strict_auth_method)
                 .bind(budget_to_column(client.policy.inactive_budget))
                 .bind(encode_list(&client.redirect_uris))
+                .bind(client.origin.as_str())
+                .bind(client.last_used_at)
+                .bind(&client.client_uri)
+                .bind(&client.logo_uri)
                 .execute(&mut *tx)
                 .await?;
             if let Some(jwks) = jwks {
@@ -249,6 +277,34 @@ impl Store {
         let done = execute!(self, "DELETE FROM clients WHERE client_id = $1", client_id)?;
         self.changed(Change::Client(client_id.to_owned()));
         Ok(done == 1)
+    }
+
+    /// Notes that a self-registered client obtained a token at `now`: written at most
+    /// once per [`TOUCH_EVERY`] seconds per client, so a busy client costs no write per
+    /// request. Not announced: nothing a request decides reads it.
+    pub async fn touch_client(&self, client_id: &str, now: i64) -> Result<(), StoreError> {
+        let sql = "UPDATE clients SET last_used_at = $1 WHERE client_id = $2 \
+                   AND (last_used_at IS NULL OR last_used_at <= $3)";
+        execute!(self, sql, now, client_id, now.saturating_sub(TOUCH_EVERY))?;
+        Ok(())
+    }
+
+    /// Deletes the self-registered clients (any origin but `operator`) neither used nor
+    /// created since `unused_since`, with their tokens and consents; answers their ids.
+    pub async fn delete_unused_clients(
+        &self,
+        unused_since: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let sql = "DELETE FROM clients WHERE origin <> 'operator' \
+                   AND COALESCE(last_used_at, created_at) < $1 RETURNING client_id";
+        let deleted = on_pool!(self, pool => sqlx::query_scalar::<_, String>(sql)
+            .bind(unused_since)
+            .fetch_all(pool)
+            .await)?;
+        for client_id in &deleted {
+            self.changed(Change::Client(client_id.clone()));
+        }
+        Ok(deleted)
     }
 
     /// Whether some enabled client is registered to introspect for `audience`: what

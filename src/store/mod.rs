@@ -152,7 +152,7 @@ mod sessions;
 mod users;
 
 pub use changes::{ChangeListener, ChangeLog, ChangeSource, LoggedChange, Notifications};
-pub use clients::{ClientPolicy, ClientRecord};
+pub use clients::{ClientPolicy, ClientRecord, TOUCH_EVERY};
 pub use codes::{CodeRecord, Redemption};
 pub use keys::{SealedSecret, StoredKey};
 pub use sessions::{ConsentRecord, SessionRecord};
