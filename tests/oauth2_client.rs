@@ -1,7 +1,9 @@
 //! An independent OAuth 2.0 client library (the `oauth2` crate) against the server over a
 //! real socket: discovery from the metadata, client credentials, refresh, introspection
 //! and revocation; and, against the real binary, a user signed in with the
-//! authorization code grant and PKCE.
+//! authorization code grant and PKCE by a client that knows only an MCP server's URL
+//! (protected resource metadata, RFC 9728), whose calls the MCP server then serves on
+//! introspection's word.
 //!
 //! The client library insists on https endpoints (RFC 7009 §2 requires it for revocation),
 //! so the issuer is an https URL and the transport below plays the TLS-terminating proxy
@@ -352,6 +354,95 @@ async fn sign_in(
     (tokens, consent.text)
 }
 
+/// The protected resource metadata path of [`MCP`] (RFC 9728 §3.1).
+const MCP_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
+
+/// An MCP server as a resource server, on loopback: it publishes protected resource
+/// metadata naming the issuer (RFC 9728), answers a call without a token with `401` and
+/// `WWW-Authenticate: Bearer resource_metadata=…` (MCP authorization, RFC 9728 §5.1), and
+/// serves a call only when introspectd, asked with the server's own credentials, answers
+/// active with [`MCP`] in `aud`. Answers the introspected user's `sub` and `username`.
+async fn mcp_server(introspectd: SocketAddr, id: String, secret: String) -> SocketAddr {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+
+    let metadata = axum::routing::get(|| async {
+        axum::Json(serde_json::json!({
+            "resource": MCP,
+            "authorization_servers": [ISSUER],
+            "bearer_methods_supported": ["header"],
+        }))
+    });
+    let call = axum::routing::post(move |headers: HeaderMap| {
+        let (id, secret) = (id.clone(), secret.clone());
+        async move { answer_call(introspectd, &id, &secret, &headers).await }
+    });
+    async fn answer_call(
+        introspectd: SocketAddr,
+        id: &str,
+        secret: &str,
+        headers: &HeaderMap,
+    ) -> axum::response::Response {
+        let challenge =
+            format!("Bearer resource_metadata=\"https://mcp.example{MCP_METADATA_PATH}\"");
+        let unauthorized = (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, challenge)],
+        );
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let Some(token) = token else {
+            return unauthorized.into_response();
+        };
+        let (status, answer) = common::binary::introspect(introspectd, id, secret, token).await;
+        let audience = &answer["aud"];
+        let for_this_server = audience == MCP
+            || audience
+                .as_array()
+                .is_some_and(|all| all.iter().any(|a| a == MCP));
+        if status != 200 || answer["active"] != true || !for_this_server {
+            return unauthorized.into_response();
+        }
+        let user = serde_json::json!({"sub": answer["sub"], "username": answer["username"]});
+        axum::Json(user).into_response()
+    }
+    let app = axum::Router::new()
+        .route(MCP_METADATA_PATH, metadata)
+        .route("/mcp", call);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the MCP server");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// What an MCP client that knows only [`MCP`] does first: call it, follow the
+/// `resource_metadata` of the `401` to the protected resource metadata, and take the
+/// authorization server from there (the server at `mcp.example` is the one at `mcp`).
+async fn authorization_server_of_mcp(mcp: SocketAddr) -> String {
+    let call = common::binary::http(mcp, "POST", "/mcp", &[], "").await;
+    assert_eq!(call.status, 401);
+    let challenge = call.headers["www-authenticate"].to_str().unwrap();
+    let metadata_url = challenge
+        .split("resource_metadata=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no resource_metadata in {challenge}"));
+    let metadata_url = url::Url::parse(metadata_url).unwrap();
+    assert_eq!(metadata_url.host_str(), Some("mcp.example"));
+    let metadata = common::binary::http(mcp, "GET", metadata_url.path(), &[], "").await;
+    assert_eq!(metadata.status, 200);
+    assert_eq!(metadata.json["resource"], MCP);
+    let servers = &metadata.json["authorization_servers"];
+    servers[0]
+        .as_str()
+        .expect("an authorization server")
+        .to_owned()
+}
+
 /// The authorization code flow with PKCE, as an MCP client runs it against the real
 /// binary: discovery, the browser's way through the login and consent pages, the code
 /// exchange by the `oauth2` crate, the MCP server's introspection, and a refresh.
@@ -408,6 +499,27 @@ impl SignInSetup {
         assert_eq!(answer["scope"], "mcp");
         assert_eq!(answer["client_id"], client_id);
     }
+
+    /// An MCP server for [`MCP`] that asks the server at `addr` about the tokens it is
+    /// called with, with the credentials of this setup's resource server; and a client
+    /// that knows only [`MCP`] finds the issuer from it.
+    async fn mcp_server(&self, addr: SocketAddr) -> SocketAddr {
+        let (id, secret) = (self.server_id.clone(), self.server_secret.clone());
+        let mcp = mcp_server(addr, id, secret).await;
+        assert_eq!(authorization_server_of_mcp(mcp).await, ISSUER);
+        mcp
+    }
+
+    /// The client calls the MCP server with `token`, which the server's introspection
+    /// vouches for: served, as `alice`.
+    async fn assert_mcp_serves(&self, mcp: SocketAddr, token: &str) {
+        let bearer = format!("Bearer {token}");
+        let headers = [("authorization", bearer.as_str())];
+        let called = common::binary::http(mcp, "POST", "/mcp", &headers, "").await;
+        assert_eq!(called.status, 200, "{}", called.text);
+        assert_eq!(called.json["sub"], self.user["user_id"]);
+        assert_eq!(called.json["username"], "alice");
+    }
 }
 
 async fn oauth2_client_signs_a_user_in(backend: Backend) {
@@ -439,6 +551,8 @@ async fn oauth2_client_signs_a_user_in(backend: Backend) {
     let server = setup.serve(&[]);
     let addr = server.addr;
 
+    // The client knows only the MCP server's URL; it finds introspectd from there.
+    let mcp = setup.mcp_server(addr).await;
     let doc = discover(addr).await;
     assert_eq!(
         doc["code_challenge_methods_supported"],
@@ -454,6 +568,7 @@ async fn oauth2_client_signs_a_user_in(backend: Backend) {
 
     let access = tokens.access_token().secret();
     setup.assert_introspects(addr, access, client_id).await;
+    setup.assert_mcp_serves(mcp, access).await;
 
     let http_client = |request| transport(addr, request);
     let refreshed = client
@@ -497,6 +612,7 @@ async fn registered_client_signs_a_user_in(backend: Backend) {
     let server = setup.serve(&[("INTROSPECTD_REGISTRATION__MAX_SCOPE", "mcp")]);
     let addr = server.addr;
 
+    let mcp = setup.mcp_server(addr).await;
     let doc = discover(addr).await;
     let endpoint = url::Url::parse(&field(&doc, "registration_endpoint")).unwrap();
     assert_eq!(endpoint.host_str(), Some("as.example"));
@@ -532,6 +648,7 @@ async fn registered_client_signs_a_user_in(backend: Backend) {
 
     let access = tokens.access_token().secret();
     setup.assert_introspects(addr, access, client_id).await;
+    setup.assert_mcp_serves(mcp, access).await;
     assert!(tokens.refresh_token().is_some());
     let log = server.stop();
     assert!(!log.contains(access.as_str()), "a token in the log");
