@@ -8,7 +8,8 @@
 //! phone's and a desktop's width, are written to `screenshots/` in the target directory.
 //!
 //! Chromium and chromedriver are Debian's `chromium` and `chromium-driver` (`.ci/run`
-//! installs them). Without them the tests fail, unless `BROWSER_TESTS=skip`.
+//! installs them). Without them the tests are skipped with a `SKIPPED` line, unless
+//! `BROWSER_TESTS_REQUIRED=1`, which CI sets.
 
 mod common;
 
@@ -39,7 +40,9 @@ const RESOURCE: &str = "https://mcp.example/";
 const USERNAME: &str = "alice";
 const PASSWORD: &str = "correct horse battery staple";
 
-/// Whether the browser tests can run; `None` (after a loud line) when they are skipped.
+/// Whether the browser tests can run; `None` (after a loud line) when Chromium is not
+/// installed, as the Postgres tests skip when Postgres is down. With
+/// `BROWSER_TESTS_REQUIRED=1` (CI sets it) a missing browser fails the test instead.
 fn browser_present() -> Option<()> {
     let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
         .into_iter()
@@ -48,16 +51,17 @@ fn browser_present() -> Option<()> {
     if missing.is_empty() {
         return Some(());
     }
+    let required = std::env::var("BROWSER_TESTS_REQUIRED").is_ok_and(|v| v == "1" || v == "true");
     assert!(
-        std::env::var("BROWSER_TESTS").is_ok_and(|v| v == "skip"),
-        "{missing:?} missing: install Debian's `chromium` and `chromium-driver` packages \
-         (apt-get install chromium chromium-driver), or set BROWSER_TESTS=skip to skip \
-         the browser tests"
+        !required,
+        "{missing:?} missing and BROWSER_TESTS_REQUIRED is set: install Debian's `chromium` \
+         and `chromium-driver` packages (apt-get install chromium chromium-driver)"
     );
     // Straight to stderr, past the test harness's capture, so a skip is never silent.
     let _ = writeln!(
         std::io::stderr(),
-        "SKIPPED browser test: {missing:?} missing and BROWSER_TESTS=skip"
+        "SKIPPED browser test: {missing:?} missing (apt-get install chromium \
+         chromium-driver; BROWSER_TESTS_REQUIRED=1 fails instead)"
     );
     None
 }
