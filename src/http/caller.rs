@@ -43,13 +43,13 @@ impl FromRequest<AppState> for Caller {
         let path = req
             .extensions()
             .get::<MatchedPath>()
-            .map(|path| path.as_str().to_owned())
+            .cloned()
             .ok_or_else(|| ApiError::Internal("no matched path".to_owned()))?;
         let headers = req.headers().clone();
         let form = OAuthForm::from_request(req, state).await?;
         let view = state.directory.view().await;
         let now = crate::token::now();
-        let client = authenticate(state, &view, &headers, &form, &path, ip, now).await?;
+        let client = authenticate(state, &view, &headers, &form, path.as_str(), ip, now).await?;
         Ok(Caller {
             client,
             form,
