@@ -425,6 +425,17 @@ pub struct RegistrationConfig {
     pub initial_access_token_env: Option<String>,
     /// Days after which a self-registered client that obtained no token is deleted.
     pub unused_client_days: u32,
+    /// Accepts client ID metadata documents: a `client_id` that is an https URL is
+    /// fetched (with sign-in on), and `client_id_metadata_document_supported` published.
+    pub metadata_documents: bool,
+    /// Lets documents be fetched from loopback, private, link-local and other non-public
+    /// addresses (for a private deployment or tests); off, only public addresses.
+    pub allow_private_networks: bool,
+    /// Hosts documents may be fetched from: names, or `*.example.com` for any name below
+    /// one; empty: any host.
+    pub allowed_hosts: Vec<String>,
+    /// PEM certificates trusted, beside the system's, for fetching documents.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RegistrationConfig {
@@ -434,6 +445,10 @@ impl Default for RegistrationConfig {
             max_scope: None,
             initial_access_token_env: None,
             unused_client_days: 30,
+            metadata_documents: true,
+            allow_private_networks: false,
+            allowed_hosts: Vec::new(),
+            ca_file: None,
         }
     }
 }
@@ -685,6 +700,12 @@ impl Config {
         self.registration.dynamic && self.login.enabled
     }
 
+    /// Whether client ID metadata documents are accepted: they describe clients that
+    /// sign users in, so sign-in must be on too.
+    pub fn metadata_documents_enabled(&self) -> bool {
+        self.registration.metadata_documents && self.login.enabled
+    }
+
     /// The most a self-registered client may hold: `registration.max_scope`, else the
     /// string items of the metadata's `scopes_supported`, else nothing.
     pub fn registration_max_scope(&self) -> String {
@@ -742,6 +763,30 @@ impl Config {
         }
         if let Err(why) = self.initial_access_token() {
             problems.push(why);
+        }
+        for (i, pattern) in registration.allowed_hosts.iter().enumerate() {
+            if !crate::documents::address::valid_host_pattern(pattern) {
+                problems.push(format!(
+                    "registration.allowed_hosts[{i}]: must be a lower-case host name or \
+                     *. followed by one"
+                ));
+            }
+        }
+        if let Some(path) = &registration.ca_file {
+            match std::fs::read(path) {
+                Ok(pem)
+                    if ::pem::parse_many(&pem).is_ok_and(|certs| {
+                        !certs.is_empty() && certs.iter().all(|c| c.tag() == "CERTIFICATE")
+                    }) => {}
+                Ok(_) => problems.push(format!(
+                    "registration.ca_file: {} holds no PEM certificates",
+                    path.display()
+                )),
+                Err(err) => problems.push(format!(
+                    "registration.ca_file: cannot read {}: {err}",
+                    path.display()
+                )),
+            }
         }
         problems
     }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod documents;
 pub mod error;
 pub mod grant;
 pub mod healthcheck;

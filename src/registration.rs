@@ -134,21 +134,32 @@ pub fn read_metadata(body: &[u8], max_scope: &str) -> Result<ClientMetadata, Reg
                 )
             })?,
     };
-    let grant_types = grant_types(&fields)?;
-    response_types(&fields)?;
+    read_fields(&fields, max_scope, token_endpoint_auth_method)
+}
+
+/// The fields every self-registered client's metadata is checked for, whether sent to
+/// `POST /register` or published as a client ID metadata document
+/// ([`crate::documents`]); the authentication method is each one's own rule.
+pub fn read_fields(
+    fields: &Map<String, Value>,
+    max_scope: &str,
+    token_endpoint_auth_method: AuthMethod,
+) -> Result<ClientMetadata, RegistrationError> {
+    let grant_types = grant_types(fields)?;
+    response_types(fields)?;
     Ok(ClientMetadata {
-        client_name: client_name(&fields)?,
-        redirect_uris: redirect_uris(&fields)?,
+        client_name: client_name(fields)?,
+        redirect_uris: redirect_uris(fields)?,
         grant_types,
         token_endpoint_auth_method,
-        scope: scope(&fields, max_scope)?,
-        client_uri: https_url(&fields, "client_uri")?,
-        logo_uri: https_url(&fields, "logo_uri")?,
+        scope: scope(fields, max_scope)?,
+        client_uri: https_url(fields, "client_uri")?,
+        logo_uri: https_url(fields, "logo_uri")?,
     })
 }
 
 /// A field that must be a string when present; JSON `null` counts as absent.
-fn string<'a>(
+pub fn string<'a>(
     fields: &'a Map<String, Value>,
     name: &str,
 ) -> Result<Option<&'a str>, RegistrationError> {
@@ -289,7 +300,10 @@ fn scope(fields: &Map<String, Value>, max_scope: &str) -> Result<String, Registr
 }
 
 /// `client_uri` and `logo_uri`: kept only as https URLs without user information.
-fn https_url(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, RegistrationError> {
+pub fn https_url(
+    fields: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, RegistrationError> {
     let Some(value) = string(fields, name)? else {
         return Ok(None);
     };

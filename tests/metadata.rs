@@ -68,6 +68,8 @@ async fn metadata_lists_what_is_served(app: TestApp) {
     assert_eq!(doc["response_types_supported"], json!(["code"]));
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+    // Client ID metadata documents are accepted by default, with sign-in.
+    assert_eq!(doc["client_id_metadata_document_supported"], true);
 }
 
 async fn metadata_answers_cors_preflight(app: TestApp) {

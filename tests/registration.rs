@@ -418,6 +418,12 @@ async fn registration_endpoint_exactly_when_registration_is_on(backend: Backend)
             let doc = app.send(request.body(Body::empty()).unwrap()).await.json;
             assert!(doc.get("issuer").is_some());
             assert_eq!(doc.get("registration_endpoint"), None, "{doc}");
+            // Documents describe clients that sign users in: not without sign-in.
+            if !app.config.login.enabled {
+                assert_eq!(doc.get("client_id_metadata_document_supported"), None);
+            } else {
+                assert_eq!(doc["client_id_metadata_document_supported"], true);
+            }
             let body = json!({"redirect_uris": ["https://a.example/"]});
             let response = register(&app, body).await;
             assert_error(&response, StatusCode::NOT_FOUND, "not_found");

@@ -8,8 +8,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::{Backend, TestApp, TestClient, TestResponse, assert_error, form, post_form};
-use introspectd::admin::{self, NewClient, NewUser};
-use introspectd::secret::Password;
+use introspectd::admin::{self, NewClient};
 use introspectd::signin::key::Purpose;
 use introspectd::signin::pkce::challenge_of;
 use introspectd::store::{CodeRecord, Redemption, SessionRecord, TokenRecord};
@@ -35,23 +34,12 @@ struct Fixture {
 async fn fixture(app: TestApp) -> Fixture {
     let server = app.client("mcp-server", &[MCP]).await;
     let client_id = public_client(&app, "Inspector", &[REDIRECT]).await;
-    let user = admin::create_user(
-        &app.store,
-        NewUser {
-            username: "Alice".to_owned(),
-            email: None,
-            name: None,
-            password: Some(Password::new(PASSWORD)),
-        },
-        now(),
-    )
-    .await
-    .expect("create user");
+    let user_id = app.user("Alice", PASSWORD).await;
     Fixture {
         app,
         client_id,
         server,
-        user_id: user.user_id,
+        user_id,
     }
 }
 

@@ -63,6 +63,18 @@ struct Unverified {
     sub: String,
 }
 
+impl ClientAssertion {
+    /// The client the assertion names, before anything is verified: its `client_id`
+    /// parameter, else its `sub`. Only to find which client to look up.
+    pub fn named_client(&self) -> Option<String> {
+        self.client_id.clone().or_else(|| {
+            jsonwebtoken::dangerous::insecure_decode_claims::<Unverified>(self.jwt.expose())
+                .ok()
+                .map(|claims| claims.sub)
+        })
+    }
+}
+
 /// RFC 7523 §3: the claims of a client assertion.
 #[derive(Deserialize)]
 struct AssertionClaims {

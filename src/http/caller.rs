@@ -89,6 +89,12 @@ async fn authenticate(
             Err(err) => return Err(err),
         };
         let client_id = credentials.client_id();
+        // A metadata document's client is usable only while its document is.
+        if !document_usable(state, &credentials, now).await? {
+            let err = AuthError::failed("client authentication failed");
+            guard.admit(ip, client_id)?;
+            return Err(guard.failed(ip, client_id, err));
+        }
         // Secrets are checked against the budgets only when no verification vouches
         // for them: a guesser's failures never lock the real client out.
         let verified = match &credentials {
@@ -127,6 +133,26 @@ async fn authenticate(
     verified
         .inspect_err(metrics::auth_failure)
         .map_err(ApiError::from)
+}
+
+/// False when the credentials name a client ID metadata document's client (an https
+/// URL) whose document is not usable now, or when documents are not accepted.
+async fn document_usable(
+    state: &AppState,
+    credentials: &Credentials,
+    now: i64,
+) -> Result<bool, AuthError> {
+    let named = match credentials {
+        Credentials::Assertion(assertion) => assertion.named_client(),
+        other => other.client_id().map(str::to_owned),
+    };
+    let Some(client_id) = named.filter(|id| crate::documents::is_document_id(id)) else {
+        return Ok(true);
+    };
+    match &state.documents {
+        Some(documents) => Ok(documents.resolve(state.store(), &client_id, now).await?),
+        None => Ok(false),
+    }
 }
 
 /// The one `Authorization` header of a request, if any: with several, which one counts

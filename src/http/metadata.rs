@@ -109,6 +109,10 @@ pub fn document(config: &Config, introspection_signing_alg: Option<&str>) -> Map
     if config.registration_enabled() {
         doc.insert("registration_endpoint".into(), url(super::register::PATH));
     }
+    // draft-ietf-oauth-client-id-metadata-document §4.
+    if config.metadata_documents_enabled() {
+        doc.insert("client_id_metadata_document_supported".into(), json!(true));
+    }
     for (name, value) in &config.metadata {
         doc.insert(name.clone(), value.clone());
     }

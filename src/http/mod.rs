@@ -41,6 +41,7 @@ use crate::auth::Authenticator;
 use crate::auth::assertion::AssertionVerifier;
 use crate::cache::Directory;
 use crate::config::Config;
+use crate::documents::Documents;
 use crate::error::ApiError;
 use crate::introspection::Introspector;
 use crate::limits::Budget;
@@ -85,6 +86,8 @@ pub struct Shared {
     pub signin: Option<Arc<Signin>>,
     /// Dynamic client registration (`registration.dynamic`): `POST /register`.
     pub registrar: Option<register::Registrar>,
+    /// Client ID metadata documents (`registration.metadata_documents`).
+    pub documents: Option<Arc<Documents>>,
 }
 
 /// Where the public keys are published (`jwks_uri`).
@@ -122,6 +125,9 @@ impl AppState {
             false => None,
         };
         let registrar = register::Registrar::new(&config).map_err(StateError::Registration)?;
+        let documents = Documents::new(&config)
+            .map_err(StateError::Registration)?
+            .map(Arc::new);
         let limits = &config.rate_limit;
         let inactive_limit = limits.budget(limits.inactive_per_client);
         Ok(AppState(Arc::new(Shared {
@@ -140,6 +146,7 @@ impl AppState {
             assertions: AssertionVerifier::new(&config.issuer, config.jwt.leeway_seconds),
             signin,
             registrar,
+            documents,
             directory,
             keys,
             config,

@@ -56,6 +56,8 @@ struct ConsentPage<'a> {
     username: &'a str,
     self_registered: bool,
     redirect_host: &'a str,
+    /// The host of a metadata document's URL: who published the client.
+    publisher: Option<String>,
     scopes: &'a [String],
     resources: &'a [String],
     form: &'a PendingForm,
@@ -235,6 +237,7 @@ pub fn consent(visit: &Visit, prompt: &Prompt, signed_in: &SignedIn) -> Response
         username: &signed_in.user.username,
         self_registered: crate::signin::self_registered(&prompt.client),
         redirect_host: &prompt.request.redirect_host(),
+        publisher: crate::documents::publisher(&prompt.client),
         scopes: &prompt.scopes(),
         resources: &prompt.resources,
         form: &form,

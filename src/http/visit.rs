@@ -63,6 +63,7 @@ impl Visit {
             store: state.store(),
             signin: &self.signin,
             issuer: &state.config.issuer,
+            documents: state.documents.as_deref(),
             now: self.now,
         }
     }

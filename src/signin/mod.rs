@@ -141,6 +141,8 @@ pub struct Context<'a> {
     pub store: &'a Store,
     pub signin: &'a Signin,
     pub issuer: &'a str,
+    /// Client ID metadata documents, when accepted.
+    pub documents: Option<&'a crate::documents::Documents>,
     pub now: i64,
 }
 
@@ -194,6 +196,17 @@ pub enum Step {
 async fn check(cx: &Context<'_>, query: &str) -> Result<Result<Prompt, String>, SigninError> {
     let raw = request::parse(query);
     let client_id = raw.client_id().map_err(SigninError::Shown)?;
+    // A client id that is an https URL is a metadata document's: usable only while its
+    // document is (and never when documents are not accepted).
+    if crate::documents::is_document_id(client_id) {
+        let usable = match cx.documents {
+            Some(documents) => documents.resolve(cx.store, client_id, cx.now).await?,
+            None => false,
+        };
+        if !usable {
+            return Err(SigninError::Shown(Shown::UnknownClient));
+        }
+    }
     let client = cx.view.client(client_id).await?;
     let request = match raw.validate(client.as_deref()) {
         Ok(request) => request,

@@ -142,6 +142,31 @@ macro_rules! client_columns {
     };
 }
 
+/// Binds every column of [`client_columns!`] of `client`, in order, to `query`.
+macro_rules! bind_client_row {
+    ($query:expr, $client:expr) => {
+        $query
+            .bind(&$client.client_id)
+            .bind(&$client.name)
+            .bind($client.secret_hash.expose())
+            .bind($client.auth_method.as_str())
+            .bind(&$client.scope)
+            .bind(encode_list(&$client.audiences))
+            .bind($client.disabled)
+            .bind($client.created_at)
+            .bind($client.updated_at)
+            .bind(encode_grant_types(&$client.policy.grant_types))
+            .bind(encode_list(&$client.policy.resources))
+            .bind($client.policy.strict_auth_method)
+            .bind(budget_to_column($client.policy.inactive_budget))
+            .bind(encode_list(&$client.redirect_uris))
+            .bind($client.origin.as_str())
+            .bind($client.last_used_at)
+            .bind(&$client.client_uri)
+            .bind(&$client.logo_uri)
+    };
+}
+
 impl Store {
     /// Registers a client and, for `private_key_jwt`, its JWK Set (stored JSON), in one
     /// transaction: a client is never left behind without the keys it was created with.
@@ -159,25 +184,7 @@ impl Store {
         let keys = "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2)";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(sql)
-                .bind(&client.client_id)
-                .bind(&client.name)
-                .bind(client.secret_hash.expose())
-                .bind(client.auth_method.as_str())
-                .bind(&client.scope)
-                .bind(encode_list(&client.audiences))
-                .bind(client.disabled)
-                .bind(client.created_at)
-                .bind(client.updated_at)
-                .bind(encode_grant_types(&client.policy.grant_types))
-                .bind(encode_list(&client.policy.resources))
-                .bind(client.policy.strict_auth_method)
-                .bind(budget_to_column(client.policy.inactive_budget))
-                .bind(encode_list(&client.redirect_uris))
-                .bind(client.origin.as_str())
-                .bind(client.last_used_at)
-                .bind(&client.client_uri)
-                .bind(&client.logo_uri)
+            bind_client_row!(sqlx::query(sql), client)
                 .execute(&mut *tx)
                 .await?;
             if let Some(jwks) = jwks {
@@ -305,6 +312,76 @@ impl Store {
             self.changed(Change::Client(client_id.clone()));
         }
         Ok(deleted)
+    }
+
+    /// Stores what a client ID metadata document says of its client: inserted when new,
+    /// else rewritten in place (name, method, scope, grant types, redirect URIs, home page,
+    /// logo, keys) keeping what the operator decided (`disabled`), its history
+    /// (`created_at`, `last_used_at`) and what users allowed (consents, tokens). False
+    /// when the id belongs to a client of another origin, which is left alone. Concurrent
+    /// writers of one document (several instances) converge: the insert yields to an
+    /// existing row.
+    pub async fn put_document_client(
+        &self,
+        client: &ClientRecord,
+        jwks: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        if client.origin != ClientOrigin::MetadataDocument {
+            return Ok(false);
+        }
+        let insert = concat!(
+            "INSERT INTO clients (",
+            client_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18) ON CONFLICT (client_id) DO NOTHING"
+        );
+        let update = "UPDATE clients SET name = $1, auth_method = $2, scope = $3, \
+                      grant_types = $4, redirect_uris = $5, client_uri = $6, logo_uri = $7, \
+                      updated_at = $8 WHERE client_id = $9 AND origin = 'metadata_document'";
+        let drop_keys = "DELETE FROM client_jwks WHERE client_id = $1";
+        let keys = "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2)";
+        let stored = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let inserted = bind_client_row!(sqlx::query(insert), client)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            let stored = inserted
+                || sqlx::query(update)
+                    .bind(&client.name)
+                    .bind(client.auth_method.as_str())
+                    .bind(&client.scope)
+                    .bind(encode_grant_types(&client.policy.grant_types))
+                    .bind(encode_list(&client.redirect_uris))
+                    .bind(&client.client_uri)
+                    .bind(&client.logo_uri)
+                    .bind(client.updated_at)
+                    .bind(&client.client_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+            if stored {
+                sqlx::query(drop_keys)
+                    .bind(&client.client_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(jwks) = jwks {
+                    sqlx::query(keys)
+                        .bind(&client.client_id)
+                        .bind(jwks)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            stored
+        });
+        if stored {
+            self.changed(Change::Client(client.client_id.clone()));
+        }
+        Ok(stored)
     }
 
     /// Whether some enabled client is registered to introspect for `audience`: what

@@ -255,6 +255,20 @@ impl TestApp {
         (store, router(state))
     }
 
+    /// A local user who signs in with `password`; answers the user id.
+    pub async fn user(&self, username: &str, password: &str) -> String {
+        let new = introspectd::admin::NewUser {
+            username: username.to_owned(),
+            email: None,
+            name: None,
+            password: Some(introspectd::secret::Password::new(password)),
+        };
+        introspectd::admin::create_user(&self.store, new, introspectd::token::now())
+            .await
+            .expect("create user")
+            .user_id
+    }
+
     pub async fn client(&self, name: &str, audiences: &[&str]) -> TestClient {
         self.client_with(NewClient {
             name: name.to_owned(),

@@ -1,0 +1,298 @@
+//! Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, as the
+//! MCP authorization specification 2025-11-25 uses them): a `client_id` that is an https
+//! URL names a JSON document, published by the client, that says what the client is.
+//! The document is fetched ([`fetch`], guarded against reaching private networks),
+//! checked like a registration ([`document`]), and kept as a client of origin
+//! `metadata_document`, so consents, codes and tokens work as for any client, `client
+//! list` shows it, and `client disable` and `client delete` act on it.
+//!
+//! Each instance remembers for how long a document holds (its `Cache-Control`, between 5
+//! minutes and 24 hours) and fetches it again after that: a refetch rewrites the stored
+//! client from the new document (keeping `disabled`, consents and tokens), and one that
+//! fails leaves the client unknown until a fetch succeeds again, [`RETRY_SECONDS`]
+//! later at the soonest. A deleted client comes back only with a fresh fetch. Fetches
+//! are shared by concurrent requests for the same document, limited per host and in
+//! number at once, so `/authorize` cannot be used to hammer a third party.
+
+pub mod address;
+pub mod document;
+pub mod fetch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quick_cache::sync::Cache;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::config::Config;
+use crate::limits::Budget;
+use crate::registration::UNNAMED;
+use crate::secret::SecretHash;
+use crate::store::{ClientPolicy, ClientRecord, Store, StoreError};
+use crate::vocabulary::{AuthMethod, ClientOrigin, InactiveBudget};
+use document::{Document, Keys, cache_seconds, document_url, read_document};
+pub use document::{Refusal, is_document_id};
+use fetch::{Fetcher, Reach};
+
+/// Seconds a refused or unfetchable document is not asked for again: long enough to
+/// spare its host a request per sign-in attempt, short enough to recover quickly.
+pub const RETRY_SECONDS: i64 = 60;
+
+/// Documents remembered at most.
+const MAX_DOCUMENTS: usize = 10_000;
+
+/// Fetches under way at most; past this, a request finds the client unknown.
+const MAX_FETCHES_AT_ONCE: usize = 8;
+
+/// Fetches per host per minute at most.
+const FETCHES_PER_HOST_PER_MINUTE: u32 = 30;
+
+/// What the secret hash column holds for a metadata-document client: no PHC string, so
+/// no secret ever verifies against it.
+const NO_SECRET: &str = "!metadata-document";
+
+/// What an instance knows of one document.
+#[derive(Clone, Copy, Debug)]
+struct Known {
+    /// Until when (seconds since the epoch) this holds.
+    until: i64,
+    /// Whether the stored client may be used.
+    usable: bool,
+}
+
+/// The documents of this instance: the fetcher, what it knows and its limits.
+pub struct Documents {
+    fetcher: Fetcher,
+    known: Cache<String, Known>,
+    max_scope: String,
+    per_host: Budget<String>,
+    at_once: Semaphore,
+}
+
+impl Documents {
+    /// Served when `registration.metadata_documents` and sign-in are on. `Err` names the
+    /// key that cannot be used (an unreadable `registration.ca_file`).
+    pub fn new(config: &Config) -> Result<Option<Self>, String> {
+        if !config.metadata_documents_enabled() {
+            return Ok(None);
+        }
+        let registration = &config.registration;
+        let roots = match &registration.ca_file {
+            Some(path) => std::fs::read(path).map_err(|e| {
+                format!("registration.ca_file: cannot read {}: {e}", path.display())
+            })?,
+            None => Vec::new(),
+        };
+        let reach = Reach {
+            private_networks: registration.allow_private_networks,
+            allowed_hosts: registration.allowed_hosts.clone(),
+        };
+        Ok(Some(Documents {
+            fetcher: Fetcher::new(reach, &roots)?,
+            known: Cache::new(MAX_DOCUMENTS),
+            max_scope: config.registration_max_scope(),
+            per_host: Budget::new(FETCHES_PER_HOST_PER_MINUTE, Duration::from_secs(60)),
+            at_once: Semaphore::new(MAX_FETCHES_AT_ONCE),
+        }))
+    }
+
+    /// Requests sent to document hosts since start-up (refusals before a request are
+    /// not counted).
+    pub fn fetches(&self) -> u64 {
+        self.fetcher.started()
+    }
+
+    /// Whether the client `client_id` names (an https URL) may be used at `now`: its
+    /// document fetched and valid, within its cache time, and stored as a client. Only
+    /// the store's errors are errors; every problem of the document is a `false`, and
+    /// logged.
+    pub async fn resolve(
+        &self,
+        store: &Store,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if let Some(known) = self.known.get(client_id) {
+            if now < known.until {
+                return Ok(known.usable);
+            }
+            self.known.remove_if(client_id, |k| k.until <= now);
+        }
+        let guard = match self.known.get_value_or_guard_async(client_id).await {
+            Ok(known) if now < known.until => return Ok(known.usable),
+            Ok(_) => {
+                // Another request's answer, already out of date: this one decides alone.
+                return Ok(self
+                    .refresh(store, client_id, now)
+                    .await?
+                    .is_some_and(|k| k.usable));
+            }
+            Err(guard) => guard,
+        };
+        let known = self.refresh(store, client_id, now).await?;
+        match known {
+            Some(known) => {
+                let _ = guard.insert(known);
+                Ok(known.usable)
+            }
+            // Not remembered: the next request may try again.
+            None => Ok(false),
+        }
+    }
+
+    /// Fetches and stores the document; `None` when it was not fetched for a limit of
+    /// this server's, which is not the document's fault and is not remembered.
+    async fn refresh(
+        &self,
+        store: &Store,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<Known>, StoreError> {
+        let url = match document_url(client_id) {
+            Ok(url) => url,
+            Err(why) => return Ok(Some(self.refused(client_id, &why, now))),
+        };
+        let host = url.host_str().unwrap_or_default().to_owned();
+        if self.per_host.spend(host).is_err() {
+            tracing::warn!(
+                client_id,
+                "client ID metadata document not fetched: too many fetches from its host"
+            );
+            return Ok(None);
+        }
+        let Ok(_permit) = self.at_once.try_acquire() else {
+            tracing::warn!(
+                client_id,
+                "client ID metadata document not fetched: too many fetches under way"
+            );
+            return Ok(None);
+        };
+        let (document, seconds) = match self.fetch_document(&url).await {
+            Ok(found) => found,
+            Err(why) => return Ok(Some(self.refused(client_id, &why, now))),
+        };
+        let keys = match &document.keys {
+            None => None,
+            Some(Keys::Inline(jwks)) => Some(jwks.clone()),
+            Some(Keys::Uri(uri)) => match self.fetch_keys(uri).await {
+                Ok(jwks) => Some(jwks),
+                Err(why) => return Ok(Some(self.refused(client_id, &why, now))),
+            },
+        };
+        let stored = store_client(store, client_id, document, keys.as_deref(), now).await?;
+        if !stored {
+            let why = Refusal::new("the client id belongs to a client of another origin");
+            return Ok(Some(self.refused(client_id, &why, now)));
+        }
+        tracing::info!(
+            client_id,
+            cache_seconds = seconds,
+            "client ID metadata document fetched"
+        );
+        Ok(Some(Known {
+            until: now.saturating_add(seconds),
+            usable: true,
+        }))
+    }
+
+    fn refused(&self, client_id: &str, why: &Refusal, now: i64) -> Known {
+        tracing::warn!(client_id, reason = %why, "client ID metadata document refused");
+        Known {
+            until: now.saturating_add(RETRY_SECONDS),
+            usable: false,
+        }
+    }
+
+    async fn fetch_document(&self, url: &Url) -> Result<(Document, i64), Refusal> {
+        let fetched = self.fetcher.fetch(url).await?;
+        let document = read_document(&fetched.body, url.as_str(), &self.max_scope)?;
+        Ok((document, cache_seconds(fetched.cache_control.as_deref())))
+    }
+
+    async fn fetch_keys(&self, uri: &Url) -> Result<String, Refusal> {
+        let fetched = self
+            .fetcher
+            .fetch(uri)
+            .await
+            .map_err(|why| Refusal::new(format!("jwks_uri: {why}")))?;
+        let text = String::from_utf8(fetched.body)
+            .map_err(|_| Refusal::new("jwks_uri: the JWK Set is not UTF-8"))?;
+        crate::auth::assertion::parse_client_jwks(&text)
+            .map_err(|why| Refusal::new(format!("jwks_uri: {why}")))
+    }
+}
+
+/// Stores the client a document describes, unless the stored one already says the
+/// same; false when the id is a client of another origin.
+async fn store_client(
+    store: &Store,
+    client_id: &str,
+    document: Document,
+    jwks: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let metadata = document.metadata;
+    let record = ClientRecord {
+        client_id: client_id.to_owned(),
+        name: metadata.client_name.unwrap_or_else(|| UNNAMED.to_owned()),
+        secret_hash: SecretHash::new(NO_SECRET.to_owned()),
+        auth_method: metadata.token_endpoint_auth_method,
+        scope: metadata.scope,
+        audiences: Vec::new(),
+        redirect_uris: metadata.redirect_uris,
+        policy: ClientPolicy {
+            grant_types: metadata.grant_types,
+            resources: Vec::new(),
+            strict_auth_method: true,
+            inactive_budget: InactiveBudget::Configured,
+        },
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+        origin: ClientOrigin::MetadataDocument,
+        last_used_at: None,
+        client_uri: metadata.client_uri,
+        logo_uri: metadata.logo_uri,
+    };
+    if let Some(stored) = store.client_by_id(client_id).await? {
+        if stored.origin != ClientOrigin::MetadataDocument {
+            return Ok(false);
+        }
+        let stored_jwks = match stored.auth_method {
+            AuthMethod::PrivateKeyJwt => store.client_jwks(client_id).await?,
+            _ => None,
+        };
+        if same_document(&stored, &record) && stored_jwks.as_deref() == jwks {
+            return Ok(true);
+        }
+    }
+    store.put_document_client(&record, jwks).await
+}
+
+/// Whether a stored client already holds what a document says.
+fn same_document(stored: &ClientRecord, from_document: &ClientRecord) -> bool {
+    stored.name == from_document.name
+        && stored.auth_method == from_document.auth_method
+        && stored.scope == from_document.scope
+        && stored.redirect_uris == from_document.redirect_uris
+        && stored.policy.grant_types == from_document.policy.grant_types
+        && stored.client_uri == from_document.client_uri
+        && stored.logo_uri == from_document.logo_uri
+}
+
+/// The host of a document client's id, for the consent page: who published it.
+pub fn publisher(client: &ClientRecord) -> Option<String> {
+    if client.origin != ClientOrigin::MetadataDocument {
+        return None;
+    }
+    let url = Url::parse(&client.client_id).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
+}
+
+/// Shared by the application state.
+pub type SharedDocuments = Arc<Documents>;

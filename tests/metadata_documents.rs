@@ -1,0 +1,768 @@
+//! Client ID Metadata Documents through the real router, on both stores, fetched over
+//! https from a server on loopback whose certificate authority is made in the test
+//! (`registration.ca_file`), with `registration.allow_private_networks` on: a good
+//! document signs a user in; a mismatched `client_id`, a redirect, an oversized body, a
+//! slow server and a non-JSON body are an unknown client; a changed document is seen
+//! only after its cache time; disabling sticks and deletion lasts until a fresh fetch.
+//! With private networks off, loopback, private, link-local addresses and a name that
+//! resolves to loopback are refused before any connection; `allowed_hosts` before any
+//! lookup.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{Backend, TestApp, TestResponse, assert_error, form, post_form};
+use introspectd::admin;
+use introspectd::config::Config;
+use introspectd::documents::Documents;
+use introspectd::signin::pkce::challenge_of;
+use introspectd::token::now;
+use introspectd::vocabulary::ClientOrigin;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+const REDIRECT: &str = "http://127.0.0.1:7777/callback";
+const PASSWORD: &str = "correct horse battery";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-more-entropy";
+
+// --- the document server ----------------------------------------------------------------
+
+/// What the server answers on one path.
+#[derive(Clone)]
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    /// Sent without `Content-Length`, in chunks.
+    chunked: bool,
+    /// Waited before answering.
+    delay: Duration,
+}
+
+impl Reply {
+    fn json(body: &Value) -> Self {
+        Reply {
+            status: 200,
+            headers: vec![("content-type", "application/json".to_owned())],
+            body: body.to_string().into_bytes(),
+            chunked: false,
+            delay: Duration::ZERO,
+        }
+    }
+
+    fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+}
+
+/// An https server on loopback (127.0.0.1, and ::1 where the machine has it) with a
+/// certificate for `localhost`, `127.0.0.1` and `::1` from a CA made here.
+struct DocServer {
+    port: u16,
+    ca_file: tempfile::NamedTempFile,
+    routes: Arc<Mutex<HashMap<String, Reply>>>,
+    /// TCP connections accepted, on any address.
+    connections: Arc<AtomicUsize>,
+    /// Requests per path.
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl DocServer {
+    async fn start() -> Self {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "introspectd test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf_params = rcgen::CertificateParams::new(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ])
+        .unwrap();
+        let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
+        let ca_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(ca_file.path(), ca.pem()).unwrap();
+
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = TlsAcceptor::from(Arc::new(tls));
+        let v4 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = v4.local_addr().unwrap().port();
+        let v6 = TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port)))
+            .await
+            .ok();
+        let server = DocServer {
+            port,
+            ca_file,
+            routes: Arc::default(),
+            connections: Arc::default(),
+            hits: Arc::default(),
+        };
+        for listener in std::iter::once(v4).chain(v6) {
+            let (acceptor, routes, connections, hits) = (
+                acceptor.clone(),
+                server.routes.clone(),
+                server.connections.clone(),
+                server.hits.clone(),
+            );
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    connections.fetch_add(1, Ordering::SeqCst);
+                    let (acceptor, routes, hits) = (acceptor.clone(), routes.clone(), hits.clone());
+                    tokio::spawn(async move {
+                        if let Ok(tls) = acceptor.accept(stream).await {
+                            answer(tls, &routes, &hits).await;
+                        }
+                    });
+                }
+            });
+        }
+        server
+    }
+
+    /// `https://localhost:PORT{path}`: a client id served here.
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+
+    fn serve(&self, path: &str, reply: Reply) {
+        self.routes.lock().unwrap().insert(path.to_owned(), reply);
+    }
+
+    /// Serves a good document for `path`, naming itself and [`REDIRECT`].
+    fn serve_document(&self, path: &str, extra: Value) -> String {
+        let client_id = self.url(path);
+        let mut document = json!({
+            "client_id": client_id,
+            "client_name": "Doc Inspector",
+            "redirect_uris": [REDIRECT],
+            "client_uri": "https://inspector.example/",
+        });
+        for (name, value) in extra.as_object().unwrap() {
+            document[name] = value.clone();
+        }
+        self.serve(path, Reply::json(&document));
+        client_id
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Configuration that trusts this server: private networks allowed, its CA file.
+    fn trusted(&self, config: &mut Config) {
+        config.registration.allow_private_networks = true;
+        config.registration.ca_file = Some(self.ca_file.path().to_owned());
+        config.registration.max_scope = Some("mcp read".to_owned());
+    }
+}
+
+/// Reads one request's head and answers it as its path's reply says (404 otherwise).
+async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    routes: &Mutex<HashMap<String, Reply>>,
+    hits: &Mutex<HashMap<String, usize>>,
+) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let reply = routes.lock().unwrap().get(&path).cloned();
+    let reply = reply.unwrap_or(Reply {
+        status: 404,
+        headers: vec![("content-type", "text/plain".to_owned())],
+        body: b"not found".to_vec(),
+        chunked: false,
+        delay: Duration::ZERO,
+    });
+    tokio::time::sleep(reply.delay).await;
+    let mut out = format!("HTTP/1.1 {} X\r\nconnection: close\r\n", reply.status);
+    for (name, value) in &reply.headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if reply.chunked {
+        out.push_str("transfer-encoding: chunked\r\n\r\n");
+        let _ = stream.write_all(out.as_bytes()).await;
+        for chunk in reply.body.chunks(1024) {
+            let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+            if stream.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+    } else {
+        out.push_str(&format!("content-length: {}\r\n\r\n", reply.body.len()));
+        let _ = stream.write_all(out.as_bytes()).await;
+        let _ = stream.write_all(&reply.body).await;
+    }
+    let _ = stream.shutdown().await;
+}
+
+// --- signing in -------------------------------------------------------------------------
+
+fn authorize_path(client_id: &str, redirect_uri: &str) -> String {
+    let challenge = challenge_of(VERIFIER);
+    let query = form(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("state", "st4te"),
+    ]);
+    format!("/authorize?{query}")
+}
+
+fn text(response: &TestResponse) -> String {
+    String::from_utf8_lossy(&response.body).into_owned()
+}
+
+fn hidden(page: &TestResponse, name: &str) -> String {
+    let body = text(page);
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        + marker.len();
+    body[start..].split('"').next().unwrap().to_owned()
+}
+
+fn location(response: &TestResponse) -> String {
+    let at = response.headers.get(header::LOCATION);
+    at.unwrap_or_else(|| panic!("no redirect: {} {}", response.status, text(response)))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A browser's cookies, carried from response to request.
+#[derive(Default)]
+struct Cookies(Vec<(String, String)>);
+
+impl Cookies {
+    async fn send(
+        &mut self,
+        app: &TestApp,
+        request: axum::http::request::Builder,
+        body: Body,
+    ) -> TestResponse {
+        let header = self
+            .0
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let request = request.header(header::COOKIE, header);
+        let response = app.send(request.body(body).unwrap()).await;
+        for value in response.headers.get_all(header::SET_COOKIE) {
+            let pair = value.to_str().unwrap().split(';').next().unwrap();
+            let (name, cookie) = pair.split_once('=').unwrap();
+            self.0.retain(|(n, _)| n != name);
+            self.0.push((name.to_owned(), cookie.to_owned()));
+        }
+        response
+    }
+
+    async fn post(&mut self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+        let request =
+            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        self.send(app, request, Body::from(form(fields))).await
+    }
+}
+
+/// `/authorize` for `client_id`: the login page, then the consent page (returned).
+async fn consent_page(app: &TestApp, cookies: &mut Cookies, client_id: &str) -> TestResponse {
+    let page = cookies
+        .send(
+            app,
+            Request::get(authorize_path(client_id, REDIRECT)),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", text(&page));
+    let (request, csrf) = (hidden(&page, "request"), hidden(&page, "csrf_token"));
+    let fields = [
+        ("request", request.as_str()),
+        ("csrf_token", csrf.as_str()),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
+    let signed_in = cookies.post(app, "/login", &fields).await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        text(&signed_in)
+    );
+    let next = format!("/{}", location(&signed_in));
+    cookies.send(app, Request::get(next), Body::empty()).await
+}
+
+/// Allows on the consent page; the code sent back to [`REDIRECT`].
+async fn allow(app: &TestApp, cookies: &mut Cookies, page: &TestResponse) -> String {
+    let (request, csrf) = (hidden(page, "request"), hidden(page, "csrf_token"));
+    let fields = [
+        ("request", request.as_str()),
+        ("csrf_token", csrf.as_str()),
+        ("decision", "allow"),
+    ];
+    let back = cookies.post(app, "/consent", &fields).await;
+    let to = url::Url::parse(&location(&back)).unwrap();
+    assert!(to.as_str().starts_with(REDIRECT), "{to}");
+    to.query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code")
+}
+
+async fn exchange(app: &TestApp, client_id: &str, code: &str) -> TestResponse {
+    let params = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", client_id),
+    ];
+    post_form(&app.router, "/token", None, &form(&params)).await
+}
+
+/// `/authorize` shows the unknown-client error page: never a redirect, never a 5xx.
+/// `GET /authorize` for `client_id` and [`REDIRECT`], without cookies.
+async fn authorize(app: &TestApp, client_id: &str) -> TestResponse {
+    let request = Request::get(authorize_path(client_id, REDIRECT));
+    app.send(request.body(Body::empty()).unwrap()).await
+}
+
+async fn assert_unknown(app: &TestApp, client_id: &str) {
+    let page = authorize(app, client_id).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", text(&page));
+    assert!(page.headers.get(header::LOCATION).is_none());
+    assert!(text(&page).contains("not registered"), "{}", text(&page));
+}
+
+/// Whether the document client is usable at `at`, as a request then would find it:
+/// the server's clock seam (each request is judged at one `now`).
+async fn usable_at(app: &TestApp, client_id: &str, at: i64) -> bool {
+    documents(app)
+        .resolve(&app.store, client_id, at)
+        .await
+        .unwrap()
+}
+
+fn documents(app: &TestApp) -> &Documents {
+    app.state.documents.as_deref().expect("documents accepted")
+}
+
+async fn start(
+    backend: Backend,
+    server: &DocServer,
+    adjust: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
+    let app = TestApp::start(backend, |config| {
+        server.trusted(config);
+        adjust(config);
+    })
+    .await?;
+    app.user("alice", PASSWORD).await;
+    Some(app)
+}
+
+// --- the tests --------------------------------------------------------------------------
+
+async fn a_good_document_signs_a_user_in(backend: Backend) {
+    let server = DocServer::start().await;
+    let Some(app) = start(backend, &server, |_| {}).await else {
+        return;
+    };
+    let client_id = server.serve_document("/client.json", json!({"scope": "mcp"}));
+    let mut cookies = Cookies::default();
+    let page = consent_page(&app, &mut cookies, &client_id).await;
+    let body = text(&page);
+    assert_eq!(page.status, StatusCode::OK, "{body}");
+    assert!(body.contains("Doc Inspector"), "{body}");
+    assert!(body.contains("registered itself"), "{body}");
+    assert!(
+        body.contains(">127.0.0.1</dd>"),
+        "the redirect host: {body}"
+    );
+    assert!(
+        body.contains(&format!("localhost:{}", server.port)),
+        "the document's host: {body}"
+    );
+    let code = allow(&app, &mut cookies, &page).await;
+    let token = exchange(&app, &client_id, &code).await;
+    assert_eq!(token.status, StatusCode::OK, "{:?}", token.json);
+    assert_eq!(token.json["scope"], "mcp");
+    // Fetched once: the login, consent and token steps used what was fetched.
+    assert_eq!(server.hits("/client.json"), 1);
+
+    let listed = admin::list_clients(&app.store).await.unwrap();
+    let stored = listed
+        .iter()
+        .find(|c| c.client_id == client_id)
+        .expect("listed");
+    assert_eq!(stored.origin, ClientOrigin::MetadataDocument);
+    assert_eq!(stored.name, "Doc Inspector");
+    assert_eq!(stored.redirect_uris, [REDIRECT]);
+    assert_eq!(
+        stored.client_uri.as_deref(),
+        Some("https://inspector.example/")
+    );
+
+    // A secret never authenticates a metadata-document client.
+    let basic = common::basic(&client_id, "anything");
+    let params = form(&[("grant_type", "client_credentials")]);
+    let response = post_form(&app.router, "/token", Some(&basic), &params).await;
+    assert_error(&response, StatusCode::UNAUTHORIZED, "invalid_client");
+}
+
+async fn bad_documents_are_unknown_clients(backend: Backend) {
+    let server = DocServer::start().await;
+    let Some(app) = start(backend, &server, |_| {}).await else {
+        return;
+    };
+    // Its client_id names another URL.
+    let other = server.url("/other.json");
+    server.serve(
+        "/mismatch.json",
+        Reply::json(&json!({"client_id": other, "redirect_uris": [REDIRECT]})),
+    );
+    // A redirect to a good document is not followed.
+    let good = server.serve_document("/good.json", json!({}));
+    let mut moved = Reply::json(&json!({}));
+    moved.status = 302;
+    server.serve("/moved.json", moved.with_header("location", &good));
+    // Larger than 5 KiB, announced, and chunked without a length.
+    let padding = "x".repeat(6 * 1024);
+    let big = server.url("/big.json");
+    server.serve("/big.json", Reply::json(&json!({"client_id": big, "redirect_uris": [REDIRECT], "client_name": "B", "p": padding})));
+    let chunked = server.url("/chunked.json");
+    let mut reply =
+        Reply::json(&json!({"client_id": chunked, "redirect_uris": [REDIRECT], "p": padding}));
+    reply.chunked = true;
+    server.serve("/chunked.json", reply);
+    // Not JSON, and JSON under another type.
+    server.serve(
+        "/page.html",
+        Reply::json(&json!({})).with_header("content-type", "text/html"),
+    );
+    let plain = server.url("/plain.json");
+    server.serve(
+        "/plain.json",
+        Reply::json(&json!({"client_id": plain, "redirect_uris": [REDIRECT]}))
+            .with_header("content-type", "text/plain"),
+    );
+    let mut garbage = Reply::json(&json!({}));
+    garbage.body = b"<html>not json</html>".to_vec();
+    server.serve("/garbage.json", garbage);
+    // A secret, and a redirect URI that is not the one asked for.
+    let secret = server.serve_document(
+        "/secret.json",
+        json!({"token_endpoint_auth_method": "client_secret_basic"}),
+    );
+    let elsewhere = server.serve_document(
+        "/elsewhere.json",
+        json!({"redirect_uris": ["https://elsewhere.example/cb"]}),
+    );
+
+    for path in [
+        "/mismatch.json",
+        "/moved.json",
+        "/big.json",
+        "/chunked.json",
+        "/page.html",
+        "/plain.json",
+        "/garbage.json",
+        "/missing.json",
+    ] {
+        assert_unknown(&app, &server.url(path)).await;
+        assert_eq!(server.hits(path), 1, "{path} fetched once");
+    }
+    assert_eq!(
+        server.hits("/good.json"),
+        0,
+        "the redirect was not followed"
+    );
+    assert_unknown(&app, &secret).await;
+    // A document that is fine but lists another redirect URI: the error page too.
+    let page = authorize(&app, &elsewhere).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.headers.get(header::LOCATION).is_none());
+    // A client id that is no document URL is not fetched at all.
+    for id in [
+        format!("https://localhost:{}/", server.port),
+        format!("https://localhost:{}/a/../good.json", server.port),
+        format!("{good}#frag"),
+        format!("{good}?q=1"),
+        format!("http://localhost:{}/good.json", server.port),
+    ] {
+        assert_unknown(&app, &id).await;
+    }
+    assert_eq!(server.hits("/good.json"), 0);
+    // The failure is remembered for a while, not forever.
+    assert_unknown(&app, &server.url("/mismatch.json")).await;
+    assert_eq!(server.hits("/mismatch.json"), 1);
+    let later = now() + introspectd::documents::RETRY_SECONDS + 1;
+    let usable = usable_at(&app, &server.url("/mismatch.json"), later).await;
+    assert!(!usable);
+    assert_eq!(server.hits("/mismatch.json"), 2);
+    // At the token endpoint: invalid_client.
+    let response = exchange(&app, &server.url("/mismatch.json"), "code").await;
+    assert_error(&response, StatusCode::UNAUTHORIZED, "invalid_client");
+}
+
+async fn a_slow_server_is_given_up_on(backend: Backend) {
+    let server = DocServer::start().await;
+    let Some(app) = start(backend, &server, |_| {}).await else {
+        return;
+    };
+    let client_id = server.serve_document("/slow.json", json!({}));
+    let mut reply = server.routes.lock().unwrap()["/slow.json"].clone();
+    reply.delay = Duration::from_secs(30);
+    server.serve("/slow.json", reply);
+    let started = Instant::now();
+    assert_unknown(&app, &client_id).await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(4), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+async fn a_changed_document_is_seen_after_its_cache_time(backend: Backend) {
+    let server = DocServer::start().await;
+    let Some(app) = start(backend, &server, |_| {}).await else {
+        return;
+    };
+    let path = "/changing.json";
+    let client_id = server.serve_document(path, json!({"client_name": "First"}));
+    let reply = server.routes.lock().unwrap()[path].clone();
+    server.serve(
+        path,
+        reply.with_header("cache-control", "public, max-age=3600"),
+    );
+    let mut cookies = Cookies::default();
+    let page = consent_page(&app, &mut cookies, &client_id).await;
+    assert!(text(&page).contains("First"));
+
+    let moved = "http://127.0.0.1:8888/new-callback";
+    server.serve_document(
+        path,
+        json!({"client_name": "Second", "redirect_uris": [moved]}),
+    );
+    // Within the hour: what was fetched holds, the new document is not asked for.
+    let page = consent_page(&app, &mut cookies, &client_id).await;
+    assert!(text(&page).contains("First"), "{}", text(&page));
+    assert_eq!(server.hits(path), 1);
+    let hour = now() + 3_600;
+    assert!(usable_at(&app, &client_id, hour - 5).await);
+    assert_eq!(server.hits(path), 1);
+
+    // After it: fetched again, and the stored client follows the document.
+    assert!(usable_at(&app, &client_id, hour + 1).await);
+    assert_eq!(server.hits(path), 2);
+    let stored = admin::show_client(&app.store, &client_id).await.unwrap();
+    assert_eq!(stored.name, "Second");
+    assert_eq!(stored.redirect_uris, [moved]);
+    let page = authorize(&app, &client_id).await;
+    assert_eq!(
+        page.status,
+        StatusCode::BAD_REQUEST,
+        "the old redirect URI is gone"
+    );
+
+    // A refetch that fails leaves the client unknown, however good it was.
+    server.routes.lock().unwrap().remove(path);
+    let later = hour + 1 + introspectd::documents::document::MIN_CACHE_SECONDS + 1;
+    assert!(!usable_at(&app, &client_id, later).await);
+    assert_eq!(server.hits(path), 3);
+}
+
+async fn disabling_sticks_and_deletion_lasts_until_a_fresh_fetch(backend: Backend) {
+    let server = DocServer::start().await;
+    let Some(app) = start(backend, &server, |_| {}).await else {
+        return;
+    };
+    let client_id = server.serve_document("/client.json", json!({}));
+    let mut cookies = Cookies::default();
+    let page = consent_page(&app, &mut cookies, &client_id).await;
+    assert_eq!(page.status, StatusCode::OK);
+
+    admin::disable_client(&app.store, &client_id, now())
+        .await
+        .unwrap();
+    assert_unknown(&app, &client_id).await;
+    // A refetch of the same document, or of a changed one, keeps it disabled.
+    server.serve_document("/client.json", json!({"client_name": "Renamed"}));
+    let later = now() + 301;
+    assert!(usable_at(&app, &client_id, later).await);
+    let stored = admin::show_client(&app.store, &client_id).await.unwrap();
+    assert!(stored.disabled);
+    assert_eq!(stored.name, "Renamed");
+    assert_unknown(&app, &client_id).await;
+
+    // Deleted: gone until its document is fetched again.
+    admin::delete_client(&app.store, &client_id).await.unwrap();
+    assert_unknown(&app, &client_id).await;
+    assert!(admin::show_client(&app.store, &client_id).await.is_err());
+    let later = now() + 2 * 86_400;
+    assert!(usable_at(&app, &client_id, later).await);
+    let stored = admin::show_client(&app.store, &client_id).await.unwrap();
+    assert!(!stored.disabled, "a fresh fetch makes a new client");
+}
+
+async fn private_addresses_are_refused_before_connecting(backend: Backend) {
+    let server = DocServer::start().await;
+    let Some(app) = TestApp::start(backend, |config| {
+        config.registration.ca_file = Some(server.ca_file.path().to_owned());
+    })
+    .await
+    else {
+        return;
+    };
+    let port = server.port;
+    server.serve_document("/client.json", json!({}));
+    let literals = [
+        format!("https://127.0.0.1:{port}/client.json"),
+        "https://10.0.0.1/client.json".to_owned(),
+        "https://169.254.169.254/latest/meta-data".to_owned(),
+        format!("https://[::1]:{port}/client.json"),
+        format!("https://[::ffff:127.0.0.1]:{port}/client.json"),
+        "https://100.64.0.1/client.json".to_owned(),
+    ];
+    for client_id in &literals {
+        assert_unknown(&app, client_id).await;
+    }
+    // An address in the URL is refused before any request is made.
+    assert_eq!(documents(&app).fetches(), 0);
+    // A name that resolves to loopback: looked up, and refused before connecting.
+    assert_unknown(&app, &server.url("/client.json")).await;
+    assert_eq!(documents(&app).fetches(), 1);
+    let response = exchange(&app, &literals[0], "code").await;
+    assert_error(&response, StatusCode::UNAUTHORIZED, "invalid_client");
+    assert_eq!(server.connections(), 0, "nothing connected to the server");
+    assert_eq!(server.hits("/client.json"), 0);
+}
+
+/// A server with a good document at `/client.json`, and an app that trusts it,
+/// configured further by `adjust`.
+async fn with_document(
+    backend: Backend,
+    adjust: impl FnOnce(&mut Config),
+) -> Option<(DocServer, TestApp, String)> {
+    let server = DocServer::start().await;
+    let app = start(backend, &server, adjust).await?;
+    let client_id = server.serve_document("/client.json", json!({}));
+    Some((server, app, client_id))
+}
+
+async fn allowed_hosts_are_checked_before_any_lookup(backend: Backend) {
+    let elsewhere = |c: &mut Config| c.registration.allowed_hosts = vec!["*.example.com".into()];
+    let Some((server, app, client_id)) = with_document(backend, elsewhere).await else {
+        return;
+    };
+    assert_unknown(&app, &client_id).await;
+    assert_eq!(documents(&app).fetches(), 0);
+    assert_eq!(server.connections(), 0);
+
+    let here = |c: &mut Config| c.registration.allowed_hosts = vec!["localhost".into()];
+    let (_server, app, client_id) = with_document(backend, here).await.expect("started before");
+    let mut cookies = Cookies::default();
+    let page = consent_page(&app, &mut cookies, &client_id).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", text(&page));
+}
+
+async fn off_means_unknown_and_unpublished(backend: Backend) {
+    let off = |c: &mut Config| c.registration.metadata_documents = false;
+    let Some((server, app, client_id)) = with_document(backend, off).await else {
+        return;
+    };
+    assert_unknown(&app, &client_id).await;
+    assert_eq!(server.connections(), 0);
+    let metadata = app
+        .send(
+            Request::get("/.well-known/oauth-authorization-server")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(metadata.status, StatusCode::OK);
+    assert!(
+        metadata
+            .json
+            .get("client_id_metadata_document_supported")
+            .is_none()
+    );
+}
+
+both_backends!(
+    a_good_document_signs_a_user_in,
+    bad_documents_are_unknown_clients,
+    a_changed_document_is_seen_after_its_cache_time,
+    disabling_sticks_and_deletion_lasts_until_a_fresh_fetch,
+    private_addresses_are_refused_before_connecting,
+    allowed_hosts_are_checked_before_any_lookup,
+    off_means_unknown_and_unpublished,
+);
+
+/// One store suffices: the store plays no part in giving up on a slow server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_server_is_given_up_on_sqlite() {
+    a_slow_server_is_given_up_on(Backend::Sqlite).await;
+}
+
+#[test]
+fn start_up_refuses_bad_keys() {
+    let mut config = Config::default();
+    config.registration.allowed_hosts = vec!["*.Example.com".to_owned(), "a b".to_owned()];
+    config.registration.ca_file = Some("/nonexistent/ca.pem".into());
+    let problems = config.validate().unwrap_err().to_string();
+    assert!(
+        problems.contains("registration.allowed_hosts[0]"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("registration.allowed_hosts[1]"),
+        "{problems}"
+    );
+    assert!(problems.contains("registration.ca_file"), "{problems}");
+    let not_pem = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_pem.path(), "hello").unwrap();
+    let mut config = Config::default();
+    config.registration.ca_file = Some(not_pem.path().to_owned());
+    let problems = config.validate().unwrap_err().to_string();
+    assert!(problems.contains("no PEM certificates"), "{problems}");
+}
