@@ -669,3 +669,64 @@ async fn registered_client_signs_a_user_in(backend: Backend) {
 }
 
 both_backends!(registered_client_signs_a_user_in);
+
+/// An MCP client the operator never heard of, named by the URL of its client ID
+/// metadata document: the metadata says documents are supported, the server fetches the
+/// document over https (from loopback, so with `registration.allow_private_networks` and
+/// the test's CA in `registration.ca_file`), and the user signs in; the consent page says
+/// the client registered itself and where its document lives, and the token it obtains
+/// introspects as the document's URL. `client list` shows it as a `metadata_document`.
+async fn metadata_document_client_signs_a_user_in(backend: Backend) {
+    use common::binary::run_json;
+    use common::documents::DocServer;
+
+    let Some(setup) = SignInSetup::new(backend).await else {
+        return;
+    };
+    let documents = DocServer::start().await;
+    let client_id = documents.serve_document(
+        "/oauth/client.json",
+        serde_json::json!({
+            "client_name": "Document Inspector",
+            "redirect_uris": ["http://127.0.0.1/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "mcp",
+        }),
+    );
+    let ca_file = documents.ca_file.path().to_str().unwrap().to_owned();
+    let server = setup.serve(&[
+        ("INTROSPECTD_REGISTRATION__MAX_SCOPE", "mcp"),
+        ("INTROSPECTD_REGISTRATION__ALLOW_PRIVATE_NETWORKS", "true"),
+        ("INTROSPECTD_REGISTRATION__CA_FILE", &ca_file),
+    ]);
+    let addr = server.addr;
+
+    let mcp = setup.mcp_server(addr).await;
+    let doc = discover(addr).await;
+    assert_eq!(doc["client_id_metadata_document_supported"], true);
+    let client = sign_in_client(&doc, &client_id);
+    let (tokens, consent) = sign_in(addr, &client, setup.password()).await;
+    assert!(consent.contains("Document Inspector"));
+    assert!(consent.contains("This application registered itself"));
+    let publisher = format!("localhost:{}", documents.port);
+    assert!(consent.contains(&publisher), "the document's host is shown");
+    assert_eq!(documents.hits("/oauth/client.json"), 1);
+
+    let access = tokens.access_token().secret();
+    setup.assert_introspects(addr, access, &client_id).await;
+    setup.assert_mcp_serves(mcp, access).await;
+    assert!(tokens.refresh_token().is_some());
+    let log = server.stop();
+    assert!(!log.contains(access.as_str()), "a token in the log");
+    assert!(
+        log.contains("client ID metadata document fetched"),
+        "the fetch is logged"
+    );
+
+    let (dir, db) = (setup.dir.path(), &setup.db);
+    let shown = run_json(dir, db, &["client", "show", &client_id]);
+    assert_eq!(shown["origin"], "metadata_document");
+    assert_eq!(shown["name"], "Document Inspector");
+}
+
+both_backends!(metadata_document_client_signs_a_user_in);

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod documents;
 pub mod proxy;
 
 use std::future::Future;
