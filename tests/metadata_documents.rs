@@ -371,15 +371,21 @@ async fn a_changed_document_is_seen_after_its_cache_time(backend: Backend) {
     let mut cookies = Cookies::default();
     let page = consent_page(&app, &mut cookies, &client_id).await;
     assert!(text(&page).contains("First"));
+    allow(&app, &mut cookies, &page).await;
 
     let moved = "http://127.0.0.1:8888/new-callback";
     server.serve_document(
         path,
         json!({"client_name": "Second", "redirect_uris": [moved]}),
     );
-    // Within the hour: what was fetched holds, the new document is not asked for.
-    let page = consent_page(&app, &mut cookies, &client_id).await;
-    assert!(text(&page).contains("First"), "{}", text(&page));
+    // Within the hour: what was fetched holds (the consent too), and the new document
+    // is not asked for.
+    let again = Request::get(authorize_path(&client_id, REDIRECT));
+    let back = cookies.send(&app, again, Body::empty()).await;
+    assert!(
+        location(&back).starts_with(REDIRECT),
+        "straight back with a code"
+    );
     assert_eq!(server.hits(path), 1);
     let hour = now() + 3_600;
     assert!(usable_at(&app, &client_id, hour - 5).await);
@@ -397,12 +403,76 @@ async fn a_changed_document_is_seen_after_its_cache_time(backend: Backend) {
         StatusCode::BAD_REQUEST,
         "the old redirect URI is gone"
     );
+    // The user allowed "First" returning to another place: asked again.
+    let to_moved = Request::get(authorize_path(&client_id, moved));
+    let page = cookies.send(&app, to_moved, Body::empty()).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", text(&page));
+    assert!(
+        text(&page).contains("name=\"decision\""),
+        "the consent page"
+    );
+    assert!(text(&page).contains("Second"));
 
     // A refetch that fails leaves the client unknown, however good it was.
     server.routes.lock().unwrap().remove(path);
     let later = hour + 1 + introspectd::documents::document::MIN_CACHE_SECONDS + 1;
     assert!(!usable_at(&app, &client_id, later).await);
     assert_eq!(server.hits(path), 3);
+}
+
+/// A client that authenticates with keys: `private_key_jwt`, its JWK Set at `jwks_uri`,
+/// fetched like the document. It exchanges its code with a signed assertion naming
+/// itself only by `sub`, and cannot pass for a public client.
+async fn a_key_holding_client_signs_with_keys_from_its_jwks_uri(backend: Backend) {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use introspectd::auth::assertion::JWT_BEARER;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    let server = DocServer::start().await;
+    let Some(app) = start(backend, &server, |_| {}).await else {
+        return;
+    };
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "k1",
+        "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())});
+    server.serve("/jwks.json", Reply::json(&json!({"keys": [jwk]})));
+    let client_id = server.serve_document(
+        "/signed.json",
+        json!({"token_endpoint_auth_method": "private_key_jwt",
+            "jwks_uri": server.url("/jwks.json")}),
+    );
+    let mut cookies = Cookies::default();
+    let page = consent_page(&app, &mut cookies, &client_id).await;
+    let code = allow(&app, &mut cookies, &page).await;
+    assert_eq!(server.hits("/jwks.json"), 1);
+
+    let public = exchange(&app, &client_id, &code).await;
+    assert_error(&public, StatusCode::UNAUTHORIZED, "invalid_client");
+    let at = now();
+    let claims = json!({"iss": client_id, "sub": client_id, "aud": app.config.issuer,
+        "exp": at + 60, "iat": at, "jti": introspectd::token::new_jti()});
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("k1".to_owned());
+    let key = EncodingKey::from_ed_der(pkcs8.as_ref());
+    let jwt = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let params = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", jwt.as_str()),
+    ];
+    let token = post_form(&app.router, "/token", None, &form(&params)).await;
+    assert_eq!(token.status, StatusCode::OK, "{:?}", token.json);
+
+    // Without its keys, a refetched document leaves the client unknown.
+    server.routes.lock().unwrap().remove("/jwks.json");
+    assert!(!usable_at(&app, &client_id, now() + 301).await);
 }
 
 async fn disabling_sticks_and_deletion_lasts_until_a_fresh_fetch(backend: Backend) {
@@ -524,6 +594,7 @@ async fn off_means_unknown_and_unpublished(backend: Backend) {
 
 both_backends!(
     a_good_document_signs_a_user_in,
+    a_key_holding_client_signs_with_keys_from_its_jwks_uri,
     bad_documents_are_unknown_clients,
     a_changed_document_is_seen_after_its_cache_time,
     disabling_sticks_and_deletion_lasts_until_a_fresh_fetch,

@@ -255,7 +255,8 @@ async fn store_client(
         client_uri: metadata.client_uri,
         logo_uri: metadata.logo_uri,
     };
-    if let Some(stored) = store.client_by_id(client_id).await? {
+    let stored = store.client_by_id(client_id).await?;
+    if let Some(stored) = &stored {
         if stored.origin != ClientOrigin::MetadataDocument {
             return Ok(false);
         }
@@ -263,11 +264,19 @@ async fn store_client(
             AuthMethod::PrivateKeyJwt => store.client_jwks(client_id).await?,
             _ => None,
         };
-        if same_document(&stored, &record) && stored_jwks.as_deref() == jwks {
+        if same_document(stored, &record) && stored_jwks.as_deref() == jwks {
             return Ok(true);
         }
     }
-    store.put_document_client(&record, jwks).await
+    if !store.put_document_client(&record, jwks).await? {
+        return Ok(false);
+    }
+    // Users allowed a client by the name they saw, sending them back where it then
+    // did: when either changes, they are asked again.
+    if stored.is_some_and(|s| s.name != record.name || s.redirect_uris != record.redirect_uris) {
+        store.forget_consents(None, Some(client_id)).await?;
+    }
+    Ok(true)
 }
 
 /// Whether a stored client already holds what a document says.
