@@ -15,9 +15,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked \
     && install -D -m 0755 target/release/introspectd /out/introspectd
 
-# Runtime stage: the binary, an unprivileged user and a data directory. TLS roots are
-# compiled in, so no extra packages are needed.
+# Runtime stage: the binary, an unprivileged user and a data directory. Client ID
+# metadata documents are fetched over https and verified against the system's CA
+# certificates (registration.ca_file adds to them), so the image carries them.
 FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --user-group --uid 10001 --home-dir /var/lib/introspectd --create-home introspectd \
     && install -d -m 0700 /var/lib/introspectd/data \
     && chown -R introspectd:introspectd /var/lib/introspectd

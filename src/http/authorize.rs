@@ -25,7 +25,10 @@ pub const PATH: &str = "/authorize";
         loopback `http` URIs match on any port, RFC 8252 section 7.3), `code_challenge` with \
         `code_challenge_method=S256`, `state`, optional `scope` (within the client's \
         registered scope; none asked: all of it) and `resource` (repeatable; each an audience \
-        registered for some client). An unknown or disabled client, or a redirect URI not \
+        registered for some client). A `client_id` that is an https URL names a Client ID \
+        Metadata Document, fetched and checked before anything else (with \
+        `registration.metadata_documents`); one that cannot be fetched or is not valid is an \
+        unknown client. An unknown or disabled client, or a redirect URI not \
         registered for it, is shown as an error page and never redirected to; any other error \
         goes back to the client with `error`, `error_description`, `state` and `iss`. A \
         browser signed in (session cookie) whose user allowed the same client, scope and \

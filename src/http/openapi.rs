@@ -415,7 +415,9 @@ pub struct SignedIntrospection(pub String);
 /// The metadata document: the fields below, the other endpoints' (`token_endpoint`,
 /// `revocation_endpoint`, `jwks_uri`, each with its authentication methods and signing
 /// algorithms), `grant_types_supported`, `introspection_signing_alg_values_supported` when
-/// the signing key is asymmetric, and the configured `metadata` fields.
+/// the signing key is asymmetric, with sign-in the authorization endpoint's fields,
+/// `registration_endpoint` and `client_id_metadata_document_supported: true` while each
+/// is on, and the configured `metadata` fields.
 #[derive(ToSchema)]
 #[schema(as = Metadata)]
 pub struct MetadataDocument {

@@ -46,7 +46,9 @@ pub struct TokenResponse<'a> {
     summary = "Token endpoint (RFC 6749 section 3.2): authorization_code, client_credentials and \
         refresh_token",
     description = "The caller authenticates as for `/introspect`, or, as a public client \
-        (`--auth-method none`), names itself with `client_id` alone. `authorization_code` \
+        (`--auth-method none`), names itself with `client_id` alone. A client named by a \
+        Client ID Metadata Document URL authenticates only while its document can be \
+        fetched and is valid (else `invalid_client`). `authorization_code` \
         (OAuth 2.1 section 4.1.3) exchanges a code from `/authorize` with the same \
         `redirect_uri` and the PKCE `code_verifier` (RFC 7636) for a JWT access token whose \
         `sub` and `username` are the user's and whose `aud` is the resources of the request, \
