@@ -475,6 +475,50 @@ async fn a_key_holding_client_signs_with_keys_from_its_jwks_uri(backend: Backend
     assert!(!usable_at(&app, &client_id, now() + 301).await);
 }
 
+/// Requests for one document while it is being fetched wait for that fetch: the host
+/// sees one request, however many sign-ins start at once.
+async fn concurrent_requests_share_one_fetch(backend: Backend) {
+    let server = DocServer::start().await;
+    let Some(app) = start(backend, &server, |_| {}).await else {
+        return;
+    };
+    let client_id = server.serve_document("/client.json", json!({}));
+    let mut reply = server.routes.lock().unwrap()["/client.json"].clone();
+    // Slow enough that every request below arrives while the fetch is under way.
+    reply.delay = Duration::from_millis(500);
+    server.serve("/client.json", reply);
+    let at = now();
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (state, store, client_id) = (app.state.clone(), app.store.clone(), client_id.clone());
+        requests.spawn(async move {
+            let documents = state.documents.as_deref().expect("documents accepted");
+            documents.resolve(&store, &client_id, at).await.unwrap()
+        });
+    }
+    let answers = requests.join_all().await;
+    assert!(answers.iter().all(|usable| *usable), "{answers:?}");
+    assert_eq!(server.hits("/client.json"), 1);
+}
+
+/// One host gets at most so many fetches a minute, whatever the paths: `/authorize`
+/// cannot be used to flood it. Past the limit the client is unknown, nothing is asked
+/// of the host, and nothing is remembered.
+async fn fetches_are_limited_per_host(backend: Backend) {
+    let server = DocServer::start().await;
+    let Some(app) = start(backend, &server, |_| {}).await else {
+        return;
+    };
+    let limit = introspectd::documents::FETCHES_PER_HOST_PER_MINUTE;
+    for i in 0..limit {
+        let client_id = server.serve_document(&format!("/c{i}.json"), json!({}));
+        assert!(usable_at(&app, &client_id, now()).await, "{i}");
+    }
+    let over = server.serve_document("/over.json", json!({}));
+    assert_unknown(&app, &over).await;
+    assert_eq!(server.hits("/over.json"), 0);
+}
+
 async fn disabling_sticks_and_deletion_lasts_until_a_fresh_fetch(backend: Backend) {
     let server = DocServer::start().await;
     let Some(app) = start(backend, &server, |_| {}).await else {
@@ -594,6 +638,8 @@ async fn off_means_unknown_and_unpublished(backend: Backend) {
 
 both_backends!(
     a_good_document_signs_a_user_in,
+    concurrent_requests_share_one_fetch,
+    fetches_are_limited_per_host,
     a_key_holding_client_signs_with_keys_from_its_jwks_uri,
     bad_documents_are_unknown_clients,
     a_changed_document_is_seen_after_its_cache_time,

@@ -43,10 +43,10 @@ pub const RETRY_SECONDS: i64 = 60;
 const MAX_DOCUMENTS: usize = 10_000;
 
 /// Fetches under way at most; past this, a request finds the client unknown.
-const MAX_FETCHES_AT_ONCE: usize = 8;
+pub const MAX_FETCHES_AT_ONCE: usize = 8;
 
 /// Fetches per host per minute at most.
-const FETCHES_PER_HOST_PER_MINUTE: u32 = 30;
+pub const FETCHES_PER_HOST_PER_MINUTE: u32 = 30;
 
 /// What the secret hash column holds for a metadata-document client: no PHC string, so
 /// no secret ever verifies against it.

@@ -1,6 +1,7 @@
 //! Who is calling an authenticated endpoint: a client by its secret or by a signed
 //! assertion (RFC 7523 §2.2), within the failure budgets of its address.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -142,9 +143,10 @@ async fn document_usable(
     credentials: &Credentials,
     now: i64,
 ) -> Result<bool, AuthError> {
+    // Borrowed for the common case: most requests name an operator's client.
     let named = match credentials {
-        Credentials::Assertion(assertion) => assertion.named_client(),
-        other => other.client_id().map(str::to_owned),
+        Credentials::Assertion(assertion) => assertion.named_client().map(Cow::Owned),
+        other => other.client_id().map(Cow::Borrowed),
     };
     let Some(client_id) = named.filter(|id| crate::documents::is_document_id(id)) else {
         return Ok(true);
