@@ -113,6 +113,16 @@ impl Documents {
         client_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        // What the id alone rules out is refused at once, fetching nothing and keeping
+        // nothing: a malformed URL, a host not allowed, an address that is not public.
+        let url =
+            match document_url(client_id).and_then(|url| self.fetcher.admit(&url).map(|()| url)) {
+                Ok(url) => url,
+                Err(why) => {
+                    self.refused(client_id, &why, now);
+                    return Ok(false);
+                }
+            };
         if let Some(known) = self.known.get(client_id) {
             if now < known.until {
                 return Ok(known.usable);
@@ -124,13 +134,13 @@ impl Documents {
             Ok(_) => {
                 // Another request's answer, already out of date: this one decides alone.
                 return Ok(self
-                    .refresh(store, client_id, now)
+                    .refresh(store, &url, now)
                     .await?
                     .is_some_and(|k| k.usable));
             }
             Err(guard) => guard,
         };
-        let known = self.refresh(store, client_id, now).await?;
+        let known = self.refresh(store, &url, now).await?;
         match known {
             Some(known) => {
                 let _ = guard.insert(known);
@@ -146,13 +156,10 @@ impl Documents {
     async fn refresh(
         &self,
         store: &Store,
-        client_id: &str,
+        url: &Url,
         now: i64,
     ) -> Result<Option<Known>, StoreError> {
-        let url = match document_url(client_id) {
-            Ok(url) => url,
-            Err(why) => return Ok(Some(self.refused(client_id, &why, now))),
-        };
+        let client_id = url.as_str();
         let host = url.host_str().unwrap_or_default().to_owned();
         if self.per_host.spend(host).is_err() {
             tracing::warn!(
@@ -168,7 +175,7 @@ impl Documents {
             );
             return Ok(None);
         };
-        let (document, seconds) = match self.fetch_document(&url).await {
+        let (document, seconds) = match self.fetch_document(url).await {
             Ok(found) => found,
             Err(why) => return Ok(Some(self.refused(client_id, &why, now))),
         };
