@@ -410,7 +410,8 @@ impl Default for LoginConfig {
     }
 }
 
-/// Clients that register themselves (RFC 7591 dynamic client registration).
+/// Clients that register themselves: RFC 7591 dynamic client registration, and Client ID
+/// Metadata Documents (a `client_id` that is the URL of the client's own metadata).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistrationConfig {
@@ -1116,8 +1117,17 @@ mod tests {
         config.registration.max_scope = Some(" mcp ".to_owned());
         assert_eq!(config.registration_max_scope(), "mcp");
         assert!(config.registration_enabled());
+        assert!(config.metadata_documents_enabled(), "on by default");
+        assert!(
+            !config.registration.allow_private_networks,
+            "public addresses only"
+        );
         config.login.enabled = false;
         assert!(!config.registration_enabled(), "registration needs sign-in");
+        assert!(
+            !config.metadata_documents_enabled(),
+            "documents need sign-in"
+        );
     }
 
     #[test]
