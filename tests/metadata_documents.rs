@@ -568,7 +568,9 @@ async fn private_addresses_are_refused_before_connecting(backend: Backend) {
         "https://10.0.0.1/client.json".to_owned(),
         "https://169.254.169.254/latest/meta-data".to_owned(),
         format!("https://[::1]:{port}/client.json"),
-        format!("https://[::ffff:127.0.0.1]:{port}/client.json"),
+        format!("https://[::ffff:7f00:1]:{port}/client.json"),
+        "https://[::ffff:a9fe:a9fe]/latest/meta-data".to_owned(),
+        "https://[fd00::1]/client.json".to_owned(),
         "https://100.64.0.1/client.json".to_owned(),
     ];
     for client_id in &literals {

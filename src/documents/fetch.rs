@@ -232,3 +232,67 @@ fn describe(err: &reqwest::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admitted(reach: Reach, url: &str) -> Result<(), Refusal> {
+        let fetcher = Fetcher::new(reach, &[]).unwrap();
+        fetcher.admit(&Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn addresses_in_the_url_are_checked_before_any_request() {
+        for url in [
+            "https://127.0.0.1/c",
+            "https://10.0.0.1/c",
+            "https://169.254.169.254/c",
+            "https://[::1]/c",
+            "https://[::ffff:7f00:1]/c",
+            "https://[::ffff:a9fe:a9fe]/c",
+            "https://[fd00::1]/c",
+            "https://100.64.0.1/c",
+        ] {
+            let refusal = admitted(Reach::default(), url).unwrap_err();
+            assert!(refusal.0.contains("not public"), "{url}: {refusal}");
+            let private = Reach {
+                private_networks: true,
+                ..Reach::default()
+            };
+            assert!(admitted(private, url).is_ok(), "{url}");
+        }
+        assert!(admitted(Reach::default(), "https://93.184.215.14/c").is_ok());
+        assert!(admitted(Reach::default(), "https://app.example/c").is_ok());
+    }
+
+    #[test]
+    fn allowed_hosts_come_before_addresses() {
+        let reach = Reach {
+            private_networks: true,
+            allowed_hosts: vec!["*.example.com".to_owned()],
+        };
+        assert!(admitted(reach.clone(), "https://a.example.com/c").is_ok());
+        for url in ["https://example.com/c", "https://127.0.0.1/c"] {
+            let refusal = admitted(reach.clone(), url).unwrap_err();
+            assert!(refusal.0.contains("allowed_hosts"), "{url}: {refusal}");
+        }
+    }
+
+    #[test]
+    fn only_json_is_read() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_json(&headers));
+        for (value, json) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("application/vnd.example+json", true),
+            ("text/html", false),
+            ("text/plain", false),
+            ("application/jsonp", false),
+        ] {
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            assert_eq!(is_json(&headers), json, "{value}");
+        }
+    }
+}
