@@ -22,6 +22,7 @@ pub const STORE_ERRORS: &str = "introspectd_store_errors_total";
 pub const STORE_READY: &str = "introspectd_store_ready";
 pub const CACHE_LOOKUPS: &str = "introspectd_cache_lookups_total";
 pub const BUILD_INFO: &str = "introspectd_build_info";
+pub const CLIENT_DOCUMENTS: &str = "introspectd_client_documents_total";
 
 /// The `route` label of requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -88,6 +89,10 @@ fn describe() {
     describe_counter!(AUTH_FAILURES, "Failed client authentications, by reason");
     describe_counter!(RATE_LIMITED, "Requests refused by the rate limiter");
     describe_counter!(STORE_ERRORS, "Failed store operations, by kind");
+    describe_counter!(
+        CLIENT_DOCUMENTS,
+        "Client ID metadata documents resolved, by outcome"
+    );
     describe_gauge!(
         STORE_READY,
         "1 when the last readiness check reached the store"
@@ -281,6 +286,13 @@ pub fn rate_limited() {
 /// One failed store operation.
 pub fn store_error(err: &StoreError) {
     ::metrics::counter!(STORE_ERRORS, "kind" => err.kind()).increment(1);
+}
+
+/// What became of a client ID metadata document that was not in the cache: `fetched`
+/// (and stored), `refused` (the reason is logged), or `limited` (not fetched: the host's
+/// budget or the fetches at once were spent).
+pub fn client_document(outcome: &'static str) {
+    ::metrics::counter!(CLIENT_DOCUMENTS, "outcome" => outcome).increment(1);
 }
 
 /// The outcome of a readiness check.

@@ -243,6 +243,15 @@ async fn a_good_document_signs_a_user_in(backend: Backend) {
     let params = form(&[("grant_type", "client_credentials")]);
     let response = post_form(&app.router, "/token", Some(&basic), &params).await;
     assert_error(&response, StatusCode::UNAUTHORIZED, "invalid_client");
+    // Counted for operators (the recorder is shared by the tests of this process).
+    assert!(documents_counted(&app, "fetched").await >= 1.0);
+}
+
+/// `introspectd_client_documents_total` of `outcome`, as scraped.
+async fn documents_counted(app: &TestApp, outcome: &str) -> f64 {
+    let exposition = common::scrape(&app.metrics).await;
+    let name = introspectd::metrics::CLIENT_DOCUMENTS;
+    common::metric_value(&exposition, name, &[("outcome", outcome)])
 }
 
 async fn bad_documents_are_unknown_clients(backend: Backend) {
@@ -338,6 +347,8 @@ async fn bad_documents_are_unknown_clients(backend: Backend) {
     // At the token endpoint: invalid_client.
     let response = exchange(&app, &server.url("/mismatch.json"), "code").await;
     assert_error(&response, StatusCode::UNAUTHORIZED, "invalid_client");
+    // Every refusal counted, the id-only ones (not fetched) included.
+    assert!(documents_counted(&app, "refused").await >= 14.0);
 }
 
 async fn a_slow_server_is_given_up_on(backend: Backend) {
@@ -517,6 +528,7 @@ async fn fetches_are_limited_per_host(backend: Backend) {
     let over = server.serve_document("/over.json", json!({}));
     assert_unknown(&app, &over).await;
     assert_eq!(server.hits("/over.json"), 0);
+    assert!(documents_counted(&app, "limited").await >= 1.0);
 }
 
 async fn disabling_sticks_and_deletion_lasts_until_a_fresh_fetch(backend: Backend) {

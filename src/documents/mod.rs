@@ -166,6 +166,7 @@ impl Documents {
                 client_id,
                 "client ID metadata document not fetched: too many fetches from its host"
             );
+            crate::metrics::client_document("limited");
             return Ok(None);
         }
         let Ok(_permit) = self.at_once.try_acquire() else {
@@ -173,6 +174,7 @@ impl Documents {
                 client_id,
                 "client ID metadata document not fetched: too many fetches under way"
             );
+            crate::metrics::client_document("limited");
             return Ok(None);
         };
         let (document, seconds) = match self.fetch_document(url).await {
@@ -197,6 +199,7 @@ impl Documents {
             cache_seconds = seconds,
             "client ID metadata document fetched"
         );
+        crate::metrics::client_document("fetched");
         Ok(Some(Known {
             until: now.saturating_add(seconds),
             usable: true,
@@ -205,6 +208,7 @@ impl Documents {
 
     fn refused(&self, client_id: &str, why: &Refusal, now: i64) -> Known {
         tracing::warn!(client_id, reason = %why, "client ID metadata document refused");
+        crate::metrics::client_document("refused");
         Known {
             until: now.saturating_add(RETRY_SECONDS),
             usable: false,
