@@ -398,6 +398,8 @@ pub struct LoginConfig {
     pub local_users: bool,
     /// How long a browser stays signed in, in seconds.
     pub session_ttl_seconds: u64,
+    /// OpenID Connect providers users may sign in through (`[[login.providers]]`).
+    pub providers: Vec<ProviderConfig>,
 }
 
 impl Default for LoginConfig {
@@ -406,8 +408,152 @@ impl Default for LoginConfig {
             enabled: true,
             local_users: true,
             session_ttl_seconds: 28_800,
+            providers: Vec::new(),
         }
     }
+}
+
+/// An OpenID Connect provider users sign in through: its issuer (discovered from
+/// `/.well-known/openid-configuration`) and this server's client registered there.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// A short slug: the callback is `/login/callback/{id}`, and links name it.
+    pub id: String,
+    /// What the login page's button says: "Sign in with {name}".
+    pub name: String,
+    /// The provider's issuer identifier (https; http only on loopback).
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret itself; or name an environment variable in `client_secret_env`.
+    #[serde(default)]
+    pub client_secret: Option<ProviderSecret>,
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Scopes asked for; must include `openid`.
+    #[serde(default = "default_provider_scopes")]
+    pub scopes: Vec<String>,
+    /// When not empty, only users whose verified email is at one of these domains.
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+}
+
+fn default_provider_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(str::to_owned).to_vec()
+}
+
+/// Longest provider `id`.
+pub const MAX_PROVIDER_ID_LEN: usize = 32;
+
+/// A provider's client secret as configured. `Debug` and `Serialize` never show it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct ProviderSecret(String);
+
+impl ProviderSecret {
+    pub fn new(value: impl Into<String>) -> Self {
+        ProviderSecret(value.into())
+    }
+
+    /// The secret itself: for the provider's token endpoint only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ProviderSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProviderSecret([redacted])")
+    }
+}
+
+impl Serialize for ProviderSecret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
+impl ProviderConfig {
+    /// The client secret: given inline, or read from the environment variable named.
+    pub fn secret(&self) -> Result<ProviderSecret, String> {
+        match (&self.client_secret, &self.client_secret_env) {
+            (Some(secret), None) if !secret.0.is_empty() => Ok(secret.clone()),
+            (Some(_), None) => Err("client_secret: must not be empty".to_owned()),
+            (None, Some(name)) => match std::env::var(name) {
+                Ok(value) if !value.is_empty() => Ok(ProviderSecret(value)),
+                _ => Err(format!("client_secret_env: {name} is not set")),
+            },
+            (Some(_), Some(_)) => {
+                Err("set client_secret or client_secret_env, not both".to_owned())
+            }
+            (None, None) => Err("client_secret or client_secret_env is required".to_owned()),
+        }
+    }
+
+    /// Every problem of this provider, without the key prefix.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let slug = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        if self.id.is_empty() || self.id.len() > MAX_PROVIDER_ID_LEN || !self.id.chars().all(slug) {
+            problems.push(format!(
+                "id: 1 to {MAX_PROVIDER_ID_LEN} of a-z, 0-9, - and _"
+            ));
+        }
+        if self.name.trim().is_empty() {
+            problems.push("name: must not be empty".to_owned());
+        }
+        if let Err(why) = validate_provider_issuer(&self.issuer) {
+            problems.push(format!("issuer: {why}"));
+        }
+        if self.client_id.is_empty() {
+            problems.push("client_id: must not be empty".to_owned());
+        }
+        if let Err(why) = self.secret() {
+            problems.push(why);
+        }
+        if !self.scopes.iter().any(|s| s == "openid") {
+            problems.push("scopes: must include openid".to_owned());
+        }
+        if self
+            .scopes
+            .iter()
+            .any(|s| crate::policy::normalize_scope(s).as_deref() != Ok(s.as_str()))
+        {
+            problems.push("scopes: each one scope token".to_owned());
+        }
+        let domain = |d: &String| {
+            !d.is_empty()
+                && d.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        };
+        if !self.allowed_email_domains.iter().all(domain) {
+            problems.push("allowed_email_domains: lower-case domain names, without @".to_owned());
+        }
+        problems
+    }
+}
+
+/// A provider's issuer: an https URL without query or fragment; http only on loopback.
+fn validate_provider_issuer(issuer: &str) -> Result<(), String> {
+    let url = url::Url::parse(issuer).map_err(|_| "must be a URL".to_owned())?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err("must use https (http only on loopback)".to_owned()),
+    }
+    if url.host_str().is_none() {
+        return Err("must have a host".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("must not have credentials, a query or a fragment".to_owned());
+    }
+    Ok(())
 }
 
 /// Clients that register themselves (RFC 7591 dynamic client registration).
@@ -585,6 +731,7 @@ impl Config {
             ));
         }
         problems.extend(self.registration_problems());
+        problems.extend(self.provider_problems());
         if self.metrics.enabled && self.metrics.listen == self.listen && self.listen.port() != 0 {
             problems.push(format!(
                 "metrics.listen: {} is the main listener's address; give metrics their own",
@@ -674,8 +821,10 @@ impl Config {
     /// `INTROSPECTD_` prefix is then no configuration key gone wrong).
     pub fn secret_env_vars(&self) -> Vec<String> {
         let keys = self.jwt.keys.iter().filter_map(|k| k.secret_env.clone());
+        let providers = self.login.providers.iter();
         keys.chain(self.jwt.key_encryption_key_env.clone())
             .chain(self.registration.initial_access_token_env.clone())
+            .chain(providers.filter_map(|p| p.client_secret_env.clone()))
             .collect()
     }
 
@@ -723,6 +872,21 @@ impl Config {
                 "registration.initial_access_token_env: {name} is not set"
             )),
         }
+    }
+
+    /// Problems of `[[login.providers]]`, each under its key.
+    fn provider_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let providers = &self.login.providers;
+        for (i, provider) in providers.iter().enumerate() {
+            for why in provider.problems() {
+                problems.push(format!("login.providers[{i}].{why}"));
+            }
+            if providers[..i].iter().any(|p| p.id == provider.id) {
+                problems.push(format!("login.providers[{i}].id: used twice"));
+            }
+        }
+        problems
     }
 
     fn registration_problems(&self) -> Vec<String> {
