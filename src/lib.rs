@@ -9,6 +9,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod federation;
 pub mod grant;
 pub mod healthcheck;
 pub mod http;
