@@ -982,6 +982,141 @@ fn validate_key(key: &KeyConfig) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn provider(id: &str) -> ProviderConfig {
+        ProviderConfig {
+            id: id.to_owned(),
+            name: "Corp".to_owned(),
+            issuer: "https://idp.example.com".to_owned(),
+            client_id: "introspectd".to_owned(),
+            client_secret: Some(ProviderSecret::new("s3cret-value")),
+            client_secret_env: None,
+            scopes: default_provider_scopes(),
+            allowed_email_domains: vec!["example.com".to_owned()],
+        }
+    }
+
+    fn provider_problems(provider: ProviderConfig) -> Vec<String> {
+        let mut config = Config::default();
+        config.login.providers = vec![provider];
+        config.validate().err().map(|e| e.0).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_provider_needs_an_https_issuer_a_secret_and_openid() {
+        assert_eq!(provider_problems(provider("corp")), Vec::<String>::new());
+        let loopback = ProviderConfig {
+            issuer: "http://127.0.0.1:9000/realms/x".to_owned(),
+            ..provider("corp")
+        };
+        assert_eq!(provider_problems(loopback), Vec::<String>::new());
+        for (bad, key) in [
+            (
+                ProviderConfig {
+                    issuer: "http://idp.example.com".to_owned(),
+                    ..provider("corp")
+                },
+                "issuer",
+            ),
+            (
+                ProviderConfig {
+                    issuer: "not a url".to_owned(),
+                    ..provider("corp")
+                },
+                "issuer",
+            ),
+            (
+                ProviderConfig {
+                    issuer: "https://idp.example.com/?a=b".to_owned(),
+                    ..provider("corp")
+                },
+                "issuer",
+            ),
+            (
+                ProviderConfig {
+                    client_secret: None,
+                    ..provider("corp")
+                },
+                "client_secret",
+            ),
+            (
+                ProviderConfig {
+                    client_secret_env: Some("X".to_owned()),
+                    ..provider("corp")
+                },
+                "set client_secret",
+            ),
+            (
+                ProviderConfig {
+                    scopes: vec!["email".to_owned()],
+                    ..provider("corp")
+                },
+                "scopes",
+            ),
+            (
+                ProviderConfig {
+                    id: "Corp/1".to_owned(),
+                    ..provider("corp")
+                },
+                "id",
+            ),
+            (
+                ProviderConfig {
+                    client_id: String::new(),
+                    ..provider("corp")
+                },
+                "client_id",
+            ),
+            (
+                ProviderConfig {
+                    allowed_email_domains: vec!["@example.com".to_owned()],
+                    ..provider("corp")
+                },
+                "allowed_email_domains",
+            ),
+        ] {
+            let problems = provider_problems(bad);
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with(&format!("login.providers[0].{key}"))),
+                "{key}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn provider_ids_are_unique_and_secrets_never_shown() {
+        let mut config = Config::default();
+        config.login.providers = vec![provider("corp"), provider("corp")];
+        let problems = config.validate().unwrap_err().0;
+        assert_eq!(
+            problems,
+            vec!["login.providers[1].id: used twice".to_owned()]
+        );
+        let shown = format!("{:?}", config.login.providers[0]);
+        assert!(!shown.contains("s3cret-value"), "{shown}");
+        let serialized = serde_json::to_string(&config.login.providers[0]).unwrap();
+        assert!(!serialized.contains("s3cret-value"), "{serialized}");
+    }
+
+    #[test]
+    fn a_provider_secret_comes_from_the_environment_when_named() {
+        let named = ProviderConfig {
+            client_secret: None,
+            client_secret_env: Some("INTROSPECTD_TEST_UNSET_PROVIDER_SECRET".to_owned()),
+            ..provider("corp")
+        };
+        let problems = provider_problems(named.clone());
+        assert!(problems[0].contains("is not set"), "{problems:?}");
+        let mut config = Config::default();
+        config.login.providers = vec![named];
+        assert!(
+            config
+                .secret_env_vars()
+                .contains(&"INTROSPECTD_TEST_UNSET_PROVIDER_SECRET".to_owned())
+        );
+    }
+
     #[test]
     fn defaults_serve_a_single_machine() {
         let config = Config::default();
