@@ -297,23 +297,6 @@ fn code_of(response: &TestResponse) -> String {
     param(&params, "code").expect("a code")
 }
 
-/// Runs each named test on SQLite and on Postgres.
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::B::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::B::Postgres).await;
-            }
-        }
-    )*};
-}
-
 use common::Backend as B;
 
 async fn the_first_sign_in_creates_a_user_and_later_ones_reuse_it(backend: B) {
@@ -681,7 +664,7 @@ async fn without_local_users_authorize_goes_straight_to_the_one_provider(backend
     assert!(login.status.is_client_error());
 }
 
-both_stores!(
+both_backends!(
     the_first_sign_in_creates_a_user_and_later_ones_reuse_it,
     a_taken_username_gets_a_suffix_never_the_account,
     allowed_email_domains_admit_only_verified_emails_there,

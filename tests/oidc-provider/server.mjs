@@ -51,7 +51,10 @@ function publicJwk({ jwk }) {
   return { kty, n, e, kid, alg, use };
 }
 
+const phase = (what) => process.stderr.write(`[test provider] ${what}\n`);
+phase('generating the signing key');
 const initialKey = rsaKey('initial');
+phase('signing key ready');
 // Keys made by /test/keys: the last one signs ID tokens; `published` ones are in the JWKS.
 const extraKeys = [];
 let tamperClaims = null;
@@ -131,12 +134,15 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+phase('listening');
 // Listening first: the issuer names the port.
 const server = http.createServer();
 await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
 const actualPort = server.address().port;
 const issuer = `http://127.0.0.1:${actualPort}`;
+phase(`listening at ${issuer}`);
 const provider = new Provider(issuer, configuration);
+phase('provider ready');
 
 provider.use(async (ctx, next) => {
   const path = ctx.path;
