@@ -731,15 +731,7 @@ async fn oauth2_client_signs_a_user_in_through_the_provider(backend: Backend) {
     let server = common::binary::Server::start_with(cmd);
     let addr = server.addr;
     // Discovery runs in the background: ready when /readyz says so.
-    let deadline = std::time::Instant::now() + common::binary::PATIENCE;
-    loop {
-        let ready = http(addr, "GET", "/readyz", &[], "").await;
-        if ready.json["providers"]["corp"] == "available" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", ready.text);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    common::oidc::wait_discovered(addr, "corp").await;
 
     let mcp = mcp_server(addr, server_id.clone(), server_secret.clone()).await;
     assert_eq!(authorization_server_of_mcp(mcp).await, ISSUER);

@@ -246,3 +246,16 @@ impl OidcProvider {
         panic!("the provider redirected too often");
     }
 }
+
+/// Waits until the server at `addr` has discovered the provider `id` (its `/readyz`).
+pub async fn wait_discovered(addr: std::net::SocketAddr, id: &str) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let ready = super::binary::http(addr, "GET", "/readyz", &[], "").await;
+        if ready.json["providers"][id] == "available" {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", ready.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
