@@ -359,6 +359,18 @@ async fn a_taken_username_gets_a_suffix_never_the_account(backend: B) {
             .unwrap()
             .has_password
     );
+    let mut browser = Browser::new(&f.app);
+    let page = browser.get(&format!("/authorize?{}", f.query())).await;
+    let fields = [
+        ("request", hidden(&page, "request")),
+        ("csrf_token", hidden(&page, "csrf_token")),
+        ("username", "alice-2".to_owned()),
+        ("password", "any password at all".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let refused = browser.post("/login", &fields).await;
+    assert_eq!(refused.status, StatusCode::OK);
+    assert!(text(&refused).contains("incorrect"), "{}", text(&refused));
 }
 
 async fn allowed_email_domains_admit_only_verified_emails_there(backend: B) {
