@@ -131,6 +131,17 @@ impl Fixture {
         clock: Option<i64>,
     ) -> (Browser<'_>, TestResponse) {
         let mut browser = Browser::new(&self.app);
+        let callback = self.provider_answer(&mut browser, account).await;
+        if let Some(offset) = clock {
+            self.provider.clock(offset).await;
+        }
+        let answer = browser.get(&callback).await;
+        (browser, answer)
+    }
+
+    /// `browser` from `/authorize` to the login page, its provider button, and the
+    /// provider's pages as `account` (or cancelling): the callback path it is sent back to.
+    async fn provider_answer(&self, browser: &mut Browser<'_>, account: Option<&str>) -> String {
         let page = browser.get(&format!("/authorize?{}", self.query())).await;
         assert_eq!(page.status, StatusCode::OK, "{}", text(&page));
         assert!(
@@ -152,11 +163,7 @@ impl Fixture {
         let back = self.provider.sign_in(&to_provider, account).await;
         let callback = back.strip_prefix(ISSUER).expect("back at the callback");
         assert!(callback.starts_with("/login/callback/corp?"), "{back}");
-        if let Some(offset) = clock {
-            self.provider.clock(offset).await;
-        }
-        let answer = browser.get(callback).await;
-        (browser, answer)
+        callback.to_owned()
     }
 
     /// Signs `account` in through the provider and allows the client: the code.
@@ -581,18 +588,7 @@ async fn a_state_that_is_not_this_browsers_is_refused(backend: B) {
     // The attacker's own answer from the provider, taken to the victim's browser (login
     // CSRF): refused, and used up.
     let mut attacker = Browser::new(&f.app);
-    let page = attacker.get(&format!("/authorize?{}", f.query())).await;
-    let fields = [
-        ("request", hidden(&page, "request")),
-        ("csrf_token", hidden(&page, "csrf_token")),
-    ];
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    let sent = attacker.post("/login/provider/corp", &fields).await;
-    let back = f
-        .provider
-        .sign_in(&location(&sent), Some("sub-alice"))
-        .await;
-    let callback = back.strip_prefix(ISSUER).unwrap().to_owned();
+    let callback = f.provider_answer(&mut attacker, Some("sub-alice")).await;
     let mut victim = Browser::new(&f.app);
     victim.get(&format!("/authorize?{}", f.query())).await;
     let forged = victim.get(&callback).await;
@@ -676,7 +672,35 @@ async fn without_local_users_authorize_goes_straight_to_the_one_provider(backend
     assert!(login.status.is_client_error());
 }
 
+async fn failures_at_the_provider_go_back_as_oauth_errors_never_a_5xx(backend: B) {
+    let Some(f) = Fixture::start(backend, ProviderOptions::new(CALLBACK), |_| {}).await else {
+        return;
+    };
+    f.provider.account("sub-alice", alice()).await;
+    // A code the provider refuses at its token endpoint: server_error.
+    let mut browser = Browser::new(&f.app);
+    let callback = f.provider_answer(&mut browser, Some("sub-alice")).await;
+    let altered = callback.replacen("code=", "code=altered", 1);
+    let params = redirect_params(&browser.get(&altered).await);
+    assert_eq!(param(&params, "error").as_deref(), Some("server_error"));
+
+    // The provider gone between its pages and the exchange: temporarily_unavailable.
+    let mut browser = Browser::new(&f.app);
+    let callback = f.provider_answer(&mut browser, Some("sub-alice")).await;
+    let cookies = std::mem::take(&mut browser.cookies);
+    let Fixture { provider, app, .. } = f;
+    drop(provider);
+    let mut browser = Browser { app: &app, cookies };
+    let params = redirect_params(&browser.get(&callback).await);
+    assert_eq!(
+        param(&params, "error").as_deref(),
+        Some("temporarily_unavailable")
+    );
+    assert!(admin::list_users(&app.store).await.unwrap().is_empty());
+}
+
 both_backends!(
+    failures_at_the_provider_go_back_as_oauth_errors_never_a_5xx,
     the_first_sign_in_creates_a_user_and_later_ones_reuse_it,
     a_taken_username_gets_a_suffix_never_the_account,
     allowed_email_domains_admit_only_verified_emails_there,
