@@ -1141,6 +1141,36 @@ mod tests {
     }
 
     #[test]
+    fn providers_are_read_from_the_file_with_default_scopes() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file(
+                "providers.toml",
+                r#"
+                [login]
+                local_users = false
+
+                [[login.providers]]
+                id = "corp"
+                name = "Corp SSO"
+                issuer = "https://login.example.com/realms/staff"
+                client_id = "introspectd"
+                client_secret_env = "CORP_OIDC_SECRET"
+                allowed_email_domains = ["example.com"]
+                "#,
+            )?;
+            jail.set_env("CORP_OIDC_SECRET", "from-the-environment");
+            let path = std::path::Path::new("providers.toml");
+            let config = Config::load(Some(path), &Overrides::default()).unwrap();
+            assert!(!config.login.local_users);
+            let provider = &config.login.providers[0];
+            assert_eq!(provider.scopes, ["openid", "email", "profile"]);
+            assert_eq!(provider.secret().unwrap().expose(), "from-the-environment");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn trusted_proxies_take_ranges_and_addresses() {
         figment::Jail::expect_with(|jail| {
             jail.set_env(
