@@ -684,6 +684,37 @@ async fn failures_at_the_provider_go_back_as_oauth_errors_never_a_5xx(backend: B
     let params = redirect_params(&browser.get(&altered).await);
     assert_eq!(param(&params, "error").as_deref(), Some("server_error"));
 
+    // An answer naming another issuer (a mix-up, RFC 9207): refused before any exchange.
+    let mut browser = Browser::new(&f.app);
+    let callback = f.provider_answer(&mut browser, Some("sub-alice")).await;
+    assert!(
+        callback.contains("iss="),
+        "the provider names itself: {callback}"
+    );
+    let tokens = f.provider.stats().await["token"].clone();
+    let elsewhere = format!("{callback}&iss=https%3A%2F%2Fevil.example");
+    let twice = browser.get(&elsewhere).await;
+    assert_eq!(twice.status, StatusCode::BAD_REQUEST, "iss given twice");
+    let mut browser = Browser::new(&f.app);
+    let callback = f.provider_answer(&mut browser, Some("sub-alice")).await;
+    let (path, query) = callback.split_once('?').unwrap();
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .map(|(k, v)| match k.as_str() {
+            "iss" => (k, "https://evil.example".to_owned()),
+            _ => (k, v),
+        })
+        .collect();
+    let mixed_up = format!(
+        "{path}?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish()
+    );
+    let params = redirect_params(&browser.get(&mixed_up).await);
+    assert_eq!(param(&params, "error").as_deref(), Some("access_denied"));
+    assert_eq!(f.provider.stats().await["token"], tokens);
+
     // The provider gone between its pages and the exchange: temporarily_unavailable.
     let mut browser = Browser::new(&f.app);
     let callback = f.provider_answer(&mut browser, Some("sub-alice")).await;

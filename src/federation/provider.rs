@@ -107,6 +107,11 @@ impl Provider {
         })
     }
 
+    /// The provider's issuer identifier, as configured (and checked by discovery).
+    pub fn issuer(&self) -> &str {
+        self.issuer.as_str()
+    }
+
     /// Whether discovery succeeded: the provider can be offered.
     pub fn available(&self) -> bool {
         *self.available.borrow()

@@ -27,7 +27,8 @@ pub const PATH: &str = "/login/callback/{id}";
         provider's token endpoint (`client_secret_basic`, or `client_secret_post` when that is \
         all the provider offers) with the PKCE verifier, and the ID token verified: signature \
         with the provider's keys (refetched once a minute at most for an unknown `kid`), \
-        `iss`, `aud` (no other audience), `azp`, `exp`, `iat`, `nonce`; with \
+        `iss`, `aud` (no other audience), `azp`, `exp`, `iat`, `nonce`; an `iss` in the query \
+        (RFC 9207) must be the provider's; with \
         `allowed_email_domains`, a verified email at one of them. The first sign-in creates a \
         user linked to (provider, `sub`). A success starts a session and goes back to \
         `/authorize`; an error at the provider, a failed exchange, an ID token refused, a \
@@ -75,6 +76,7 @@ fn parse(query: &str) -> Result<Callback, SigninError> {
             "code" => &mut answer.code,
             "state" => &mut answer.state,
             "error" => &mut answer.error,
+            "iss" => &mut answer.iss,
             _ => continue,
         };
         if slot.replace(value.into_owned()).is_some() {

@@ -580,6 +580,9 @@ pub struct ProviderCallback {
     /// The provider's error code, on failure.
     #[param(required = false)]
     pub error: String,
+    /// The provider's issuer (RFC 9207); when present it must be the provider's.
+    #[param(required = false)]
+    pub iss: String,
 }
 
 /// `POST /consent`'s form body.

@@ -92,6 +92,8 @@ pub struct Callback {
     pub code: Option<String>,
     pub state: Option<String>,
     pub error: Option<String>,
+    /// RFC 9207: the issuer of the answer, when the provider names it.
+    pub iss: Option<String>,
 }
 
 /// What the callback answers: signed in (a new session, on to `/authorize`), or a
@@ -142,6 +144,15 @@ pub async fn callback(
             cx.issuer,
         )))
     };
+    // RFC 9207 §2.4: an answer naming another issuer is a mix-up; refused.
+    if answer
+        .iss
+        .as_deref()
+        .is_some_and(|iss| iss != provider.issuer())
+    {
+        tracing::warn!(provider = %provider.id, "the callback names another issuer");
+        return refuse(ErrorCode::AccessDenied, NOT_ACCEPTED);
+    }
     if let Some(error) = &answer.error {
         tracing::info!(provider = %provider.id, error = %error.escape_debug(), "the provider refused the sign-in");
         return refuse(provider_error_code(error), NOT_ACCEPTED);
