@@ -697,6 +697,17 @@ pub struct UserView {
     pub has_password: bool,
     pub disabled: bool,
     pub created_at: i64,
+    /// The providers the user signs in through (`user show` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<Vec<LinkView>>,
+}
+
+/// A provider a user signs in through, and the `sub` it knows the user by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LinkView {
+    pub provider: String,
+    pub subject: String,
+    pub created_at: i64,
 }
 
 impl From<UserRecord> for UserView {
@@ -709,6 +720,7 @@ impl From<UserRecord> for UserView {
             has_password: u.password_hash.is_some(),
             disabled: u.disabled,
             created_at: u.created_at,
+            links: None,
         }
     }
 }
@@ -785,9 +797,19 @@ pub async fn list_users(store: &Store) -> Result<Vec<UserView>, AdminError> {
         .collect())
 }
 
-/// A user by id or by username.
+/// A user by id or by username, with the providers they sign in through.
 pub async fn show_user(store: &Store, user: &str) -> Result<UserView, AdminError> {
-    Ok(UserView::from(existing_user(store, user).await?))
+    let user = existing_user(store, user).await?;
+    let links = store.user_links(&user.user_id).await?;
+    let links = links.into_iter().map(|link| LinkView {
+        provider: link.provider_id,
+        subject: link.subject,
+        created_at: link.created_at,
+    });
+    Ok(UserView {
+        links: Some(links.collect()),
+        ..UserView::from(user)
+    })
 }
 
 /// Replaces a user's password (a generated one, shown once, when none is given) and

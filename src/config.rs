@@ -398,6 +398,8 @@ pub struct LoginConfig {
     pub local_users: bool,
     /// How long a browser stays signed in, in seconds.
     pub session_ttl_seconds: u64,
+    /// OpenID Connect providers users may sign in through (`[[login.providers]]`).
+    pub providers: Vec<ProviderConfig>,
 }
 
 impl Default for LoginConfig {
@@ -406,8 +408,152 @@ impl Default for LoginConfig {
             enabled: true,
             local_users: true,
             session_ttl_seconds: 28_800,
+            providers: Vec::new(),
         }
     }
+}
+
+/// An OpenID Connect provider users sign in through: its issuer (discovered from
+/// `/.well-known/openid-configuration`) and this server's client registered there.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// A short slug: the callback is `/login/callback/{id}`, and links name it.
+    pub id: String,
+    /// What the login page's button says: "Sign in with {name}".
+    pub name: String,
+    /// The provider's issuer identifier (https; http only on loopback).
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret itself; or name an environment variable in `client_secret_env`.
+    #[serde(default)]
+    pub client_secret: Option<ProviderSecret>,
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Scopes asked for; must include `openid`.
+    #[serde(default = "default_provider_scopes")]
+    pub scopes: Vec<String>,
+    /// When not empty, only users whose verified email is at one of these domains.
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+}
+
+fn default_provider_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(str::to_owned).to_vec()
+}
+
+/// Longest provider `id`.
+pub const MAX_PROVIDER_ID_LEN: usize = 32;
+
+/// A provider's client secret as configured. `Debug` and `Serialize` never show it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct ProviderSecret(String);
+
+impl ProviderSecret {
+    pub fn new(value: impl Into<String>) -> Self {
+        ProviderSecret(value.into())
+    }
+
+    /// The secret itself: for the provider's token endpoint only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ProviderSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProviderSecret([redacted])")
+    }
+}
+
+impl Serialize for ProviderSecret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
+impl ProviderConfig {
+    /// The client secret: given inline, or read from the environment variable named.
+    pub fn secret(&self) -> Result<ProviderSecret, String> {
+        match (&self.client_secret, &self.client_secret_env) {
+            (Some(secret), None) if !secret.0.is_empty() => Ok(secret.clone()),
+            (Some(_), None) => Err("client_secret: must not be empty".to_owned()),
+            (None, Some(name)) => match std::env::var(name) {
+                Ok(value) if !value.is_empty() => Ok(ProviderSecret(value)),
+                _ => Err(format!("client_secret_env: {name} is not set")),
+            },
+            (Some(_), Some(_)) => {
+                Err("set client_secret or client_secret_env, not both".to_owned())
+            }
+            (None, None) => Err("client_secret or client_secret_env is required".to_owned()),
+        }
+    }
+
+    /// Every problem of this provider, without the key prefix.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let slug = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        if self.id.is_empty() || self.id.len() > MAX_PROVIDER_ID_LEN || !self.id.chars().all(slug) {
+            problems.push(format!(
+                "id: 1 to {MAX_PROVIDER_ID_LEN} of a-z, 0-9, - and _"
+            ));
+        }
+        if self.name.trim().is_empty() {
+            problems.push("name: must not be empty".to_owned());
+        }
+        if let Err(why) = validate_provider_issuer(&self.issuer) {
+            problems.push(format!("issuer: {why}"));
+        }
+        if self.client_id.is_empty() {
+            problems.push("client_id: must not be empty".to_owned());
+        }
+        if let Err(why) = self.secret() {
+            problems.push(why);
+        }
+        if !self.scopes.iter().any(|s| s == "openid") {
+            problems.push("scopes: must include openid".to_owned());
+        }
+        if self
+            .scopes
+            .iter()
+            .any(|s| crate::policy::normalize_scope(s).as_deref() != Ok(s.as_str()))
+        {
+            problems.push("scopes: each one scope token".to_owned());
+        }
+        let domain = |d: &String| {
+            !d.is_empty()
+                && d.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        };
+        if !self.allowed_email_domains.iter().all(domain) {
+            problems.push("allowed_email_domains: lower-case domain names, without @".to_owned());
+        }
+        problems
+    }
+}
+
+/// A provider's issuer: an https URL without query or fragment; http only on loopback.
+fn validate_provider_issuer(issuer: &str) -> Result<(), String> {
+    let url = url::Url::parse(issuer).map_err(|_| "must be a URL".to_owned())?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err("must use https (http only on loopback)".to_owned()),
+    }
+    if url.host_str().is_none() {
+        return Err("must have a host".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("must not have credentials, a query or a fragment".to_owned());
+    }
+    Ok(())
 }
 
 /// Clients that register themselves: RFC 7591 dynamic client registration, and Client ID
@@ -601,6 +747,7 @@ impl Config {
             ));
         }
         problems.extend(self.registration_problems());
+        problems.extend(self.provider_problems());
         if self.metrics.enabled && self.metrics.listen == self.listen && self.listen.port() != 0 {
             problems.push(format!(
                 "metrics.listen: {} is the main listener's address; give metrics their own",
@@ -690,8 +837,10 @@ impl Config {
     /// `INTROSPECTD_` prefix is then no configuration key gone wrong).
     pub fn secret_env_vars(&self) -> Vec<String> {
         let keys = self.jwt.keys.iter().filter_map(|k| k.secret_env.clone());
+        let providers = self.login.providers.iter();
         keys.chain(self.jwt.key_encryption_key_env.clone())
             .chain(self.registration.initial_access_token_env.clone())
+            .chain(providers.filter_map(|p| p.client_secret_env.clone()))
             .collect()
     }
 
@@ -745,6 +894,21 @@ impl Config {
                 "registration.initial_access_token_env: {name} is not set"
             )),
         }
+    }
+
+    /// Problems of `[[login.providers]]`, each under its key.
+    fn provider_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let providers = &self.login.providers;
+        for (i, provider) in providers.iter().enumerate() {
+            for why in provider.problems() {
+                problems.push(format!("login.providers[{i}].{why}"));
+            }
+            if providers[..i].iter().any(|p| p.id == provider.id) {
+                problems.push(format!("login.providers[{i}].id: used twice"));
+            }
+        }
+        problems
     }
 
     fn registration_problems(&self) -> Vec<String> {
@@ -864,6 +1028,141 @@ fn validate_key(key: &KeyConfig) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn provider(id: &str) -> ProviderConfig {
+        ProviderConfig {
+            id: id.to_owned(),
+            name: "Corp".to_owned(),
+            issuer: "https://idp.example.com".to_owned(),
+            client_id: "introspectd".to_owned(),
+            client_secret: Some(ProviderSecret::new("s3cret-value")),
+            client_secret_env: None,
+            scopes: default_provider_scopes(),
+            allowed_email_domains: vec!["example.com".to_owned()],
+        }
+    }
+
+    fn provider_problems(provider: ProviderConfig) -> Vec<String> {
+        let mut config = Config::default();
+        config.login.providers = vec![provider];
+        config.validate().err().map(|e| e.0).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_provider_needs_an_https_issuer_a_secret_and_openid() {
+        assert_eq!(provider_problems(provider("corp")), Vec::<String>::new());
+        let loopback = ProviderConfig {
+            issuer: "http://127.0.0.1:9000/realms/x".to_owned(),
+            ..provider("corp")
+        };
+        assert_eq!(provider_problems(loopback), Vec::<String>::new());
+        for (bad, key) in [
+            (
+                ProviderConfig {
+                    issuer: "http://idp.example.com".to_owned(),
+                    ..provider("corp")
+                },
+                "issuer",
+            ),
+            (
+                ProviderConfig {
+                    issuer: "not a url".to_owned(),
+                    ..provider("corp")
+                },
+                "issuer",
+            ),
+            (
+                ProviderConfig {
+                    issuer: "https://idp.example.com/?a=b".to_owned(),
+                    ..provider("corp")
+                },
+                "issuer",
+            ),
+            (
+                ProviderConfig {
+                    client_secret: None,
+                    ..provider("corp")
+                },
+                "client_secret",
+            ),
+            (
+                ProviderConfig {
+                    client_secret_env: Some("X".to_owned()),
+                    ..provider("corp")
+                },
+                "set client_secret",
+            ),
+            (
+                ProviderConfig {
+                    scopes: vec!["email".to_owned()],
+                    ..provider("corp")
+                },
+                "scopes",
+            ),
+            (
+                ProviderConfig {
+                    id: "Corp/1".to_owned(),
+                    ..provider("corp")
+                },
+                "id",
+            ),
+            (
+                ProviderConfig {
+                    client_id: String::new(),
+                    ..provider("corp")
+                },
+                "client_id",
+            ),
+            (
+                ProviderConfig {
+                    allowed_email_domains: vec!["@example.com".to_owned()],
+                    ..provider("corp")
+                },
+                "allowed_email_domains",
+            ),
+        ] {
+            let problems = provider_problems(bad);
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with(&format!("login.providers[0].{key}"))),
+                "{key}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn provider_ids_are_unique_and_secrets_never_shown() {
+        let mut config = Config::default();
+        config.login.providers = vec![provider("corp"), provider("corp")];
+        let problems = config.validate().unwrap_err().0;
+        assert_eq!(
+            problems,
+            vec!["login.providers[1].id: used twice".to_owned()]
+        );
+        let shown = format!("{:?}", config.login.providers[0]);
+        assert!(!shown.contains("s3cret-value"), "{shown}");
+        let serialized = serde_json::to_string(&config.login.providers[0]).unwrap();
+        assert!(!serialized.contains("s3cret-value"), "{serialized}");
+    }
+
+    #[test]
+    fn a_provider_secret_comes_from_the_environment_when_named() {
+        let named = ProviderConfig {
+            client_secret: None,
+            client_secret_env: Some("INTROSPECTD_TEST_UNSET_PROVIDER_SECRET".to_owned()),
+            ..provider("corp")
+        };
+        let problems = provider_problems(named.clone());
+        assert!(problems[0].contains("is not set"), "{problems:?}");
+        let mut config = Config::default();
+        config.login.providers = vec![named];
+        assert!(
+            config
+                .secret_env_vars()
+                .contains(&"INTROSPECTD_TEST_UNSET_PROVIDER_SECRET".to_owned())
+        );
+    }
+
     #[test]
     fn defaults_serve_a_single_machine() {
         let config = Config::default();
@@ -883,6 +1182,36 @@ mod tests {
             let config = Config::load(None, &Overrides::default()).unwrap();
             assert_eq!(config.rate_limit.per_second, 500);
             assert_eq!(config.issuer, "https://auth.example.com/tenant");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn providers_are_read_from_the_file_with_default_scopes() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file(
+                "providers.toml",
+                r#"
+                [login]
+                local_users = false
+
+                [[login.providers]]
+                id = "corp"
+                name = "Corp SSO"
+                issuer = "https://login.example.com/realms/staff"
+                client_id = "introspectd"
+                client_secret_env = "CORP_OIDC_SECRET"
+                allowed_email_domains = ["example.com"]
+                "#,
+            )?;
+            jail.set_env("CORP_OIDC_SECRET", "from-the-environment");
+            let path = std::path::Path::new("providers.toml");
+            let config = Config::load(Some(path), &Overrides::default()).unwrap();
+            assert!(!config.login.local_users);
+            let provider = &config.login.providers[0];
+            assert_eq!(provider.scopes, ["openid", "email", "profile"]);
+            assert_eq!(provider.secret().unwrap().expose(), "from-the-environment");
             Ok(())
         });
     }

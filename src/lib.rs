@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod documents;
 pub mod error;
+pub mod federation;
 pub mod grant;
 pub mod healthcheck;
 pub mod http;

@@ -602,6 +602,7 @@ async fn users_from_the_command_line(backend: Backend) {
             "has_password": true,
             "disabled": false,
             "created_at": shown["created_at"],
+            "links": [],
         })
     );
     assert!(shown["created_at"].is_i64());

@@ -26,6 +26,7 @@ use common::binary::{
     PATIENCE, Server, command, create_client, http, introspect, run_json, run_with_stdin,
 };
 use common::fresh_db;
+use common::oidc::{OidcProvider, ProviderOptions, oidc_present, wait_discovered};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -336,6 +337,12 @@ struct SignIn {
 
 impl SignIn {
     async fn start() -> SignIn {
+        Self::start_with(None).await
+    }
+
+    /// A server on `port` whose login page also offers `provider` (`[[login.providers]]`,
+    /// id `corp`), discovered before this returns.
+    async fn start_with(provider: Option<(&OidcProvider, u16)>) -> SignIn {
         let (db, guard) = fresh_db(common::Backend::Sqlite).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let callback = Callback::start().await;
@@ -357,12 +364,25 @@ impl SignIn {
                 &callback.redirect_uri(),
             ],
         );
-        let port = free_port();
+        let port = provider.map_or_else(free_port, |(_, port)| port);
         let issuer = format!("http://127.0.0.1:{port}");
         let mut cmd = command(dir.path(), &db);
         cmd.env("INTROSPECTD_LISTEN", format!("127.0.0.1:{port}"))
             .env("INTROSPECTD_ISSUER", &issuer);
+        if let Some((provider, _)) = provider {
+            let config = format!(
+                "[[login.providers]]\nid = \"corp\"\nname = \"Corp SSO\"\nissuer = \"{}\"\n\
+                 client_id = \"{}\"\nclient_secret_env = \"CORP_CLIENT_SECRET\"\n",
+                provider.issuer, provider.options.client_id
+            );
+            std::fs::write(dir.path().join("federation.toml"), config).unwrap();
+            cmd.env("CORP_CLIENT_SECRET", &provider.options.client_secret)
+                .args(["--config", "federation.toml"]);
+        }
         let server = Server::start_with(cmd);
+        if provider.is_some() {
+            wait_discovered(server.addr, "corp").await;
+        }
         SignIn {
             server,
             issuer,
@@ -577,5 +597,85 @@ async fn denying_consent_lands_on_the_redirect_uri_with_access_denied() {
     assert_eq!(param(&query, "state"), Some(state.as_str()));
     assert_eq!(param(&query, "iss"), Some(signin.issuer.as_str()));
     assert_eq!(param(&query, "code"), None);
+    browser.close().await;
+}
+
+/// Signing in through the organisation's provider in a real browser: the login page offers
+/// its button (next to the password form), the provider's own page takes the account, and
+/// the browser lands back at the client's redirect URI with a code, which buys a token for
+/// the user the provider named.
+#[tokio::test]
+async fn a_browser_signs_in_through_the_provider_and_lands_with_a_code() {
+    let Some(()) = browser_present() else { return };
+    if !oidc_present() {
+        return;
+    }
+    let port = free_port();
+    let redirect = format!("http://127.0.0.1:{port}/login/callback/corp");
+    let provider = OidcProvider::start(ProviderOptions::new(&redirect)).await;
+    let claims = json!({"email": "carol@example.com", "email_verified": true,
+        "preferred_username": "carol", "name": "Carol Example"});
+    provider.account("sub-carol", claims).await;
+    let mut signin = SignIn::start_with(Some((&provider, port))).await;
+    let browser = Browser::start().await;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let state = introspectd::token::random_string(16);
+    browser
+        .client
+        .goto(&signin.authorize_url(&challenge, &state))
+        .await
+        .expect("open the authorization URL");
+    let button = element(&browser, "form[action='login/provider/corp'] button").await;
+    assert_eq!(button.text().await.unwrap(), "Sign in with Corp SSO");
+    element(&browser, "input[name=password]").await;
+    browser.screenshots("login-providers").await;
+    button.click().await.expect("press the provider's button");
+
+    let account = element(&browser, "input#login").await;
+    let url = browser.client.current_url().await.unwrap();
+    assert_eq!(
+        url.port(),
+        url::Url::parse(&provider.issuer).unwrap().port(),
+        "{url}"
+    );
+    account
+        .send_keys("sub-carol")
+        .await
+        .expect("type the account");
+    element(&browser, "button#submit")
+        .await
+        .click()
+        .await
+        .expect("sign in at the provider");
+
+    let allow = element(&browser, "button[name=decision][value=allow]").await;
+    assert!(page_text(&browser).await.contains("carol"));
+    allow.click().await.expect("press allow");
+    let query = signin.callback.next().await;
+    assert_eq!(param(&query, "state"), Some(state.as_str()));
+    assert_eq!(param(&query, "iss"), Some(signin.issuer.as_str()));
+    let code = param(&query, "code").expect("a code").to_owned();
+
+    let exchanged = http(
+        signin.server.addr,
+        "POST",
+        "/token",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &common::form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &signin.callback.redirect_uri()),
+            ("code_verifier", verifier.secret()),
+            ("client_id", &signin.client_id),
+        ]),
+    )
+    .await;
+    assert_eq!(exchanged.status, 200, "{}", exchanged.text);
+    let token = exchanged.json["access_token"].as_str().unwrap();
+    let (api_id, api_secret) = &signin.api;
+    let (_, answer) = introspect(signin.server.addr, api_id, api_secret, token).await;
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["username"], "carol");
+    assert_ne!(answer["sub"], signin.user_id.as_str());
     browser.close().await;
 }

@@ -730,3 +730,143 @@ async fn metadata_document_client_signs_a_user_in(backend: Backend) {
 }
 
 both_backends!(metadata_document_client_signs_a_user_in);
+/// The issue's whole story: only an OpenID provider configured, no password form and no
+/// local user. An MCP client that knows only the MCP server's URL sends the browser to
+/// `/authorize`, which goes straight to the provider; the user signs in there (a real
+/// node-oidc-provider on loopback) and comes back through `/login/callback/corp`, allows
+/// the client, and the client calls the MCP server, whose introspection names the user
+/// as the provider identified them: `sub` the linked local user, `username` the
+/// provider's `preferred_username`.
+async fn oauth2_client_signs_a_user_in_through_the_provider(backend: Backend) {
+    use common::binary::{http, run_json};
+    use common::oidc::{OidcProvider, ProviderOptions, oidc_present};
+
+    if !oidc_present() {
+        return;
+    }
+    let Some((db, _guard)) = common::fresh_db(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let callback = format!("{ISSUER}/login/callback/corp");
+    let provider = OidcProvider::start(ProviderOptions::new(&callback)).await;
+    let claims = serde_json::json!({
+        "email": "alice@example.com",
+        "email_verified": true,
+        "preferred_username": "alice",
+        "name": "Alice Example",
+    });
+    provider.account("sub-alice-at-corp", claims).await;
+    // Only the server reads it; the CLI commands below go without.
+    let config = format!(
+        "[login]\nlocal_users = false\n\n[[login.providers]]\nid = \"corp\"\n\
+         name = \"Corp SSO\"\nissuer = \"{}\"\nclient_id = \"{}\"\n\
+         client_secret_env = \"CORP_CLIENT_SECRET\"\nallowed_email_domains = [\"example.com\"]\n",
+        provider.issuer, provider.options.client_id
+    );
+    std::fs::write(dir.path().join("federation.toml"), config).unwrap();
+    let (server_id, server_secret) =
+        common::binary::create_client(dir.path(), &db, &["--audience", MCP]);
+    let public = run_json(
+        dir.path(),
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "MCP client",
+            "--auth-method",
+            "none",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--scope",
+            "mcp",
+        ],
+    );
+    let client_id = public["client_id"].as_str().unwrap();
+    let mut cmd = common::binary::command(dir.path(), &db);
+    cmd.env("INTROSPECTD_ISSUER", ISSUER)
+        .env("CORP_CLIENT_SECRET", &provider.options.client_secret)
+        .args(["--config", "federation.toml"]);
+    let server = common::binary::Server::start_with(cmd);
+    let addr = server.addr;
+    // Discovery runs in the background: ready when /readyz says so.
+    common::oidc::wait_discovered(addr, "corp").await;
+
+    let mcp = mcp_server(addr, server_id.clone(), server_secret.clone()).await;
+    assert_eq!(authorization_server_of_mcp(mcp).await, ISSUER);
+    let doc = discover(addr).await;
+    let client = sign_in_client(&doc, client_id);
+    let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
+    let (url, state) = client
+        .authorize_url(oauth2::CsrfToken::new_random)
+        .add_scope(Scope::new("mcp".to_owned()))
+        .add_extra_param("resource", MCP)
+        .set_pkce_challenge(challenge)
+        .url();
+    let path = format!("{}?{}", url.path(), url.query().unwrap());
+    let sent = http(addr, "GET", &path, &[], "").await;
+    let to_provider = location(&sent);
+    assert!(to_provider.starts_with(&provider.issuer), "{to_provider}");
+    let cookies = with_cookies("", &sent);
+    let back = provider
+        .sign_in(&to_provider, Some("sub-alice-at-corp"))
+        .await;
+    let back = back.strip_prefix(ISSUER).expect("back at this issuer");
+    assert!(back.starts_with("/login/callback/corp?"), "{back}");
+    let signed_in = http(addr, "GET", back, &[("cookie", &cookies)], "").await;
+    let cookies = with_cookies(&cookies, &signed_in);
+    let next = location(&signed_in);
+    let next = format!("/{}", next.trim_start_matches("../"));
+    let consent = http(addr, "GET", &next, &[("cookie", &cookies)], "").await;
+    assert_eq!(consent.status, 200, "{}", consent.text);
+    assert!(consent.text.contains("alice"), "{}", consent.text);
+    let allow = [
+        ("request", hidden(&consent.text, "request")),
+        ("csrf_token", hidden(&consent.text, "csrf_token")),
+        ("decision", "allow".to_owned()),
+    ];
+    let allow: Vec<(&str, &str)> = allow.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let to_client = location(&post_page(addr, "/consent", &cookies, &allow).await);
+    let to_client = url::Url::parse(&to_client).unwrap();
+    let param = |name: &str| {
+        to_client
+            .query_pairs()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| panic!("{name} in {to_client}"))
+    };
+    assert_eq!(param("state"), *state.secret());
+    let tokens = client
+        .exchange_code(oauth2::AuthorizationCode::new(param("code")))
+        .set_pkce_verifier(verifier)
+        .add_extra_param("resource", MCP)
+        .request_async(&|request| transport(addr, request))
+        .await
+        .expect("authorization code exchange");
+    let access = tokens.access_token().secret();
+
+    let user = run_json(dir.path(), &db, &["user", "show", "alice"]);
+    assert_eq!(user["links"][0]["provider"], "corp");
+    assert_eq!(user["links"][0]["subject"], "sub-alice-at-corp");
+    assert_eq!(user["has_password"], false);
+    let (status, answer) =
+        common::binary::introspect(addr, &server_id, &server_secret, access).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["sub"], user["user_id"]);
+    assert_eq!(answer["username"], "alice");
+    assert_eq!(answer["aud"], MCP);
+    let bearer = format!("Bearer {access}");
+    let called = http(mcp, "POST", "/mcp", &[("authorization", &bearer)], "").await;
+    assert_eq!(called.status, 200, "{}", called.text);
+    assert_eq!(called.json["sub"], user["user_id"]);
+    assert_eq!(called.json["username"], "alice");
+
+    let log = server.stop();
+    for secret in [access.as_str(), provider.options.client_secret.as_str()] {
+        assert!(!log.contains(secret), "a secret in the log");
+    }
+}
+
+both_backends!(oauth2_client_signs_a_user_in_through_the_provider);

@@ -23,8 +23,9 @@ use serde_json::{Value, json};
 
 /// Keywords the checker understands; a schema using any other fails the test, so the
 /// document cannot promise more than is checked.
-const KEYWORDS: [&str; 14] = [
+const KEYWORDS: [&str; 15] = [
     "$ref",
+    "propertyNames",
     "oneOf",
     "anyOf",
     "type",
@@ -120,6 +121,12 @@ impl Schemas<'_> {
                 let name = name.as_str().unwrap();
                 if !object.contains_key(name) {
                     errors.push(format!("{at}: required {name} is missing"));
+                }
+            }
+            if let Some(names) = schema.get("propertyNames") {
+                for name in object.keys() {
+                    let key = Value::from(name.as_str());
+                    errors.extend(self.errors(names, &key, &format!("{at} key {name}")));
                 }
             }
             for (name, field) in object {
@@ -386,6 +393,51 @@ async fn sign_in_pages(app: &TestApp, seen: &mut Vec<Observed>) -> (String, Stri
     (browser, right)
 }
 
+/// Every answer of the provider sign-in endpoints but the rate limiter's and the store's.
+async fn provider_pages(app: &TestApp, browser: &str, login: &str, seen: &mut Vec<Observed>) {
+    let router = &app.router;
+    let start = "/login/provider/corp";
+    let sent = exchange(router, page_post(start, browser, login.to_owned())).await;
+    let to = sent.headers[header::LOCATION].to_str().unwrap().to_owned();
+    let state = url::Url::parse(&to)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let another = exchange(router, page_post(start, browser, login.to_owned())).await;
+    let another_to = another.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let another_state = url::Url::parse(&another_to)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let forged = login.replace("csrf_token=", "csrf_token=x");
+    seen.push(exchange(router, page_post(start, browser, forged)).await);
+    seen.push(exchange(router, page_post(start, browser, String::new())).await);
+    let big = "request=".to_owned() + &"a".repeat(64 * 1024);
+    seen.push(exchange(router, page_post(start, browser, big)).await);
+    seen.push(exchange(router, request(Method::GET, start)).await);
+    seen.extend([sent, another]);
+    let callback = "/login/callback/corp";
+    let denied = format!("{callback}?error=access_denied&state={state}");
+    seen.push(exchange(router, page_get(&denied, browser)).await);
+    // Another browser brings back this browser's state.
+    let elsewhere = format!("{callback}?code=c&state={another_state}");
+    let key = &app.state.signin.as_ref().unwrap().key;
+    let other = introspectd::signin::binding::Browser::new().to_cookie(key);
+    let other_browser = format!("introspectd_browser={other}");
+    seen.push(exchange(router, page_get(&elsewhere, &other_browser)).await);
+    seen.push(exchange(router, page_get(&format!("{callback}?code=c"), browser)).await);
+    seen.push(exchange(router, request(Method::POST, callback)).await);
+}
+
 /// POST /register with a JSON body.
 fn registration(body: Value) -> Request<Body> {
     Request::post("/register")
@@ -601,6 +653,14 @@ async fn live_responses_match_the_document(app: TestApp) {
         .collect();
     assert_eq!(active.len(), 4);
     let (browser, login) = sign_in_pages(&app, &mut seen).await;
+    let signin = app.state.signin.as_ref().unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        signin.providers.get("corp").unwrap().wait_available(),
+    )
+    .await
+    .expect("the provider is discovered");
+    provider_pages(&app, &browser, &login, &mut seen).await;
 
     // Rate limited: the same router with a limiter that allows one request at once.
     let (_, limited_router) = {
@@ -624,6 +684,7 @@ async fn live_responses_match_the_document(app: TestApp) {
         "/login",
         "/consent",
         "/logout",
+        "/login/provider/corp",
     ];
     for path in [
         "/register",
@@ -638,6 +699,8 @@ async fn live_responses_match_the_document(app: TestApp) {
         "/consent",
         "/logout",
         "/assets/introspectd.css",
+        "/login/provider/corp",
+        "/login/callback/corp",
     ] {
         let method = if posted.contains(&path) {
             Method::POST
@@ -675,17 +738,27 @@ async fn live_responses_match_the_document(app: TestApp) {
         .await,
     );
     seen.push(exchange(&app.router, request(Method::GET, "/readyz")).await);
-    seen.push(exchange(&app.router, page_post("/login", &browser, login)).await);
+    seen.push(exchange(&app.router, page_post("/login", &browser, login.clone())).await);
+    let start = page_post("/login/provider/corp", &browser, login);
+    seen.push(exchange(&app.router, start).await);
+    let callback = page_get("/login/callback/corp?code=c&state=s", &browser);
+    seen.push(exchange(&app.router, callback).await);
     let unknown = "/authorize?response_type=code&client_id=unseen";
     seen.push(exchange(&app.router, request(Method::GET, unknown)).await);
     let valid = json!({"redirect_uris": ["https://app.example/cb"]});
     seen.push(exchange(&app.router, registration(valid)).await);
     seen.extend(registration_without_its_token(app.backend).await);
 
-    // Metadata is documented at its path for an issuer without a path.
+    // Metadata is documented at its path for an issuer without a path; the provider
+    // endpoints at their templates.
     for s in &mut seen {
         if s.path == metadata {
             s.path = "/.well-known/oauth-authorization-server".to_owned();
+        }
+        for template in ["/login/provider/{id}", "/login/callback/{id}"] {
+            if s.path.starts_with(template.trim_end_matches("{id}")) {
+                s.path = template.to_owned();
+            }
         }
     }
     let covered: BTreeSet<_> = seen.iter().map(|s| check(&doc, s)).collect();
@@ -697,7 +770,61 @@ async fn live_responses_match_the_document(app: TestApp) {
     );
 }
 
-both_stores!(live_responses_match_the_document);
+/// A provider that only publishes its metadata and an empty key set: enough to be
+/// discovered and sent to; never reached by a browser here.
+async fn metadata_only_provider() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let metadata = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/auth"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    });
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(metadata) }),
+        )
+        .route(
+            "/jwks",
+            axum::routing::get(|| async { axum::Json(json!({"keys": []})) }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    issuer
+}
+
+/// The live document test, with a provider in `[[login.providers]]`.
+async fn live_responses(backend: Backend) {
+    let issuer = metadata_only_provider().await;
+    let provider = introspectd::config::ProviderConfig {
+        id: "corp".to_owned(),
+        name: "Corp".to_owned(),
+        issuer,
+        client_id: "introspectd".to_owned(),
+        client_secret: Some(introspectd::config::ProviderSecret::new("secret")),
+        client_secret_env: None,
+        scopes: vec!["openid".to_owned()],
+        allowed_email_domains: Vec::new(),
+    };
+    let adjust = |c: &mut introspectd::config::Config| c.login.providers = vec![provider];
+    common::run_with(backend, adjust, live_responses_match_the_document).await;
+}
+
+mod live_responses_match_the_document {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::live_responses(super::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::live_responses(super::Backend::Postgres).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_the_router_answers_is_documented() {

@@ -7,7 +7,10 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{Backend, TestApp, TestClient, TestResponse, assert_error, form, post_form};
+use common::{
+    Backend, TestApp, TestClient, TestResponse, assert_error, form, hidden_field as hidden,
+    page_text as text, post_form, query_param as param,
+};
 use introspectd::admin::{self, NewClient};
 use introspectd::signin::key::Purpose;
 use introspectd::signin::pkce::challenge_of;
@@ -179,26 +182,11 @@ impl<'a> Browser<'a> {
     }
 }
 
-fn text(response: &TestResponse) -> String {
-    String::from_utf8_lossy(&response.body).into_owned()
-}
-
 fn location(response: &TestResponse) -> String {
     response.headers[header::LOCATION]
         .to_str()
         .unwrap()
         .to_owned()
-}
-
-/// The value of a hidden field of a page's form.
-fn hidden(page: &TestResponse, name: &str) -> String {
-    let body = text(page);
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no field {name} in {body}"))
-        + marker.len();
-    body[start..].split('"').next().unwrap().to_owned()
 }
 
 /// A page as a person sees it: its status and text without the form's signed fields,
@@ -246,13 +234,6 @@ fn redirect_params(response: &TestResponse) -> Vec<(String, String)> {
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-fn param(params: &[(String, String)], name: &str) -> Option<String> {
-    params
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.clone())
 }
 
 /// An error sent back to the client: its code, with the state and the issuer.

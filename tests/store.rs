@@ -6,7 +6,8 @@ use common::TestApp;
 use introspectd::auth::{hash_password, hash_secret};
 use introspectd::secret::{ClientSecret, Password};
 use introspectd::store::{
-    ClientPolicy, ClientRecord, ConsentRecord, SessionRecord, Store, TokenRecord, UserRecord,
+    ClientPolicy, ClientRecord, ConsentRecord, FederatedLoginRecord, LinkRecord, NewLink,
+    SessionRecord, Store, TokenRecord, UserRecord,
 };
 use introspectd::token::jwt::KeySet;
 use introspectd::token::{now, opaque};
@@ -658,7 +659,98 @@ async fn migrations_are_idempotent_and_ping_works(app: TestApp) {
     app.store.ping().await.unwrap();
 }
 
+fn link(provider: &str, subject: &str, user_id: &str) -> LinkRecord {
+    LinkRecord {
+        provider_id: provider.to_owned(),
+        subject: subject.to_owned(),
+        user_id: user_id.to_owned(),
+        created_at: 10,
+    }
+}
+
+async fn linked_users_are_stored_with_their_link_or_not_at_all(app: TestApp) {
+    let store = &app.store;
+    let taken = user("u1", "alice");
+    assert!(store.insert_user(&taken).await.unwrap());
+    // A taken username stores neither the user nor the link.
+    let clash = UserRecord {
+        password_hash: None,
+        ..user("u2", "alice")
+    };
+    let outcome = store
+        .insert_linked_user(&clash, &link("corp", "sub-1", "u2"))
+        .await
+        .unwrap();
+    assert_eq!(outcome, NewLink::UsernameTaken);
+    assert_eq!(store.linked_user("corp", "sub-1").await.unwrap(), None);
+    assert_eq!(store.user_links("u1").await.unwrap(), Vec::new());
+
+    let new = UserRecord {
+        password_hash: None,
+        ..user("u2", "alice-2")
+    };
+    let outcome = store
+        .insert_linked_user(&new, &link("corp", "sub-1", "u2"))
+        .await
+        .unwrap();
+    assert_eq!(outcome, NewLink::Created);
+    assert_eq!(
+        store.linked_user("corp", "sub-1").await.unwrap(),
+        Some(new.clone())
+    );
+    assert_eq!(store.linked_user("other", "sub-1").await.unwrap(), None);
+    assert_eq!(
+        store.user_links("u2").await.unwrap(),
+        vec![link("corp", "sub-1", "u2")]
+    );
+    // The same subject linked meanwhile by another sign-in: nothing more is stored.
+    let racer = UserRecord {
+        password_hash: None,
+        ..user("u3", "alice-3")
+    };
+    let outcome = store
+        .insert_linked_user(&racer, &link("corp", "sub-1", "u3"))
+        .await
+        .unwrap();
+    assert_eq!(outcome, NewLink::AlreadyLinked);
+    assert_eq!(store.user_by_id("u3").await.unwrap(), None);
+
+    // Deleting the user deletes its links.
+    assert!(store.delete_user("u2", now()).await.unwrap());
+    assert_eq!(store.linked_user("corp", "sub-1").await.unwrap(), None);
+    assert_eq!(store.user_links("u2").await.unwrap(), Vec::new());
+}
+
+async fn a_sign_in_sent_to_a_provider_is_taken_once(app: TestApp) {
+    let store = &app.store;
+    let login = FederatedLoginRecord {
+        state_digest: opaque::digest("state-1"),
+        provider_id: "corp".to_owned(),
+        browser_id: "browser-1".to_owned(),
+        request: "response_type=code&client_id=x".to_owned(),
+        created_at: 100,
+        expires_at: 700,
+    };
+    store.insert_federated_login(&login, 100).await.unwrap();
+    let digest = opaque::digest("state-1");
+    assert_eq!(
+        store.take_federated_login(&digest).await.unwrap(),
+        Some(login.clone())
+    );
+    assert_eq!(store.take_federated_login(&digest).await.unwrap(), None);
+    // Expired ones go when the next is stored.
+    store.insert_federated_login(&login, 100).await.unwrap();
+    let later = FederatedLoginRecord {
+        state_digest: opaque::digest("state-2"),
+        ..login.clone()
+    };
+    store.insert_federated_login(&later, 700).await.unwrap();
+    assert_eq!(store.take_federated_login(&digest).await.unwrap(), None);
+}
+
 both_stores!(
+    linked_users_are_stored_with_their_link_or_not_at_all,
+    a_sign_in_sent_to_a_provider_is_taken_once,
     clients_round_trip,
     tokens_are_found_by_digest_and_revoked,
     tokens_need_an_existing_client_and_go_with_it,

@@ -33,12 +33,14 @@ pub const PATH: &str = "/authorize";
         goes back to the client with `error`, `error_description`, `state` and `iss`. A \
         browser signed in (session cookie) whose user allowed the same client, scope and \
         resources before goes straight back with a code; otherwise the consent page, or \
-        first the login page. Never CORS-readable. Rate limited per client address.",
+        first the login page; with `login.local_users = false` and one provider in \
+        `[[login.providers]]`, first that provider's sign-in (a redirect to it). Never \
+        CORS-readable. Rate limited per client address.",
     params(AuthorizationRequest),
     responses(
-        (status = 200, description = "The login page (fields `username`, `password`) or, for a \
-            signed-in browser, the consent page (buttons `decision=allow` and \
-            `decision=deny`).",
+        (status = 200, description = "The login page (fields `username`, `password`, and a \
+            button per provider posting to `/login/provider/{id}`) or, for a signed-in \
+            browser, the consent page (buttons `decision=allow` and `decision=deny`).",
             body = Page, content_type = "text/html"),
         (status = 303, description = "A redirect (`303 See Other`)."),
         (status = 400, response = ErrorPage),
@@ -55,7 +57,9 @@ pub async fn authorize(
     let outcome = async {
         let signed_in = visit.signed_in(&state).await?;
         let query = query.as_deref().unwrap_or("");
-        let step = signin::authorize(&visit.context(&state), query, signed_in).await?;
+        let browser = visit.browser();
+        let cx = visit.context(&state);
+        let step = signin::authorize(&cx, query, &browser, signed_in).await?;
         Ok(pages::step(&visit, step))
     }
     .await;

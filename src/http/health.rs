@@ -1,5 +1,7 @@
-//! `GET /healthz` (the process is up) and `GET /readyz` (the store answers).
+//! `GET /healthz` (the process is up) and `GET /readyz` (the store answers; with the
+//! status of each sign-in provider as details).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
@@ -11,6 +13,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::openapi::MethodNotAllowed;
 use crate::error::ErrorCode;
+use crate::federation::ProviderStatus;
 use crate::metrics;
 
 /// Where liveness is served.
@@ -28,12 +31,20 @@ pub enum Liveness {
     Ok,
 }
 
-/// `/readyz`'s answer: whether the store answered.
+/// `/readyz`'s answer: whether the store answered, and, when `[[login.providers]]` are
+/// configured, whether each was discovered (a provider never makes the instance unready).
 #[derive(Serialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Readiness {
-    Ready,
-    Unavailable { error: ErrorCode },
+    Ready {
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        providers: BTreeMap<String, ProviderStatus>,
+    },
+    Unavailable {
+        error: ErrorCode,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        providers: BTreeMap<String, ProviderStatus>,
+    },
 }
 
 #[utoipa::path(
@@ -55,7 +66,9 @@ pub async fn healthz() -> Json<Liveness> {
     path = READYZ,
     summary = "Readiness: the store answers",
     description = "Pings the store with a two-second limit. Goes unready while the store is \
-        unreachable and ready again when it returns. Never rate limited.",
+        unreachable and ready again when it returns. With `[[login.providers]]`, `providers` \
+        names each one `available` (discovered) or `unavailable` (discovery still retrying); \
+        a provider does not change the status. Never rate limited.",
     responses(
         (status = 200, description = "The store answered: `ready`.", body = Readiness),
         (status = 405, response = MethodNotAllowed),
@@ -77,13 +90,18 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         }
     };
     metrics::store_ready(ready);
+    let providers = state
+        .signin
+        .as_ref()
+        .map(|signin| signin.providers.status())
+        .unwrap_or_default();
     if ready {
-        (StatusCode::OK, Json(Readiness::Ready))
+        (StatusCode::OK, Json(Readiness::Ready { providers }))
     } else {
         let error = ErrorCode::TemporarilyUnavailable;
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(Readiness::Unavailable { error }),
+            Json(Readiness::Unavailable { error, providers }),
         )
     }
 }

@@ -11,6 +11,8 @@ mod introspect;
 mod jwks;
 pub mod listener;
 mod login;
+mod login_callback;
+mod login_provider;
 mod logout;
 pub mod metadata;
 pub mod observe;
@@ -220,6 +222,8 @@ pub fn router(state: AppState) -> Router {
     let mut revoke = post(revoke::revoke).fallback(post_only);
     let mut authorize = get_only(authorize::authorize);
     let mut login = post(login::login).fallback(post_only);
+    let mut login_provider = post(login_provider::start).fallback(post_only);
+    let mut login_callback = get_only(login_callback::callback);
     let mut consent = post(consent::consent).fallback(post_only);
     let mut logout = post(logout::logout).fallback(post_only);
     let mut assets = get_only(assets::stylesheet);
@@ -238,6 +242,8 @@ pub fn router(state: AppState) -> Router {
         revoke = revoke.layer(governed(&limits.endpoints));
         authorize = authorize.layer(governed(&limits.endpoints));
         login = login.layer(governed(&limits.endpoints));
+        login_provider = login_provider.layer(governed(&limits.endpoints));
+        login_callback = login_callback.layer(governed(&limits.endpoints));
         consent = consent.layer(governed(&limits.endpoints));
         logout = logout.layer(governed(&limits.endpoints));
         assets = assets.layer(governed(&limits.metadata));
@@ -255,6 +261,8 @@ pub fn router(state: AppState) -> Router {
         limited = limited
             .route(authorize::PATH, authorize)
             .route(login::PATH, login)
+            .route(login_provider::PATH, login_provider)
+            .route(login_callback::PATH, login_callback)
             .route(consent::PATH, consent)
             .route(logout::PATH, logout)
             .route(assets::PATH, assets);
@@ -281,6 +289,8 @@ pub fn router(state: AppState) -> Router {
             health::READYZ,
             authorize::PATH,
             login::PATH,
+            login_provider::PATH,
+            login_callback::PATH,
             consent::PATH,
             logout::PATH,
             assets::PATH,

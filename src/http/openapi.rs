@@ -74,6 +74,8 @@ pub async fn openapi() -> impl IntoResponse {
         openapi,
         super::authorize::authorize,
         super::login::login,
+        super::login_provider::start,
+        super::login_callback::callback,
         super::consent::consent,
         super::logout::logout,
         super::assets::stylesheet,
@@ -487,7 +489,8 @@ pub struct Page(pub String);
 /// What `Content-Security-Policy` of a sign-in page says.
 const CSP: &str = "Sign-in pages: `default-src 'none'; style-src 'self'; img-src 'self'; \
     form-action 'self'` (and the origin or private-use scheme of the client's redirect URI, \
-    where a form may end up), `frame-ancestors 'none'; base-uri 'none'`. Pages also carry \
+    and the origins of the providers' authorization endpoints, where a form may end up), \
+    `frame-ancestors 'none'; base-uri 'none'`. Pages also carry \
     `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.";
 
 /// What `Location` of a sign-in redirect says.
@@ -557,6 +560,31 @@ pub struct LoginForm {
     pub pending: PendingFields,
     pub username: String,
     pub password: String,
+}
+
+/// The provider's `id` in `[[login.providers]]`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ProviderId {
+    /// The provider's slug.
+    pub id: String,
+}
+
+/// The query a provider sends the browser back with (OIDC Core section 3.1.2.5 and 3.1.2.6).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProviderCallback {
+    /// The authorization code, on success.
+    #[param(required = false)]
+    pub code: String,
+    /// The `state` sent to the provider.
+    pub state: String,
+    /// The provider's error code, on failure.
+    #[param(required = false)]
+    pub error: String,
+    /// The provider's issuer (RFC 9207); when present it must be the provider's.
+    #[param(required = false)]
+    pub iss: String,
 }
 
 /// `POST /consent`'s form body.

@@ -44,8 +44,16 @@ struct LoginPage<'a> {
     client_name: &'a str,
     problem: Option<&'a str>,
     local_users: bool,
+    providers: Vec<ProviderButton<'a>>,
     form: &'a PendingForm,
     username: &'a str,
+}
+
+/// A provider's button on the login page; disabled while it is not discovered.
+struct ProviderButton<'a> {
+    id: &'a str,
+    name: &'a str,
+    available: bool,
 }
 
 #[derive(Template)]
@@ -79,8 +87,9 @@ struct SignedOutPage<'a> {
 }
 
 /// A page: its status, rendered body and the headers every page carries. `form_action`
-/// is the origin (or scheme) of the client's redirect URI, where a form of the page may
-/// end up after its redirects (CSP `form-action` covers them).
+/// is the origin (or scheme) of the client's redirect URI, and of the providers' sign-in
+/// pages, where a form of the page may end up after its redirects (CSP `form-action`
+/// covers them).
 fn html(status: StatusCode, body: askama::Result<String>, form_action: Option<&str>) -> Response {
     let Ok(body) = body else {
         return ApiError::Internal("a page template failed to render".to_owned()).into_response();
@@ -193,11 +202,17 @@ pub fn login(visit: &Visit, prompt: &Prompt, retry: Option<(&str, LoginProblem)>
     let form = pending_form(&signin.key, browser, &prompt.request.to_query(), visit.now);
     let (username, problem) = retry.map_or(("", None), |(u, p)| (u, Some(p)));
     let text = problem.map(problem_text);
+    let providers = signin.providers.iter().map(|p| ProviderButton {
+        id: &p.id,
+        name: &p.name,
+        available: p.available(),
+    });
     let page = LoginPage {
         page: Common::new(signin),
         client_name: &prompt.client.name,
         problem: text.as_deref(),
         local_users: signin.local_users,
+        providers: providers.collect(),
         form: &form,
         username,
     };
@@ -205,7 +220,16 @@ pub fn login(visit: &Visit, prompt: &Prompt, retry: Option<(&str, LoginProblem)>
         Some(LoginProblem::Throttled(_)) => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::OK,
     };
-    let action = csp_source(&prompt.request.redirect_uri);
+    let provider_origins = signin
+        .providers
+        .iter()
+        .filter_map(|p| p.authorization_origin().and_then(|o| csp_source(&o)));
+    let action = csp_source(&prompt.request.redirect_uri)
+        .into_iter()
+        .chain(provider_origins)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let action = (!action.is_empty()).then_some(action);
     let mut response = html(status, page.render(), action.as_deref());
     if let Some(LoginProblem::Throttled(wait)) = problem {
         response.headers_mut().insert(
@@ -254,6 +278,10 @@ pub fn step(visit: &Visit, step: Step) -> Response {
         Step::Login(prompt) => login(visit, &prompt, None),
         Step::Consent(prompt, signed_in) => consent(visit, &prompt, &signed_in),
         Step::Redirect(location) => see_other(&location),
+        Step::Provider(location) => with_cookies(
+            see_other(&location),
+            [browser_cookie(&visit.signin, &visit.browser())],
+        ),
     }
 }
 
@@ -359,6 +387,16 @@ fn error_text(err: &PageError) -> (StatusCode, &'static str, &'static str) {
             StatusCode::BAD_REQUEST,
             "This sign-in page has expired",
             "It was open for too long.",
+        ),
+        S(SigninError::UnknownProvider) => (
+            StatusCode::BAD_REQUEST,
+            cannot,
+            "No such identity provider is configured on this server.",
+        ),
+        S(SigninError::ProviderState) => (
+            StatusCode::BAD_REQUEST,
+            "This sign-in has expired or was already used",
+            "Start again from the application you were signing in to.",
         ),
         S(SigninError::BadForm) => (
             StatusCode::BAD_REQUEST,

@@ -23,6 +23,8 @@ pub struct Visit {
     pub signin: Arc<Signin>,
     /// The browser its cookie names, when it sent one of ours.
     pub browser: Option<Browser>,
+    /// The browser this visit names when it sent no cookie of ours.
+    first_visit: Browser,
     /// The session cookie as sent; [`Visit::signed_in`] says whom it signs in.
     session_cookies: Vec<String>,
 }
@@ -50,6 +52,7 @@ impl FromRequestParts<AppState> for Visit {
             view: state.directory.view().await,
             signin,
             browser,
+            first_visit: Browser::new(),
             session_cookies,
         })
     }
@@ -79,9 +82,11 @@ impl Visit {
         Ok(None)
     }
 
-    /// The browser, or a new one for a first visit.
+    /// The browser, or a new one for a first visit (the same one every call).
     pub fn browser(&self) -> Browser {
-        self.browser.clone().unwrap_or_default()
+        self.browser
+            .clone()
+            .unwrap_or_else(|| self.first_visit.clone())
     }
 }
 

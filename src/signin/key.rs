@@ -24,6 +24,10 @@ pub enum Purpose {
     Csrf,
     /// The CSRF token of the sign-out form, bound to the session.
     SignOut,
+    /// The PKCE verifier of a sign-in sent to a provider, derived from its `state`.
+    ProviderVerifier,
+    /// The `nonce` of a sign-in sent to a provider, derived from its `state`.
+    ProviderNonce,
 }
 
 impl Purpose {
@@ -34,6 +38,8 @@ impl Purpose {
             Purpose::Request => b"introspectd request",
             Purpose::Csrf => b"introspectd csrf",
             Purpose::SignOut => b"introspectd sign-out",
+            Purpose::ProviderVerifier => b"introspectd provider pkce verifier",
+            Purpose::ProviderNonce => b"introspectd provider nonce",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! token endpoint (`crate::grant::authorization_code`).
 
 pub mod binding;
+pub mod federated;
 pub mod key;
 pub mod passwords;
 pub mod pkce;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use crate::cache::View;
 use crate::config::Config;
+use crate::federation::Providers;
 use crate::policy::session_active;
 use crate::secret::Password;
 use crate::store::{
@@ -50,6 +52,13 @@ pub enum SigninError {
     /// A form without the fields its page sends.
     #[error("malformed sign-in form")]
     BadForm,
+    /// No provider of that id is configured.
+    #[error("unknown provider")]
+    UnknownProvider,
+    /// A provider's callback whose `state` names no pending sign-in of that provider:
+    /// unknown, used before, or expired.
+    #[error("unknown or used provider state")]
+    ProviderState,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -67,12 +76,15 @@ pub struct Signin {
     pub local_users: bool,
     /// The name on top of every page: the issuer's host.
     pub issuer_name: String,
+    /// The OpenID Connect providers users may sign in through.
+    pub providers: Providers,
 }
 
 impl Signin {
     /// Loads (or, on first start, creates and stores) the shared sign-in key.
     pub async fn load(config: &Config, store: &Store) -> Result<Self, LoadError> {
         let key = load_key(config, store).await?;
+        let providers = Providers::start(config).map_err(LoadError::Providers)?;
         let issuer = url::Url::parse(&config.issuer).ok();
         Ok(Signin {
             key,
@@ -84,6 +96,7 @@ impl Signin {
                 .as_ref()
                 .and_then(issuer_name)
                 .unwrap_or_else(|| config.issuer.clone()),
+            providers,
         })
     }
 }
@@ -132,6 +145,8 @@ pub enum LoadError {
     Kek(#[from] KekError),
     #[error("sign-in key: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Providers(String),
 }
 
 /// What one sign-in request works with: the request's view of the store, the store,
@@ -189,6 +204,8 @@ pub enum Step {
     Consent(Prompt, SignedIn),
     /// A redirect: to the client (a code or an error), or back to `/authorize`.
     Redirect(String),
+    /// A redirect to a provider's authorization endpoint, from this browser.
+    Provider(String),
 }
 
 /// An authorization request checked through and through, or the error to send back to
@@ -244,6 +261,7 @@ async fn check(cx: &Context<'_>, query: &str) -> Result<Result<Prompt, String>, 
 pub async fn authorize(
     cx: &Context<'_>,
     query: &str,
+    browser: &Browser,
     signed_in: Option<SignedIn>,
 ) -> Result<Step, SigninError> {
     let prompt = match check(cx, query).await? {
@@ -251,7 +269,7 @@ pub async fn authorize(
         Err(to) => return Ok(Step::Redirect(to)),
     };
     let Some(signed_in) = signed_in else {
-        return Ok(Step::Login(prompt));
+        return sign_in_first(cx, browser, prompt).await;
     };
     let consented = cx
         .store
@@ -268,6 +286,22 @@ pub async fn authorize(
         ));
     }
     Ok(Step::Consent(prompt, signed_in))
+}
+
+/// Where a browser that is not signed in goes: straight to the one provider when there
+/// is no password form and that provider is available, else the login page.
+async fn sign_in_first(
+    cx: &Context<'_>,
+    browser: &Browser,
+    prompt: Prompt,
+) -> Result<Step, SigninError> {
+    let providers = &cx.signin.providers;
+    match providers.iter().next() {
+        Some(provider) if !cx.signin.local_users && providers.len() == 1 => {
+            federated::start(cx, browser, provider, prompt).await
+        }
+        _ => Ok(Step::Login(prompt)),
+    }
 }
 
 /// The answer to a login form.

@@ -210,13 +210,15 @@ impl Store {
         Ok(found)
     }
 
-    /// Deletes a user, ending their sessions, forgetting their consents and revoking
-    /// every grant issued to them, in one transaction; false when there is no such user.
+    /// Deletes a user, ending their sessions, forgetting their consents and links to
+    /// providers and revoking every grant issued to them, in one transaction; false when
+    /// there is no such user.
     /// Their revoked tokens stay stored (still naming the user) until they expire.
     pub async fn delete_user(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
         let deletes = [
             "DELETE FROM sessions WHERE user_id = $1",
             "DELETE FROM consents WHERE user_id = $1",
+            "DELETE FROM user_links WHERE user_id = $1",
             "DELETE FROM users WHERE user_id = $1",
         ];
         // The user's row first: a code exchange under way finishes before the grants

@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod documents;
+pub mod oidc;
 pub mod proxy;
 
 use std::future::Future;
@@ -643,4 +644,28 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+/// A response body as text.
+pub fn page_text(response: &TestResponse) -> String {
+    String::from_utf8_lossy(&response.body).into_owned()
+}
+
+/// The value of a hidden field of a page's form.
+pub fn hidden_field(page: &TestResponse, name: &str) -> String {
+    let body = page_text(page);
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {body}"))
+        + marker.len();
+    body[start..].split('"').next().unwrap().to_owned()
+}
+
+/// The value of the first query parameter `name` of `params`.
+pub fn query_param(params: &[(String, String)], name: &str) -> Option<String> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
 }

@@ -1,0 +1,273 @@
+//! Signing in through a provider (`[[login.providers]]`), as the browser goes: from the
+//! login page (or straight from `/authorize`) to the provider with a fresh `state`, and
+//! back to `/login/callback/{id}`, where the sign-in is taken once, checked to be this
+//! browser's, and, with the user the provider identified, continues as a password
+//! sign-in does: a session, then consent or a code.
+//!
+//! `state` is random and stored only as its digest, with the browser and the pending
+//! authorization request; the PKCE verifier and `nonce` are derived from it with the
+//! sign-in key, so nothing secret is stored and any instance can take the callback.
+
+use super::binding::{Browser, PendingError, PendingForm};
+use super::key::Purpose;
+use super::request::{ErrorCode, ErrorResponse};
+use super::{Context, Prompt, SigninError, Step, check, open, redirect, start_session};
+use crate::federation::identity::{self, Identity};
+use crate::federation::{Provider, ProviderError};
+use crate::store::{FederatedLoginRecord, LinkRecord, NewLink, StoreError, UserRecord};
+use crate::token::{opaque, random_string};
+
+/// How long a sign-in sent to a provider may take to come back, in seconds.
+pub const PROVIDER_SIGNIN_TTL_SECONDS: i64 = 600;
+
+/// Usernames tried for a new user before giving up (`alice`, `alice-2`, …).
+const USERNAME_TRIES: u32 = 20;
+
+/// The one description of every refusal after the provider answered: the client and the
+/// user learn that the sign-in was not accepted, never which check failed.
+const NOT_ACCEPTED: &str = "the sign-in at the identity provider was not accepted";
+
+/// The PKCE verifier and `nonce` of a `state`.
+fn derived(cx: &Context<'_>, state: &str) -> (String, String) {
+    let key = &cx.signin.key;
+    (
+        key.token(Purpose::ProviderVerifier, &[state.as_bytes()]),
+        key.token(Purpose::ProviderNonce, &[state.as_bytes()]),
+    )
+}
+
+/// Sends the browser to `provider` for `prompt`: stores the sign-in and answers the
+/// provider's authorization URL; the login page when the provider is not available.
+pub async fn start(
+    cx: &Context<'_>,
+    browser: &Browser,
+    provider: &Provider,
+    prompt: Prompt,
+) -> Result<Step, SigninError> {
+    let state = random_string(32);
+    let (verifier, nonce) = derived(cx, &state);
+    let Some(url) = provider.authorization_url(&state, &nonce, &verifier) else {
+        return Ok(Step::Login(prompt));
+    };
+    cx.store
+        .insert_federated_login(
+            &FederatedLoginRecord {
+                state_digest: opaque::digest(&state),
+                provider_id: provider.id.clone(),
+                browser_id: browser.id.clone(),
+                request: prompt.request.to_query(),
+                created_at: cx.now,
+                expires_at: cx.now.saturating_add(PROVIDER_SIGNIN_TTL_SECONDS),
+            },
+            cx.now,
+        )
+        .await?;
+    Ok(Step::Provider(url))
+}
+
+/// `POST /login/provider/{id}`: the login page's button for a provider. The form is
+/// checked as the password form is, then the browser goes to the provider.
+pub async fn start_from_form(
+    cx: &Context<'_>,
+    pending: &PendingForm,
+    browser: Option<&Browser>,
+    provider_id: &str,
+) -> Result<Step, SigninError> {
+    let query = open(cx, pending, browser)?;
+    let browser = browser.ok_or(SigninError::Pending(PendingError::NoCookie))?;
+    let provider = cx
+        .signin
+        .providers
+        .get(provider_id)
+        .ok_or(SigninError::UnknownProvider)?;
+    match check(cx, &query).await? {
+        Ok(prompt) => start(cx, browser, provider, prompt).await,
+        Err(to) => Ok(Step::Redirect(to)),
+    }
+}
+
+/// The query of a provider's redirect back (OAuth 2.1 §4.1.2 and §4.1.2.1).
+#[derive(Debug, Default)]
+pub struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    /// RFC 9207: the issuer of the answer, when the provider names it.
+    pub iss: Option<String>,
+}
+
+/// What the callback answers: signed in (a new session, on to `/authorize`), or a
+/// redirect back to the client with an error.
+#[derive(Debug)]
+pub enum CallbackStep {
+    SignedIn {
+        session_cookie: String,
+        /// Relative to `/login/callback/{id}`.
+        next: String,
+    },
+    Redirect(String),
+}
+
+/// `GET /login/callback/{id}`: takes the sign-in `state` names (once), checks that it is
+/// this browser's and this provider's, exchanges the code, verifies the ID token, finds
+/// or creates the linked user and starts a session.
+pub async fn callback(
+    cx: &Context<'_>,
+    browser: Option<&Browser>,
+    provider_id: &str,
+    answer: &Callback,
+) -> Result<CallbackStep, SigninError> {
+    let provider = cx
+        .signin
+        .providers
+        .get(provider_id)
+        .ok_or(SigninError::UnknownProvider)?;
+    let state = answer.state.as_deref().ok_or(SigninError::ProviderState)?;
+    let login = cx
+        .store
+        .take_federated_login(&opaque::digest(state))
+        .await?
+        .filter(|login| login.provider_id == provider.id && cx.now < login.expires_at)
+        .ok_or(SigninError::ProviderState)?;
+    let browser = browser.ok_or(SigninError::Pending(PendingError::NoCookie))?;
+    if login.browser_id != browser.id {
+        return Err(SigninError::Pending(PendingError::Forged));
+    }
+    let prompt = match check(cx, &login.request).await? {
+        Ok(prompt) => prompt,
+        Err(to) => return Ok(CallbackStep::Redirect(to)),
+    };
+    let refuse = |code: ErrorCode, description: &'static str| {
+        let error = ErrorResponse::new(code, description);
+        Ok(CallbackStep::Redirect(redirect::with_error(
+            &prompt.request.refusal(error),
+            cx.issuer,
+        )))
+    };
+    // RFC 9207 §2.4: an answer naming another issuer is a mix-up; refused.
+    if answer
+        .iss
+        .as_deref()
+        .is_some_and(|iss| iss != provider.issuer())
+    {
+        tracing::warn!(provider = %provider.id, "the callback names another issuer");
+        return refuse(ErrorCode::AccessDenied, NOT_ACCEPTED);
+    }
+    if let Some(error) = &answer.error {
+        tracing::info!(provider = %provider.id, error = %error.escape_debug(), "the provider refused the sign-in");
+        return refuse(provider_error_code(error), NOT_ACCEPTED);
+    }
+    let Some(code) = answer.code.as_deref() else {
+        return refuse(ErrorCode::ServerError, "the identity provider sent no code");
+    };
+    let (verifier, nonce) = derived(cx, state);
+    let identity = match provider.sign_in(code, &verifier, &nonce, cx.now).await {
+        Ok(identity) => identity,
+        Err(err) => {
+            tracing::warn!(provider = %provider.id, error = %err, "sign-in through a provider failed");
+            return match err {
+                ProviderError::Unavailable(_) => refuse(
+                    ErrorCode::TemporarilyUnavailable,
+                    "the identity provider cannot be reached",
+                ),
+                ProviderError::Exchange(_) => refuse(
+                    ErrorCode::ServerError,
+                    "the identity provider's code could not be exchanged",
+                ),
+                ProviderError::IdToken(_) => refuse(ErrorCode::AccessDenied, NOT_ACCEPTED),
+            };
+        }
+    };
+    if !identity::email_admitted(&identity, &provider.allowed_email_domains) {
+        tracing::info!(provider = %provider.id, "email domain not admitted");
+        return refuse(ErrorCode::AccessDenied, NOT_ACCEPTED);
+    }
+    let Some(user) = linked_user(cx, provider, &identity).await? else {
+        tracing::warn!(provider = %provider.id, "no free username for a new user");
+        return refuse(ErrorCode::ServerError, "the account could not be created");
+    };
+    if user.disabled {
+        return refuse(ErrorCode::AccessDenied, NOT_ACCEPTED);
+    }
+    let session_cookie = start_session(cx, &user).await?;
+    Ok(CallbackStep::SignedIn {
+        session_cookie,
+        next: format!("../../authorize?{}", prompt.request.to_query()),
+    })
+}
+
+/// The error sent to the client for a provider's error answer.
+fn provider_error_code(error: &str) -> ErrorCode {
+    match error {
+        "temporarily_unavailable" => ErrorCode::TemporarilyUnavailable,
+        "server_error" => ErrorCode::ServerError,
+        _ => ErrorCode::AccessDenied,
+    }
+}
+
+/// The user linked to the identity at this provider, created (without a password) on
+/// first sign-in; `None` when no free username was found. A taken username gets a
+/// suffix: an existing account is never linked to.
+async fn linked_user(
+    cx: &Context<'_>,
+    provider: &Provider,
+    identity: &Identity,
+) -> Result<Option<UserRecord>, StoreError> {
+    if let Some(user) = cx
+        .store
+        .linked_user(&provider.id, &identity.subject)
+        .await?
+    {
+        return Ok(Some(user));
+    }
+    let base = identity::username_base(identity);
+    let user_id = random_string(16);
+    let link = LinkRecord {
+        provider_id: provider.id.clone(),
+        subject: identity.subject.clone(),
+        user_id: user_id.clone(),
+        created_at: cx.now,
+    };
+    for attempt in 0..USERNAME_TRIES {
+        let user = UserRecord {
+            user_id: user_id.clone(),
+            username: identity::username_candidate(&base, attempt),
+            email: identity.email.clone(),
+            name: identity.name.clone(),
+            password_hash: None,
+            disabled: false,
+            created_at: cx.now,
+        };
+        match cx.store.insert_linked_user(&user, &link).await? {
+            NewLink::Created => return Ok(Some(user)),
+            NewLink::UsernameTaken => continue,
+            NewLink::AlreadyLinked => {
+                return cx.store.linked_user(&provider.id, &identity.subject).await;
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_errors_map_to_client_errors() {
+        assert_eq!(
+            provider_error_code("access_denied"),
+            ErrorCode::AccessDenied
+        );
+        assert_eq!(
+            provider_error_code("login_required"),
+            ErrorCode::AccessDenied
+        );
+        assert_eq!(
+            provider_error_code("temporarily_unavailable"),
+            ErrorCode::TemporarilyUnavailable
+        );
+        assert_eq!(provider_error_code("server_error"), ErrorCode::ServerError);
+        assert_eq!(provider_error_code("<script>"), ErrorCode::AccessDenied);
+    }
+}
