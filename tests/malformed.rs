@@ -283,3 +283,49 @@ async fn hostile_requests_get_clear_answers(app: TestApp) {
 }
 
 both_stores!(hostile_requests_get_clear_answers);
+
+/// A NUL byte in a client id or username names nobody: Postgres cannot hold one in text,
+/// so asking it would be a store error (a 503) where every other unknown name is a 4xx.
+async fn nul_bytes_in_names_are_unknown_names(app: TestApp) {
+    let post = |path: &'static str, authorization: Option<String>, body: &'static str| {
+        let router = app.router.clone();
+        async move { common::post_form(&router, path, authorization.as_deref(), body).await }
+    };
+    let basic = format!("Basic {}", STANDARD.encode("a%00b:secret"));
+    for (path, authorization, body) in [
+        (
+            "/token",
+            None,
+            "grant_type=authorization_code&code=x&client_id=%00",
+        ),
+        (
+            "/token",
+            Some(basic.clone()),
+            "grant_type=client_credentials",
+        ),
+        ("/revoke", None, "token=x&client_id=a%00b"),
+        ("/introspect", Some(basic.clone()), "token=x"),
+        (
+            "/token",
+            None,
+            "grant_type=client_credentials&client_id=%00&client_secret=s",
+        ),
+    ] {
+        let answer = post(path, authorization, body).await;
+        assert_eq!(answer.status.as_u16(), 401, "{path} {body}: {answer:?}");
+        assert_eq!(answer.json["error"], "invalid_client", "{path}: {answer:?}");
+    }
+    let page = app
+        .send(
+            Request::get(
+                "/authorize?response_type=code&client_id=%00&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb\
+                 &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=s",
+            )
+            .body(Body::empty())
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status.as_u16(), 400, "{page:?}");
+}
+
+both_stores!(nul_bytes_in_names_are_unknown_names);

@@ -201,6 +201,9 @@ impl Store {
     }
 
     pub async fn client_by_id(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        if !super::nameable(client_id) {
+            return Ok(None);
+        }
         let sql = concat!(
             "SELECT ",
             client_columns!(),
@@ -411,6 +414,9 @@ impl Store {
 
     /// The JWK Set a `private_key_jwt` client registered, as stored JSON.
     pub async fn client_jwks(&self, client_id: &str) -> Result<Option<String>, StoreError> {
+        if !super::nameable(client_id) {
+            return Ok(None);
+        }
         let sql = "SELECT jwks FROM client_jwks WHERE client_id = $1";
         let jwks = on_pool!(self, pool => sqlx::query_scalar::<_, String>(sql)
             .bind(client_id)

@@ -152,6 +152,13 @@ mod revocations;
 mod sessions;
 mod users;
 
+/// Whether `name` can name a stored row at all: Postgres text holds no NUL, so a client
+/// id, user id or username with one names nobody. Lookups answer "none" for it rather
+/// than asking the store, which would fail where an unknown name is an answer.
+fn nameable(name: &str) -> bool {
+    !name.contains('\0')
+}
+
 pub use changes::{ChangeListener, ChangeLog, ChangeSource, LoggedChange, Notifications};
 pub use clients::{ClientPolicy, ClientRecord, TOUCH_EVERY};
 pub use codes::{CodeRecord, Redemption};

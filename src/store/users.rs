@@ -146,6 +146,9 @@ impl Store {
         sql: &'static str,
         key: &str,
     ) -> Result<Option<UserRecord>, StoreError> {
+        if !super::nameable(key) {
+            return Ok(None);
+        }
         let row = on_pool!(self, pool => sqlx::query_as::<_, UserRow>(sql)
             .bind(key)
             .fetch_optional(pool)
