@@ -15,6 +15,32 @@ pub struct Identity {
     pub name: Option<String>,
 }
 
+/// Longest `sub` taken (OIDC Core §2: at most 255 ASCII characters).
+const MAX_SUBJECT_LEN: usize = 255;
+/// Longest email kept (RFC 5321's path limit).
+const MAX_EMAIL_LEN: usize = 254;
+/// Longest display name kept.
+const MAX_NAME_LEN: usize = 200;
+
+/// The identity as it may be stored: `None` when its `sub` is empty, too long or holds
+/// control characters (it could not name a link); an email or name that is too long or
+/// holds control characters is dropped rather than stored.
+pub fn storable(mut identity: Identity) -> Option<Identity> {
+    let clean =
+        |value: &str, max: usize| value.len() <= max && !value.chars().any(char::is_control);
+    if identity.subject.is_empty() || !clean(&identity.subject, MAX_SUBJECT_LEN) {
+        return None;
+    }
+    identity.email = identity
+        .email
+        .filter(|e| clean(e, MAX_EMAIL_LEN) && !e.chars().any(char::is_whitespace));
+    identity.name = identity.name.filter(|n| clean(n, MAX_NAME_LEN));
+    identity.preferred_username = identity
+        .preferred_username
+        .filter(|u| clean(u, MAX_NAME_LEN));
+    Some(identity)
+}
+
 /// Whether `allowed_email_domains` admits the identity: any identity when the list is
 /// empty; otherwise only a verified email whose domain is one of the list (exactly: a
 /// subdomain is another domain).
@@ -121,6 +147,35 @@ mod tests {
         assert_eq!(base(None, false, Some("ééé")), "user");
         let long = "x".repeat(200);
         assert!(base(None, false, Some(&long)).len() <= MAX_USERNAME_LEN - SUFFIX_ROOM);
+    }
+
+    #[test]
+    fn only_storable_identities_are_taken() {
+        let good = identity(Some("a@example.com"), true, Some("al"));
+        assert_eq!(storable(good.clone()), Some(good.clone()));
+        for subject in ["", "a\0b", "a\nb"] {
+            let bad = Identity {
+                subject: subject.to_owned(),
+                ..good.clone()
+            };
+            assert_eq!(storable(bad), None, "{subject:?}");
+        }
+        let long = Identity {
+            subject: "s".repeat(256),
+            ..good.clone()
+        };
+        assert_eq!(storable(long), None);
+        let odd = Identity {
+            email: Some("a\0@example.com".to_owned()),
+            name: Some("n".repeat(201)),
+            preferred_username: Some("x\u{7}".to_owned()),
+            ..good.clone()
+        };
+        let kept = storable(odd).unwrap();
+        assert_eq!(
+            (kept.email, kept.name, kept.preferred_username),
+            (None, None, None)
+        );
     }
 
     #[test]

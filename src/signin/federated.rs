@@ -178,6 +178,10 @@ pub async fn callback(
             };
         }
     };
+    let Some(identity) = identity::storable(identity) else {
+        tracing::warn!(provider = %provider.id, "the ID token's sub cannot name a user");
+        return refuse(ErrorCode::AccessDenied, NOT_ACCEPTED);
+    };
     if !identity::email_admitted(&identity, &provider.allowed_email_domains) {
         tracing::info!(provider = %provider.id, "email domain not admitted");
         return refuse(ErrorCode::AccessDenied, NOT_ACCEPTED);
