@@ -167,6 +167,31 @@ macro_rules! bind_client_row {
     };
 }
 
+/// Makes `$jwks` (an `Option<&str>`) the JWK Set stored for `$client_id`, inside the
+/// transaction `$tx`: replaced when given, removed when not.
+macro_rules! write_client_jwks {
+    ($tx:expr, $client_id:expr, $jwks:expr) => {
+        match $jwks {
+            Some(jwks) => {
+                sqlx::query(
+                    "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2) \
+                     ON CONFLICT (client_id) DO UPDATE SET jwks = excluded.jwks",
+                )
+                .bind($client_id)
+                .bind(jwks)
+                .execute(&mut *$tx)
+                .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM client_jwks WHERE client_id = $1")
+                    .bind($client_id)
+                    .execute(&mut *$tx)
+                    .await?
+            }
+        }
+    };
+}
+
 impl Store {
     /// Registers a client and, for `private_key_jwt`, its JWK Set (stored JSON), in one
     /// transaction: a client is never left behind without the keys it was created with.
@@ -181,18 +206,13 @@ impl Store {
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
              $17, $18)"
         );
-        let keys = "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2)";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             bind_client_row!(sqlx::query(sql), client)
                 .execute(&mut *tx)
                 .await?;
-            if let Some(jwks) = jwks {
-                sqlx::query(keys)
-                    .bind(&client.client_id)
-                    .bind(jwks)
-                    .execute(&mut *tx)
-                    .await?;
+            if jwks.is_some() {
+                write_client_jwks!(tx, &client.client_id, jwks);
             }
             tx.commit().await?;
         });
@@ -341,8 +361,6 @@ impl Store {
         let update = "UPDATE clients SET name = $1, auth_method = $2, scope = $3, \
                       grant_types = $4, redirect_uris = $5, client_uri = $6, logo_uri = $7, \
                       updated_at = $8 WHERE client_id = $9 AND origin = 'metadata_document'";
-        let drop_keys = "DELETE FROM client_jwks WHERE client_id = $1";
-        let keys = "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2)";
         let stored = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let inserted = bind_client_row!(sqlx::query(insert), client)
@@ -366,17 +384,7 @@ impl Store {
                     .rows_affected()
                     == 1;
             if stored {
-                sqlx::query(drop_keys)
-                    .bind(&client.client_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some(jwks) = jwks {
-                    sqlx::query(keys)
-                        .bind(&client.client_id)
-                        .bind(jwks)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                write_client_jwks!(tx, &client.client_id, jwks);
             }
             tx.commit().await?;
             stored
@@ -435,8 +443,6 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let touch = "UPDATE clients SET updated_at = $1 \
                      WHERE client_id = $2 AND auth_method = 'private_key_jwt'";
-        let keys = "INSERT INTO client_jwks (client_id, jwks) VALUES ($1, $2) \
-                    ON CONFLICT (client_id) DO UPDATE SET jwks = excluded.jwks";
         let found = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let found = sqlx::query(touch)
@@ -447,11 +453,7 @@ impl Store {
                 .rows_affected()
                 == 1;
             if found {
-                sqlx::query(keys)
-                    .bind(client_id)
-                    .bind(jwks)
-                    .execute(&mut *tx)
-                    .await?;
+                write_client_jwks!(tx, client_id, Some(jwks));
             }
             tx.commit().await?;
             found
