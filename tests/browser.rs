@@ -23,7 +23,8 @@ use axum::extract::RawQuery;
 use axum::http::Method;
 use axum::routing::get;
 use common::binary::{
-    PATIENCE, Server, command, create_client, http, introspect, run_json, run_with_stdin,
+    HttpResponse, PATIENCE, Server, command, create_client, http, introspect, run_json,
+    run_with_stdin,
 };
 use common::fresh_db;
 use common::oidc::{OidcProvider, ProviderOptions, oidc_present, wait_discovered};
@@ -475,6 +476,26 @@ async fn sign_in(browser: &Browser, username: &str, password: &str) {
 
 /// A fresh server and browser, the browser on the authorization URL with `state`; the
 /// PKCE verifier that goes with it.
+/// The public client's code exchange at `/token`, which must succeed.
+async fn exchange(signin: &SignIn, code: &str, verifier: &PkceCodeVerifier) -> HttpResponse {
+    let exchanged = http(
+        signin.server.addr,
+        "POST",
+        "/token",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &common::form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &signin.callback.redirect_uri()),
+            ("code_verifier", verifier.secret()),
+            ("client_id", &signin.client_id),
+        ]),
+    )
+    .await;
+    assert_eq!(exchanged.status, 200, "{}", exchanged.text);
+    exchanged
+}
+
 async fn open_authorization(state: &str) -> (SignIn, Browser, PkceCodeVerifier) {
     let signin = SignIn::start().await;
     let browser = Browser::start().await;
@@ -522,21 +543,7 @@ async fn a_browser_signs_in_consents_and_the_code_buys_a_token_for_the_user() {
     assert_eq!(param(&query, "error"), None, "{query:?}");
     let code = param(&query, "code").expect("a code").to_owned();
 
-    let exchanged = http(
-        signin.server.addr,
-        "POST",
-        "/token",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        &common::form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &signin.callback.redirect_uri()),
-            ("code_verifier", verifier.secret()),
-            ("client_id", &signin.client_id),
-        ]),
-    )
-    .await;
-    assert_eq!(exchanged.status, 200, "{}", exchanged.text);
+    let exchanged = exchange(&signin, &code, &verifier).await;
     let access_token = exchanged.json["access_token"]
         .as_str()
         .expect("an access token");
@@ -656,21 +663,7 @@ async fn a_browser_signs_in_through_the_provider_and_lands_with_a_code() {
     assert_eq!(param(&query, "iss"), Some(signin.issuer.as_str()));
     let code = param(&query, "code").expect("a code").to_owned();
 
-    let exchanged = http(
-        signin.server.addr,
-        "POST",
-        "/token",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        &common::form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &signin.callback.redirect_uri()),
-            ("code_verifier", verifier.secret()),
-            ("client_id", &signin.client_id),
-        ]),
-    )
-    .await;
-    assert_eq!(exchanged.status, 200, "{}", exchanged.text);
+    let exchanged = exchange(&signin, &code, &verifier).await;
     let token = exchanged.json["access_token"].as_str().unwrap();
     let (api_id, api_secret) = &signin.api;
     let (_, answer) = introspect(signin.server.addr, api_id, api_secret, token).await;

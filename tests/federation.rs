@@ -13,8 +13,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::oidc::{OidcProvider, ProviderOptions, free_port, oidc_present};
 use common::{
-    Backend, TestApp, TestClient, TestResponse, form, hidden_field as hidden, page_text as text,
-    post_form, query_param as param,
+    Backend, Browser, TestApp, TestClient, TestResponse, form, hidden_field as hidden,
+    page_text as text, post_form, query_param as param,
 };
 use introspectd::admin::{self, NewClient, NewUser};
 use introspectd::config::{Config, ProviderConfig, ProviderSecret};
@@ -230,53 +230,6 @@ fn alice() -> Value {
         "preferred_username": "alice",
         "name": "Alice Example",
     })
-}
-
-/// A browser: the router, and the cookies it was given.
-struct Browser<'a> {
-    app: &'a TestApp,
-    cookies: Vec<(String, String)>,
-}
-
-impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
-        Browser {
-            app,
-            cookies: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, request: axum::http::request::Builder, body: Body) -> TestResponse {
-        let cookies = self
-            .cookies
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let request = match cookies.is_empty() {
-            true => request,
-            false => request.header(header::COOKIE, cookies),
-        };
-        let response = self.app.send(request.body(body).unwrap()).await;
-        for value in response.headers.get_all(header::SET_COOKIE) {
-            let value = value.to_str().unwrap();
-            let pair = value.split(';').next().unwrap();
-            let (name, cookie) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(n, _)| n != name);
-            self.cookies.push((name.to_owned(), cookie.to_owned()));
-        }
-        response
-    }
-
-    async fn get(&mut self, path_and_query: &str) -> TestResponse {
-        self.send(Request::get(path_and_query), Body::empty()).await
-    }
-
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> TestResponse {
-        let request =
-            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        self.send(request, Body::from(form(fields))).await
-    }
 }
 
 fn location(response: &TestResponse) -> String {

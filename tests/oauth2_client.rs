@@ -32,6 +32,28 @@ use serde_json::Value;
 const ISSUER: &str = "https://as.example";
 
 /// Sends an oauth2 request to the listener at `addr`.
+/// The operator's public MCP client: auth method `none`, the loopback callback, scope
+/// `mcp`; its client id.
+fn public_mcp_client(dir: &std::path::Path, db: &introspectd::config::DatabaseUrl) -> String {
+    let public = common::binary::run_json(
+        dir,
+        db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "MCP client",
+            "--auth-method",
+            "none",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--scope",
+            "mcp",
+        ],
+    );
+    public["client_id"].as_str().unwrap().to_owned()
+}
+
 async fn transport(addr: SocketAddr, request: HttpRequest) -> Result<HttpResponse, std::io::Error> {
     let (parts, body) = request.into_parts();
     assert_eq!(
@@ -523,7 +545,7 @@ impl SignInSetup {
 }
 
 async fn oauth2_client_signs_a_user_in(backend: Backend) {
-    use common::binary::{introspect, run_json};
+    use common::binary::introspect;
 
     let Some(setup) = SignInSetup::new(backend).await else {
         return;
@@ -531,23 +553,7 @@ async fn oauth2_client_signs_a_user_in(backend: Backend) {
     let (dir, db) = (setup.dir.path(), &setup.db);
     let (user, password) = (&setup.user, setup.password());
     let (server_id, server_secret) = (&setup.server_id, &setup.server_secret);
-    let public = run_json(
-        dir,
-        db,
-        &[
-            "client",
-            "create",
-            "--name",
-            "MCP client",
-            "--auth-method",
-            "none",
-            "--redirect-uri",
-            "http://127.0.0.1/callback",
-            "--scope",
-            "mcp",
-        ],
-    );
-    let client_id = public["client_id"].as_str().unwrap();
+    let client_id = &public_mcp_client(dir, db);
     let server = setup.serve(&[]);
     let addr = server.addr;
 
@@ -767,23 +773,7 @@ async fn oauth2_client_signs_a_user_in_through_the_provider(backend: Backend) {
     std::fs::write(dir.path().join("federation.toml"), config).unwrap();
     let (server_id, server_secret) =
         common::binary::create_client(dir.path(), &db, &["--audience", MCP]);
-    let public = run_json(
-        dir.path(),
-        &db,
-        &[
-            "client",
-            "create",
-            "--name",
-            "MCP client",
-            "--auth-method",
-            "none",
-            "--redirect-uri",
-            "http://127.0.0.1/callback",
-            "--scope",
-            "mcp",
-        ],
-    );
-    let client_id = public["client_id"].as_str().unwrap();
+    let client_id = &public_mcp_client(dir.path(), &db);
     let mut cmd = common::binary::command(dir.path(), &db);
     cmd.env("INTROSPECTD_ISSUER", ISSUER)
         .env("CORP_CLIENT_SECRET", &provider.options.client_secret)

@@ -8,8 +8,8 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::{
-    Backend, TestApp, TestClient, TestResponse, assert_error, form, hidden_field as hidden,
-    page_text as text, post_form, query_param as param,
+    Backend, Browser, TestApp, TestClient, TestResponse, assert_error, form,
+    hidden_field as hidden, page_text as text, post_form, query_param as param,
 };
 use introspectd::admin::{self, NewClient};
 use introspectd::signin::key::Purpose;
@@ -83,60 +83,7 @@ fn authorize_query(client_id: &str, extra: &[(&str, &str)]) -> String {
     form(&pairs)
 }
 
-/// A browser: the router, and the cookies it was given.
-struct Browser<'a> {
-    app: &'a TestApp,
-    cookies: Vec<(String, String)>,
-}
-
-impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
-        Browser {
-            app,
-            cookies: Vec::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep_cookies(&mut self, response: &TestResponse) {
-        for value in response.headers.get_all(header::SET_COOKIE) {
-            let value = value.to_str().unwrap();
-            let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
-            let (name, cookie) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(n, _)| n != name);
-            if !attributes.contains("Max-Age=0") {
-                self.cookies.push((name.to_owned(), cookie.to_owned()));
-            }
-        }
-    }
-
-    async fn send(&mut self, request: axum::http::request::Builder, body: Body) -> TestResponse {
-        let request = match self.cookies.is_empty() {
-            true => request,
-            false => request.header(header::COOKIE, self.cookie_header()),
-        };
-        let response = self.app.send(request.body(body).unwrap()).await;
-        self.keep_cookies(&response);
-        response
-    }
-
-    async fn get(&mut self, path_and_query: &str) -> TestResponse {
-        self.send(Request::get(path_and_query), Body::empty()).await
-    }
-
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> TestResponse {
-        let request =
-            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        self.send(request, Body::from(form(fields))).await
-    }
-
+impl Browser<'_> {
     async fn authorize(&mut self, query: &str) -> TestResponse {
         self.get(&format!("/authorize?{query}")).await
     }

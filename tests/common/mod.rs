@@ -669,3 +669,63 @@ pub fn query_param(params: &[(String, String)], name: &str) -> Option<String> {
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.clone())
 }
+
+/// A browser on the router: the cookies it was given go back with each request, and a
+/// cookie cleared with `Max-Age=0` is forgotten.
+pub struct Browser<'a> {
+    pub app: &'a TestApp,
+    pub cookies: Vec<(String, String)>,
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(app: &'a TestApp) -> Self {
+        Browser {
+            app,
+            cookies: Vec::new(),
+        }
+    }
+
+    pub fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub fn keep_cookies(&mut self, response: &TestResponse) {
+        for value in response.headers.get_all(header::SET_COOKIE) {
+            let value = value.to_str().unwrap();
+            let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
+            let (name, cookie) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != name);
+            if !attributes.contains("Max-Age=0") {
+                self.cookies.push((name.to_owned(), cookie.to_owned()));
+            }
+        }
+    }
+
+    pub async fn send(
+        &mut self,
+        request: axum::http::request::Builder,
+        body: Body,
+    ) -> TestResponse {
+        let request = match self.cookies.is_empty() {
+            true => request,
+            false => request.header(header::COOKIE, self.cookie_header()),
+        };
+        let response = self.app.send(request.body(body).unwrap()).await;
+        self.keep_cookies(&response);
+        response
+    }
+
+    pub async fn get(&mut self, path_and_query: &str) -> TestResponse {
+        self.send(Request::get(path_and_query), Body::empty()).await
+    }
+
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+        let request =
+            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        self.send(request, Body::from(form(fields))).await
+    }
+}
