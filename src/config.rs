@@ -295,6 +295,18 @@ pub struct HttpConfig {
     /// The one forwarding header read from `rate_limit.trusted_proxies`; the other is
     /// ignored entirely, so a client cannot inject the header its proxy does not set.
     pub client_ip_header: ClientIpHeader,
+    /// HTTPS on the main listener: the certificate chain and key, re-read on `SIGHUP`.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The PEM files of the main listener's certificate chain and private key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, the server's own certificate first.
+    pub cert_file: PathBuf,
+    /// The private key of that certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// Which forwarding header names the client address behind a trusted proxy.
@@ -318,6 +330,7 @@ impl Default for HttpConfig {
             max_headers: 64,
             max_header_bytes: 32 * 1024,
             client_ip_header: ClientIpHeader::default(),
+            tls: None,
         }
     }
 }
@@ -759,6 +772,13 @@ impl Config {
         }
         if self.tokens.refresh_token_ttl == 0 {
             problems.push("tokens.refresh_token_ttl: must be at least 1".to_owned());
+        }
+        if self.http.tls.is_some() && !self.issuer.starts_with("https://") {
+            problems.push(format!(
+                "issuer: {:?} must be https:// when http.tls is set (the listener then speaks \
+                 HTTPS only)",
+                self.issuer
+            ));
         }
         if self.http.max_body_bytes < 1024 {
             problems.push("http.max_body_bytes: must be at least 1024".to_owned());
@@ -1329,6 +1349,36 @@ mod tests {
         assert!(text.contains("jwt.keys[0]: alg"), "{text}");
         assert!(text.contains("jwt.keys[0]: give exactly one"), "{text}");
         assert!(text.contains("metadata.issuer"), "{text}");
+    }
+
+    #[test]
+    fn tls_is_read_whole_and_wants_an_https_issuer() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file(
+                "tls.toml",
+                "[http.tls]\ncert_file = \"/etc/tls.crt\"\nkey_file = \"/etc/tls.key\"\n",
+            )?;
+            let err = Config::load(Some(Path::new("tls.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("must be https:// when http.tls is set"),
+                "{err}"
+            );
+            jail.set_env("INTROSPECTD_ISSUER", "https://auth.example");
+            let config = Config::load(Some(Path::new("tls.toml")), &Overrides::default()).unwrap();
+            let tls = config.http.tls.unwrap();
+            assert_eq!(tls.cert_file, Path::new("/etc/tls.crt"));
+            assert_eq!(tls.key_file, Path::new("/etc/tls.key"));
+            jail.create_file("half.toml", "[http.tls]\ncert_file = \"/etc/tls.crt\"\n")?;
+            let err = Config::load(Some(Path::new("half.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("key_file"), "{err}");
+            assert!(Config::default().http.tls.is_none());
+            Ok(())
+        });
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Running the service: start-up checks, the listener, background upkeep and shutdown.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::http::StateError;
+use crate::http::tls::Certificates;
 use crate::http::{AppState, metadata, router};
 use crate::store::{Store, StoreError};
 
@@ -28,6 +30,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] crate::http::tls::TlsError),
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -49,6 +53,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // Caught from here on: a signal during start-up stops the server once it is up,
     // instead of killing the process with the default action.
     let shutdown = Shutdown::install()?;
+    let certificates = match &config.http.tls {
+        Some(files) => Some(Certificates::load(files)?),
+        None => None,
+    };
     let store = open_store(&config).await?;
     let state = AppState::build(config.clone(), store.clone()).await?;
     let read = config.secret_env_vars();
@@ -75,7 +83,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
     }
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, store = store.backend(), issuer = %config.issuer, "listening on {addr}");
+    let scheme = if certificates.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%addr, store = store.backend(), issuer = %config.issuer, scheme, "listening on {addr}");
+    let reload = certificates
+        .clone()
+        .map(|c| tokio::spawn(reload_on_hangup(c)));
 
     let upkeep = tokio::spawn(upkeep(state.clone()));
     // The metrics listener stops with the main one, after its requests have drained.
@@ -86,14 +102,23 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         let stop = async {
             let _ = metrics_stopped.await;
         };
-        let server =
-            tokio::spawn(
-                async move { crate::http::listener::serve(listener, app, &http, stop).await },
-            );
+        let server = tokio::spawn(async move {
+            crate::http::listener::serve(listener, app, &http, None, stop).await
+        });
         (server, tokio::spawn(crate::metrics::upkeep()))
     });
-    crate::http::listener::serve(listener, router(state), &config.http, shutdown.wait()).await;
+    crate::http::listener::serve(
+        listener,
+        router(state),
+        &config.http,
+        certificates,
+        shutdown.wait(),
+    )
+    .await;
     upkeep.abort();
+    if let Some(reload) = reload {
+        reload.abort();
+    }
     let _ = stop_metrics.send(());
     if let Some((server, upkeep)) = metrics {
         let _ = server.await;
@@ -107,6 +132,33 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Re-reads the certificate and key at each `SIGHUP`; a pair that fails to load is
+/// logged and the one in use stays.
+async fn reload_on_hangup(certificates: Arc<Certificates>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot catch SIGHUP; the certificate is not reloaded");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match certificates.reload() {
+                Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+                Err(err) => tracing::error!(
+                    error = %err,
+                    "SIGHUP: keeping the TLS certificate in use"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = certificates;
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {

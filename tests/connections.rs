@@ -18,7 +18,8 @@ async fn listen(app: &TestApp) -> std::net::SocketAddr {
     limits.shutdown_grace_seconds = 1;
     let router = app.router.clone();
     tokio::spawn(async move {
-        introspectd::http::listener::serve(listener, router, &limits, std::future::pending()).await;
+        introspectd::http::listener::serve(listener, router, &limits, None, std::future::pending())
+            .await;
     });
     addr
 }

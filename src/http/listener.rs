@@ -8,6 +8,7 @@
 //! [`limit_head`] enforces `http.max_header_bytes` exactly.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -15,15 +16,20 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::tls::{ALPN_H2, Certificates};
 use crate::config::HttpConfig;
 use crate::error::ApiError;
+
+/// Requests one HTTP/2 connection may have in flight at once.
+const MAX_CONCURRENT_STREAMS: u32 = 100;
 
 /// The size of a request's head as sent over HTTP/1.1: the request line
 /// (`METHOD target HTTP/1.1` CRLF), each field as `name: value` CRLF, and the blank line.
@@ -52,21 +58,20 @@ pub async fn limit_head(State(max): State<usize>, request: Request, next: Next) 
 
 /// Serves `app` on `listener` until `stop` resolves, then stops accepting and waits up
 /// to `http.shutdown_grace_seconds` for the connections in flight to finish their
-/// requests.
+/// requests. With `tls`, every connection is HTTPS: the handshake must end within the
+/// header timeout, then HTTP/2 or HTTP/1.1 as ALPN chose.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: &HttpConfig,
+    tls: Option<Arc<Certificates>>,
     stop: impl Future<Output = ()>,
 ) {
     let grace = Duration::from_secs(limits.shutdown_grace_seconds);
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
-        .max_headers(limits.max_headers)
-        // hyper refuses (431) only once its buffer is full; `limit_head` is exact.
-        .max_buf_size(limits.max_header_bytes.max(8 * 1024));
+    let http1 = Arc::new(http1_builder(limits));
+    let http2 = Arc::new(http2_builder(limits));
+    let handshake_timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let acceptor = tls.map(|certificates| TlsAcceptor::from(certificates.server_config()));
     let connections = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -92,9 +97,39 @@ pub async fn serve(
                 request
             },
         ));
-        let connection = connections.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let Some(acceptor) = &acceptor else {
+            let connection =
+                connections.watch(http1.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let (acceptor, http1, http2) = (acceptor.clone(), http1.clone(), http2.clone());
+        let watcher = connections.watcher();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let stream =
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(err)) => {
+                        tracing::debug!(error = %err, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
+            let io = TokioIo::new(stream);
+            let ended = if h2 {
+                watcher.watch(http2.serve_connection(io, service)).await
+            } else {
+                watcher.watch(http1.serve_connection(io, service)).await
+            };
+            if let Err(err) = ended {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
         });
@@ -107,6 +142,32 @@ pub async fn serve(
     {
         tracing::warn!("grace period over; closing remaining connections");
     }
+}
+
+/// HTTP/1.1 within the configured header limits.
+fn http1_builder(limits: &HttpConfig) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .max_headers(limits.max_headers)
+        // hyper refuses (431) only once its buffer is full; `limit_head` is exact.
+        .max_buf_size(limits.max_header_bytes.max(8 * 1024));
+    builder
+}
+
+/// HTTP/2 (over TLS only) within the same header limits; `limit_head` measures each
+/// request's head as HTTP/1.1 would carry it, so both protocols refuse alike.
+fn http2_builder(limits: &HttpConfig) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    let header_list = u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX);
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(header_list)
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+    builder
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod prometheus;
 pub mod ratelimit;
 pub mod register;
 mod revoke;
+pub mod tls;
 mod token;
 mod visit;
 
