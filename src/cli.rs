@@ -384,7 +384,9 @@ fn run(cli: Cli) -> Result<(), String> {
         match cli.command {
             None | Some(Command::Serve) => service::serve(config).await.map_err(|e| e.to_string()),
             Some(Command::Healthcheck) => {
-                let addr = crate::healthcheck::healthcheck(config.listen).await?;
+                let addr =
+                    crate::healthcheck::healthcheck(config.listen, config.http.tls.is_some())
+                        .await?;
                 print_json(&json!({"healthy": true, "address": addr.to_string()}))
             }
             Some(Command::Migrate) => {

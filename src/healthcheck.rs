@@ -1,13 +1,23 @@
 //! `introspectd healthcheck`: asks a running server's `/healthz` whether it is up, for
-//! container health checks in images that ship no HTTP client.
+//! container health checks in images that ship no HTTP client; over HTTPS when the
+//! listener has TLS.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::Empty;
 use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::crypto::{
+    CryptoProvider, aws_lc_rs, verify_tls12_signature, verify_tls13_signature,
+};
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{self, DigitallySignedStruct, SignatureScheme};
 
 /// How long the whole check may take.
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -23,24 +33,112 @@ pub fn probe_address(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, listen.port())
 }
 
-/// GETs `/healthz` of the server listening on `listen`; `Ok` only for a 200 answer.
-pub async fn healthcheck(listen: SocketAddr) -> Result<SocketAddr, String> {
+/// GETs `/healthz` of the server listening on `listen`, over HTTPS when `tls` is on;
+/// `Ok` only for a 200 answer.
+pub async fn healthcheck(listen: SocketAddr, tls: bool) -> Result<SocketAddr, String> {
     let addr = probe_address(listen);
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let uri = format!("http://{addr}/healthz")
-        .parse()
-        .map_err(|e| format!("bad address {addr}: {e}"))?;
-    let response = tokio::time::timeout(TIMEOUT, client.get(uri))
+    let scheme = if tls { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}/healthz");
+    let status = tokio::time::timeout(TIMEOUT, get_healthz(addr, tls))
         .await
-        .map_err(|_| format!("http://{addr}/healthz did not answer within {TIMEOUT:?}"))?
-        .map_err(|e| format!("http://{addr}/healthz: {}", with_sources(&e)))?;
-    if response.status().is_success() {
+        .map_err(|_| format!("{url} did not answer within {TIMEOUT:?}"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    if status.is_success() {
         Ok(addr)
     } else {
-        Err(format!(
-            "http://{addr}/healthz answered {}",
-            response.status()
-        ))
+        Err(format!("{url} answered {status}"))
+    }
+}
+
+async fn get_healthz(addr: SocketAddr, tls: bool) -> Result<hyper::StatusCode, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| with_sources(&e))?;
+    if !tls {
+        return send_get(TokioIo::new(stream), addr).await;
+    }
+    let provider = Arc::new(aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let name = ServerName::IpAddress(addr.ip().into());
+    let stream = TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("TLS: {}", with_sources(&e)))?;
+    send_get(TokioIo::new(stream), addr).await
+}
+
+async fn send_get<I>(io: I, addr: SocketAddr) -> Result<hyper::StatusCode, String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| with_sources(&e))?;
+    tokio::spawn(connection);
+    let request = hyper::Request::get("/healthz")
+        .header(hyper::header::HOST, addr.to_string())
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| with_sources(&e))?;
+    Ok(response.status())
+}
+
+/// The probe reaches its own server on loopback, whose certificate names the public
+/// host, and sends nothing secret nor trusts anything but the status: any certificate
+/// is accepted, while the handshake's signatures are still checked against it.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -844,3 +844,230 @@ both_backends!(
     keys_and_signed_clients_from_the_command_line,
     bad_input_gets_one_line,
 );
+
+/// A certificate authority and a leaf for localhost and 127.0.0.1 signed by it, as PEM.
+struct TestPki {
+    ca_der: Vec<u8>,
+    leaf_der: Vec<u8>,
+    leaf_pem: String,
+    key_pem: String,
+}
+
+fn test_pki(name: &str) -> TestPki {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} CA"));
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf_params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
+    TestPki {
+        ca_der: ca.der().to_vec(),
+        leaf_der: leaf.der().to_vec(),
+        leaf_pem: leaf.pem(),
+        key_pem: leaf_key.serialize_pem(),
+    }
+}
+
+/// A TLS connection to `addr` as `localhost`, trusting `cas`, offering `alpn`.
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    cas: &[&TestPki],
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(ca.ca_der.clone()))
+            .unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await.expect("TLS handshake")
+}
+
+/// The certificate the server presented on `stream`.
+fn served_leaf(stream: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> Vec<u8> {
+    stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// One GET over an HTTP/1.1 or HTTP/2 client connection.
+trait HttpSend {
+    async fn get(&mut self, path: &str) -> u16;
+}
+
+type EmptyBody = http_body_util::Empty<hyper::body::Bytes>;
+
+impl HttpSend for hyper::client::conn::http2::SendRequest<EmptyBody> {
+    async fn get(&mut self, path: &str) -> u16 {
+        let request = hyper::Request::get(format!("https://localhost{path}"))
+            .body(EmptyBody::new())
+            .unwrap();
+        self.send_request(request).await.unwrap().status().as_u16()
+    }
+}
+
+impl HttpSend for hyper::client::conn::http1::SendRequest<EmptyBody> {
+    async fn get(&mut self, path: &str) -> u16 {
+        let request = hyper::Request::get(path)
+            .header("host", "localhost")
+            .body(EmptyBody::new())
+            .unwrap();
+        self.send_request(request).await.unwrap().status().as_u16()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_speaks_http2_and_http1_and_reloads_its_certificate_on_sighup() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let dir = tempfile::tempdir().unwrap();
+    let db = DatabaseUrl(format!("sqlite://{}/x.db", dir.path().display()));
+    let (first, second) = (test_pki("first"), test_pki("second"));
+    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_file, &first.leaf_pem).unwrap();
+    std::fs::write(&key_file, &first.key_pem).unwrap();
+    let mut cmd = command(dir.path(), &db);
+    cmd.env("INTROSPECTD_ISSUER", "https://localhost")
+        .env("INTROSPECTD_HTTP__TLS__CERT_FILE", &cert_file)
+        .env("INTROSPECTD_HTTP__TLS__KEY_FILE", &key_file);
+    let mut server = Server::start_with(cmd);
+
+    // HTTP/2 by ALPN, on a connection kept open across the reload.
+    let stream = tls_connect(server.addr, &[&first, &second], b"h2").await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    assert_eq!(served_leaf(&stream), first.leaf_der);
+    let (mut h2, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    assert_eq!(HttpSend::get(&mut h2, "/healthz").await, 200);
+    let metadata = HttpSend::get(&mut h2, "/.well-known/oauth-authorization-server").await;
+    assert_eq!(metadata, 200);
+
+    // HTTP/1.1 by ALPN.
+    let stream = tls_connect(server.addr, &[&first], b"http/1.1").await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let (mut h1, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    assert_eq!(HttpSend::get(&mut h1, "/healthz").await, 200);
+
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    let plain = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::TcpStream::connect(server.addr),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (mut plain, connection) = hyper::client::conn::http1::handshake(TokioIo::new(plain))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::get("/healthz")
+        .header("host", "localhost")
+        .body(EmptyBody::new())
+        .unwrap();
+    assert!(plain.send_request(request).await.is_err());
+
+    // A broken pair on SIGHUP is refused and the certificate in use stays.
+    std::fs::write(&key_file, &second.key_pem).unwrap();
+    server.signal("HUP");
+    server.wait_for_log("keeping the TLS certificate in use");
+    let kept = tls_connect(server.addr, &[&first, &second], b"h2").await;
+    assert_eq!(served_leaf(&kept), first.leaf_der);
+    drop(kept);
+
+    // The new pair on SIGHUP: new connections get it, the open one goes on.
+    std::fs::write(&cert_file, &second.leaf_pem).unwrap();
+    server.signal("HUP");
+    server.wait_for_log("reloaded the TLS certificate and key");
+    let renewed = tls_connect(server.addr, &[&first, &second], b"h2").await;
+    assert_eq!(served_leaf(&renewed), second.leaf_der);
+    drop(renewed);
+    assert_eq!(HttpSend::get(&mut h2, "/healthz").await, 200);
+    assert_eq!(HttpSend::get(&mut h1, "/healthz").await, 200);
+    drop((h1, h2));
+
+    // The container health check reaches it over HTTPS, as the configuration says.
+    let addr = server.addr.to_string();
+    let healthcheck = |tls: bool| {
+        let mut cmd = command(dir.path(), &db);
+        cmd.env("INTROSPECTD_LISTEN", &addr);
+        if tls {
+            cmd.env("INTROSPECTD_ISSUER", "https://localhost")
+                .env("INTROSPECTD_HTTP__TLS__CERT_FILE", &cert_file)
+                .env("INTROSPECTD_HTTP__TLS__KEY_FILE", &key_file);
+        }
+        cmd.arg("healthcheck").output().unwrap()
+    };
+    let output = healthcheck(true);
+    assert!(output.status.success(), "{output:?}");
+    let output = healthcheck(false);
+    assert!(
+        !output.status.success(),
+        "plain HTTP gets no answer: {output:?}"
+    );
+
+    server.signal("TERM");
+    assert!(
+        server
+            .wait_exit(std::time::Duration::from_secs(30))
+            .success()
+    );
+    let log = server.log();
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
+    assert!(!log.contains("grace period over"), "{log}");
+}
+
+#[test]
+fn https_with_a_bad_pair_fails_start_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = DatabaseUrl(format!("sqlite://{}/x.db", dir.path().display()));
+    let (first, second) = (test_pki("first"), test_pki("second"));
+    let cert_file = dir.path().join("tls.crt");
+    let other_key = dir.path().join("other.key");
+    std::fs::write(&cert_file, &first.leaf_pem).unwrap();
+    std::fs::write(&other_key, &second.key_pem).unwrap();
+    let missing = dir.path().join("missing.key");
+    for (key, expected) in [(&other_key, "does not belong"), (&missing, "cannot read")] {
+        let output = command(dir.path(), &db)
+            .env("INTROSPECTD_ISSUER", "https://localhost")
+            .env("INTROSPECTD_HTTP__TLS__CERT_FILE", &cert_file)
+            .env("INTROSPECTD_HTTP__TLS__KEY_FILE", key)
+            .arg("serve")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(stderr.contains("http.tls"), "{stderr}");
+    }
+    // An http issuer with TLS on is a configuration error.
+    let output = command(dir.path(), &db)
+        .env("INTROSPECTD_HTTP__TLS__CERT_FILE", &cert_file)
+        .env("INTROSPECTD_HTTP__TLS__KEY_FILE", &other_key)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("http.tls"), "{stderr}");
+}
