@@ -29,6 +29,8 @@ pub struct Caller {
     pub headers: HeaderMap,
     pub view: View,
     pub now: i64,
+    /// The address the request came from ([`ClientIp`]).
+    pub ip: IpAddr,
 }
 
 impl FromRequest<AppState> for Caller {
@@ -57,6 +59,7 @@ impl FromRequest<AppState> for Caller {
             headers,
             view,
             now,
+            ip,
         })
     }
 }
