@@ -94,7 +94,7 @@ async fn authenticate(
         };
         let client_id = credentials.client_id();
         // A metadata document's client is usable only while its document is.
-        if !document_usable(state, &credentials, now).await? {
+        if !document_usable(state, &credentials, ip, now).await? {
             let err = AuthError::failed("client authentication failed");
             guard.admit(ip, client_id)?;
             return Err(guard.failed(ip, client_id, err));
@@ -144,6 +144,7 @@ async fn authenticate(
 async fn document_usable(
     state: &AppState,
     credentials: &Credentials,
+    ip: IpAddr,
     now: i64,
 ) -> Result<bool, AuthError> {
     // Borrowed for the common case: most requests name an operator's client.
@@ -155,7 +156,9 @@ async fn document_usable(
         return Ok(true);
     };
     match &state.documents {
-        Some(documents) => Ok(documents.resolve(state.store(), &client_id, now).await?),
+        Some(documents) => Ok(documents
+            .resolve(state.store(), &client_id, ip, now)
+            .await?),
         None => Ok(false),
     }
 }
