@@ -164,7 +164,8 @@ pub struct RateLimitConfig {
     pub auth_failures_per_client: u32,
     pub auth_failure_window_seconds: u64,
     /// `{"active": false}` answers allowed per authenticated client per window (0: no
-    /// limit); past it the client gets 429 until the window ends.
+    /// limit); past it the client gets 429 until the window ends. A public client, which
+    /// anyone may call as, has this budget per client address.
     pub inactive_per_client: u32,
     pub inactive_window_seconds: u64,
     /// Wrong passwords allowed per client address per window at the login page.

@@ -1,9 +1,10 @@
 //! Fixed-window budgets of events per key: failed authentications per address and per
 //! client, inactive answers per client. Once a key has spent its budget, it is refused
-//! until its window ends.
+//! until its window ends. Every budget kept per address keys it by [`address_key`].
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -111,6 +112,23 @@ impl<K: Eq + Hash> Budget<K> {
     }
 }
 
+/// The key a per-address budget counts `ip` under: an IPv4 address (an IPv4-mapped IPv6
+/// one as the IPv4 address it carries) alone, an IPv6 address by its /64. One subscriber
+/// or host is commonly given a whole /64 (RFC 6177), so keying by the full address would
+/// hand one party 2^64 budgets.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !u128::from(u64::MAX);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// Seconds to announce in `Retry-After`: never 0.
 pub fn retry_after_seconds(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
@@ -163,6 +181,23 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         budget.sweep();
         assert_eq!(budget.tracked.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn ipv6_addresses_are_keyed_by_their_64() {
+        let key = |text: &str| address_key(text.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(
+            key("2001:db8:1:2::9"),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:198.51.100.7"), key("198.51.100.7"));
+        assert_eq!(
+            key("198.51.100.7"),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        assert_ne!(key("198.51.100.7"), key("198.51.100.8"));
     }
 
     #[test]

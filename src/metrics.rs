@@ -289,8 +289,10 @@ pub fn store_error(err: &StoreError) {
 }
 
 /// What became of a client ID metadata document that was not in the cache: `fetched`
-/// (and stored), `refused` (the reason is logged), or `limited` (not fetched: the host's
-/// budget or the fetches at once were spent).
+/// (and stored), `refused` (the reason is logged), `stale` (the last good document stands
+/// in for a refetch that got no answer or was not made for a limit), or `limited` (not
+/// fetched, and no good document to stand in: the requester's or the host's budget was
+/// spent, or no fetch ended within the wait).
 pub fn client_document(outcome: &'static str) {
     ::metrics::counter!(CLIENT_DOCUMENTS, "outcome" => outcome).increment(1);
 }

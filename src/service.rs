@@ -182,6 +182,9 @@ async fn upkeep(state: AppState) {
         if let Some(registrar) = &state.registrar {
             registrar.budget.sweep();
         }
+        if let Some(documents) = &state.documents {
+            documents.sweep();
+        }
         let now = crate::token::now();
         match crate::registration::delete_unused_clients(state.store(), &state.config, now).await {
             Ok(deleted) if deleted.is_empty() => {}

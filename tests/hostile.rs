@@ -6,8 +6,13 @@ mod common;
 use std::time::Duration;
 
 use axum::http::{StatusCode, header};
-use common::{Backend, TestApp, TestClient, TestResponse, form, introspect_from, run_with};
+use common::{
+    Backend, TestApp, TestClient, TestResponse, form, insert_refresh_token, introspect_from,
+    post_from, run_with,
+};
+use introspectd::admin::NewClient;
 use introspectd::config::{ClientIpHeader, Config};
+use introspectd::token::now;
 use introspectd::vocabulary::TokenUse;
 
 fn retry_after(response: &TestResponse) -> u64 {
@@ -356,7 +361,218 @@ async fn guessers_never_lock_out_a_verified_client(backend: Backend) {
     .await;
 }
 
+/// Our proxy, which names each client in `X-Forwarded-For`.
+const PROXY: &str = "10.0.0.7";
+
+fn behind_proxy(config: &mut Config) {
+    config.rate_limit.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+}
+
+/// POST a form to `path` from `client_ip`, as our proxy names it.
+async fn post_as(
+    app: &TestApp,
+    client_ip: &str,
+    path: &str,
+    params: &[(&str, &str)],
+) -> TestResponse {
+    post_from(
+        &app.router,
+        path,
+        PROXY,
+        &[("x-forwarded-for", client_ip)],
+        &form(params),
+    )
+    .await
+}
+
+/// A public client (`none`, as MCP clients are) that refreshes tokens.
+async fn public_client(app: &TestApp) -> TestClient {
+    app.client_with(NewClient {
+        name: "public".to_owned(),
+        auth_method: Some("none".to_owned()),
+        redirect_uris: vec!["http://127.0.0.1/callback".to_owned()],
+        ..NewClient::default()
+    })
+    .await
+}
+
+/// Junk sent in a public client's name (which anyone may send: the client proves
+/// nothing) spends the inactive-answer budget of the sender's address only. The real
+/// user, refreshing from elsewhere, is never locked out.
+async fn junk_in_a_public_clients_name_spends_only_the_senders_budget(backend: Backend) {
+    run_with(
+        backend,
+        |config| {
+            limits(config);
+            behind_proxy(config);
+            config.rate_limit.inactive_per_client = 5;
+        },
+        |app| async move {
+            let client = public_client(&app).await;
+            let refresh_token = insert_refresh_token(&app.store, &client, now() + 3_600).await;
+            let (attacker, user) = ("198.51.100.66", "203.0.113.10");
+            let id = client.id.as_str();
+            let mut answered = 0;
+            for i in 0..100 {
+                let junk = format!("junk-{i}");
+                let r = post_as(
+                    &app,
+                    attacker,
+                    "/revoke",
+                    &[("client_id", id), ("token", &junk)],
+                )
+                .await;
+                match r.status {
+                    StatusCode::OK => answered += 1,
+                    StatusCode::TOO_MANY_REQUESTS => break,
+                    other => panic!("{other}: {r:?}"),
+                }
+            }
+            assert_eq!(answered, 5, "the budget of the attacking address");
+            let junk_refresh = [
+                ("grant_type", "refresh_token"),
+                ("client_id", id),
+                ("refresh_token", "junk"),
+            ];
+            let r = post_as(&app, attacker, "/token", &junk_refresh).await;
+            assert!(retry_after(&r) >= 1);
+            // The real user's refresh goes through from their own address.
+            let refresh = [
+                ("grant_type", "refresh_token"),
+                ("client_id", id),
+                ("refresh_token", refresh_token.as_str()),
+            ];
+            let r = post_as(&app, user, "/token", &refresh).await;
+            assert_eq!(r.status, StatusCode::OK, "{r:?}");
+            assert!(r.json["access_token"].is_string());
+            // Junk refreshes from another address spend that address's budget alone.
+            for _ in 0..5 {
+                let r = post_as(&app, "192.0.2.9", "/token", &junk_refresh).await;
+                assert_eq!(r.json["error"], "invalid_grant", "{r:?}");
+            }
+            let r = post_as(&app, "192.0.2.9", "/token", &junk_refresh).await;
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        },
+    )
+    .await;
+}
+
+/// A confidential client proved its secret: its budget is its own wherever it calls
+/// from, so a curious client cannot escape it by changing addresses.
+async fn a_confidential_clients_inactive_budget_is_the_clients(backend: Backend) {
+    run_with(
+        backend,
+        |config| {
+            limits(config);
+            behind_proxy(config);
+            config.rate_limit.inactive_per_client = 2;
+        },
+        |app| async move {
+            let client = app.client("app", &[]).await;
+            for (ip, expected) in [
+                ("198.51.100.1", StatusCode::OK),
+                ("198.51.100.2", StatusCode::OK),
+                ("198.51.100.3", StatusCode::TOO_MANY_REQUESTS),
+            ] {
+                let auth = client.basic();
+                let r = post_from(
+                    &app.router,
+                    "/revoke",
+                    PROXY,
+                    &[("x-forwarded-for", ip), ("authorization", &auth)],
+                    "token=junk",
+                )
+                .await;
+                assert_eq!(r.status, expected, "{ip}: {r:?}");
+            }
+        },
+    )
+    .await;
+}
+
+/// Every budget kept per address keys an IPv6 address by its /64: addresses in one /64
+/// share it, another /64 has its own.
+async fn ipv6_callers_are_budgeted_per_64(backend: Backend) {
+    run_with(
+        backend,
+        |config| {
+            limits(config);
+            behind_proxy(config);
+            config.rate_limit.per_second = 1;
+            config.rate_limit.burst = 2;
+        },
+        |app| async move {
+            let client = app.client("app", &[]).await;
+            let token = app.jwt_for(&client, &[]).await;
+            const OK: StatusCode = StatusCode::OK;
+            const LIMITED: StatusCode = StatusCode::TOO_MANY_REQUESTS;
+            for (ip, expected) in [
+                ("2001:db8:1:2::1", OK),
+                ("2001:db8:1:2:ffff:ffff:ffff:ffff", OK),
+                ("2001:db8:1:2:aaaa::9", LIMITED),
+                ("2001:db8:1:3::1", OK),
+                ("::ffff:198.51.100.1", OK),
+                ("198.51.100.1", OK),
+                ("198.51.100.1", LIMITED),
+            ] {
+                let r = ask_as(&app, PROXY, &client, &token, &[("x-forwarded-for", ip)]).await;
+                assert_eq!(r.status, expected, "{ip}: {r:?}");
+            }
+        },
+    )
+    .await;
+}
+
+/// The failure and inactive-answer budgets of an address are those of its /64 too.
+async fn ipv6_failure_and_inactive_budgets_are_per_64(backend: Backend) {
+    run_with(
+        backend,
+        |config| {
+            limits(config);
+            behind_proxy(config);
+            config.rate_limit.auth_failures_per_ip = 2;
+            config.rate_limit.inactive_per_client = 2;
+        },
+        |app| async move {
+            let client = app.client("app", &[]).await;
+            let token = app.jwt_for(&client, &[]).await;
+            for (ip, expected) in [
+                ("2001:db8:5:6::1", StatusCode::UNAUTHORIZED),
+                ("2001:db8:5:6::2", StatusCode::UNAUTHORIZED),
+                ("2001:db8:5:6::3", StatusCode::TOO_MANY_REQUESTS),
+                ("2001:db8:5:7::1", StatusCode::UNAUTHORIZED),
+            ] {
+                let r = ask_as(
+                    &app,
+                    PROXY,
+                    &wrong(&client),
+                    &token,
+                    &[("x-forwarded-for", ip)],
+                )
+                .await;
+                assert_eq!(r.status, expected, "failures from {ip}: {r:?}");
+            }
+            let public = public_client(&app).await;
+            let junk = [("client_id", public.id.as_str()), ("token", "junk")];
+            for (ip, expected) in [
+                ("2001:db8:8:9::1", StatusCode::OK),
+                ("2001:db8:8:9::2", StatusCode::OK),
+                ("2001:db8:8:9::3", StatusCode::TOO_MANY_REQUESTS),
+                ("2001:db8:8:a::1", StatusCode::OK),
+            ] {
+                let r = post_as(&app, ip, "/revoke", &junk).await;
+                assert_eq!(r.status, expected, "junk from {ip}: {r:?}");
+            }
+        },
+    )
+    .await;
+}
+
 both_backends!(
+    junk_in_a_public_clients_name_spends_only_the_senders_budget,
+    a_confidential_clients_inactive_budget_is_the_clients,
+    ipv6_callers_are_budgeted_per_64,
+    ipv6_failure_and_inactive_budgets_are_per_64,
     guessers_never_lock_out_a_verified_client,
     forwarded_for_counts_only_from_trusted_proxies,
     injected_forwarded_is_ignored_behind_x_forwarded_for,

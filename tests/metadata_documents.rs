@@ -4,7 +4,9 @@
 //! document signs a user in; a mismatched `client_id`, a redirect, an oversized body, a
 //! slow server and a non-JSON body are an unknown client; a changed document is seen
 //! only after its cache time; disabling sticks and deletion lasts until a fresh fetch.
-//! With private networks off, loopback, private, link-local addresses and a name that
+//! The fetch limits fall on the requester: made-up ids spend their sender's budget, a
+//! known good document outlives a limited or unanswered refetch, and a request past the
+//! fetches at once waits its turn. With private networks off, loopback, private, link-local addresses and a name that
 //! resolves to loopback are refused before any connection; `allowed_hosts` before any
 //! lookup.
 
@@ -172,10 +174,53 @@ async fn assert_unknown(app: &TestApp, client_id: &str) {
 /// Whether the document client is usable at `at`, as a request then would find it:
 /// the server's clock seam (each request is judged at one `now`).
 async fn usable_at(app: &TestApp, client_id: &str, at: i64) -> bool {
+    usable_from(app, client_id, USER, at).await
+}
+
+/// [`usable_at`] for a request from `ip`.
+async fn usable_from(app: &TestApp, client_id: &str, ip: &str, at: i64) -> bool {
     documents(app)
-        .resolve(&app.store, client_id, at)
+        .resolve(&app.store, client_id, ip.parse().unwrap(), at)
         .await
         .unwrap()
+}
+
+/// The address of the real user's requests, where a test names addresses.
+const USER: &str = "203.0.113.10";
+
+/// Our proxy, which names each client in `X-Forwarded-For`.
+const PROXY: &str = "10.0.0.7";
+
+/// Rate limits on (generous but for the per-address budgets named in
+/// `introspectd::documents`), behind [`PROXY`].
+fn limited(config: &mut Config) {
+    let limits = &mut config.rate_limit;
+    limits.enabled = true;
+    limits.per_second = 10_000;
+    limits.burst = 10_000;
+    limits.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+}
+
+/// `GET /authorize` for `client_id` from `ip`, as [`PROXY`] names it.
+async fn authorize_from(app: &TestApp, client_id: &str, ip: &str) -> TestResponse {
+    let mut request = Request::get(authorize_path(client_id, REDIRECT))
+        .header("x-forwarded-for", ip)
+        .body(Body::empty())
+        .unwrap();
+    let peer: std::net::SocketAddr = format!("{PROXY}:40000").parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    app.send(request).await
+}
+
+/// Hits of every path of the server that starts with `prefix`.
+fn hits_under(server: &DocServer, prefix: &str) -> usize {
+    let hits = server.hits.lock().unwrap();
+    hits.iter()
+        .filter(|(path, _)| path.starts_with(prefix))
+        .map(|(_, n)| n)
+        .sum()
 }
 
 fn documents(app: &TestApp) -> &Documents {
@@ -424,7 +469,7 @@ async fn a_changed_document_is_seen_after_its_cache_time(backend: Backend) {
     );
     assert!(text(&page).contains("Second"));
 
-    // A refetch that fails leaves the client unknown, however good it was.
+    // A refetch answered 404 leaves the client unknown, however good it was.
     server.routes.lock().unwrap().remove(path);
     let later = hour + 1 + introspectd::documents::document::MIN_CACHE_SECONDS + 1;
     assert!(!usable_at(&app, &client_id, later).await);
@@ -504,7 +549,10 @@ async fn concurrent_requests_share_one_fetch(backend: Backend) {
         let (state, store, client_id) = (app.state.clone(), app.store.clone(), client_id.clone());
         requests.spawn(async move {
             let documents = state.documents.as_deref().expect("documents accepted");
-            documents.resolve(&store, &client_id, at).await.unwrap()
+            documents
+                .resolve(&store, &client_id, USER.parse().unwrap(), at)
+                .await
+                .unwrap()
         });
     }
     let answers = requests.join_all().await;
@@ -512,23 +560,192 @@ async fn concurrent_requests_share_one_fetch(backend: Backend) {
     assert_eq!(server.hits("/client.json"), 1);
 }
 
-/// One host gets at most so many fetches a minute, whatever the paths: `/authorize`
-/// cannot be used to flood it. Past the limit the client is unknown, nothing is asked
-/// of the host, and nothing is remembered.
+/// One host gets at most so many first fetches a minute, whatever the paths and
+/// whoever asks: `/authorize` cannot be used to flood it. Past the limit the client is
+/// unknown, nothing is asked of the host, and nothing is remembered.
 async fn fetches_are_limited_per_host(backend: Backend) {
     let server = DocServer::start().await;
-    let Some(app) = start(backend, &server, |_| {}).await else {
+    let Some(app) = start(backend, &server, limited).await else {
         return;
     };
     let limit = introspectd::documents::FETCHES_PER_HOST_PER_MINUTE;
     for i in 0..limit {
         let client_id = server.serve_document(&format!("/c{i}.json"), json!({}));
-        assert!(usable_at(&app, &client_id, now()).await, "{i}");
+        let ip = format!("198.51.100.{i}");
+        assert!(usable_from(&app, &client_id, &ip, now()).await, "{i}");
     }
     let over = server.serve_document("/over.json", json!({}));
-    assert_unknown(&app, &over).await;
+    assert_eq!(
+        authorize_from(&app, &over, "192.0.2.1").await.status,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(server.hits("/over.json"), 0);
     assert!(documents_counted(&app, "limited").await >= 1.0);
+}
+
+/// Made-up client ids on a host spend the budget of the address that sends them (an
+/// IPv6 /64 being one address): past it that address is refused without a fetch, the
+/// host's budget is left alone, and a real document there is fetched for its user.
+async fn junk_ids_on_a_host_do_not_stop_its_real_documents(backend: Backend) {
+    let server = DocServer::start().await;
+    let Some(app) = start(backend, &server, limited).await else {
+        return;
+    };
+    let client_id = server.serve_document("/real.json", json!({}));
+    for i in 0..40 {
+        let junk = server.url(&format!("/junk/{i}.json"));
+        let attacker = format!("2001:db8:66:1::{i:x}");
+        let page = authorize_from(&app, &junk, &attacker).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", text(&page));
+    }
+    let per_address = introspectd::documents::FETCHES_PER_ADDRESS_PER_MINUTE;
+    assert_eq!(hits_under(&server, "/junk/"), per_address as usize);
+    // Another /64 has a budget of its own.
+    let junk = server.url("/junk/other.json");
+    authorize_from(&app, &junk, "2001:db8:66:2::1").await;
+    assert_eq!(server.hits("/junk/other.json"), 1);
+    // The real user gets the login page: the client is known.
+    let page = authorize_from(&app, &client_id, USER).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", text(&page));
+    assert!(text(&page).contains("name=\"password\""), "{}", text(&page));
+    assert_eq!(server.hits("/real.json"), 1);
+}
+
+/// A document known good stays usable when its refetch is limited (its host's budget
+/// spent by made-up ids from many addresses, or the requester's own), or gets no answer
+/// (a 5xx, a server too slow), for up to a day past its cache time; a definite answer
+/// (404) ends it at once, as does the day's end.
+async fn a_known_good_document_outlives_a_limited_or_failed_refetch(backend: Backend) {
+    let server = DocServer::start().await;
+    let Some(app) = start(backend, &server, limited).await else {
+        return;
+    };
+    let path = "/client.json";
+    let client_id = server.serve_document(path, json!({}));
+    let fetched = now();
+    assert!(usable_from(&app, &client_id, USER, fetched).await);
+    // Enough addresses to spend the host's budget with ids that name nothing.
+    let host_limit = introspectd::documents::FETCHES_PER_HOST_PER_MINUTE;
+    for i in 0..host_limit + 5 {
+        let junk = server.url(&format!("/junk/{i}.json"));
+        assert!(!usable_from(&app, &junk, &format!("198.51.100.{i}"), fetched).await);
+    }
+    // The good document's first fetch counted too.
+    assert_eq!(hits_under(&server, "/junk/"), host_limit as usize - 1);
+    let new = server.serve_document("/new.json", json!({}));
+    assert!(
+        !usable_from(&app, &new, USER, fetched).await,
+        "a first fetch waits"
+    );
+
+    // Past its cache time: the refetch of the known good document is still made.
+    let cache = introspectd::documents::document::MIN_CACHE_SECONDS;
+    let mut at = fetched + cache + 1;
+    assert!(usable_from(&app, &client_id, USER, at).await);
+    assert_eq!(server.hits(path), 2);
+
+    // The host answers 503: the document stands, and is asked for again later.
+    let good = server.routes.lock().unwrap()[path].clone();
+    let mut down = good.clone();
+    down.status = 503;
+    server.serve(path, down);
+    at += cache + 1;
+    assert!(usable_from(&app, &client_id, USER, at).await);
+    assert_eq!(server.hits(path), 3);
+    assert!(documents_counted(&app, "stale").await >= 1.0);
+    assert!(usable_from(&app, &client_id, USER, at + 1).await);
+    assert_eq!(server.hits(path), 3, "not asked again at once");
+    // Too slow to answer: the document stands.
+    let mut slow = good;
+    slow.delay = Duration::from_secs(30);
+    server.serve(path, slow);
+    at += introspectd::documents::RETRY_SECONDS + 1;
+    assert!(usable_from(&app, &client_id, USER, at).await);
+    assert_eq!(server.hits(path), 4);
+    // The requester has spent its own budget: the document stands, unfetched.
+    let spender = "192.0.2.77";
+    let per_address = introspectd::documents::FETCHES_PER_ADDRESS_PER_MINUTE;
+    for i in 0..per_address {
+        let junk = server.url(&format!("/spent/{i}.json"));
+        usable_from(&app, &junk, spender, at).await;
+    }
+    at += introspectd::documents::RETRY_SECONDS + 1;
+    assert!(usable_from(&app, &client_id, spender, at).await);
+    assert_eq!(server.hits(path), 4);
+    // A day past the last good document's cache time, it no longer stands: a refetch
+    // is a first fetch again, and the host's budget is still spent.
+    let good_until = fetched + cache + 1 + cache;
+    let day_after = good_until + introspectd::documents::STALE_SECONDS;
+    assert!(!usable_from(&app, &client_id, USER, day_after).await);
+    assert_eq!(server.hits(path), 4);
+
+    // A definite answer (404) ends a good document at once. (Named by the server's
+    // address, another host with a budget of its own.)
+    let ended = format!("https://127.0.0.1:{}/ended.json", server.port);
+    server.serve(
+        "/ended.json",
+        Reply::json(&json!({"client_id": ended, "redirect_uris": [REDIRECT]})),
+    );
+    assert!(usable_from(&app, &ended, USER, at).await);
+    server.routes.lock().unwrap().remove("/ended.json");
+    assert!(!usable_from(&app, &ended, USER, at + cache + 1).await);
+    assert_eq!(server.hits("/ended.json"), 2);
+}
+
+/// With the most fetches under way, a request waits for a turn (up to
+/// `introspectd::documents::QUEUE_WAIT`) instead of finding the client unknown at once;
+/// past the wait it is not fetched.
+async fn fetches_past_the_limit_at_once_wait_their_turn(backend: Backend) {
+    let server = DocServer::start().await;
+    let Some(app) = start(backend, &server, |_| {}).await else {
+        return;
+    };
+    let at_once = introspectd::documents::MAX_FETCHES_AT_ONCE;
+    let slow_fetches = |delay: Duration, prefix: &str| {
+        let mut fetches = tokio::task::JoinSet::new();
+        for i in 0..at_once {
+            let path = format!("{prefix}{i}.json");
+            let client_id = server.serve_document(&path, json!({}));
+            let mut reply = server.routes.lock().unwrap()[&path].clone();
+            reply.delay = delay;
+            server.serve(&path, reply);
+            let (state, store) = (app.state.clone(), app.store.clone());
+            fetches.spawn(async move {
+                let documents = state.documents.as_deref().expect("documents accepted");
+                let ip = USER.parse().unwrap();
+                documents
+                    .resolve(&store, &client_id, ip, now())
+                    .await
+                    .unwrap()
+            });
+        }
+        fetches
+    };
+    let all_under_way = |prefix: &'static str| {
+        let server = &server;
+        async move {
+            while hits_under(server, prefix) < at_once {
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    // Fetches that end within the wait: the next request gets its turn.
+    let slow = slow_fetches(Duration::from_millis(600), "/slow/");
+    all_under_way("/slow/").await;
+    let waiting = server.serve_document("/waiting.json", json!({}));
+    assert!(usable_at(&app, &waiting, now()).await, "waited for a turn");
+    assert!(slow.join_all().await.iter().all(|usable| *usable));
+    // Fetches that outlast the wait: the request gives up after it.
+    let mut stuck = slow_fetches(Duration::from_secs(30), "/stuck/");
+    all_under_way("/stuck/").await;
+    let late = server.serve_document("/late.json", json!({}));
+    let started = Instant::now();
+    assert!(!usable_at(&app, &late, now()).await);
+    let waited = started.elapsed();
+    assert!(waited >= introspectd::documents::QUEUE_WAIT, "{waited:?}");
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    assert_eq!(server.hits("/late.json"), 0);
+    stuck.abort_all();
 }
 
 async fn disabling_sticks_and_deletion_lasts_until_a_fresh_fetch(backend: Backend) {
@@ -654,6 +871,8 @@ both_backends!(
     a_good_document_signs_a_user_in,
     concurrent_requests_share_one_fetch,
     fetches_are_limited_per_host,
+    junk_ids_on_a_host_do_not_stop_its_real_documents,
+    a_known_good_document_outlives_a_limited_or_failed_refetch,
     a_key_holding_client_signs_with_keys_from_its_jwks_uri,
     bad_documents_are_unknown_clients,
     a_changed_document_is_seen_after_its_cache_time,
@@ -667,6 +886,12 @@ both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_server_is_given_up_on_sqlite() {
     a_slow_server_is_given_up_on(Backend::Sqlite).await;
+}
+
+/// One store suffices: the store plays no part in waiting for a turn to fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_past_the_limit_at_once_wait_their_turn_sqlite() {
+    fetches_past_the_limit_at_once_wait_their_turn(Backend::Sqlite).await;
 }
 
 #[test]

@@ -21,7 +21,7 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use crate::cache::View;
 use crate::config::Config;
-use crate::limits::Budget;
+use crate::limits::{Budget, address_key};
 use crate::secret::{ClientSecret, Password, SecretHash};
 use crate::store::{ClientRecord, StoreError};
 use crate::vocabulary::AuthMethod;
@@ -368,8 +368,11 @@ impl Authenticator {
 
     /// Refuses an address that failed too often, or a client id that failed too often
     /// from this address, before any work is spent on credentials no earlier
-    /// verification vouches for.
+    /// verification vouches for. Both budgets are the failing party's: a guesser at one
+    /// address never spends the budget of the client's own address, so it cannot lock a
+    /// confidential client out.
     pub fn admit(&self, ip: IpAddr, client_id: Option<&str>) -> Result<(), AuthError> {
+        let ip = address_key(ip);
         self.failures_per_ip
             .check(&ip)
             .map_err(AuthError::Throttled)?;
@@ -385,6 +388,7 @@ impl Authenticator {
     /// Counts a failed authentication; the error to answer with, 429 once a budget is
     /// spent.
     pub fn failed(&self, ip: IpAddr, client_id: Option<&str>, err: AuthError) -> AuthError {
+        let ip = address_key(ip);
         let per_ip = self.failures_per_ip.spend(ip);
         let per_client = match client_id {
             Some(id) => self.failures_per_client.spend((id.to_owned(), ip)),

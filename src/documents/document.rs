@@ -22,18 +22,47 @@ pub const MAX_CACHE_SECONDS: i64 = 86_400;
 /// Why a document was not used: said in the log, never to the caller (who is told the
 /// client is unknown), and never holding a value the document carried.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
+#[error("{why}")]
+pub struct Refusal {
+    why: String,
+    /// The host could not be reached or answered with a temporary error (a timeout, a
+    /// 5xx, 429): that says nothing of the document, which may stand as last fetched.
+    unavailable: bool,
+}
 
 impl Refusal {
+    /// A definite answer: the document is not one the client may be used by.
     pub fn new(why: impl Into<String>) -> Self {
-        Refusal(why.into())
+        Refusal {
+            why: why.into(),
+            unavailable: false,
+        }
+    }
+
+    /// No answer about the document: its host could not give one now.
+    pub fn unavailable(why: impl Into<String>) -> Self {
+        Refusal {
+            why: why.into(),
+            unavailable: true,
+        }
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
+    }
+
+    /// The same refusal, saying what it was about.
+    pub fn about(self, what: &str) -> Self {
+        Refusal {
+            why: format!("{what}: {}", self.why),
+            ..self
+        }
     }
 }
 
 impl From<RegistrationError> for Refusal {
     fn from(err: RegistrationError) -> Self {
-        Refusal(err.to_string())
+        Refusal::new(err.to_string())
     }
 }
 

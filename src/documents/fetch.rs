@@ -144,7 +144,7 @@ impl Fetcher {
         self.started.fetch_add(1, Ordering::Relaxed);
         tokio::time::timeout(TIMEOUT, self.get(url))
             .await
-            .unwrap_or_else(|_| Err(Refusal::new("the fetch took longer than 5 seconds")))
+            .unwrap_or_else(|_| Err(Refusal::unavailable("the fetch took longer than 5 seconds")))
     }
 
     async fn get(&self, url: &Url) -> Result<Fetched, Refusal> {
@@ -154,11 +154,16 @@ impl Fetcher {
             .header(header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| Refusal::new(format!("the fetch failed: {}", describe(&e))))?;
+            .map_err(|e| Refusal::unavailable(format!("the fetch failed: {}", describe(&e))))?;
         let status = response.status();
         if status.is_redirection() {
             return Err(Refusal::new(format!(
                 "the server answered {status}; redirects are not followed"
+            )));
+        }
+        if is_temporary(status) {
+            return Err(Refusal::unavailable(format!(
+                "the server answered {status}"
             )));
         }
         if status != StatusCode::OK {
@@ -179,11 +184,9 @@ impl Fetcher {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| Refusal::new(format!("reading the document failed: {}", describe(&e))))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            Refusal::unavailable(format!("reading the document failed: {}", describe(&e)))
+        })? {
             if body.len() + chunk.len() > MAX_BYTES {
                 return Err(Refusal::new("the document is larger than 5 KiB"));
             }
@@ -194,6 +197,14 @@ impl Fetcher {
             cache_control,
         })
     }
+}
+
+/// A status that says the server cannot answer now, not what the document is: a server
+/// error, 429 or 408.
+fn is_temporary(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
 }
 
 /// `application/json`, or a `+json` type.
@@ -255,7 +266,10 @@ mod tests {
             "https://100.64.0.1/c",
         ] {
             let refusal = admitted(Reach::default(), url).unwrap_err();
-            assert!(refusal.0.contains("not public"), "{url}: {refusal}");
+            assert!(
+                refusal.to_string().contains("not public"),
+                "{url}: {refusal}"
+            );
             let private = Reach {
                 private_networks: true,
                 ..Reach::default()
@@ -275,7 +289,27 @@ mod tests {
         assert!(admitted(reach.clone(), "https://a.example.com/c").is_ok());
         for url in ["https://example.com/c", "https://127.0.0.1/c"] {
             let refusal = admitted(reach.clone(), url).unwrap_err();
-            assert!(refusal.0.contains("allowed_hosts"), "{url}: {refusal}");
+            assert!(
+                refusal.to_string().contains("allowed_hosts"),
+                "{url}: {refusal}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_temporary_statuses_leave_the_document_standing() {
+        for (status, temporary) in [
+            (500, true),
+            (503, true),
+            (429, true),
+            (408, true),
+            (404, false),
+            (410, false),
+            (403, false),
+            (200, false),
+        ] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(is_temporary(status), temporary, "{status}");
         }
     }
 

@@ -8,25 +8,35 @@
 //!
 //! Each instance remembers for how long a document holds (its `Cache-Control`, between 5
 //! minutes and 24 hours) and fetches it again after that: a refetch rewrites the stored
-//! client from the new document (keeping `disabled`, consents and tokens), and one that
-//! fails leaves the client unknown until a fetch succeeds again, [`RETRY_SECONDS`]
-//! later at the soonest. A deleted client comes back only with a fresh fetch. Fetches
-//! are shared by concurrent requests for the same document, limited per host and in
-//! number at once, so `/authorize` cannot be used to hammer a third party.
+//! client from the new document (keeping `disabled`, consents and tokens). A refetch
+//! whose answer is definite (404, a mismatched `client_id`, an invalid document) leaves
+//! the client unknown until a fetch succeeds again, [`RETRY_SECONDS`] later at the
+//! soonest. One that gets no answer (the host unreachable, slow, a 5xx) or is not made
+//! for a limit of ours leaves the last good document standing, for up to
+//! [`STALE_SECONDS`] past its cache time, and is tried again [`RETRY_SECONDS`] later. A
+//! deleted client comes back only with a fresh fetch.
+//!
+//! Fetches are shared by concurrent requests for the same document and limited, so
+//! `/authorize` cannot be used to hammer a third party, and the limits fall on whoever
+//! asks for the fetches: per requesting address, per host (a refetch of a document
+//! known good is not counted there, so ids made up on a host cannot keep its real
+//! documents from being refetched), and in number at once, where a request waits up to
+//! [`QUEUE_WAIT`] for its turn.
 
 pub mod address;
 pub mod document;
 pub mod fetch;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use quick_cache::sync::Cache;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use url::Url;
 
 use crate::config::Config;
-use crate::limits::Budget;
+use crate::limits::{Budget, address_key};
 use crate::registration::UNNAMED;
 use crate::secret::SecretHash;
 use crate::store::{ClientPolicy, ClientRecord, Store, StoreError};
@@ -42,11 +52,23 @@ pub const RETRY_SECONDS: i64 = 60;
 /// Documents remembered at most.
 const MAX_DOCUMENTS: usize = 10_000;
 
-/// Fetches under way at most; past this, a request finds the client unknown.
+/// Seconds past its cache time the last good document stands in for a refetch that got
+/// no answer or was not made for a limit of ours.
+pub const STALE_SECONDS: i64 = 86_400;
+
+/// Fetches under way at most; past this, a request waits for one to end.
 pub const MAX_FETCHES_AT_ONCE: usize = 8;
 
-/// Fetches per host per minute at most.
+/// Longest a request waits for a fetch to end when [`MAX_FETCHES_AT_ONCE`] are under
+/// way; then it is not fetched.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+/// First fetches per host per minute at most (refetches of documents known good are not
+/// counted).
 pub const FETCHES_PER_HOST_PER_MINUTE: u32 = 30;
+
+/// Fetches one address (an IPv6 /64) may cause per minute, while rate limiting is on.
+pub const FETCHES_PER_ADDRESS_PER_MINUTE: u32 = 10;
 
 /// What the secret hash column holds for a metadata-document client: no PHC string, so
 /// no secret ever verifies against it.
@@ -59,6 +81,18 @@ struct Known {
     until: i64,
     /// Whether the stored client may be used.
     usable: bool,
+    /// The end of the last good document's cache time, while one is held: past it, it may
+    /// still stand for up to [`STALE_SECONDS`] when a refetch gets no answer.
+    good_until: Option<i64>,
+}
+
+impl Known {
+    /// The end of the last good document's cache time, if it may still stand at `now`.
+    fn standing(known: Option<Self>, now: i64) -> Option<i64> {
+        known
+            .and_then(|k| k.good_until)
+            .filter(|good| now < good.saturating_add(STALE_SECONDS))
+    }
 }
 
 /// The documents of this instance: the fetcher, what it knows and its limits.
@@ -67,6 +101,7 @@ pub struct Documents {
     known: Cache<String, Known>,
     max_scope: String,
     per_host: Budget<String>,
+    per_address: Budget<IpAddr>,
     at_once: Semaphore,
 }
 
@@ -93,8 +128,18 @@ impl Documents {
             known: Cache::new(MAX_DOCUMENTS),
             max_scope: config.registration_max_scope(),
             per_host: Budget::new(FETCHES_PER_HOST_PER_MINUTE, Duration::from_secs(60)),
+            per_address: Budget::new(
+                config.rate_limit.budget(FETCHES_PER_ADDRESS_PER_MINUTE),
+                Duration::from_secs(60),
+            ),
             at_once: Semaphore::new(MAX_FETCHES_AT_ONCE),
         }))
+    }
+
+    /// Forgets fetch budgets whose windows have ended.
+    pub fn sweep(&self) {
+        self.per_host.sweep();
+        self.per_address.sweep();
     }
 
     /// Requests sent to document hosts since start-up (refusals before a request are
@@ -103,14 +148,16 @@ impl Documents {
         self.fetcher.started()
     }
 
-    /// Whether the client `client_id` names (an https URL) may be used at `now`: its
-    /// document fetched and valid, within its cache time, and stored as a client. Only
+    /// Whether the client `client_id` names (an https URL) may be used at `now`, as
+    /// asked by a request from `requester`: its document fetched and valid, within its
+    /// cache time (or standing past it, see the module), and stored as a client. Only
     /// the store's errors are errors; every problem of the document is a `false`, and
     /// logged.
     pub async fn resolve(
         &self,
         store: &Store,
         client_id: &str,
+        requester: IpAddr,
         now: i64,
     ) -> Result<bool, StoreError> {
         // What the id alone rules out is refused at once, fetching nothing and keeping
@@ -123,7 +170,8 @@ impl Documents {
                     return Ok(false);
                 }
             };
-        if let Some(known) = self.known.get(client_id) {
+        let previous = self.known.get(client_id);
+        if let Some(known) = previous {
             if now < known.until {
                 return Ok(known.usable);
             }
@@ -131,16 +179,16 @@ impl Documents {
         }
         let guard = match self.known.get_value_or_guard_async(client_id).await {
             Ok(known) if now < known.until => return Ok(known.usable),
-            Ok(_) => {
+            Ok(known) => {
                 // Another request's answer, already out of date: this one decides alone.
                 return Ok(self
-                    .refresh(store, &url, now)
+                    .refresh(store, &url, requester, Some(known), now)
                     .await?
                     .is_some_and(|k| k.usable));
             }
             Err(guard) => guard,
         };
-        let known = self.refresh(store, &url, now).await?;
+        let known = self.refresh(store, &url, requester, previous, now).await?;
         match known {
             Some(known) => {
                 let _ = guard.insert(known);
@@ -151,42 +199,45 @@ impl Documents {
         }
     }
 
-    /// Fetches and stores the document; `None` when it was not fetched for a limit of
-    /// this server's, which is not the document's fault and is not remembered.
+    /// Fetches and stores the document, `previous` being what was known of it. `None`
+    /// when it was not fetched for a limit of this server's, which is not the document's
+    /// fault and is not remembered, unless a last good document stands in.
     async fn refresh(
         &self,
         store: &Store,
         url: &Url,
+        requester: IpAddr,
+        previous: Option<Known>,
         now: i64,
     ) -> Result<Option<Known>, StoreError> {
         let client_id = url.as_str();
-        let host = url.host_str().unwrap_or_default().to_owned();
-        if self.per_host.spend(host).is_err() {
-            tracing::warn!(
-                client_id,
-                "client ID metadata document not fetched: too many fetches from its host"
-            );
-            crate::metrics::client_document("limited");
-            return Ok(None);
-        }
-        let Ok(_permit) = self.at_once.try_acquire() else {
-            tracing::warn!(
-                client_id,
-                "client ID metadata document not fetched: too many fetches under way"
-            );
-            crate::metrics::client_document("limited");
-            return Ok(None);
+        let standing = Known::standing(previous, now);
+        let _permit = match self.admit(url, requester, standing.is_some()).await {
+            Ok(permit) => permit,
+            Err(limit) => {
+                tracing::warn!(
+                    client_id,
+                    "client ID metadata document not fetched: {limit}"
+                );
+                return Ok(match standing {
+                    Some(good_until) => Some(self.stale(client_id, good_until, now)),
+                    None => {
+                        crate::metrics::client_document("limited");
+                        None
+                    }
+                });
+            }
         };
         let (document, seconds) = match self.fetch_document(url).await {
             Ok(found) => found,
-            Err(why) => return Ok(Some(self.refused(client_id, &why, now))),
+            Err(why) => return Ok(Some(self.failed(client_id, &why, standing, now))),
         };
         let keys = match &document.keys {
             None => None,
             Some(Keys::Inline(jwks)) => Some(jwks.clone()),
             Some(Keys::Uri(uri)) => match self.fetch_keys(uri).await {
                 Ok(jwks) => Some(jwks),
-                Err(why) => return Ok(Some(self.refused(client_id, &why, now))),
+                Err(why) => return Ok(Some(self.failed(client_id, &why, standing, now))),
             },
         };
         let stored = store_client(store, client_id, document, keys.as_deref(), now).await?;
@@ -200,10 +251,62 @@ impl Documents {
             "client ID metadata document fetched"
         );
         crate::metrics::client_document("fetched");
+        let until = now.saturating_add(seconds);
         Ok(Some(Known {
-            until: now.saturating_add(seconds),
+            until,
             usable: true,
+            good_until: Some(until),
         }))
+    }
+
+    /// A turn to fetch `url` for `requester`, within the limits: the requester's budget,
+    /// the host's (unless the document is known good), and a place among the fetches at
+    /// once, waited for up to [`QUEUE_WAIT`]. `Err` says which limit was reached.
+    async fn admit(
+        &self,
+        url: &Url,
+        requester: IpAddr,
+        known_good: bool,
+    ) -> Result<SemaphorePermit<'_>, &'static str> {
+        if self.per_address.spend(address_key(requester)).is_err() {
+            return Err("too many fetches asked for from one address");
+        }
+        let host = url.host_str().unwrap_or_default().to_owned();
+        if !known_good && self.per_host.spend(host).is_err() {
+            return Err("too many fetches from its host");
+        }
+        match tokio::time::timeout(QUEUE_WAIT, self.at_once.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err("too many fetches under way"),
+        }
+    }
+
+    /// A fetch that failed: the last good document stands when the host gave no answer
+    /// and one is `standing`; otherwise the client is unknown for a while.
+    fn failed(&self, client_id: &str, why: &Refusal, standing: Option<i64>, now: i64) -> Known {
+        match standing {
+            Some(good_until) if why.is_unavailable() => {
+                tracing::warn!(client_id, reason = %why, "client ID metadata document not refetched");
+                self.stale(client_id, good_until, now)
+            }
+            _ => self.refused(client_id, why, now),
+        }
+    }
+
+    /// The last good document, standing in until the next try.
+    fn stale(&self, client_id: &str, good_until: i64, now: i64) -> Known {
+        tracing::info!(
+            client_id,
+            "client ID metadata document: the last good one stands"
+        );
+        crate::metrics::client_document("stale");
+        Known {
+            until: now
+                .saturating_add(RETRY_SECONDS)
+                .min(good_until.saturating_add(STALE_SECONDS)),
+            usable: true,
+            good_until: Some(good_until),
+        }
     }
 
     fn refused(&self, client_id: &str, why: &Refusal, now: i64) -> Known {
@@ -212,6 +315,7 @@ impl Documents {
         Known {
             until: now.saturating_add(RETRY_SECONDS),
             usable: false,
+            good_until: None,
         }
     }
 
@@ -226,7 +330,7 @@ impl Documents {
             .fetcher
             .fetch(uri)
             .await
-            .map_err(|why| Refusal::new(format!("jwks_uri: {why}")))?;
+            .map_err(|why| why.about("jwks_uri"))?;
         let text = String::from_utf8(fetched.body)
             .map_err(|_| Refusal::new("jwks_uri: the JWK Set is not UTF-8"))?;
         crate::auth::assertion::parse_client_jwks(&text)

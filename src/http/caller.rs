@@ -29,6 +29,8 @@ pub struct Caller {
     pub headers: HeaderMap,
     pub view: View,
     pub now: i64,
+    /// The address the request came from ([`ClientIp`]).
+    pub ip: IpAddr,
 }
 
 impl FromRequest<AppState> for Caller {
@@ -57,6 +59,7 @@ impl FromRequest<AppState> for Caller {
             headers,
             view,
             now,
+            ip,
         })
     }
 }
@@ -91,7 +94,7 @@ async fn authenticate(
         };
         let client_id = credentials.client_id();
         // A metadata document's client is usable only while its document is.
-        if !document_usable(state, &credentials, now).await? {
+        if !document_usable(state, &credentials, ip, now).await? {
             let err = AuthError::failed("client authentication failed");
             guard.admit(ip, client_id)?;
             return Err(guard.failed(ip, client_id, err));
@@ -141,6 +144,7 @@ async fn authenticate(
 async fn document_usable(
     state: &AppState,
     credentials: &Credentials,
+    ip: IpAddr,
     now: i64,
 ) -> Result<bool, AuthError> {
     // Borrowed for the common case: most requests name an operator's client.
@@ -152,7 +156,9 @@ async fn document_usable(
         return Ok(true);
     };
     match &state.documents {
-        Some(documents) => Ok(documents.resolve(state.store(), &client_id, now).await?),
+        Some(documents) => Ok(documents
+            .resolve(state.store(), &client_id, ip, now)
+            .await?),
         None => Ok(false),
     }
 }

@@ -57,19 +57,20 @@ pub async fn introspect(
         headers,
         view,
         now,
+        ip,
     }: Caller,
 ) -> Result<Response, ApiError> {
     let token = form.required("token")?;
     // RFC 7662 §2.1: an unknown hint is not an error; it just orders nothing.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
-    oracle::admit(&state, &client)?;
+    oracle::admit(&state, &client, ip)?;
     let answer = state
         .introspector
         .introspect(&state.keys, &view, &client, token, hint, now)
         .await?;
     metrics::introspection_outcome(&answer);
     if let Answer::Inactive(_) = answer {
-        oracle::spend(&state, &client)?;
+        oracle::spend(&state, &client, ip)?;
     }
     if signed_response::wants_jwt(headers.get(header::ACCEPT)) {
         return signed(&state, &view, &client.client_id, &answer, now).await;

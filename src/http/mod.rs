@@ -82,7 +82,7 @@ pub struct Shared {
     pub rate_limit: Option<ratelimit::Limiters>,
     pub proxies: Arc<TrustedProxies>,
     /// Inactive answers per client (RFC 7662 §4: introspection is an oracle).
-    pub inactive_budget: Budget<String>,
+    pub inactive_budget: Budget<oracle::Spender>,
     /// Verifies `private_key_jwt` client assertions (RFC 7523).
     pub assertions: AssertionVerifier,
     /// Signing users in (`login.enabled`): `/authorize` and its pages.

@@ -15,8 +15,10 @@ use tower_governor::key_extractor::KeyExtractor;
 use super::client_ip::ClientIp;
 use crate::config::RateLimitConfig;
 use crate::error::ApiError;
+use crate::limits::address_key;
 
-/// Keys requests by the client address resolved by [`super::client_ip::resolve`].
+/// Keys requests by the client address resolved by [`super::client_ip::resolve`], an
+/// IPv6 one by its /64 ([`address_key`]).
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddress;
 
@@ -27,7 +29,7 @@ impl KeyExtractor for ClientAddress {
         Ok(req
             .extensions()
             .get::<ClientIp>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0))
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| address_key(c.0)))
     }
 }
 

@@ -18,7 +18,7 @@ use super::openapi::{
 };
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::limits::Budget;
+use crate::limits::{Budget, address_key};
 use crate::registration::{self, RegisteredClient};
 use crate::secret::InitialAccessToken;
 
@@ -122,7 +122,10 @@ pub async fn register(State(state): State<AppState>, req: Request) -> Result<Res
         .get::<ClientIp>()
         .map(|ClientIp(ip)| *ip)
         .ok_or_else(|| ApiError::Internal("no client address resolved".to_owned()))?;
-    registrar.budget.spend(ip).map_err(ApiError::throttled)?;
+    registrar
+        .budget
+        .spend(address_key(ip))
+        .map_err(ApiError::throttled)?;
     registrar.admit(req.headers())?;
     if !is_json(req.headers()) {
         return Err(ApiError::invalid_request(

@@ -23,7 +23,7 @@ pub const PATH: &str = "/revoke";
     description = "Only the client a token was issued to may revoke it. Another client's \
         token is answered exactly as an unknown one (200, no body) and stays valid, so that \
         the answer never tells whether a token exists; both answers spend the caller's \
-        inactive-answer budget (429 once spent). Revoking a refresh token revokes its grant, \
+        inactive-answer budget (a public client's per client address; 429 once spent). Revoking a refresh token revokes its grant, \
         with the access tokens minted from it. Rate limited per client address. A public \
         client names itself with `client_id`. Answers CORS requests from any origin (no \
         credentials).",
@@ -45,19 +45,20 @@ pub async fn revoke(
         form,
         view,
         now,
+        ip,
         ..
     }: Caller,
 ) -> Result<StatusCode, ApiError> {
     let token = form.required("token")?;
     // RFC 7009 §2.1: an unknown hint only means the search covers every type.
     let hint = form.get("token_type_hint").and_then(TokenUse::parse);
-    oracle::admit(&state, &client)?;
+    oracle::admit(&state, &client, ip)?;
     let keys = state.keys.current(view.keys_generation()).await;
     match revocation::find(state.store(), &keys, token, hint).await? {
         Some(found) if found.client_id() == client.client_id => {
             revocation::revoke(state.store(), &found, now).await?;
         }
-        _ => oracle::spend(&state, &client)?,
+        _ => oracle::spend(&state, &client, ip)?,
     }
     Ok(StatusCode::OK)
 }

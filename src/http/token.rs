@@ -9,12 +9,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::caller::Caller;
-use super::form::OAuthForm;
 use super::openapi::{CallerErrors, NoCache, TokenRequest};
 use super::{AppState, oracle};
 use crate::error::ApiError;
 use crate::grant::{self, CodeExchange, GrantError, Issued};
-use crate::store::ClientRecord;
 use crate::token::claims::TokenType;
 use crate::token::jwt::KeySet;
 
@@ -63,8 +61,8 @@ pub struct TokenResponse<'a> {
         issues a new access token limited to what the client may hold now (its current \
         grant types, scope and resources). Every unusable refresh token (unknown, expired, \
         revoked, reused, another client's, not a refresh token) gets the same \
-        `invalid_grant` answer, which spends the caller's inactive-answer budget (429 once \
-        spent). Error codes follow RFC 6749 section 5.2 (`invalid_grant`, `invalid_scope`, \
+        `invalid_grant` answer, which spends the caller's inactive-answer budget (a public \
+        client's per client address; 429 once spent). Error codes follow RFC 6749 section 5.2 (`invalid_grant`, `invalid_scope`, \
         `unauthorized_client`, `unsupported_grant_type`) and RFC 8707 (`invalid_target`); \
         descriptions never echo the request. Rate limited per client address.",
     security(("client_secret_basic" = []), ("private_key_jwt" = []), ()),
@@ -75,16 +73,14 @@ pub struct TokenResponse<'a> {
         CallerErrors,
     )
 )]
-pub async fn token(
-    State(state): State<AppState>,
-    Caller {
+pub async fn token(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let Caller {
         client,
         form,
         view,
         now,
         ..
-    }: Caller,
-) -> Result<Response, ApiError> {
+    } = &caller;
     let grant_type = form.required("grant_type")?;
     let scope = form.get("scope");
     let resources: Vec<&str> = form.get_all("resource").collect();
@@ -92,10 +88,10 @@ pub async fn token(
     let (store, keys, config) = (state.store(), &*keys, &*state.config);
     let issued = match grant_type {
         "client_credentials" => {
-            grant::client_credentials(store, keys, config, &client, scope, &resources, now).await?
+            grant::client_credentials(store, keys, config, client, scope, &resources, *now).await?
         }
-        "refresh_token" => refresh(&state, keys, &client, &form, scope, &resources, now).await?,
-        "authorization_code" => code(&state, keys, &client, &form, &resources, now).await?,
+        "refresh_token" => refresh(&state, keys, &caller, scope, &resources).await?,
+        "authorization_code" => code(&state, keys, &caller, &resources).await?,
         _ => {
             return Err(ApiError::UnsupportedGrantType(
                 "grant_type must be authorization_code, client_credentials or refresh_token",
@@ -110,14 +106,13 @@ pub async fn token(
 async fn refresh(
     state: &AppState,
     keys: &KeySet,
-    client: &ClientRecord,
-    form: &OAuthForm,
+    caller: &Caller,
     scope: Option<&str>,
     resources: &[&str],
-    now: i64,
 ) -> Result<Issued, ApiError> {
-    let refresh_token = form.required("refresh_token")?;
-    oracle::admit(state, client)?;
+    let refresh_token = caller.form.required("refresh_token")?;
+    let client = &caller.client;
+    oracle::admit(state, client, caller.ip)?;
     let (store, config) = (state.store(), &*state.config);
     let refreshed = grant::refresh(
         store,
@@ -127,11 +122,11 @@ async fn refresh(
         refresh_token,
         scope,
         resources,
-        now,
+        caller.now,
     )
     .await;
     if let Err(GrantError::InvalidGrant) = refreshed {
-        oracle::spend(state, client)?;
+        oracle::spend(state, client, caller.ip)?;
     }
     Ok(refreshed?)
 }
@@ -141,22 +136,22 @@ async fn refresh(
 async fn code(
     state: &AppState,
     keys: &KeySet,
-    client: &ClientRecord,
-    form: &OAuthForm,
+    caller: &Caller,
     resources: &[&str],
-    now: i64,
 ) -> Result<Issued, ApiError> {
+    let (client, form) = (&caller.client, &caller.form);
     let exchange = CodeExchange {
         code: form.required("code")?,
         redirect_uri: form.required("redirect_uri")?,
         code_verifier: form.required("code_verifier")?,
         resources,
     };
-    oracle::admit(state, client)?;
+    oracle::admit(state, client, caller.ip)?;
     let (store, config) = (state.store(), &*state.config);
-    let exchanged = grant::authorization_code(store, keys, config, client, exchange, now).await;
+    let exchanged =
+        grant::authorization_code(store, keys, config, client, exchange, caller.now).await;
     if let Err(GrantError::InvalidCode) = exchanged {
-        oracle::spend(state, client)?;
+        oracle::spend(state, client, caller.ip)?;
     }
     Ok(exchanged?)
 }

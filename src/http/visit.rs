@@ -67,6 +67,7 @@ impl Visit {
             signin: &self.signin,
             issuer: &state.config.issuer,
             documents: state.documents.as_deref(),
+            ip: self.ip,
             now: self.now,
         }
     }

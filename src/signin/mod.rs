@@ -158,6 +158,8 @@ pub struct Context<'a> {
     pub issuer: &'a str,
     /// Client ID metadata documents, when accepted.
     pub documents: Option<&'a crate::documents::Documents>,
+    /// The address the request came from.
+    pub ip: std::net::IpAddr,
     pub now: i64,
 }
 
@@ -217,7 +219,11 @@ async fn check(cx: &Context<'_>, query: &str) -> Result<Result<Prompt, String>, 
     // document is (and never when documents are not accepted).
     if crate::documents::is_document_id(client_id) {
         let usable = match cx.documents {
-            Some(documents) => documents.resolve(cx.store, client_id, cx.now).await?,
+            Some(documents) => {
+                documents
+                    .resolve(cx.store, client_id, cx.ip, cx.now)
+                    .await?
+            }
             None => false,
         };
         if !usable {

@@ -65,6 +65,7 @@ impl Passwords {
         browser: &Browser,
         ip: IpAddr,
     ) -> Result<Result<UserRecord, Refused>, StoreError> {
+        let ip = crate::limits::address_key(ip);
         let key = budget_key(username);
         let user = match normalize_username(username) {
             Some(name) => store.user_by_username(&name).await?,

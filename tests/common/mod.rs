@@ -479,8 +479,20 @@ pub async fn introspect_from(
     headers: &[(&str, &str)],
     body: &str,
 ) -> TestResponse {
-    let mut request = Request::post("/introspect")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    post_from(router, "/introspect", peer, headers, body).await
+}
+
+/// POST a form to `path` as if from the socket peer `peer` (an IPv4 address), with
+/// extra headers.
+pub async fn post_from(
+    router: &Router,
+    path: &str,
+    peer: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> TestResponse {
+    let mut request =
+        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
