@@ -777,6 +777,7 @@ pub async fn create_user(
         password_hash: Some(crate::auth::hash_password(&password)),
         disabled: false,
         created_at: now,
+        updated_at: now,
     };
     if !store.insert_user(&user).await? {
         return Err(AdminError::UsernameTaken(user.username));

@@ -170,9 +170,10 @@ pub struct RateLimitConfig {
     pub inactive_window_seconds: u64,
     /// Wrong passwords allowed per client address per window at the login page.
     pub password_failures_per_ip: u32,
-    /// Wrong passwords allowed per username per window, whether or not such a user
-    /// exists; past it the username is refused until the window ends, except from a
-    /// browser its user signed in from before.
+    /// Wrong passwords allowed per username at one address per window, whether or not
+    /// such a user exists; and the consecutive failures of a username from anywhere
+    /// after which each attempt waits a growing delay (none admitted past 100). A
+    /// browser its user signed in from before has a small budget of its own past these.
     pub password_failures_per_username: u32,
     pub password_failure_window_seconds: u64,
     /// Clients one address may register at `POST /register` per hour.

@@ -176,9 +176,6 @@ async fn upkeep(state: AppState) {
         }
         state.auth.sweep();
         state.inactive_budget.sweep();
-        if let Some(signin) = &state.signin {
-            signin.passwords.sweep();
-        }
         if let Some(registrar) = &state.registrar {
             registrar.budget.sweep();
         }

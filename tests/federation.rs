@@ -674,7 +674,8 @@ async fn failures_at_the_provider_go_back_as_oauth_errors_never_a_5xx(backend: B
     let cookies = std::mem::take(&mut browser.cookies);
     let Fixture { provider, app, .. } = f;
     drop(provider);
-    let mut browser = Browser { app: &app, cookies };
+    let mut browser = Browser::new(&app);
+    browser.cookies = cookies;
     let params = redirect_params(&browser.get(&callback).await);
     assert_eq!(
         param(&params, "error").as_deref(),

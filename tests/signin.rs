@@ -1061,3 +1061,415 @@ async fn without_local_users_no_password_signs_in(backend: Backend) {
 }
 
 both_backends!(without_local_users_no_password_signs_in);
+
+// --- failure budgets shared through the store, proven browsers ------------------------
+
+/// Sign-in with the password budgets on: `per_username` wrong passwords per username at
+/// one address, and as many from anywhere before delays begin.
+async fn with_budgets<F, Fut>(backend: Backend, per_username: u32, test: F)
+where
+    F: FnOnce(Fixture) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    common::run_with(
+        backend,
+        |config| {
+            config.rate_limit.enabled = true;
+            config.rate_limit.per_second = 10_000;
+            config.rate_limit.burst = 10_000;
+            config.rate_limit.password_failures_per_username = per_username;
+        },
+        |app| async move { test(fixture(app).await).await },
+    )
+    .await;
+}
+
+/// Moves every counted failure `seconds` into the past, as if that long went by.
+async fn age_failures(app: &TestApp, seconds: i64) {
+    let sql = "UPDATE signin_failures SET first_at = first_at - $1, \
+               last_at = last_at - $1, expires_at = expires_at - $1";
+    let url = app.config.database_url.as_str();
+    match app.store.backend() {
+        "sqlite" => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            sqlx::query(sql).bind(seconds).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        _ => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query(sql).bind(seconds).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+/// The seconds a throttled answer says to wait.
+fn retry_after(response: &TestResponse) -> u64 {
+    response.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+impl Browser<'_> {
+    /// Signs Alice in from this browser, then ends the session as the cookie's
+    /// expiry would: the browser keeps only what it proved.
+    async fn prove_alice(&mut self, query: &str) {
+        let consent = self.sign_in(query).await;
+        assert_page(&consent, StatusCode::OK, "name=\"decision\"");
+        self.cookies.retain(|(n, _)| n != "introspectd_session");
+    }
+
+    /// One login attempt from a fresh login page.
+    async fn try_password(&mut self, query: &str, username: &str, password: &str) -> TestResponse {
+        let page = self.authorize(query).await;
+        assert_page(&page, StatusCode::OK, "name=\"password\"");
+        self.login(&page, username, password).await
+    }
+}
+
+/// A browser that proved its user may try wrong passwords on a budget of its own only:
+/// past it, it is budgeted as any browser, refused before the password is checked, so
+/// that even the right password is refused (had it been checked, it would sign in).
+async fn a_proven_browser_guesses_within_its_own_budget_only(backend: Backend) {
+    with_budgets(backend, 3, |f| async move {
+        let query = authorize_query(&f.client_id, &[]);
+        let mut stolen = Browser::at(&f.app, "198.51.100.7");
+        stolen.prove_alice(&query).await;
+        for guess in 0..5 {
+            let wrong = stolen.try_password(&query, "alice", "guess-guess").await;
+            assert_page(&wrong, StatusCode::OK, "incorrect");
+            assert!(!wrong.headers.contains_key(header::RETRY_AFTER), "{guess}");
+        }
+        // Five consecutive failures of alice: past her three free ones, a delay.
+        let throttled = stolen.try_password(&query, "alice", "guess-guess").await;
+        assert_page(&throttled, StatusCode::TOO_MANY_REQUESTS, "Try again in");
+        assert!(retry_after(&throttled) >= 1);
+        let right = stolen.try_password(&query, "alice", PASSWORD).await;
+        assert_page(&right, StatusCode::TOO_MANY_REQUESTS, "Try again in");
+        assert!(
+            !stolen
+                .cookies
+                .iter()
+                .any(|(n, _)| n == "introspectd_session")
+        );
+    })
+    .await;
+}
+
+/// A guesser spends alice's budget at its address: the right password is refused there.
+async fn spend_alices_budget(guesser: &mut Browser<'_>, query: &str) {
+    let wrong = guesser.try_password(query, "alice", "guess-guess").await;
+    assert_page(&wrong, StatusCode::OK, "incorrect");
+    let refused = guesser.try_password(query, "alice", PASSWORD).await;
+    assert_page(&refused, StatusCode::TOO_MANY_REQUESTS, "Try again in");
+}
+
+/// What a browser remembers of a user ends when their password is set again, or they
+/// are disabled (even once enabled again) or deleted.
+async fn proven_browsers_are_forgotten_when_credentials_change(backend: Backend) {
+    with_budgets(backend, 1, |f| async move {
+        let query = authorize_query(&f.client_id, &[]);
+        // Alice's browser and a guesser behind one address.
+        let shared = "203.0.113.40";
+        let mut alice = Browser::at(&f.app, shared);
+        let mut guesser = Browser::at(&f.app, shared);
+        alice.prove_alice(&query).await;
+        spend_alices_budget(&mut guesser, &query).await;
+        let signed_in = alice.try_password(&query, "alice", PASSWORD).await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            text(&signed_in)
+        );
+        alice.cookies.retain(|(n, _)| n != "introspectd_session");
+
+        // A new password (the same one, even) ends what the browser proved.
+        let same = Some(introspectd::secret::Password::new(PASSWORD));
+        admin::set_user_password(&f.app.store, "alice", same, now())
+            .await
+            .unwrap();
+        spend_alices_budget(&mut guesser, &query).await;
+        let forgotten = alice.try_password(&query, "alice", PASSWORD).await;
+        assert_page(&forgotten, StatusCode::TOO_MANY_REQUESTS, "Try again in");
+
+        // Proven again once the budgets are forgotten; then disabled and enabled.
+        age_failures(&f.app, 100_000).await;
+        alice.prove_alice(&query).await;
+        admin::disable_user(&f.app.store, "alice", now())
+            .await
+            .unwrap();
+        f.app
+            .store
+            .set_user_disabled(&f.user_id, false, now())
+            .await
+            .unwrap();
+        spend_alices_budget(&mut guesser, &query).await;
+        let forgotten = alice.try_password(&query, "alice", PASSWORD).await;
+        assert_page(&forgotten, StatusCode::TOO_MANY_REQUESTS, "Try again in");
+
+        // Deleted, and a new alice made: nothing proven of her.
+        age_failures(&f.app, 100_000).await;
+        alice.prove_alice(&query).await;
+        admin::delete_user(&f.app.store, "alice", now())
+            .await
+            .unwrap();
+        f.app.user("alice", PASSWORD).await;
+        spend_alices_budget(&mut guesser, &query).await;
+        let forgotten = alice.try_password(&query, "alice", PASSWORD).await;
+        assert_page(&forgotten, StatusCode::TOO_MANY_REQUESTS, "Try again in");
+    })
+    .await;
+}
+
+/// Wrong passwords from other addresses slow a user down, more with each, but never
+/// lock the user out: her own browser signs in at once, and any other after the delay.
+async fn outsiders_slow_a_user_down_but_never_lock_her_out(backend: Backend) {
+    with_budgets(backend, 2, |f| async move {
+        let query = authorize_query(&f.client_id, &[]);
+        let home = "192.0.2.10";
+        let mut alice = Browser::at(&f.app, home);
+        alice.prove_alice(&query).await;
+        // Past two wrong passwords at one address, that address waits out the window.
+        let mut attacker = Browser::at(&f.app, "203.0.113.1");
+        for _ in 0..2 {
+            let wrong = attacker.try_password(&query, "alice", "guess-guess").await;
+            assert_page(&wrong, StatusCode::OK, "incorrect");
+        }
+        let window = attacker.try_password(&query, "alice", "guess-guess").await;
+        assert_page(
+            &window,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Try again in 5 minutes",
+        );
+        assert!(retry_after(&window) > 200);
+        // From other addresses each further failure doubles alice's delay.
+        let mut waits = Vec::new();
+        for i in 2..6 {
+            age_failures(&f.app, 1_000).await;
+            let mut other = Browser::at(&f.app, &format!("203.0.113.{i}"));
+            let wrong = other.try_password(&query, "alice", "guess-guess").await;
+            assert_page(&wrong, StatusCode::OK, "incorrect");
+            let slowed = other.try_password(&query, "alice", "guess-guess").await;
+            assert_page(
+                &slowed,
+                StatusCode::TOO_MANY_REQUESTS,
+                "Try again in 1 minute",
+            );
+            waits.push(retry_after(&slowed));
+        }
+        // 2, 4, 8 and 16 seconds after the latest failure (less what has passed).
+        for (wait, delay) in waits.iter().zip([2, 4, 8, 16]) {
+            assert!((delay - 1..=delay).contains(wait), "{waits:?}");
+        }
+        // Alice's own browser signs in at once, whatever the delay.
+        let signed_in = alice.try_password(&query, "alice", PASSWORD).await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            text(&signed_in)
+        );
+        // That ended the count: a new browser at home signs in too.
+        let mut laptop = Browser::at(&f.app, home);
+        let signed_in = laptop.try_password(&query, "alice", PASSWORD).await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            text(&signed_in)
+        );
+        // Counted again, a new browser waits out the delay, then signs in.
+        for i in 2..7 {
+            age_failures(&f.app, 1_000).await;
+            let mut other = Browser::at(&f.app, &format!("203.0.113.{i}"));
+            other.try_password(&query, "alice", "guess-guess").await;
+        }
+        let mut phone = Browser::at(&f.app, home);
+        let slowed = phone.try_password(&query, "alice", PASSWORD).await;
+        assert_page(
+            &slowed,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Try again in 1 minute",
+        );
+        age_failures(&f.app, 20).await;
+        let signed_in = phone.try_password(&query, "alice", PASSWORD).await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            text(&signed_in)
+        );
+    })
+    .await;
+}
+
+/// Several instances on one store spend one budget.
+async fn instances_share_the_failure_budgets(backend: Backend) {
+    with_budgets(backend, 2, |f| async move {
+        let query = authorize_query(&f.client_id, &[]);
+        let (_, sibling) = f.app.sibling().await;
+        let mut guesser = Browser::at(&f.app, "203.0.113.9");
+        for _ in 0..2 {
+            let wrong = guesser.try_password(&query, "alice", "guess-guess").await;
+            assert_page(&wrong, StatusCode::OK, "incorrect");
+        }
+        guesser.router = Some(sibling);
+        let elsewhere = guesser.try_password(&query, "alice", "guess-guess").await;
+        assert_page(&elsewhere, StatusCode::TOO_MANY_REQUESTS, "Try again in");
+        // Unknown usernames alike, begun on the sibling and refused on the first.
+        for _ in 0..2 {
+            let wrong = guesser.try_password(&query, "nobody", "guess-guess").await;
+            assert_page(&wrong, StatusCode::OK, "incorrect");
+        }
+        guesser.router = None;
+        let nobody = guesser.try_password(&query, "nobody", "guess-guess").await;
+        assert_page(&nobody, StatusCode::TOO_MANY_REQUESTS, "Try again in");
+    })
+    .await;
+}
+
+both_backends!(
+    a_proven_browser_guesses_within_its_own_budget_only,
+    proven_browsers_are_forgotten_when_credentials_change,
+    outsiders_slow_a_user_down_but_never_lock_her_out,
+    instances_share_the_failure_budgets,
+);
+
+// --- cookies: tossing, binding, sign-out ----------------------------------------------
+
+/// Two cookies of one of our names (another site of the domain set one) read as a
+/// signed-out visit of a new browser.
+async fn two_cookies_of_one_name_are_signed_out(app: TestApp) {
+    let f = fixture(app).await;
+    let query = authorize_query(&f.client_id, &[]);
+    let mut browser = Browser::new(&f.app);
+    let consent = browser.sign_in(&query).await;
+    assert_page(&consent, StatusCode::OK, "name=\"decision\"");
+    for name in ["introspectd_session", "introspectd_browser"] {
+        let tossed = || {
+            let mut tossed = Browser::new(&f.app);
+            tossed.cookies = browser.cookies.clone();
+            let value = tossed
+                .cookies
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap()
+                .1
+                .clone();
+            tossed.cookies.push((name.to_owned(), value));
+            tossed
+        };
+        let decided = tossed().decide(&consent, "allow").await;
+        assert_page(&decided, StatusCode::BAD_REQUEST, "Cookies are needed");
+        let page = tossed().authorize(&query).await;
+        assert_page(&page, StatusCode::OK, "name=\"password\"");
+    }
+    // One of each still signs in.
+    let page = browser.authorize(&query).await;
+    assert_page(&page, StatusCode::OK, "name=\"decision\"");
+}
+
+/// A session cookie counts only with the browser cookie it was made with: a pair
+/// tossed in from another browser is no session.
+async fn a_session_is_bound_to_its_browser(app: TestApp) {
+    let f = fixture(app).await;
+    let query = authorize_query(&f.client_id, &[]);
+    let mut attacker = Browser::new(&f.app);
+    attacker.sign_in(&query).await;
+    let session = |b: &Browser<'_>| {
+        b.cookies
+            .iter()
+            .find(|(n, _)| n == "introspectd_session")
+            .unwrap()
+            .clone()
+    };
+    let mut victim = Browser::new(&f.app);
+    victim.authorize(&query).await;
+    victim.cookies.push(session(&attacker));
+    let page = victim.authorize(&query).await;
+    assert_page(&page, StatusCode::OK, "name=\"password\"");
+    // The attacker's own browser is still signed in.
+    let page = attacker.authorize(&query).await;
+    assert_page(&page, StatusCode::OK, "name=\"decision\"");
+}
+
+/// `POST /logout` without cookies, or without the sign-out token, ends nothing and
+/// clears no cookie.
+async fn logout_without_its_token_ends_nothing(app: TestApp) {
+    let f = fixture(app).await;
+    let query = authorize_query(&f.client_id, &[]);
+    let mut browser = Browser::new(&f.app);
+    browser.sign_in(&query).await;
+    // A cross-site form: the browser sends no SameSite=Lax cookie with it.
+    let mut cross_site = Browser::new(&f.app);
+    let posted = cross_site.post("/logout", &[("csrf_token", "")]).await;
+    assert_page(&posted, StatusCode::OK, "signed out");
+    assert!(
+        !posted.headers.contains_key(header::SET_COOKIE),
+        "{:?}",
+        posted.headers
+    );
+    // The browser's own cookies without the token.
+    let forged = browser.post("/logout", &[]).await;
+    assert_page(&forged, StatusCode::FORBIDDEN, "not accepted");
+    assert!(!forged.headers.contains_key(header::SET_COOKIE));
+    let page = browser.authorize(&query).await;
+    assert_page(&page, StatusCode::OK, "name=\"decision\"");
+}
+
+both_stores!(
+    two_cookies_of_one_name_are_signed_out,
+    a_session_is_bound_to_its_browser,
+    logout_without_its_token_ends_nothing,
+);
+
+/// On https the cookies are `__Host-` ones (`Secure`, `Path=/`, no `Domain`): no other
+/// site of the domain can set them. Cookies without the prefix are not ours.
+async fn https_issuers_set_host_cookies(backend: Backend) {
+    common::run_with(
+        backend,
+        |config| config.issuer = "https://auth.example".to_owned(),
+        |app| async move {
+            let f = fixture(app).await;
+            let query = authorize_query(&f.client_id, &[]);
+            let mut browser = Browser::new(&f.app);
+            let page = browser.authorize(&query).await;
+            let set: Vec<&str> = page
+                .headers
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!(set.len(), 1, "{set:?}");
+            assert!(set[0].starts_with("__Host-introspectd_browser="), "{set:?}");
+            assert!(set[0].contains("; Secure") && set[0].contains("; Path=/"));
+            assert!(!set[0].contains("Domain"), "{set:?}");
+            let signed_in = browser.login(&page, "alice", PASSWORD).await;
+            assert!(
+                browser
+                    .cookies
+                    .iter()
+                    .any(|(n, _)| n == "__Host-introspectd_session"),
+                "{:?}",
+                signed_in.headers
+            );
+            let consent = browser.follow(&signed_in).await;
+            assert_page(&consent, StatusCode::OK, "name=\"decision\"");
+            // The same values under the plain names sign nobody in.
+            let mut plain = Browser::new(&f.app);
+            plain.cookies = browser
+                .cookies
+                .iter()
+                .map(|(n, v)| (n.trim_start_matches("__Host-").to_owned(), v.clone()))
+                .collect();
+            let page = plain.authorize(&query).await;
+            assert_page(&page, StatusCode::OK, "name=\"password\"");
+        },
+    )
+    .await;
+}
+
+both_backends!(https_issuers_set_host_cookies);

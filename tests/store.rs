@@ -260,6 +260,7 @@ fn user(id: &str, username: &str) -> UserRecord {
         password_hash: Some(hash_password(&Password::new("correct horse"))),
         disabled: false,
         created_at: 10,
+        updated_at: 10,
     }
 }
 
@@ -349,13 +350,98 @@ async fn users_round_trip(app: TestApp) {
     let changed = store.user_by_id("u1").await.unwrap().unwrap();
     assert_eq!(changed.password_hash, Some(new_hash));
     assert!(changed.disabled);
-    assert!(store.set_user_disabled("u1", false, 50).await.unwrap());
-    assert!(!store.user_by_id("u1").await.unwrap().unwrap().disabled);
+    assert_eq!(changed.updated_at, 40);
+    // Each change reads as later than the one before, even within one second.
+    assert!(store.set_user_disabled("u1", false, 40).await.unwrap());
+    let enabled = store.user_by_id("u1").await.unwrap().unwrap();
+    assert!(!enabled.disabled);
+    assert_eq!(enabled.updated_at, 41);
 
     assert!(store.delete_user("u1", 60).await.unwrap());
     assert!(!store.delete_user("u1", 60).await.unwrap());
     assert_eq!(store.user_by_id("u1").await.unwrap(), None);
     assert_eq!(store.user_by_username("alice").await.unwrap(), None);
+}
+
+async fn signin_failures_count_within_their_windows(app: TestApp) {
+    use introspectd::store::FailureWindow;
+    let store = &app.store;
+    let (a, b) = (opaque::digest("a"), opaque::digest("b"));
+    let fixed = FailureWindow {
+        seconds: 100,
+        sliding: false,
+    };
+    let sliding = FailureWindow {
+        seconds: 100,
+        sliding: true,
+    };
+    assert!(
+        store
+            .signin_failures(&[a, b], 1_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let first = store
+        .record_signin_failure(&a, fixed, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.failures, first.first_at, first.expires_at),
+        (1, 1_000, 1_100)
+    );
+    let second = store
+        .record_signin_failure(&a, fixed, 1_050)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (second.failures, second.last_at, second.expires_at),
+        (2, 1_050, 1_100)
+    );
+    // A fixed window ends 100 s after its first failure; the next starts over.
+    assert!(store.signin_failures(&[a], 1_100).await.unwrap().is_empty());
+    let again = store
+        .record_signin_failure(&a, fixed, 1_100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.failures, again.first_at, again.expires_at),
+        (1, 1_100, 1_200)
+    );
+    // A sliding one lasts 100 s past the latest failure.
+    store
+        .record_signin_failure(&b, sliding, 1_000)
+        .await
+        .unwrap();
+    let later = store
+        .record_signin_failure(&b, sliding, 1_090)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (later.failures, later.first_at, later.expires_at),
+        (2, 1_000, 1_190)
+    );
+    let found = store.signin_failures(&[a, b, a], 1_150).await.unwrap();
+    assert_eq!(found.len(), 2);
+    // Five keys at once (read in chunks).
+    let many: Vec<[u8; 32]> = (0..5).map(|i| opaque::digest(&format!("k{i}"))).collect();
+    for digest in &many {
+        store
+            .record_signin_failure(digest, fixed, 1_000)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.signin_failures(&many, 1_000).await.unwrap().len(), 5);
+    // A right password ends a count; expired windows are purged.
+    assert_eq!(store.clear_signin_failures(&[b]).await.unwrap(), 1);
+    assert!(store.signin_failures(&[b], 1_150).await.unwrap().is_empty());
+    store.purge_expired(1_150).await.unwrap();
+    assert_eq!(store.signin_failures(&many, 0).await.unwrap().len(), 0);
+    assert_eq!(store.signin_failures(&[a], 1_150).await.unwrap().len(), 1);
 }
 
 async fn sessions_are_found_by_digest_and_end(app: TestApp) {
@@ -749,6 +835,7 @@ async fn a_sign_in_sent_to_a_provider_is_taken_once(app: TestApp) {
 }
 
 both_stores!(
+    signin_failures_count_within_their_windows,
     linked_users_are_stored_with_their_link_or_not_at_all,
     a_sign_in_sent_to_a_provider_is_taken_once,
     clients_round_trip,

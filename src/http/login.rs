@@ -20,13 +20,16 @@ pub const PATH: &str = "/login";
     post,
     path = PATH,
     summary = "The login form of the sign-in pages",
-    description = "A right password starts a session (cookie `introspectd_session`: signed, \
-        `HttpOnly`, `SameSite=Lax`, `Secure` when the issuer is https, for \
+    description = "A right password starts a session (cookie `introspectd_session`, \
+        `__Host-introspectd_session` when the issuer is https: signed, bound to the browser \
+        cookie, `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` when the issuer is https, for \
         `login.session_ttl_seconds`) and goes back to `/authorize`. An unknown user, a wrong \
         password and a disabled user get the same page again. Wrong passwords spend budgets \
-        per username and per client address (`rate_limit.password_failures_per_*`); past \
-        either, the page says when to retry (429), except to a browser its user signed in \
-        from before. Rate limited per client address.",
+        shared by every instance: per client address, per username at an address \
+        (`rate_limit.password_failures_per_*`), and per username, whose attempts past its \
+        free failures wait a doubling delay. A refused attempt is not checked: the page says \
+        when to retry (429). A browser its user signed in from before has a budget of its \
+        own past these. Rate limited per client address.",
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The login page again: the username or password is \

@@ -13,10 +13,14 @@ use crate::limits::retry_after_seconds;
 use crate::signin::binding::{Browser, PendingError, PendingForm, pending_form, sign_out_token};
 use crate::signin::{LoginProblem, LoginStep, Prompt, SignedIn, Signin, SigninError, Step};
 
-/// The session cookie: names a session row (signed).
+/// The session cookie: names a session row and the browser it was started in (signed).
 pub const SESSION_COOKIE: &str = "introspectd_session";
 /// The browser cookie: binds pending sign-ins to this browser (signed).
 pub const BROWSER_COOKIE: &str = "introspectd_browser";
+/// The prefix of the cookies' names when the issuer is https: a browser then keeps them
+/// only when set `Secure`, `Path=/` and without `Domain` by this very host, so that
+/// another site of the domain cannot set one (cookie tossing).
+const HOST_PREFIX: &str = "__Host-";
 /// How long a browser cookie lives, in seconds: the browser's proof that its users
 /// signed in from it outlives their sessions.
 const BROWSER_COOKIE_SECONDS: i64 = 180 * 24 * 3_600;
@@ -152,13 +156,23 @@ pub fn see_other(location: &str) -> Response {
     response
 }
 
-/// `Set-Cookie` for a sign-in cookie: `HttpOnly`, `SameSite=Lax`, `Secure` on https.
-pub fn cookie(signin: &Signin, name: &str, value: &str, max_age: i64) -> HeaderValue {
+/// The name a sign-in cookie goes by: `__Host-` first on https.
+pub fn cookie_name(signin: &Signin, name: &str) -> String {
+    match signin.secure_cookies {
+        true => format!("{HOST_PREFIX}{name}"),
+        false => name.to_owned(),
+    }
+}
+
+/// `Set-Cookie` for a sign-in cookie: `HttpOnly`, `SameSite=Lax`, `Path=/`, no
+/// `Domain`, and on https `Secure` with a `__Host-` name.
+fn cookie(signin: &Signin, name: &str, value: &str, max_age: i64) -> HeaderValue {
     let secure = if signin.secure_cookies {
         "; Secure"
     } else {
         ""
     };
+    let name = cookie_name(signin, name);
     let cookie =
         format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -333,13 +347,14 @@ pub fn pending(form: &OAuthForm) -> Result<PendingForm, SigninError> {
     })
 }
 
-/// The page shown after signing out.
-pub fn signed_out(signin: &Signin) -> Response {
+/// The page shown after signing out; the session cookie is cleared when a session
+/// `ended`.
+pub fn signed_out(signin: &Signin, ended: bool) -> Response {
     let page = SignedOutPage {
         page: Common::new(signin),
     };
     let response = html(StatusCode::OK, page.render(), None);
-    with_cookies(response, [session_cleared(signin)])
+    with_cookies(response, ended.then(|| session_cleared(signin)))
 }
 
 /// A failure of a sign-in page, shown as the error page.

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, header};
 
 use super::AppState;
 use super::client_ip::ClientIp;
-use super::pages::{BROWSER_COOKIE, PageError, SESSION_COOKIE};
+use super::pages::{BROWSER_COOKIE, PageError, SESSION_COOKIE, cookie_name};
 use crate::cache::View;
 use crate::error::ApiError;
 use crate::signin::binding::Browser;
@@ -26,7 +26,7 @@ pub struct Visit {
     /// The browser this visit names when it sent no cookie of ours.
     first_visit: Browser,
     /// The session cookie as sent; [`Visit::signed_in`] says whom it signs in.
-    session_cookies: Vec<String>,
+    session_cookie: Option<String>,
 }
 
 impl FromRequestParts<AppState> for Visit {
@@ -39,13 +39,7 @@ impl FromRequestParts<AppState> for Visit {
             .get::<ClientIp>()
             .map(|ClientIp(ip)| *ip)
             .ok_or_else(|| ApiError::Internal("no client address resolved".to_owned()))?;
-        // Of several cookies of one name (another site of the domain may set one), the
-        // first one of ours counts.
-        let browser = cookies(&parts.headers, BROWSER_COOKIE)
-            .find_map(|value| Browser::from_cookie(&signin.key, value));
-        let session_cookies = cookies(&parts.headers, SESSION_COOKIE)
-            .map(str::to_owned)
-            .collect();
+        let (browser, session_cookie) = sent_cookies(&parts.headers, &signin);
         Ok(Visit {
             ip,
             now: crate::token::now(),
@@ -53,7 +47,7 @@ impl FromRequestParts<AppState> for Visit {
             signin,
             browser,
             first_visit: Browser::new(),
-            session_cookies,
+            session_cookie,
         })
     }
 }
@@ -72,15 +66,13 @@ impl Visit {
         }
     }
 
-    /// The user the session cookie signs in, if any.
+    /// The user the session cookie signs in, if any: only in the browser the session
+    /// was started in.
     pub async fn signed_in(&self, state: &AppState) -> Result<Option<SignedIn>, PageError> {
-        let cx = self.context(state);
-        for cookie in &self.session_cookies {
-            if let Some(found) = signed_in(&cx, cookie).await? {
-                return Ok(Some(found));
-            }
-        }
-        Ok(None)
+        let (Some(cookie), Some(browser)) = (&self.session_cookie, &self.browser) else {
+            return Ok(None);
+        };
+        Ok(signed_in(&self.context(state), cookie, browser).await?)
     }
 
     /// The browser, or a new one for a first visit (the same one every call).
@@ -88,6 +80,24 @@ impl Visit {
         self.browser
             .clone()
             .unwrap_or_else(|| self.first_visit.clone())
+    }
+}
+
+/// The browser and the session cookie a request sent. Two cookies of one of our names
+/// (another site of the domain may have set one: cookie tossing) leave neither: the
+/// visit is a signed-out one of a new browser.
+fn sent_cookies(headers: &HeaderMap, signin: &Signin) -> (Option<Browser>, Option<String>) {
+    let names = [BROWSER_COOKIE, SESSION_COOKIE].map(|name| cookie_name(signin, name));
+    let browsers: Vec<&str> = cookies(headers, &names[0]).collect();
+    let sessions: Vec<&str> = cookies(headers, &names[1]).collect();
+    match (browsers.as_slice(), sessions.as_slice()) {
+        ([_, _, ..], _) | (_, [_, _, ..]) => (None, None),
+        (browser, session) => (
+            browser
+                .first()
+                .and_then(|value| Browser::from_cookie(&signin.key, value)),
+            session.first().map(|value| (*value).to_owned()),
+        ),
     }
 }
 

@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::key::{Purpose, SigninKey};
+use crate::store::UserRecord;
 
 /// How long the login and consent forms of a pending sign-in stay usable, in seconds.
 pub const PENDING_TTL_SECONDS: i64 = 900;
@@ -17,14 +18,22 @@ pub const PENDING_TTL_SECONDS: i64 = 900;
 const MAX_PROVEN: usize = 4;
 
 /// Separates the fields of signed values: outside the base64url alphabet of ids.
-const SEPARATOR: char = '~';
+pub const SEPARATOR: char = '~';
 
 /// A browser as its cookie names it: a random id, and the users who proved their
-/// password from it (their failure budgets never lock them out of it).
+/// password from it, each with the stamp of the credentials they proved (their
+/// failure budgets do not lock them out of it while the stamp holds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Browser {
     pub id: String,
-    proven: Vec<String>,
+    proven: Vec<Proven>,
+}
+
+/// A user proven from a browser: their id and the stamp of their credentials then.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Proven {
+    user_id: String,
+    stamp: String,
 }
 
 impl Default for Browser {
@@ -47,35 +56,86 @@ impl Browser {
         let value = key.verify(Purpose::Browser, cookie)?;
         let mut fields = value.split(SEPARATOR).map(str::to_owned);
         let id = fields.next().filter(|id| !id.is_empty())?;
-        Some(Browser {
-            id,
-            proven: fields.filter(|u| !u.is_empty()).take(MAX_PROVEN).collect(),
-        })
+        let fields: Vec<String> = fields.collect();
+        let proven = fields
+            .chunks_exact(2)
+            .filter(|pair| !pair[0].is_empty() && !pair[1].is_empty())
+            .map(|pair| Proven {
+                user_id: pair[0].clone(),
+                stamp: pair[1].clone(),
+            })
+            .take(MAX_PROVEN)
+            .collect();
+        Some(Browser { id, proven })
     }
 
     /// The cookie value naming this browser.
     pub fn to_cookie(&self, key: &SigninKey) -> String {
         let mut value = self.id.clone();
-        for user in &self.proven {
-            value.push(SEPARATOR);
-            value.push_str(user);
+        for proven in &self.proven {
+            for field in [&proven.user_id, &proven.stamp] {
+                value.push(SEPARATOR);
+                value.push_str(field);
+            }
         }
         key.sign(Purpose::Browser, &value)
     }
 
-    /// Remembers that `user_id` proved their password from this browser. Ids that
-    /// could not be read back are not kept.
-    pub fn proved(&mut self, user_id: &str) {
+    /// Remembers that `user` proved their password from this browser, with the stamp of
+    /// their credentials now. Ids that could not be read back are not kept.
+    pub fn proved(&mut self, key: &SigninKey, user: &UserRecord) {
+        let user_id = &user.user_id;
         if !user_id.bytes().all(id_byte) || user_id.is_empty() {
             return;
         }
-        self.proven.retain(|u| u != user_id);
-        self.proven.insert(0, user_id.to_owned());
+        self.proven.retain(|p| &p.user_id != user_id);
+        self.proven.insert(
+            0,
+            Proven {
+                user_id: user_id.clone(),
+                stamp: key.token(Purpose::Proven, &stamp_parts(user).each()),
+            },
+        );
         self.proven.truncate(MAX_PROVEN);
     }
 
-    pub fn has_proved(&self, user_id: &str) -> bool {
-        self.proven.iter().any(|u| u == user_id)
+    /// Whether `user`, as stored now, proved their password from this browser: not
+    /// since their password changed or they were disabled (or deleted: their id is
+    /// never reused), and they may sign in with a password now.
+    pub fn has_proved(&self, key: &SigninKey, user: &UserRecord) -> bool {
+        if user.disabled || user.password_hash.is_none() {
+            return false;
+        }
+        let parts = stamp_parts(user);
+        self.proven.iter().any(|p| {
+            p.user_id == user.user_id && key.verify_token(Purpose::Proven, &parts.each(), &p.stamp)
+        })
+    }
+}
+
+/// What a user's credential stamp signs: their id, their password hash and when it or
+/// their being disabled last changed. Any such change makes an older stamp fail.
+struct StampParts<'a> {
+    user_id: &'a str,
+    hash: &'a str,
+    updated_at: [u8; 8],
+}
+
+impl StampParts<'_> {
+    fn each(&self) -> [&[u8]; 3] {
+        [
+            self.user_id.as_bytes(),
+            self.hash.as_bytes(),
+            &self.updated_at,
+        ]
+    }
+}
+
+fn stamp_parts(user: &UserRecord) -> StampParts<'_> {
+    StampParts {
+        user_id: &user.user_id,
+        hash: user.password_hash.as_ref().map_or("", |h| h.expose()),
+        updated_at: user.updated_at.to_be_bytes(),
     }
 }
 
@@ -178,6 +238,21 @@ mod tests {
         SigninKey::new(&[7; 32])
     }
 
+    fn user(id: &str) -> UserRecord {
+        UserRecord {
+            user_id: id.to_owned(),
+            username: id.to_lowercase(),
+            email: None,
+            name: None,
+            password_hash: Some(crate::secret::SecretHash::new(format!(
+                "$argon2id$hash-of-{id}"
+            ))),
+            disabled: false,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
     #[test]
     fn a_browser_cookie_reads_back() {
         let key = key();
@@ -186,11 +261,42 @@ mod tests {
             Browser::from_cookie(&key, &browser.to_cookie(&key)),
             Some(browser.clone())
         );
-        browser.proved("user-1");
-        browser.proved("user_2");
+        browser.proved(&key, &user("user-1"));
+        browser.proved(&key, &user("user_2"));
         let read = Browser::from_cookie(&key, &browser.to_cookie(&key)).unwrap();
-        assert!(read.has_proved("user-1") && read.has_proved("user_2"));
-        assert!(!read.has_proved("user-3"));
+        assert!(read.has_proved(&key, &user("user-1")) && read.has_proved(&key, &user("user_2")));
+        assert!(!read.has_proved(&key, &user("user-3")));
+    }
+
+    #[test]
+    fn a_proven_user_is_forgotten_when_their_credentials_change() {
+        let key = key();
+        let mut browser = Browser::new();
+        let alice = user("alice");
+        browser.proved(&key, &alice);
+        assert!(browser.has_proved(&key, &alice));
+        let new_password = UserRecord {
+            password_hash: Some(crate::secret::SecretHash::new("$argon2id$other".to_owned())),
+            ..alice.clone()
+        };
+        assert!(!browser.has_proved(&key, &new_password));
+        let disabled = UserRecord {
+            disabled: true,
+            ..alice.clone()
+        };
+        assert!(!browser.has_proved(&key, &disabled));
+        let re_enabled = UserRecord {
+            updated_at: 2,
+            ..alice.clone()
+        };
+        assert!(!browser.has_proved(&key, &re_enabled));
+        let no_password = UserRecord {
+            password_hash: None,
+            ..alice.clone()
+        };
+        assert!(!browser.has_proved(&key, &no_password));
+        // Another key (another deployment) proves nothing.
+        assert!(!browser.has_proved(&SigninKey::new(&[9; 32]), &alice));
     }
 
     #[test]
@@ -201,22 +307,26 @@ mod tests {
             Browser::from_cookie(&key(), &browser.to_cookie(&other)),
             None
         );
-        let forged = format!("{}~victim.AAAA", browser.id);
+        let forged = format!("{}~victim~stamp.AAAA", browser.id);
         assert_eq!(Browser::from_cookie(&key(), &forged), None);
     }
 
     #[test]
     fn a_browser_remembers_few_users_and_no_odd_ids() {
+        let key = key();
         let mut browser = Browser::new();
         for i in 0..10 {
-            browser.proved(&format!("user{i}"));
+            browser.proved(&key, &user(&format!("user{i}")));
         }
-        assert!(browser.has_proved("user9") && !browser.has_proved("user0"));
+        assert!(browser.has_proved(&key, &user("user9")));
+        assert!(!browser.has_proved(&key, &user("user0")));
         assert_eq!(browser.proven.len(), MAX_PROVEN);
-        browser.proved("a~b");
-        browser.proved("a.b");
-        browser.proved("");
-        assert!(!browser.has_proved("a~b") && !browser.has_proved("a.b"));
+        let read = Browser::from_cookie(&key, &browser.to_cookie(&key)).unwrap();
+        assert_eq!(read, browser);
+        for odd in ["a~b", "a.b", ""] {
+            browser.proved(&key, &user(odd));
+            assert!(!browser.has_proved(&key, &user(odd)), "{odd}");
+        }
     }
 
     #[test]

@@ -193,7 +193,7 @@ pub async fn callback(
     if user.disabled {
         return refuse(ErrorCode::AccessDenied, NOT_ACCEPTED);
     }
-    let session_cookie = start_session(cx, &user).await?;
+    let session_cookie = start_session(cx, &user, browser).await?;
     Ok(CallbackStep::SignedIn {
         session_cookie,
         next: format!("../../authorize?{}", prompt.request.to_query()),
@@ -241,6 +241,7 @@ async fn linked_user(
             password_hash: None,
             disabled: false,
             created_at: cx.now,
+            updated_at: cx.now,
         };
         match cx.store.insert_linked_user(&user, &link).await? {
             NewLink::Created => return Ok(Some(user)),

@@ -24,6 +24,9 @@ pub enum Purpose {
     Csrf,
     /// The CSRF token of the sign-out form, bound to the session.
     SignOut,
+    /// What a browser cookie keeps of a user who proved their password from it: bound
+    /// to the user's password hash and when it or their being disabled last changed.
+    Proven,
     /// The PKCE verifier of a sign-in sent to a provider, derived from its `state`.
     ProviderVerifier,
     /// The `nonce` of a sign-in sent to a provider, derived from its `state`.
@@ -38,6 +41,7 @@ impl Purpose {
             Purpose::Request => b"introspectd request",
             Purpose::Csrf => b"introspectd csrf",
             Purpose::SignOut => b"introspectd sign-out",
+            Purpose::Proven => b"introspectd proven user",
             Purpose::ProviderVerifier => b"introspectd provider pkce verifier",
             Purpose::ProviderNonce => b"introspectd provider nonce",
         }

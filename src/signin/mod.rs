@@ -362,10 +362,17 @@ pub async fn login(
         Err(to) => return Ok(LoginStep::Redirect(to)),
     };
     let (username, password) = credentials;
+    let attempt = passwords::Attempt {
+        username,
+        password,
+        browser: &browser,
+        ip,
+        now: cx.now,
+    };
     let verified = cx
         .signin
         .passwords
-        .verify(cx.store, username, password, &browser, ip)
+        .verify(cx.store, &cx.signin.key, &attempt)
         .await?;
     let user = match verified {
         Ok(user) => user,
@@ -380,8 +387,8 @@ pub async fn login(
             });
         }
     };
-    browser.proved(&user.user_id);
-    let session_cookie = start_session(cx, &user).await?;
+    browser.proved(&cx.signin.key, &user);
+    let session_cookie = start_session(cx, &user, &browser).await?;
     Ok(LoginStep::SignedIn {
         session_cookie,
         browser,
@@ -437,12 +444,25 @@ fn open(
     binding::open_pending(&cx.signin.key, browser, pending, cx.now).map_err(SigninError::Pending)
 }
 
-/// The signed-in user of a session cookie, when the cookie is ours, its session is
-/// still stored and active, and its user still exists and is enabled.
-pub async fn signed_in(cx: &Context<'_>, cookie: &str) -> Result<Option<SignedIn>, StoreError> {
-    let Some(session_id) = cx.signin.key.verify(Purpose::Session, cookie) else {
+/// The signed-in user of a session cookie, when the cookie is ours and was made in
+/// this browser, its session is still stored and active, and its user still exists and
+/// is enabled.
+pub async fn signed_in(
+    cx: &Context<'_>,
+    cookie: &str,
+    browser: &Browser,
+) -> Result<Option<SignedIn>, StoreError> {
+    let Some(value) = cx.signin.key.verify(Purpose::Session, cookie) else {
         return Ok(None);
     };
+    // A session cookie presented with another browser's cookie is no session: another
+    // site of the domain may have tossed its own pair of cookies in.
+    let Some((session_id, browser_id)) = value.split_once(binding::SEPARATOR) else {
+        return Ok(None);
+    };
+    if browser_id != browser.id {
+        return Ok(None);
+    }
     let Some(session) = cx
         .store
         .session_by_digest(&opaque::digest(session_id))
@@ -460,8 +480,12 @@ pub async fn signed_in(cx: &Context<'_>, cookie: &str) -> Result<Option<SignedIn
     }))
 }
 
-/// Stores a new session for `user`; the value of its cookie.
-async fn start_session(cx: &Context<'_>, user: &UserRecord) -> Result<String, StoreError> {
+/// Stores a new session for `user`; the value of its cookie, bound to `browser`.
+async fn start_session(
+    cx: &Context<'_>,
+    user: &UserRecord,
+    browser: &Browser,
+) -> Result<String, StoreError> {
     let session_id = random_string(32);
     cx.store
         .insert_session(&SessionRecord {
@@ -471,17 +495,21 @@ async fn start_session(cx: &Context<'_>, user: &UserRecord) -> Result<String, St
             expires_at: cx.now.saturating_add(cx.signin.session_ttl),
         })
         .await?;
-    Ok(cx.signin.key.sign(Purpose::Session, &session_id))
+    let value = format!("{session_id}{}{}", binding::SEPARATOR, browser.id);
+    Ok(cx.signin.key.sign(Purpose::Session, &value))
 }
 
-/// `POST /logout`: ends the browser's session, when the form's token was made for it.
+/// `POST /logout`: ends the browser's session, only when the form's token was made for
+/// it; whether it ended one. Without a session nothing is ended (nor any cookie
+/// cleared): a form posted from another site, which a browser sends without the
+/// `SameSite=Lax` cookies, signs nobody out.
 pub async fn sign_out(
     cx: &Context<'_>,
     signed_in: Option<&SignedIn>,
     csrf_token: &str,
-) -> Result<(), SigninError> {
+) -> Result<bool, SigninError> {
     let Some(signed_in) = signed_in else {
-        return Ok(());
+        return Ok(false);
     };
     if !binding::verify_sign_out_token(&cx.signin.key, &signed_in.session_id, csrf_token) {
         return Err(SigninError::Pending(PendingError::Forged));
@@ -489,7 +517,7 @@ pub async fn sign_out(
     cx.store
         .delete_session(&opaque::digest(&signed_in.session_id))
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Stores a new authorization code for the user's request; the redirect back to the

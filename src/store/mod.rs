@@ -4,7 +4,8 @@
 //! is written once and compiled for each pool by `on_pool!`. The queries live by aggregate:
 //! `clients.rs`, `tokens.rs` (and refresh families), `revocations.rs`, `keys.rs`,
 //! `assertions.rs`, `users.rs` (and what disabling or deleting one revokes),
-//! `sessions.rs` (browser sessions and consents) and `changes.rs` (what the change feed
+//! `sessions.rs` (browser sessions and consents), `failures.rs` (failed password
+//! sign-ins, shared by every instance) and `changes.rs` (what the change feed
 //! reads). What differs between the
 //! backends (connecting, migrations) lives in `sqlite.rs` and `postgres.rs`. Changes made
 //! by other processes reach the caches through `crate::cache` (its change feed).
@@ -146,6 +147,7 @@ mod assertions;
 mod changes;
 mod clients;
 mod codes;
+mod failures;
 mod federation;
 mod keys;
 mod revocations;
@@ -162,6 +164,7 @@ fn nameable(name: &str) -> bool {
 pub use changes::{ChangeListener, ChangeLog, ChangeSource, LoggedChange, Notifications};
 pub use clients::{ClientPolicy, ClientRecord, TOUCH_EVERY};
 pub use codes::{CodeRecord, Redemption};
+pub use failures::{FailureCount, FailureWindow, MAX_FAILURE_ROWS};
 pub use federation::{FederatedLoginRecord, LinkRecord, NewLink};
 pub use keys::{SealedSecret, StoredKey};
 pub use sessions::{ConsentRecord, SessionRecord};

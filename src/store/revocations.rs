@@ -79,7 +79,8 @@ impl Store {
         Ok(ids)
     }
 
-    /// Forgets revoked JWT ids, opaque tokens and sessions that expired before `before`.
+    /// Forgets revoked JWT ids, opaque tokens, sessions and failed sign-in windows that
+    /// expired before `before`.
     /// Returns how many rows went.
     pub async fn purge_expired(&self, before: i64) -> Result<u64, StoreError> {
         let jtis = execute!(self, "DELETE FROM revoked_jtis WHERE exp < $1", before)?;
@@ -88,6 +89,8 @@ impl Store {
         let log = self.purge_change_log(before - 3_600).await?;
         let sessions = self.purge_sessions(before).await?;
         let codes = self.purge_authorization_codes(before).await?;
-        Ok(jtis + tokens + log + sessions + codes + self.purge_assertion_jtis(before).await?)
+        let failures = self.purge_signin_failures(before).await?;
+        let assertions = self.purge_assertion_jtis(before).await?;
+        Ok(jtis + tokens + log + sessions + codes + failures + assertions)
     }
 }

@@ -17,6 +17,9 @@ pub struct UserRecord {
     pub password_hash: Option<SecretHash>,
     pub disabled: bool,
     pub created_at: i64,
+    /// When the password, or whether the user is disabled, last changed: later with each
+    /// change, so that what was proven of the user before can be told from now.
+    pub updated_at: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -28,6 +31,7 @@ struct UserRow {
     password_hash: Option<String>,
     disabled: bool,
     created_at: i64,
+    updated_at: i64,
 }
 
 impl From<UserRow> for UserRecord {
@@ -40,13 +44,28 @@ impl From<UserRow> for UserRecord {
             password_hash: row.password_hash.map(SecretHash::new),
             disabled: row.disabled,
             created_at: row.created_at,
+            updated_at: row.updated_at,
         }
     }
 }
 
 macro_rules! user_columns {
     () => {
-        "user_id, username, email, name, password_hash, disabled, created_at"
+        "user_id, username, email, name, password_hash, disabled, created_at, updated_at"
+    };
+}
+
+/// A new `updated_at`: `$now`, or one more than the stored one when that is not earlier,
+/// so that two changes within one second still read as two.
+macro_rules! later {
+    ($now:literal) => {
+        concat!(
+            "CASE WHEN updated_at >= ",
+            $now,
+            " THEN updated_at + 1 ELSE ",
+            $now,
+            " END"
+        )
     };
 }
 
@@ -104,7 +123,7 @@ impl Store {
         let sql = concat!(
             "INSERT INTO users (",
             user_columns!(),
-            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (username) DO NOTHING"
         );
         let inserted = execute!(
@@ -117,7 +136,7 @@ impl Store {
             user.password_hash.as_ref().map(SecretHash::expose),
             user.disabled,
             user.created_at,
-            user.created_at
+            user.updated_at
         )?;
         if inserted == 1 {
             self.changed(Change::User(user.user_id.clone()));
@@ -172,7 +191,11 @@ impl Store {
         hash: &SecretHash,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let sql = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE user_id = $3";
+        let sql = concat!(
+            "UPDATE users SET password_hash = $1, updated_at = ",
+            later!("$2"),
+            " WHERE user_id = $3"
+        );
         let done = execute!(self, sql, hash.expose(), now, user_id)?;
         self.changed(Change::User(user_id.to_owned()));
         Ok(done == 1)
@@ -187,7 +210,11 @@ impl Store {
         disabled: bool,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let update = "UPDATE users SET disabled = $1, updated_at = $2 WHERE user_id = $3";
+        let update = concat!(
+            "UPDATE users SET disabled = $1, updated_at = ",
+            later!("$2"),
+            " WHERE user_id = $3"
+        );
         let sessions = "DELETE FROM sessions WHERE user_id = $1";
         let (found, revoked) = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;

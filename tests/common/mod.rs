@@ -687,6 +687,10 @@ pub fn query_param(params: &[(String, String)], name: &str) -> Option<String> {
 pub struct Browser<'a> {
     pub app: &'a TestApp,
     pub cookies: Vec<(String, String)>,
+    /// The socket peer its requests come from (none: the router's default).
+    pub peer: Option<std::net::IpAddr>,
+    /// Another instance to send to instead of the app's router.
+    pub router: Option<Router>,
 }
 
 impl<'a> Browser<'a> {
@@ -694,6 +698,16 @@ impl<'a> Browser<'a> {
         Browser {
             app,
             cookies: Vec::new(),
+            peer: None,
+            router: None,
+        }
+    }
+
+    /// A browser whose requests come from `peer`.
+    pub fn at(app: &'a TestApp, peer: &str) -> Self {
+        Browser {
+            peer: Some(peer.parse().expect("peer address")),
+            ..Browser::new(app)
         }
     }
 
@@ -726,7 +740,17 @@ impl<'a> Browser<'a> {
             true => request,
             false => request.header(header::COOKIE, self.cookie_header()),
         };
-        let response = self.app.send(request.body(body).unwrap()).await;
+        let mut request = request.body(body).unwrap();
+        if let Some(peer) = self.peer {
+            let peer = std::net::SocketAddr::new(peer, 40000);
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
+        let response = match &self.router {
+            Some(router) => send(router, request).await,
+            None => self.app.send(request).await,
+        };
         self.keep_cookies(&response);
         response
     }
