@@ -35,6 +35,7 @@ fn client(id: &str) -> ClientRecord {
         last_used_at: None,
         client_uri: None,
         logo_uri: None,
+        application_type: None,
     }
 }
 
