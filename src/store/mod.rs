@@ -162,7 +162,7 @@ fn nameable(name: &str) -> bool {
 pub use changes::{ChangeListener, ChangeLog, ChangeSource, LoggedChange, Notifications};
 pub use clients::{ClientPolicy, ClientRecord, TOUCH_EVERY};
 pub use codes::{CodeRecord, Redemption};
-pub use federation::{FederatedLoginRecord, LinkRecord, NewLink};
+pub use federation::{FederatedLoginRecord, LinkRecord, NewLink, PendingBounds};
 pub use keys::{SealedSecret, StoredKey};
 pub use sessions::{ConsentRecord, SessionRecord};
 pub use tokens::{FamilyRecord, Rotation, TokenRecord};

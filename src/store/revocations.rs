@@ -88,6 +88,8 @@ impl Store {
         let log = self.purge_change_log(before - 3_600).await?;
         let sessions = self.purge_sessions(before).await?;
         let codes = self.purge_authorization_codes(before).await?;
-        Ok(jtis + tokens + log + sessions + codes + self.purge_assertion_jtis(before).await?)
+        let assertions = self.purge_assertion_jtis(before).await?;
+        let federated = self.purge_federated_logins(before).await?;
+        Ok(jtis + tokens + log + sessions + codes + assertions + federated)
     }
 }
