@@ -7,8 +7,8 @@ use crate::auth::assertion::parse_client_jwks;
 use crate::auth::hash_secret;
 use crate::config::Config;
 use crate::policy::{
-    normalize_resource_uris, normalize_scope, normalize_username, valid_password,
-    validate_redirect_uri,
+    normalize_display_name, normalize_resource_uris, normalize_scope, normalize_username,
+    redirect_uris_fit, valid_password, validate_redirect_uri,
 };
 use crate::revocation;
 use crate::secret::{ClientSecret, Password, RawToken};
@@ -16,7 +16,9 @@ use crate::store::{ClientPolicy, ClientRecord, Store, StoreError, StoredKey, Use
 use crate::token::jwt::{KeySet, generate_ed25519};
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
 use crate::token::random_string;
-use crate::vocabulary::{AuthMethod, ClientOrigin, GrantType, InactiveBudget, TokenUse};
+use crate::vocabulary::{
+    ApplicationType, AuthMethod, ClientOrigin, GrantType, InactiveBudget, TokenUse,
+};
 
 /// Longest lifetime a token may be given: ten years.
 const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3_600;
@@ -71,6 +73,9 @@ pub struct ClientView {
     pub client_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logo_uri: Option<String>,
+    /// A self-registered client's `native` or `web`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<ApplicationType>,
     /// The public keys of a `private_key_jwt` client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks: Option<serde_json::Value>,
@@ -100,6 +105,7 @@ impl From<ClientRecord> for ClientView {
             last_used_at: c.last_used_at,
             client_uri: c.client_uri,
             logo_uri: c.logo_uri,
+            application_type: c.application_type,
             jwks: None,
         }
     }
@@ -148,6 +154,8 @@ pub struct NewClient {
     /// A self-registered client's home page and logo, already checked to be https.
     pub client_uri: Option<String>,
     pub logo_uri: Option<String>,
+    /// A self-registered client's `application_type`; its redirect URIs must fit it.
+    pub application_type: Option<ApplicationType>,
 }
 
 /// What `client update` changes: each attribute given replaces the stored one, each
@@ -198,6 +206,10 @@ pub async fn create_client(
     let scope = scope_arg(new.scope.as_deref().unwrap_or(""))?;
     let audiences = uris_arg(&new.audiences, "audience")?;
     let redirect_uris = redirect_uris_arg(&new.redirect_uris)?;
+    if let Some(application_type) = new.application_type {
+        redirect_uris_fit(application_type, &redirect_uris)
+            .map_err(|why| AdminError::Invalid(format!("redirect URIs: {why}")))?;
+    }
     let grant_types = if new.grant_types.is_empty() && !redirect_uris.is_empty() {
         vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
     } else {
@@ -239,6 +251,7 @@ pub async fn create_client(
         last_used_at: None,
         client_uri: new.client_uri,
         logo_uri: new.logo_uri,
+        application_type: new.application_type,
     };
     store.insert_client(&record, jwks.as_deref()).await?;
     Ok(IssuedSecret {
@@ -975,14 +988,9 @@ fn uris_arg(uris: &[String], what: &str) -> Result<Vec<String>, AdminError> {
     })
 }
 
+/// A client's or user's `--name`, by the rule the consent page relies on.
 fn normalize_name(name: &str) -> Result<String, AdminError> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(AdminError::Invalid(
-            "--name must be 1 to 200 characters".to_owned(),
-        ));
-    }
-    Ok(name.to_owned())
+    normalize_display_name(name).map_err(|why| AdminError::Invalid(format!("--name {why}")))
 }
 
 fn parse_auth_method(method: &str) -> Result<AuthMethod, AdminError> {

@@ -5,7 +5,7 @@
 //! `token_type_hint` has the two places a token can live searched (RFC 7662 §2.1,
 //! RFC 7009 §2.1).
 
-use crate::vocabulary::TokenUse;
+use crate::vocabulary::{ApplicationType, AuthMethod, TokenUse};
 
 /// Longest resource or audience URI accepted.
 pub const MAX_URI_LEN: usize = 2048;
@@ -118,6 +118,67 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Where a redirect URI sends the browser back to (RFC 8252 §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedirectKind {
+    /// An https URI: a web site, or an app that claimed it (§7.2).
+    Https,
+    /// `http` on a loopback host (§7.3): a program on the user's computer, on any port.
+    Loopback,
+    /// A private-use scheme (§7.1): an application on the user's device.
+    PrivateUse,
+}
+
+/// The kind of a redirect URI that [`validate_redirect_uri`] accepts; `None` for any
+/// other.
+pub fn redirect_kind(uri: &str) -> Option<RedirectKind> {
+    validate_redirect_uri(uri).ok()?;
+    let url = url::Url::parse(uri).ok()?;
+    Some(match url.scheme() {
+        "https" => RedirectKind::Https,
+        "http" => RedirectKind::Loopback,
+        _ => RedirectKind::PrivateUse,
+    })
+}
+
+/// The `application_type` of a client that registers these redirect URIs without
+/// naming one: `web` when every one is https, else `native`.
+pub fn inferred_application_type(redirect_uris: &[String]) -> ApplicationType {
+    let all_https = redirect_uris
+        .iter()
+        .all(|uri| redirect_kind(uri) == Some(RedirectKind::Https));
+    if all_https {
+        ApplicationType::Web
+    } else {
+        ApplicationType::Native
+    }
+}
+
+/// Whether redirect URIs fit an `application_type` (OpenID Connect Dynamic Client
+/// Registration §2): a `web` client's are all https, never loopback or a private-use
+/// scheme; a `native` client returns to a loopback or private-use URI, and may have
+/// https ones beside it (claimed https URIs, RFC 8252 §7.2, as desktop editors register
+/// both). The answer says what is wrong, in words fit for an error message.
+pub fn redirect_uris_fit(
+    application_type: ApplicationType,
+    redirect_uris: &[String],
+) -> Result<(), &'static str> {
+    let kinds = || redirect_uris.iter().map(|uri| redirect_kind(uri));
+    match application_type {
+        ApplicationType::Web if kinds().all(|k| k == Some(RedirectKind::Https)) => Ok(()),
+        ApplicationType::Web => Err("a web client's redirect URIs must all be https"),
+        ApplicationType::Native
+            if kinds()
+                .any(|k| matches!(k, Some(RedirectKind::Loopback | RedirectKind::PrivateUse))) =>
+        {
+            Ok(())
+        }
+        ApplicationType::Native => {
+            Err("a native client needs a loopback http or private-use scheme redirect URI")
+        }
+    }
+}
+
 /// Whether `given` matches one of the redirect URIs a client registered: exactly, as
 /// strings (OAuth 2.1 §4.1.3), except that a loopback `http` URI matches on any port
 /// (RFC 8252 §7.3) when its host, path and query are exactly the registered ones.
@@ -167,6 +228,44 @@ pub fn normalize_username(username: &str) -> Option<String> {
     (fits && username.chars().all(allowed)).then(|| username.to_ascii_lowercase())
 }
 
+/// Longest display name (of a client or a user), in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
+
+/// A client's or a user's display name as stored and shown: trimmed, 1 to
+/// [`MAX_DISPLAY_NAME_CHARS`] characters, none of them a control character, a line or
+/// paragraph separator, or another character of Unicode category C: format characters
+/// (Cf: bidi overrides and isolates such as U+202E and U+2066, zero-width characters,
+/// the Arabic letter mark), private-use or unassigned ones. Those make a name read as
+/// another on the consent page (Unicode TR #36 §2.1, "Trojan Source"). The answer says
+/// what is wrong, in words fit for an error message after the field's name.
+pub fn normalize_display_name(name: &str) -> Result<String, &'static str> {
+    use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err("must be 1 to 200 characters");
+    }
+    let breaks_lines = |c: char| {
+        c.is_control()
+            || matches!(
+                c.general_category(),
+                GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator
+            )
+    };
+    if name.chars().any(breaks_lines) {
+        return Err("must not contain control characters");
+    }
+    if name
+        .chars()
+        .any(|c| c.general_category_group() == GeneralCategoryGroup::Other)
+    {
+        return Err(
+            "must not contain format characters (such as bidi controls or zero-width spaces), \
+             private-use or unassigned characters",
+        );
+    }
+    Ok(name.to_owned())
+}
+
 /// Shortest password an operator may set, in characters (NIST SP 800-63B §3.1.1.2).
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest password accepted, in bytes: enough for any passphrase, and a bound on what
@@ -179,6 +278,16 @@ pub fn valid_password(password: &str) -> bool {
     password.chars().count() >= MIN_PASSWORD_CHARS
         && password.len() <= MAX_PASSWORD_BYTES
         && !password.chars().any(char::is_control)
+}
+
+/// Whether a user's earlier consent lets a sign-in go straight back to a client that
+/// authenticates with `auth_method`. RFC 8252 §8.6: without assurance of the client's
+/// identity, a request is processed as if nothing had been approved before. A public
+/// client (`none`) names itself by its id alone, and a loopback redirect URI matches on
+/// any port, so any program on the user's computer could be it: it is always asked
+/// again. A confidential client's code is worth nothing without its credential.
+pub fn consent_may_be_remembered(auth_method: AuthMethod) -> bool {
+    auth_method != AuthMethod::None
 }
 
 /// Whether a session that expires at `expires_at` still signs its browser in at `now`.
@@ -341,6 +450,46 @@ mod tests {
     }
 
     #[test]
+    fn redirect_uris_are_of_three_kinds() {
+        use RedirectKind::*;
+        for (uri, kind) in [
+            ("https://app.example/cb", Some(Https)),
+            ("https://127.0.0.1/cb", Some(Https)),
+            ("HTTPS://app.example/cb", Some(Https)),
+            ("http://127.0.0.1:5000/cb", Some(Loopback)),
+            ("http://[::1]/cb", Some(Loopback)),
+            ("http://localhost/cb", Some(Loopback)),
+            ("com.example.app:/cb", Some(PrivateUse)),
+            ("http://app.example/cb", None),
+            ("myapp:/cb", None),
+        ] {
+            assert_eq!(redirect_kind(uri), kind, "{uri}");
+        }
+    }
+
+    #[test]
+    fn application_types_follow_the_redirect_uris() {
+        use ApplicationType::*;
+        let uris = |list: &[&str]| list.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>();
+        let web = uris(&["https://app.example/cb"]);
+        let loopback = uris(&["http://127.0.0.1/cb"]);
+        let private = uris(&["com.example.app:/cb"]);
+        let both = uris(&["http://127.0.0.1:33418", "https://vscode.dev/redirect"]);
+        assert_eq!(inferred_application_type(&web), Web);
+        for native in [&loopback, &private, &both] {
+            assert_eq!(inferred_application_type(native), Native, "{native:?}");
+        }
+        for uris in [&web, &loopback, &private, &both] {
+            let inferred = inferred_application_type(uris);
+            assert_eq!(redirect_uris_fit(inferred, uris), Ok(()), "{uris:?}");
+        }
+        assert!(redirect_uris_fit(Native, &web).is_err());
+        for not_web in [&loopback, &private, &both] {
+            assert!(redirect_uris_fit(Web, not_web).is_err(), "{not_web:?}");
+        }
+    }
+
+    #[test]
     fn redirect_uris_match_exactly() {
         let registered = vec![
             "https://app.example/cb".to_owned(),
@@ -435,6 +584,66 @@ mod tests {
     }
 
     #[test]
+    fn display_names_refuse_format_and_control_characters() {
+        assert_eq!(
+            normalize_display_name("  MCP Inspector ").unwrap(),
+            "MCP Inspector"
+        );
+        for good in ["Émile's app", "日本語アプリ", "عربي", "a\u{00A0}b", "app ✓"] {
+            assert!(normalize_display_name(good).is_ok(), "{good:?}");
+        }
+        let length = "must be 1 to 200 characters";
+        assert_eq!(normalize_display_name(" "), Err(length));
+        assert_eq!(normalize_display_name(&"é".repeat(201)), Err(length));
+        assert!(normalize_display_name(&"é".repeat(200)).is_ok());
+        for control in [
+            "a\nb",
+            "a\u{0}b",
+            "a\u{7f}b",
+            "a\u{85}b",
+            "a\u{2028}b",
+            "a\u{2029}b",
+        ] {
+            assert_eq!(
+                normalize_display_name(control),
+                Err("must not contain control characters"),
+                "{control:?}"
+            );
+        }
+        // Category Cf: bidi embeddings, overrides, isolates and marks, zero-width
+        // characters, the soft hyphen, the byte order mark; then private use and
+        // unassigned code points.
+        for format in [
+            '\u{202E}',
+            '\u{202A}',
+            '\u{202D}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{00AD}',
+            '\u{FEFF}',
+            '\u{E000}',
+            '\u{F8FF}',
+            '\u{10FFFF}',
+        ] {
+            let name = format!("Good{format}App");
+            let refused = normalize_display_name(&name).unwrap_err();
+            assert!(
+                refused.contains("format characters"),
+                "{format:?}: {refused}"
+            );
+        }
+    }
+
+    #[test]
     fn passwords_have_a_length_and_no_control_characters() {
         assert!(valid_password("eight ch"));
         assert!(valid_password("pässwörd"));
@@ -442,6 +651,17 @@ mod tests {
         assert!(!valid_password("line\nbreak"));
         assert!(!valid_password(&"x".repeat(MAX_PASSWORD_BYTES + 1)));
         assert!(valid_password(&"x".repeat(MAX_PASSWORD_BYTES)));
+    }
+
+    #[test]
+    fn only_confidential_clients_skip_a_remembered_consent() {
+        for method in AuthMethod::ALL {
+            assert_eq!(
+                consent_may_be_remembered(method),
+                method != AuthMethod::None,
+                "{method:?}"
+            );
+        }
     }
 
     #[test]

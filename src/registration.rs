@@ -13,16 +13,16 @@ use serde_json::{Map, Value};
 
 use crate::admin::{self, AdminError, NewClient};
 use crate::config::Config;
-use crate::policy::{MAX_URI_LEN, normalize_scope, scope_outside, validate_redirect_uri};
+use crate::policy::{
+    MAX_URI_LEN, inferred_application_type, normalize_display_name, normalize_scope,
+    redirect_uris_fit, scope_outside, validate_redirect_uri,
+};
 use crate::secret::ClientSecret;
 use crate::store::{Store, StoreError};
-use crate::vocabulary::{AuthMethod, ClientOrigin, GrantType};
+use crate::vocabulary::{ApplicationType, AuthMethod, ClientOrigin, GrantType};
 
 /// Redirect URIs one client may register.
 pub const MAX_REDIRECT_URIS: usize = 10;
-
-/// Longest `client_name`, in characters.
-pub const MAX_NAME_CHARS: usize = 200;
 
 /// The name a client that gave none is shown by.
 pub const UNNAMED: &str = "Unnamed application";
@@ -59,6 +59,8 @@ pub struct ClientMetadata {
     pub scope: String,
     pub client_uri: Option<String>,
     pub logo_uri: Option<String>,
+    /// As given, or inferred from the redirect URIs.
+    pub application_type: ApplicationType,
 }
 
 /// The answer to a successful registration (RFC 7591 section 3.2.1): the client's id,
@@ -91,6 +93,11 @@ pub struct RegisteredClient {
     pub response_types: Vec<&'static str>,
     #[schema(inline)]
     pub token_endpoint_auth_method: AuthMethod,
+    /// `native` (loopback http or private-use scheme redirect URIs, https ones beside
+    /// them allowed) or `web` (https only): as registered, or inferred from the redirect
+    /// URIs (`web` when all are https).
+    #[schema(inline)]
+    pub application_type: ApplicationType,
     /// Space-separated; absent when the client may hold no scope.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -147,9 +154,12 @@ pub fn read_fields(
 ) -> Result<ClientMetadata, RegistrationError> {
     let grant_types = grant_types(fields)?;
     response_types(fields)?;
+    let redirect_uris = redirect_uris(fields)?;
+    let application_type = application_type(fields, &redirect_uris)?;
     Ok(ClientMetadata {
         client_name: client_name(fields)?,
-        redirect_uris: redirect_uris(fields)?,
+        redirect_uris,
+        application_type,
         grant_types,
         token_endpoint_auth_method,
         scope: scope(fields, max_scope)?,
@@ -191,17 +201,9 @@ fn client_name(fields: &Map<String, Value>) -> Result<Option<String>, Registrati
     let Some(name) = string(fields, "client_name")? else {
         return Ok(None);
     };
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(metadata_error("client_name", "must be 1 to 200 characters"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(metadata_error(
-            "client_name",
-            "must not contain control characters",
-        ));
-    }
-    Ok(Some(name.to_owned()))
+    normalize_display_name(name)
+        .map(Some)
+        .map_err(|why| metadata_error("client_name", why))
 }
 
 /// RFC 7591 §2 and RFC 8252 §7: required for the authorization code grant; each one
@@ -233,6 +235,24 @@ fn redirect_uris(fields: &Map<String, Value>) -> Result<Vec<String>, Registratio
         }
     }
     Ok(out)
+}
+
+/// OpenID Connect Dynamic Client Registration §2 (MCP 2026-07-28): `native` or `web`,
+/// inferred from the redirect URIs when absent. Another value is
+/// `invalid_client_metadata`; redirect URIs that do not fit the type given are
+/// `invalid_redirect_uri` (RFC 7591 §3.2.2: the redirect URIs are what is wrong).
+fn application_type(
+    fields: &Map<String, Value>,
+    redirect_uris: &[String],
+) -> Result<ApplicationType, RegistrationError> {
+    let Some(given) = string(fields, "application_type")? else {
+        return Ok(inferred_application_type(redirect_uris));
+    };
+    let application_type = ApplicationType::parse(given)
+        .ok_or_else(|| metadata_error("application_type", "must be native or web"))?;
+    redirect_uris_fit(application_type, redirect_uris)
+        .map_err(|why| RegistrationError::InvalidRedirectUri(format!("redirect_uris: {why}")))?;
+    Ok(application_type)
 }
 
 /// RFC 7591 §2: `authorization_code` by default; only it and `refresh_token` here, and
@@ -345,6 +365,7 @@ pub async fn register(
         origin: ClientOrigin::Dynamic,
         client_uri: metadata.client_uri.clone(),
         logo_uri: metadata.logo_uri.clone(),
+        application_type: Some(metadata.application_type),
         ..NewClient::default()
     };
     let issued = admin::create_client(store, new, now)
@@ -364,6 +385,7 @@ pub async fn register(
         grant_types: metadata.grant_types.iter().map(|g| g.as_str()).collect(),
         response_types: vec!["code"],
         token_endpoint_auth_method: method,
+        application_type: metadata.application_type,
         scope: Some(metadata.scope).filter(|s| !s.is_empty()),
         client_uri: metadata.client_uri,
         logo_uri: metadata.logo_uri,
@@ -470,6 +492,35 @@ mod tests {
         assert!(refusal(body).contains("response_types"));
         let body = r#"{"redirect_uris": ["https://a.example/"], "grant_types": ["refresh_token"]}"#;
         assert!(refusal(body).contains("must include authorization_code"));
+    }
+
+    #[test]
+    fn application_type_is_given_or_inferred_and_must_fit() {
+        let web = r#"{"redirect_uris": ["https://a.example/cb"]}"#;
+        assert_eq!(read(web).unwrap().application_type, ApplicationType::Web);
+        let native = r#"{"redirect_uris": ["http://127.0.0.1/cb", "https://a.example/cb"]}"#;
+        assert_eq!(
+            read(native).unwrap().application_type,
+            ApplicationType::Native
+        );
+        let given = r#"{"redirect_uris": ["com.example.app:/cb"], "application_type": "native"}"#;
+        assert_eq!(
+            read(given).unwrap().application_type,
+            ApplicationType::Native
+        );
+        let mismatch = r#"{"redirect_uris": ["http://127.0.0.1/cb"], "application_type": "web"}"#;
+        assert!(refusal(mismatch).starts_with("invalid_redirect_uri: redirect_uris"));
+        let mismatch = r#"{"redirect_uris": ["https://a.example/"], "application_type": "native"}"#;
+        assert!(refusal(mismatch).starts_with("invalid_redirect_uri: redirect_uris"));
+        for bad in [r#""desktop""#, "7", r#""Native""#] {
+            let body = format!(
+                r#"{{"redirect_uris": ["https://a.example/"], "application_type": {bad}}}"#
+            );
+            assert!(
+                refusal(&body).starts_with("invalid_client_metadata: application_type"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

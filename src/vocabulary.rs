@@ -170,3 +170,31 @@ impl ClientOrigin {
         self != ClientOrigin::Operator
     }
 }
+
+/// What kind of application a self-registered client is (OpenID Connect Dynamic Client
+/// Registration §2 `application_type`, as MCP 2026-07-28 asks of registration): `native`
+/// runs on the user's device and returns to a loopback or private-use redirect URI,
+/// `web` is a web site with https redirect URIs.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplicationType {
+    Native,
+    Web,
+}
+
+impl ApplicationType {
+    pub const ALL: [ApplicationType; 2] = [ApplicationType::Native, ApplicationType::Web];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationType::Native => "native",
+            ApplicationType::Web => "web",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == value)
+    }
+}

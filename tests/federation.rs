@@ -75,6 +75,14 @@ impl Fixture {
         Some(fixture)
     }
 
+    /// Sign-in through the provider only (no password form), with alice's account there.
+    async fn provider_only(backend: Backend) -> Option<Fixture> {
+        let off = |c: &mut Config| c.login.local_users = false;
+        let f = Fixture::start(backend, ProviderOptions::new(CALLBACK), off).await?;
+        f.provider.account("sub-alice", alice()).await;
+        Some(f)
+    }
+
     async fn with(provider: OidcProvider, app: TestApp) -> Fixture {
         let server = app.client("mcp-server", &[MCP]).await;
         let client_id = admin::create_client(
@@ -592,11 +600,9 @@ async fn a_provider_offering_only_client_secret_post_gets_it(backend: B) {
 }
 
 async fn without_local_users_authorize_goes_straight_to_the_one_provider(backend: B) {
-    let off = |c: &mut Config| c.login.local_users = false;
-    let Some(f) = Fixture::start(backend, ProviderOptions::new(CALLBACK), off).await else {
+    let Some(f) = Fixture::provider_only(backend).await else {
         return;
     };
-    f.provider.account("sub-alice", alice()).await;
     let mut browser = Browser::new(&f.app);
     let sent = browser.get(&format!("/authorize?{}", f.query())).await;
     let to_provider = location(&sent);
@@ -650,20 +656,10 @@ async fn failures_at_the_provider_go_back_as_oauth_errors_never_a_5xx(backend: B
     assert_eq!(twice.status, StatusCode::BAD_REQUEST, "iss given twice");
     let mut browser = Browser::new(&f.app);
     let callback = f.provider_answer(&mut browser, Some("sub-alice")).await;
-    let (path, query) = callback.split_once('?').unwrap();
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .map(|(k, v)| match k.as_str() {
-            "iss" => (k, "https://evil.example".to_owned()),
-            _ => (k, v),
-        })
-        .collect();
-    let mixed_up = format!(
-        "{path}?{}",
-        url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(query)
-            .finish()
-    );
+    let mixed_up = rewrite_query(&callback, |(k, v)| match k.as_str() {
+        "iss" => Some((k, "https://evil.example".to_owned())),
+        _ => Some((k, v)),
+    });
     let params = redirect_params(&browser.get(&mixed_up).await);
     assert_eq!(param(&params, "error").as_deref(), Some("access_denied"));
     assert_eq!(f.provider.stats().await["token"], tokens);
@@ -684,7 +680,105 @@ async fn failures_at_the_provider_go_back_as_oauth_errors_never_a_5xx(backend: B
     assert!(admin::list_users(&app.store).await.unwrap().is_empty());
 }
 
+/// `path?query` with each parameter of the query passed through `each` (`None` drops
+/// it).
+fn rewrite_query(
+    path_and_query: &str,
+    each: impl Fn((String, String)) -> Option<(String, String)>,
+) -> String {
+    let (path, query) = path_and_query.split_once('?').unwrap();
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .filter_map(each)
+        .collect();
+    format!(
+        "{path}?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    )
+}
+
+/// RFC 9207 §2.4: the provider advertises `authorization_response_iss_parameter_supported`,
+/// so an answer without `iss` may be another server's (a mix-up): refused before any code
+/// exchange, back to the client as `access_denied` with our own `iss`.
+async fn a_callback_without_iss_is_refused_when_the_provider_names_itself(backend: B) {
+    let Some(f) = Fixture::start(backend, ProviderOptions::new(CALLBACK), |_| {}).await else {
+        return;
+    };
+    f.provider.account("sub-alice", alice()).await;
+    let discovery = reqwest::get(format!(
+        "{}/.well-known/openid-configuration",
+        f.provider.issuer
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let discovery: Value = serde_json::from_str(&discovery).unwrap();
+    assert_eq!(
+        discovery["authorization_response_iss_parameter_supported"], true,
+        "the provider promises iss"
+    );
+    assert!(f.corp().names_itself());
+    let tokens = f.provider.stats().await["token"].clone();
+    let mut browser = Browser::new(&f.app);
+    let callback = f.provider_answer(&mut browser, Some("sub-alice")).await;
+    assert!(callback.contains("iss="), "{callback}");
+    let without_iss = rewrite_query(&callback, |(k, v)| (k != "iss").then_some((k, v)));
+    let answer = browser.get(&without_iss).await;
+    let params = redirect_params(&answer);
+    assert_eq!(param(&params, "error").as_deref(), Some("access_denied"));
+    assert_eq!(param(&params, "iss").as_deref(), Some(ISSUER));
+    assert_eq!(param(&params, "state").as_deref(), Some("st4te"));
+    assert_eq!(
+        f.provider.stats().await["token"],
+        tokens,
+        "no code exchanged"
+    );
+    assert!(f.users().await.is_empty());
+    // The same answer with its iss signs in (a fresh one: the state was used up).
+    let (_, answer) = f.through_provider(Some("sub-alice")).await;
+    assert!(location(&answer).starts_with("../../authorize?"));
+}
+
+/// With only a provider signing people in, every `/authorize` sends the browser straight
+/// there and stores the sign-in: one browser doing so a thousand times keeps only its
+/// newest few, and the newest still signs in.
+async fn a_browser_starting_sign_in_after_sign_in_leaves_a_few_rows(backend: B) {
+    let Some(f) = Fixture::provider_only(backend).await else {
+        return;
+    };
+    let mut browser = Browser::new(&f.app);
+    let path = format!("/authorize?{}", f.query());
+    let mut last = String::new();
+    for _ in 0..1_000 {
+        let sent = browser.get(&path).await;
+        last = location(&sent);
+        assert!(
+            last.starts_with(&format!("{}/auth?", f.provider.issuer)),
+            "{last}"
+        );
+    }
+    let pending = f.app.store.pending_federated_logins().await.unwrap();
+    let bound = introspectd::signin::federated::PENDING_PROVIDER_SIGNINS.per_browser;
+    assert_eq!(
+        pending,
+        u64::from(bound),
+        "one browser's sign-ins to one provider"
+    );
+    let back = f.provider.sign_in(&last, Some("sub-alice")).await;
+    let answer = browser.get(back.strip_prefix(ISSUER).unwrap()).await;
+    assert!(
+        location(&answer).starts_with("../../authorize?"),
+        "{answer:?}"
+    );
+}
+
 both_backends!(
+    a_browser_starting_sign_in_after_sign_in_leaves_a_few_rows,
+    a_callback_without_iss_is_refused_when_the_provider_names_itself,
     failures_at_the_provider_go_back_as_oauth_errors_never_a_5xx,
     the_first_sign_in_creates_a_user_and_later_ones_reuse_it,
     a_taken_username_gets_a_suffix_never_the_account,

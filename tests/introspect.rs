@@ -458,6 +458,39 @@ async fn inactive_when_jwt_lacks_a_required_claim(app: TestApp) {
     }
 }
 
+/// The README: a token must name its key. One without `kid` is not ours, even though
+/// the only key would verify it.
+async fn inactive_when_jwt_names_no_kid(app: TestApp) {
+    let client = app.client("app", &[]).await;
+    let (kid, der) = service_key(&app).await;
+    let key = EncodingKey::from_ed_der(&der);
+    let claims = claims_for(&app, &client);
+    let good = jsonwebtoken::encode(&at_jwt_header(Algorithm::EdDSA, &kid), &claims, &key).unwrap();
+    assert_active(&app.introspect(&client, &good).await);
+    let mut header = at_jwt_header(Algorithm::EdDSA, &kid);
+    header.kid = None;
+    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    assert_eq!(
+        app.introspect(&client, &token).await.json,
+        json!({"active": false})
+    );
+}
+
+/// An empty `sub`, `client_id` or `jti` names nothing: inactive, like a missing one.
+async fn inactive_when_jwt_has_an_empty_identifying_claim(app: TestApp) {
+    let client = app.client("app", &[]).await;
+    let (kid, der) = service_key(&app).await;
+    let key = EncodingKey::from_ed_der(&der);
+    for empty in ["sub", "jti", "client_id"] {
+        let mut claims = serde_json::to_value(claims_for(&app, &client)).unwrap();
+        claims[empty] = json!("");
+        let token =
+            jsonwebtoken::encode(&at_jwt_header(Algorithm::EdDSA, &kid), &claims, &key).unwrap();
+        let response = app.introspect(&client, &token).await;
+        assert_eq!(response.json, json!({"active": false}), "empty {empty}");
+    }
+}
+
 async fn inactive_when_owning_client_is_disabled(app: TestApp) {
     let owner = app.client("app", &[]).await;
     let rs = app.client("api", &[API]).await;
@@ -723,6 +756,8 @@ both_stores!(
     inactive_when_jwt_signed_with_unknown_kid,
     inactive_when_jwt_is_not_an_access_token,
     inactive_when_jwt_lacks_a_required_claim,
+    inactive_when_jwt_names_no_kid,
+    inactive_when_jwt_has_an_empty_identifying_claim,
     inactive_when_owning_client_is_disabled,
     inactive_when_owning_client_is_deleted,
     hint_never_changes_the_answer,

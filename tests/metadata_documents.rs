@@ -255,9 +255,15 @@ async fn a_good_document_signs_a_user_in(backend: Backend) {
     assert_eq!(page.status, StatusCode::OK, "{body}");
     assert!(body.contains("Doc Inspector"), "{body}");
     assert!(body.contains("registered itself"), "{body}");
+    // Every redirect URI of the document is loopback: the page says plainly where the
+    // browser goes, never "127.0.0.1" as if it were a site.
     assert!(
-        body.contains(">127.0.0.1</dd>"),
-        "the redirect host: {body}"
+        body.contains("<dd>an application on this computer</dd>"),
+        "where it returns to: {body}"
+    );
+    assert!(
+        body.contains("This application runs on this computer."),
+        "{body}"
     );
     assert!(
         body.contains(&format!("localhost:{}", server.port)),
@@ -434,14 +440,12 @@ async fn a_changed_document_is_seen_after_its_cache_time(backend: Backend) {
         path,
         json!({"client_name": "Second", "redirect_uris": [moved]}),
     );
-    // Within the hour: what was fetched holds (the consent too), and the new document
-    // is not asked for.
+    // Within the hour: what was fetched holds, and the new document is not asked for.
+    // (A public client is asked again on every sign-in, RFC 8252 §8.6.)
     let again = Request::get(authorize_path(&client_id, REDIRECT));
-    let back = cookies.send(&app, again, Body::empty()).await;
-    assert!(
-        location(&back).starts_with(REDIRECT),
-        "straight back with a code"
-    );
+    let page = cookies.send(&app, again, Body::empty()).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", text(&page));
+    assert!(text(&page).contains("First"), "the name fetched first");
     assert_eq!(server.hits(path), 1);
     let hour = now() + 3_600;
     assert!(usable_at(&app, &client_id, hour - 5).await);
@@ -867,7 +871,36 @@ async fn off_means_unknown_and_unpublished(backend: Backend) {
     );
 }
 
+/// A document is checked like a registration: a name with a Unicode format character
+/// (a bidi override, a zero-width space) is refused, and the client is unknown; an
+/// `application_type` its redirect URIs do not fit too. One that fits is kept.
+async fn a_document_name_with_format_characters_is_refused(backend: Backend) {
+    let server = DocServer::start().await;
+    let Some(app) = start(backend, &server, |_| {}).await else {
+        return;
+    };
+    let reversed = server.serve_document(
+        "/reversed.json",
+        json!({"client_name": "Inspector\u{202E}exe.txt"}),
+    );
+    let hidden = server.serve_document("/hidden.json", json!({"client_name": "Insp\u{200B}ector"}));
+    let web = server.serve_document("/web.json", json!({"application_type": "web"}));
+    for client_id in [&reversed, &hidden, &web] {
+        assert_unknown(&app, client_id).await;
+        assert_eq!(app.store.client_by_id(client_id).await.unwrap(), None);
+    }
+    let native = server.serve_document("/native.json", json!({"application_type": "native"}));
+    let page = authorize(&app, &native).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", text(&page));
+    let stored = app.store.client_by_id(&native).await.unwrap().unwrap();
+    assert_eq!(
+        stored.application_type,
+        Some(introspectd::vocabulary::ApplicationType::Native)
+    );
+}
+
 both_backends!(
+    a_document_name_with_format_characters_is_refused,
     a_good_document_signs_a_user_in,
     concurrent_requests_share_one_fetch,
     fetches_are_limited_per_host,

@@ -650,7 +650,10 @@ async fn registered_client_signs_a_user_in(backend: Backend) {
     let (tokens, consent) = sign_in(addr, &client, setup.password()).await;
     assert!(consent.contains("Look-alike Inspector"));
     assert!(consent.contains("This application registered itself"));
-    assert!(consent.contains("127.0.0.1"), "the redirect host is shown");
+    assert!(
+        consent.contains("an application on this computer"),
+        "where it returns to is shown"
+    );
 
     let access = tokens.access_token().secret();
     setup.assert_introspects(addr, access, client_id).await;

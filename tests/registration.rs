@@ -325,7 +325,208 @@ async fn client_secret_post_is_registered_as_asked(app: TestApp) {
     );
 }
 
+/// MCP 2026-07-28 (OpenID Connect registration §2): `application_type` is `native` or
+/// `web`, inferred from the redirect URIs when absent, always answered and kept.
+async fn application_type_is_inferred_given_and_returned(app: TestApp) {
+    let native = ["http://127.0.0.1/cb"];
+    for (body, expected) in [
+        (json!({"redirect_uris": ["https://app.example/cb"]}), "web"),
+        (json!({"redirect_uris": native}), "native"),
+        (json!({"redirect_uris": ["com.example.app:/cb"]}), "native"),
+        (
+            json!({"redirect_uris": ["http://127.0.0.1:33418", "https://vscode.dev/redirect"]}),
+            "native",
+        ),
+        (
+            json!({"redirect_uris": ["com.example.app:/cb"], "application_type": "native"}),
+            "native",
+        ),
+        (
+            json!({"redirect_uris": ["https://app.example/cb"], "application_type": "web"}),
+            "web",
+        ),
+        (
+            json!({"redirect_uris": native, "application_type": null}),
+            "native",
+        ),
+    ] {
+        let response = register(&app, body.clone()).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{body}: {response:?}");
+        assert_eq!(response.json["application_type"], expected, "{body}");
+        let id = response.json["client_id"].as_str().unwrap();
+        let shown =
+            serde_json::to_value(admin::show_client(&app.store, id).await.unwrap()).unwrap();
+        assert_eq!(shown["application_type"], expected, "kept: {body}");
+    }
+    let registered = app.store.list_clients().await.unwrap().len();
+    for (body, error) in [
+        (
+            json!({"redirect_uris": native, "application_type": "web"}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["com.example.app:/cb"], "application_type": "web"}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example/cb", "http://127.0.0.1/cb"],
+                "application_type": "web"}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example/cb"], "application_type": "native"}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": native, "application_type": MARK}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": native, "application_type": ["native"]}),
+            "invalid_client_metadata",
+        ),
+    ] {
+        let response = register(&app, body.clone()).await;
+        assert_error(&response, StatusCode::BAD_REQUEST, error);
+        let description = response.json["error_description"].as_str().unwrap();
+        assert!(
+            description.contains("redirect_uris") || description.contains("application_type"),
+            "{body}: {description}"
+        );
+        assert!(!String::from_utf8_lossy(&response.body).contains(MARK));
+    }
+    assert_eq!(app.store.list_clients().await.unwrap().len(), registered);
+    // An operator's client never said: nothing is shown.
+    let operator = app.client("gateway", &[]).await;
+    let shown =
+        serde_json::to_value(admin::show_client(&app.store, &operator.id).await.unwrap()).unwrap();
+    assert_eq!(shown.get("application_type"), None);
+}
+
+/// Unicode format characters (category Cf: bidi overrides and isolates, the Arabic
+/// letter mark, zero-width characters) can make a name read as another on the consent
+/// page: refused, at `/register` and from the command line alike.
+async fn names_with_format_characters_are_refused(app: TestApp) {
+    let ok = "https://app.example/cb";
+    for format in [
+        '\u{202E}', '\u{202D}', '\u{200B}', '\u{200D}', '\u{2066}', '\u{2067}', '\u{2068}',
+        '\u{2069}', '\u{061C}', '\u{200F}', '\u{FEFF}',
+    ] {
+        let name = format!("Good App{format}{MARK}");
+        let response = register(&app, json!({"redirect_uris": [ok], "client_name": name})).await;
+        assert_error(
+            &response,
+            StatusCode::BAD_REQUEST,
+            "invalid_client_metadata",
+        );
+        let description = response.json["error_description"].as_str().unwrap();
+        assert!(description.contains("client_name"), "{description}");
+        assert!(description.contains("format characters"), "{description}");
+        assert!(!String::from_utf8_lossy(&response.body).contains(MARK));
+
+        let created = admin::create_client(
+            &app.store,
+            NewClient {
+                name: name.clone(),
+                ..NewClient::default()
+            },
+            now(),
+        )
+        .await;
+        assert!(created.is_err(), "client create --name with {format:?}");
+    }
+    assert!(app.store.list_clients().await.unwrap().is_empty());
+    // Renaming is held to the same rule.
+    let client = app.client("gateway", &[]).await;
+    let renamed = admin::update_client(
+        &app.store,
+        &client.id,
+        admin::ClientChanges {
+            name: Some("gate\u{202E}yawa".to_owned()),
+            ..admin::ClientChanges::default()
+        },
+        now(),
+    )
+    .await;
+    assert!(renamed.is_err());
+    // Letters of every script, and spaces, are names.
+    let response = register(
+        &app,
+        json!({"redirect_uris": [ok], "client_name": "Éditeur 日本 عربي"}),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{response:?}");
+}
+
+/// RFC 8252 §7.1: a private-use scheme names no host, and any application may claim
+/// it. The consent page says the browser returns to "an application on this device",
+/// never the scheme as if it were a host; an error goes back there with `iss` too.
+async fn a_private_use_redirect_is_an_application_on_this_device(app: TestApp) {
+    const REDIRECT: &str = "com.example.app:/oauth/cb";
+    let response = register(
+        &app,
+        json!({"client_name": "Phone App", "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{response:?}");
+    assert_eq!(response.json["application_type"], "native");
+    let client_id = response.json["client_id"].as_str().unwrap();
+    app.user("alice", "correct horse battery").await;
+    let query = form(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        (
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ),
+        ("code_challenge_method", "S256"),
+        ("state", "st4te"),
+    ]);
+    let mut browser = common::Browser::new(&app);
+    let login = browser.get(&format!("/authorize?{query}")).await;
+    assert_eq!(login.status, StatusCode::OK);
+    let fields = [
+        ("request", common::hidden_field(&login, "request")),
+        ("csrf_token", common::hidden_field(&login, "csrf_token")),
+        ("username", "alice".to_owned()),
+        ("password", "correct horse battery".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let signed_in = browser.post("/login", &fields).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    let next = signed_in.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let consent = browser.get(&format!("/{next}")).await;
+    let page = common::page_text(&consent);
+    assert_eq!(consent.status, StatusCode::OK, "{page}");
+    assert!(page.contains("Phone App"), "{page}");
+    assert!(
+        page.contains("<dd>an application on this device</dd>"),
+        "{page}"
+    );
+    assert!(!page.contains("class=\"host\">com.example.app"), "{page}");
+    let fields = [
+        ("request", common::hidden_field(&consent, "request")),
+        ("csrf_token", common::hidden_field(&consent, "csrf_token")),
+        ("decision", "deny".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let denied = browser.post("/consent", &fields).await;
+    assert_eq!(denied.status, StatusCode::SEE_OTHER);
+    let to = denied.headers[header::LOCATION].to_str().unwrap();
+    assert!(to.starts_with(&format!("{REDIRECT}?")), "{to}");
+    assert!(to.contains("error=access_denied"), "{to}");
+    assert!(to.contains("iss=http%3A%2F%2F127.0.0.1%3A8080"), "{to}");
+}
+
 both_stores_with_scopes!(
+    application_type_is_inferred_given_and_returned,
+    names_with_format_characters_are_refused,
+    a_private_use_redirect_is_an_application_on_this_device,
     every_field_is_checked_and_named_without_its_value,
     the_request_must_be_json,
     a_public_client_registers_with_its_metadata,

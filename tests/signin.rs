@@ -625,29 +625,85 @@ async fn a_code_is_never_redeemed_for_a_user_disabled_meanwhile(app: TestApp) {
 
 // --- sessions and consent -------------------------------------------------------------
 
-async fn remembered_consent_skips_the_pages(app: TestApp) {
+/// A confidential client that signs users in at [`REDIRECT`].
+async fn confidential_client(app: &TestApp) -> TestClient {
+    app.client_with(NewClient {
+        name: "Web app".to_owned(),
+        scope: Some("read write".to_owned()),
+        auth_method: Some("client_secret_basic".to_owned()),
+        redirect_uris: vec![REDIRECT.to_owned()],
+        ..NewClient::default()
+    })
+    .await
+}
+
+async fn remembered_consent_skips_the_pages_of_a_confidential_client(app: TestApp) {
     let f = fixture(app).await;
+    let web = confidential_client(&f.app).await;
     let mut browser = Browser::new(&f.app);
-    let query = authorize_query(&f.client_id, &[("scope", "read"), ("resource", MCP)]);
+    let query = authorize_query(&web.id, &[("scope", "read"), ("resource", MCP)]);
     let consent = browser.sign_in(&query).await;
     code_of(&browser.decide(&consent, "allow").await);
     // Same user, client, scope and resources: straight back with a code.
     let again = browser.authorize(&query).await;
     let code = code_of(&again);
-    assert_eq!(
-        exchange(&f.app, &f.client_id, &code, &[]).await.status,
-        StatusCode::OK
-    );
+    let body = form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ]);
+    let exchanged = post_form(&f.app.router, "/token", Some(&web.basic()), &body).await;
+    assert_eq!(exchanged.status, StatusCode::OK, "{:?}", exchanged.json);
     // A wider scope asks again.
-    let wider = authorize_query(&f.client_id, &[("scope", "read write"), ("resource", MCP)]);
+    let wider = authorize_query(&web.id, &[("scope", "read write"), ("resource", MCP)]);
     let asked = browser.authorize(&wider).await;
     assert_page(&asked, StatusCode::OK, "name=\"decision\"");
     // Forgetting the consent asks again too.
-    admin::revoke_consent(&f.app.store, &f.user_id, Some(&f.client_id), now())
+    admin::revoke_consent(&f.app.store, &f.user_id, Some(&web.id), now())
         .await
         .unwrap();
     let forgotten = browser.authorize(&query).await;
     assert_page(&forgotten, StatusCode::OK, "name=\"decision\"");
+}
+
+/// RFC 8252 §8.6: a public client cannot prove who it is, and its loopback redirect URI
+/// matches on any port, so any program could be it: the consent page every time, one
+/// click for the signed-in user.
+async fn a_public_client_is_asked_again_on_every_sign_in(app: TestApp) {
+    let f = fixture(app).await;
+    let mut browser = Browser::new(&f.app);
+    let query = authorize_query(&f.client_id, &[("scope", "read"), ("resource", MCP)]);
+    let consent = browser.sign_in(&query).await;
+    code_of(&browser.decide(&consent, "allow").await);
+    assert!(
+        f.app
+            .store
+            .has_consent(&f.user_id, &f.client_id, Some("read"), &[MCP.to_owned()])
+            .await
+            .unwrap(),
+        "the decision is still remembered"
+    );
+    let other_port = "http://127.0.0.1:45678/callback";
+    for query in [
+        query.clone(),
+        authorize_query(
+            &f.client_id,
+            &[
+                ("scope", "read"),
+                ("resource", MCP),
+                ("redirect_uri", other_port),
+            ],
+        ),
+    ] {
+        let again = browser.authorize(&query).await;
+        assert_page(&again, StatusCode::OK, "name=\"decision\"");
+        // One click, without signing in again.
+        let allowed = browser.decide(&again, "allow").await;
+        assert_eq!(allowed.status, StatusCode::SEE_OTHER);
+        let to = location(&allowed);
+        assert!(to.contains("code=") && to.contains("iss="), "{to}");
+    }
 }
 
 /// A session cookie for `user_id` whose session expired a second ago.
@@ -841,8 +897,9 @@ async fn wrong_passwords_are_budgeted(backend: Backend) {
                 "{}",
                 text(&signed_in)
             );
+            // A public client: the consent page again, one click.
             let back = alice.follow(&signed_in).await;
-            code_of(&back);
+            code_of(&alice.decide(&back, "allow").await);
         },
     )
     .await;
@@ -982,7 +1039,8 @@ both_stores!(
     a_code_used_twice_revokes_what_it_gave,
     an_expired_code_is_refused,
     a_code_is_never_redeemed_for_a_user_disabled_meanwhile,
-    remembered_consent_skips_the_pages,
+    remembered_consent_skips_the_pages_of_a_confidential_client,
+    a_public_client_is_asked_again_on_every_sign_in,
     an_expired_session_signs_in_again,
     signing_out_ends_the_session,
     a_disabled_user_cannot_sign_in,

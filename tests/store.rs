@@ -7,7 +7,7 @@ use introspectd::auth::{hash_password, hash_secret};
 use introspectd::secret::{ClientSecret, Password};
 use introspectd::store::{
     ClientPolicy, ClientRecord, ConsentRecord, FederatedLoginRecord, LinkRecord, NewLink,
-    SessionRecord, Store, TokenRecord, UserRecord,
+    PendingBounds, SessionRecord, Store, TokenRecord, UserRecord,
 };
 use introspectd::token::jwt::KeySet;
 use introspectd::token::{now, opaque};
@@ -35,6 +35,7 @@ fn client(id: &str) -> ClientRecord {
         last_used_at: None,
         client_uri: None,
         logo_uri: None,
+        application_type: None,
     }
 }
 
@@ -817,7 +818,10 @@ async fn a_sign_in_sent_to_a_provider_is_taken_once(app: TestApp) {
         created_at: 100,
         expires_at: 700,
     };
-    store.insert_federated_login(&login, 100).await.unwrap();
+    store
+        .insert_federated_login(&login, 100, BOUNDS)
+        .await
+        .unwrap();
     let digest = opaque::digest("state-1");
     assert_eq!(
         store.take_federated_login(&digest).await.unwrap(),
@@ -825,17 +829,95 @@ async fn a_sign_in_sent_to_a_provider_is_taken_once(app: TestApp) {
     );
     assert_eq!(store.take_federated_login(&digest).await.unwrap(), None);
     // Expired ones go when the next is stored.
-    store.insert_federated_login(&login, 100).await.unwrap();
+    store
+        .insert_federated_login(&login, 100, BOUNDS)
+        .await
+        .unwrap();
     let later = FederatedLoginRecord {
         state_digest: opaque::digest("state-2"),
         ..login.clone()
     };
-    store.insert_federated_login(&later, 700).await.unwrap();
+    store
+        .insert_federated_login(&later, 700, BOUNDS)
+        .await
+        .unwrap();
     assert_eq!(store.take_federated_login(&digest).await.unwrap(), None);
+}
+
+const BOUNDS: PendingBounds = PendingBounds {
+    per_browser: 3,
+    total: 10,
+};
+
+/// A sign-in sent to `provider` from `browser` at `at`, named by `state`.
+fn pending(state: &str, provider: &str, browser: &str, at: i64) -> FederatedLoginRecord {
+    FederatedLoginRecord {
+        state_digest: opaque::digest(state),
+        provider_id: provider.to_owned(),
+        browser_id: browser.to_owned(),
+        request: "response_type=code&client_id=x".to_owned(),
+        created_at: at,
+        expires_at: at + 600,
+    }
+}
+
+/// One browser keeps its newest few sign-ins per provider; all browsers together keep
+/// at most the total, the newest; expired ones are purged.
+async fn sign_ins_sent_to_providers_are_bounded(app: TestApp) {
+    let store = &app.store;
+    for i in 0..20 {
+        let login = pending(&format!("b1-corp-{i}"), "corp", "b1", 1_000 + i);
+        store
+            .insert_federated_login(&login, 1_000 + i, BOUNDS)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.pending_federated_logins().await.unwrap(), 3);
+    for i in 17..20 {
+        let digest = opaque::digest(&format!("b1-corp-{i}"));
+        assert!(
+            store.take_federated_login(&digest).await.unwrap().is_some(),
+            "{i}"
+        );
+    }
+    // Another provider, another browser: their own share.
+    for (state, provider, browser) in [
+        ("a", "corp", "b1"),
+        ("b", "other", "b1"),
+        ("c", "corp", "b2"),
+    ] {
+        store
+            .insert_federated_login(&pending(state, provider, browser, 1_100), 1_100, BOUNDS)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.pending_federated_logins().await.unwrap(), 3);
+    // A browser a request (no cookie kept): at most the total, the newest kept.
+    for i in 0..25 {
+        let login = pending(
+            &format!("fresh-{i}"),
+            "corp",
+            &format!("fresh-{i}"),
+            1_200 + i,
+        );
+        store
+            .insert_federated_login(&login, 1_200 + i, BOUNDS)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.pending_federated_logins().await.unwrap(), 10);
+    let newest = opaque::digest("fresh-24");
+    assert!(store.take_federated_login(&newest).await.unwrap().is_some());
+    let oldest = opaque::digest("fresh-0");
+    assert_eq!(store.take_federated_login(&oldest).await.unwrap(), None);
+    // Expired ones go with the purge.
+    assert_eq!(store.purge_federated_logins(1_224 + 600).await.unwrap(), 9);
+    assert_eq!(store.pending_federated_logins().await.unwrap(), 0);
 }
 
 both_stores!(
     signin_failures_count_within_their_windows,
+    sign_ins_sent_to_providers_are_bounded,
     linked_users_are_stored_with_their_link_or_not_at_all,
     a_sign_in_sent_to_a_provider_is_taken_once,
     clients_round_trip,

@@ -722,6 +722,7 @@ mod tests {
             last_used_at: None,
             client_uri: None,
             logo_uri: None,
+            application_type: None,
         };
         assert!(client_may_authenticate(&client, AuthMethod::ClientSecretPost).is_ok());
         let err = client_may_authenticate(&client, AuthMethod::PrivateKeyJwt).unwrap_err();

@@ -369,6 +369,7 @@ async fn store_client(
         last_used_at: None,
         client_uri: metadata.client_uri,
         logo_uri: metadata.logo_uri,
+        application_type: Some(metadata.application_type),
     };
     let stored = store.client_by_id(client_id).await?;
     if let Some(stored) = &stored {
@@ -403,6 +404,7 @@ fn same_document(stored: &ClientRecord, from_document: &ClientRecord) -> bool {
         && stored.policy.grant_types == from_document.policy.grant_types
         && stored.client_uri == from_document.client_uri
         && stored.logo_uri == from_document.logo_uri
+        && stored.application_type == from_document.application_type
 }
 
 /// The host of a document client's id, for the consent page: who published it.

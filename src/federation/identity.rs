@@ -1,7 +1,7 @@
 //! Who a provider says signed in, and the rules that turn that into a local user: which
 //! emails are admitted, and which username a new user gets.
 
-use crate::policy::{MAX_USERNAME_LEN, normalize_username};
+use crate::policy::{MAX_USERNAME_LEN, normalize_display_name, normalize_username};
 
 /// The user as a provider's verified ID token names them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,12 +19,13 @@ pub struct Identity {
 const MAX_SUBJECT_LEN: usize = 255;
 /// Longest email kept (RFC 5321's path limit).
 const MAX_EMAIL_LEN: usize = 254;
-/// Longest display name kept.
+/// Longest `preferred_username` kept.
 const MAX_NAME_LEN: usize = 200;
 
 /// The identity as it may be stored: `None` when its `sub` is empty, too long or holds
 /// control characters (it could not name a link); an email or name that is too long or
-/// holds control characters is dropped rather than stored.
+/// holds control characters (for a name, also format characters: the rule of every
+/// display name) is dropped rather than stored.
 pub fn storable(mut identity: Identity) -> Option<Identity> {
     let clean =
         |value: &str, max: usize| value.len() <= max && !value.chars().any(char::is_control);
@@ -34,7 +35,7 @@ pub fn storable(mut identity: Identity) -> Option<Identity> {
     identity.email = identity
         .email
         .filter(|e| clean(e, MAX_EMAIL_LEN) && !e.chars().any(char::is_whitespace));
-    identity.name = identity.name.filter(|n| clean(n, MAX_NAME_LEN));
+    identity.name = identity.name.and_then(|n| normalize_display_name(&n).ok());
     identity.preferred_username = identity
         .preferred_username
         .filter(|u| clean(u, MAX_NAME_LEN));
@@ -176,6 +177,11 @@ mod tests {
             (kept.email, kept.name, kept.preferred_username),
             (None, None, None)
         );
+        let spoofed = Identity {
+            name: Some("Alice\u{202E}nimda".to_owned()),
+            ..good.clone()
+        };
+        assert_eq!(storable(spoofed).unwrap().name, None);
     }
 
     #[test]

@@ -8,13 +8,16 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreJsonWebKeySet,
-    CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
+    CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey, CoreJsonWebKeySet,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
-    SignatureVerificationError, TokenResponse,
+    AdditionalProviderMetadata, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId,
+    ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    ProviderMetadata, RedirectUrl, RequestTokenError, Scope, SignatureVerificationError,
+    TokenResponse,
 };
 use tokio::sync::watch;
 
@@ -48,11 +51,40 @@ pub enum ProviderError {
     IdToken(String),
 }
 
+/// The discovery fields beyond OpenID Connect Discovery that sign-in reads: RFC 9207 §3,
+/// whether the provider names itself (`iss`) in its authorization responses. Kept as
+/// sent, so that an odd value makes the flag false rather than discovery fail.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+struct IssuerInResponses {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authorization_response_iss_parameter_supported: Option<serde_json::Value>,
+}
+
+impl AdditionalProviderMetadata for IssuerInResponses {}
+
+/// A provider's discovery document.
+type Metadata = ProviderMetadata<
+    IssuerInResponses,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
 /// What discovery found: the metadata with the key set, and how to talk to the provider.
 struct Discovered {
-    metadata: CoreProviderMetadata,
+    metadata: Metadata,
     auth_type: AuthType,
     algs: Vec<CoreJwsSigningAlgorithm>,
+    /// RFC 9207: the provider advertises `authorization_response_iss_parameter_supported`.
+    names_itself: bool,
 }
 
 /// A configured provider.
@@ -112,6 +144,12 @@ impl Provider {
         self.issuer.as_str()
     }
 
+    /// Whether the provider said, at discovery, that its authorization responses carry
+    /// `iss` (RFC 9207 §3); false until discovered.
+    pub fn names_itself(&self) -> bool {
+        self.discovered().is_some_and(|d| d.names_itself)
+    }
+
     /// Whether discovery succeeded: the provider can be offered.
     pub fn available(&self) -> bool {
         *self.available.borrow()
@@ -151,7 +189,7 @@ impl Provider {
 
     /// Fetches the discovery document and the key set once.
     async fn discover(&self) -> Result<(), String> {
-        let metadata = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
+        let metadata = Metadata::discover_async(self.issuer.clone(), &self.http)
             .await
             .map_err(|err| discovery_error(&err))?;
         if metadata.token_endpoint().is_none() {
@@ -304,10 +342,15 @@ impl Provider {
 }
 
 /// How to talk to a provider of this metadata.
-fn discovered(metadata: CoreProviderMetadata) -> Discovered {
+fn discovered(metadata: Metadata) -> Discovered {
+    let names_itself = metadata
+        .additional_metadata()
+        .authorization_response_iss_parameter_supported
+        == Some(serde_json::Value::Bool(true));
     Discovered {
         auth_type: auth_type(metadata.token_endpoint_auth_methods_supported()),
         algs: signing_algs(metadata.id_token_signing_alg_values_supported()),
+        names_itself,
         metadata,
     }
 }

@@ -302,7 +302,8 @@ pub struct RegistrationRequest {
     /// Space-separated, within `registration.max_scope`.
     #[schema(nullable = false)]
     pub scope: Option<String>,
-    /// Shown on the consent page; at most 200 characters.
+    /// Shown on the consent page; at most 200 characters, no control or format
+    /// characters (Unicode category C: bidi controls, zero-width characters).
     #[schema(nullable = false)]
     pub client_name: Option<String>,
     /// An https URL.
@@ -311,6 +312,12 @@ pub struct RegistrationRequest {
     /// An https URL.
     #[schema(nullable = false)]
     pub logo_uri: Option<String>,
+    /// `native` (loopback http or private-use scheme redirect URIs, https ones beside
+    /// them allowed) or `web` (https redirect URIs only); inferred from the redirect URIs
+    /// when absent (`web` when all are https). Redirect URIs that do not fit are
+    /// `invalid_redirect_uri`.
+    #[schema(nullable = false)]
+    pub application_type: Option<String>,
 }
 
 /// The errors of every endpoint that takes a form and a client's credentials (the

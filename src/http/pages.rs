@@ -11,6 +11,7 @@ use super::visit::Visit;
 use crate::error::ApiError;
 use crate::limits::retry_after_seconds;
 use crate::signin::binding::{Browser, PendingError, PendingForm, pending_form, sign_out_token};
+use crate::signin::request::ReturnTo;
 use crate::signin::{LoginProblem, LoginStep, Prompt, SignedIn, Signin, SigninError, Step};
 
 /// The session cookie: names a session row and the browser it was started in (signed).
@@ -67,7 +68,9 @@ struct ConsentPage<'a> {
     client_name: &'a str,
     username: &'a str,
     self_registered: bool,
-    redirect_host: &'a str,
+    return_to: ReturnTo,
+    /// A metadata document's client that returns only to loopback redirect URIs.
+    on_this_computer: bool,
     /// The host of a metadata document's URL: who published the client.
     publisher: Option<String>,
     scopes: &'a [String],
@@ -274,7 +277,8 @@ pub fn consent(visit: &Visit, prompt: &Prompt, signed_in: &SignedIn) -> Response
         client_name: &prompt.client.name,
         username: &signed_in.user.username,
         self_registered: crate::signin::self_registered(&prompt.client),
-        redirect_host: &prompt.request.redirect_host(),
+        return_to: prompt.request.return_to(),
+        on_this_computer: crate::signin::runs_on_this_computer(&prompt.client),
         publisher: crate::documents::publisher(&prompt.client),
         scopes: &prompt.scopes(),
         resources: &prompt.resources,

@@ -92,7 +92,11 @@ fn is_json(headers: &HeaderMap) -> bool {
         never `client_credentials`), `response_types` (`code`), \
         `token_endpoint_auth_method` (`none` for a public client, or `client_secret_basic`, \
         the default, or `client_secret_post`, which get a `client_secret` shown this once), \
-        `scope` (within `registration.max_scope`; all of it when omitted), `client_name`, \
+        `scope` (within `registration.max_scope`; all of it when omitted), `client_name` \
+        (no control or format characters such as bidi controls), `application_type` \
+        (`native`: loopback http or private-use scheme redirect URIs, https ones beside \
+        them allowed; `web`: https only; inferred from the redirect URIs when omitted, and \
+        always answered; redirect URIs that do not fit it are `invalid_redirect_uri`), \
         and `client_uri` and `logo_uri` (https only; stored, never shown in a page). Unknown \
         fields are ignored. A refused field is named in `error_description` \
         (`invalid_redirect_uri` or `invalid_client_metadata`, RFC 7591 section 3.2.2), its \

@@ -14,11 +14,22 @@ use super::request::{ErrorCode, ErrorResponse};
 use super::{Context, Prompt, SigninError, Step, check, open, redirect, start_session};
 use crate::federation::identity::{self, Identity};
 use crate::federation::{Provider, ProviderError};
-use crate::store::{FederatedLoginRecord, LinkRecord, NewLink, StoreError, UserRecord};
+use crate::store::{
+    FederatedLoginRecord, LinkRecord, NewLink, PendingBounds, StoreError, UserRecord,
+};
 use crate::token::{opaque, random_string};
 
 /// How long a sign-in sent to a provider may take to come back, in seconds.
 pub const PROVIDER_SIGNIN_TTL_SECONDS: i64 = 600;
+
+/// Sign-ins sent to a provider kept at once: per browser and provider (a few tabs signing
+/// in at the same time; a newer one pushes out the oldest), and in all (a script that
+/// drops its cookies gets a new browser each time). Expired ones are forgotten on every
+/// write and by the upkeep.
+pub const PENDING_PROVIDER_SIGNINS: PendingBounds = PendingBounds {
+    per_browser: 3,
+    total: 10_000,
+};
 
 /// Usernames tried for a new user before giving up (`alice`, `alice-2`, …).
 const USERNAME_TRIES: u32 = 20;
@@ -60,6 +71,7 @@ pub async fn start(
                 expires_at: cx.now.saturating_add(PROVIDER_SIGNIN_TTL_SECONDS),
             },
             cx.now,
+            PENDING_PROVIDER_SIGNINS,
         )
         .await?;
     Ok(Step::Provider(url))
@@ -144,13 +156,12 @@ pub async fn callback(
             cx.issuer,
         )))
     };
-    // RFC 9207 §2.4: an answer naming another issuer is a mix-up; refused.
-    if answer
-        .iss
-        .as_deref()
-        .is_some_and(|iss| iss != provider.issuer())
-    {
-        tracing::warn!(provider = %provider.id, "the callback names another issuer");
+    if !issuer_acceptable(
+        answer.iss.as_deref(),
+        provider.issuer(),
+        provider.names_itself(),
+    ) {
+        tracing::warn!(provider = %provider.id, "the callback names another issuer, or none though the provider names itself");
         return refuse(ErrorCode::AccessDenied, NOT_ACCEPTED);
     }
     if let Some(error) = &answer.error {
@@ -198,6 +209,17 @@ pub async fn callback(
         session_cookie,
         next: format!("../../authorize?{}", prompt.request.to_query()),
     })
+}
+
+/// RFC 9207 §2.4: whether the `iss` of a provider's authorization response is
+/// acceptable. One naming another issuer is a mix-up; one without `iss` from a provider
+/// that advertises `authorization_response_iss_parameter_supported` may come from
+/// another server too. Without that promise, no `iss` is accepted.
+fn issuer_acceptable(given: Option<&str>, issuer: &str, names_itself: bool) -> bool {
+    match given {
+        Some(iss) => iss == issuer,
+        None => !names_itself,
+    }
 }
 
 /// The error sent to the client for a provider's error answer.
@@ -257,6 +279,19 @@ async fn linked_user(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_issuer_must_be_named_when_the_provider_promised_to() {
+        let issuer = "https://idp.example";
+        assert!(issuer_acceptable(Some(issuer), issuer, true));
+        assert!(issuer_acceptable(Some(issuer), issuer, false));
+        assert!(issuer_acceptable(None, issuer, false));
+        assert!(!issuer_acceptable(None, issuer, true));
+        for other in ["https://evil.example", "https://idp.example/", ""] {
+            assert!(!issuer_acceptable(Some(other), issuer, true), "{other}");
+            assert!(!issuer_acceptable(Some(other), issuer, false), "{other}");
+        }
+    }
 
     #[test]
     fn provider_errors_map_to_client_errors() {

@@ -190,6 +190,19 @@ pub fn self_registered(client: &ClientRecord) -> bool {
     client.origin.self_registered() || client.client_id.starts_with("https://")
 }
 
+/// Whether a client ID metadata document's client returns only to loopback redirect
+/// URIs: whoever published the document, the application is a program on the user's
+/// computer, and the consent page says so plainly.
+pub fn runs_on_this_computer(client: &ClientRecord) -> bool {
+    use crate::policy::{RedirectKind, redirect_kind};
+    client.origin == crate::vocabulary::ClientOrigin::MetadataDocument
+        && !client.redirect_uris.is_empty()
+        && client
+            .redirect_uris
+            .iter()
+            .all(|uri| redirect_kind(uri) == Some(RedirectKind::Loopback))
+}
+
 /// A signed-in browser: its session id and user.
 #[derive(Clone, Debug)]
 pub struct SignedIn {
@@ -262,8 +275,9 @@ async fn check(cx: &Context<'_>, query: &str) -> Result<Result<Prompt, String>, 
     }))
 }
 
-/// `GET /authorize`: a signed-in user who allowed this before goes straight back to the
-/// client with a code; otherwise the consent page, or first the login page.
+/// `GET /authorize`: a signed-in user who allowed this confidential client before goes
+/// straight back to it with a code; otherwise the consent page (always, for a public
+/// client), or first the login page.
 pub async fn authorize(
     cx: &Context<'_>,
     query: &str,
@@ -277,15 +291,16 @@ pub async fn authorize(
     let Some(signed_in) = signed_in else {
         return sign_in_first(cx, browser, prompt).await;
     };
-    let consented = cx
-        .store
-        .has_consent(
-            &signed_in.user.user_id,
-            &prompt.client.client_id,
-            prompt.request.scope.as_deref(),
-            &prompt.resources,
-        )
-        .await?;
+    let consented = crate::policy::consent_may_be_remembered(prompt.client.auth_method)
+        && cx
+            .store
+            .has_consent(
+                &signed_in.user.user_id,
+                &prompt.client.client_id,
+                prompt.request.scope.as_deref(),
+                &prompt.resources,
+            )
+            .await?;
     if consented {
         return Ok(Step::Redirect(
             issue_code(cx, &signed_in.user, &prompt).await?,

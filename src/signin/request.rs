@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::grant::{GrantError, granted_scope};
-use crate::policy::{redirect_uri_matches, valid_resource_uri};
+use crate::policy::{RedirectKind, redirect_kind, redirect_uri_matches, valid_resource_uri};
 use crate::store::ClientRecord;
 use crate::vocabulary::GrantType;
 
@@ -380,15 +380,51 @@ impl AuthorizationRequest {
         }
     }
 
-    /// The host of the redirect URI, for the consent page; for a private-use scheme
-    /// (RFC 8252 §7.1) with no host, the scheme.
-    pub fn redirect_host(&self) -> String {
-        match url::Url::parse(&self.redirect_uri) {
-            Ok(url) => match url.host_str() {
-                Some(host) => host.to_owned(),
-                None => format!("{}:", url.scheme()),
-            },
-            Err(_) => String::new(),
+    /// Where the browser goes back to, for the consent page.
+    pub fn return_to(&self) -> ReturnTo {
+        match redirect_kind(&self.redirect_uri) {
+            Some(RedirectKind::Https) => url::Url::parse(&self.redirect_uri)
+                .ok()
+                .and_then(|url| url.host_str().map(ReturnTo::host))
+                .unwrap_or(ReturnTo::ThisDevice),
+            Some(RedirectKind::Loopback) => ReturnTo::ThisComputer,
+            // A private-use scheme names no host, and any application may claim it: never
+            // shown as if it were one.
+            Some(RedirectKind::PrivateUse) | None => ReturnTo::ThisDevice,
+        }
+    }
+}
+
+/// Where the consent page says the browser returns to (RFC 8252 §7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReturnTo {
+    /// An https redirect URI: its host.
+    Host(String),
+    /// A loopback redirect URI: a program on this computer, whatever its port.
+    ThisComputer,
+    /// A private-use scheme: an application on this device.
+    ThisDevice,
+}
+
+impl ReturnTo {
+    fn host(host: &str) -> Self {
+        ReturnTo::Host(host.to_owned())
+    }
+
+    /// The host, when it is one.
+    pub fn host_name(&self) -> Option<&str> {
+        match self {
+            ReturnTo::Host(host) => Some(host),
+            _ => None,
+        }
+    }
+
+    /// What the page says when it is not a host.
+    pub fn described(&self) -> &'static str {
+        match self {
+            ReturnTo::Host(_) => "a web site",
+            ReturnTo::ThisComputer => "an application on this computer",
+            ReturnTo::ThisDevice => "an application on this device",
         }
     }
 }
@@ -423,6 +459,7 @@ mod tests {
             last_used_at: None,
             client_uri: None,
             logo_uri: None,
+            application_type: None,
         }
     }
 
@@ -666,11 +703,16 @@ mod tests {
     }
 
     #[test]
-    fn redirect_host_names_the_host_or_the_scheme() {
+    fn the_page_names_a_host_only_for_https() {
         let mut request = validate(&query(&[], &[])).unwrap();
-        assert_eq!(request.redirect_host(), "app.example");
-        request.redirect_uri = "com.example.app:/oauth".to_owned();
-        assert_eq!(request.redirect_host(), "com.example.app:");
+        assert_eq!(request.return_to(), ReturnTo::host("app.example"));
+        request.redirect_uri = "http://127.0.0.1:49152/cb".to_owned();
+        assert_eq!(request.return_to(), ReturnTo::ThisComputer);
+        for private in ["com.example.app:/oauth", "com.example.app://callback"] {
+            request.redirect_uri = private.to_owned();
+            assert_eq!(request.return_to(), ReturnTo::ThisDevice, "{private}");
+            assert_eq!(request.return_to().host_name(), None);
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::{Change, Pool, Store, StoreError, decode_list, encode_list};
 use crate::secret::SecretHash;
-use crate::vocabulary::{AuthMethod, ClientOrigin, GrantType, InactiveBudget};
+use crate::vocabulary::{ApplicationType, AuthMethod, ClientOrigin, GrantType, InactiveBudget};
 
 /// A client's inactive budget, stored as NULL (configured), 0 (off) or the limit.
 fn budget_from_column(value: Option<i64>) -> Result<InactiveBudget, StoreError> {
@@ -64,6 +64,9 @@ pub struct ClientRecord {
     /// shown to operators, never loaded into a page.
     pub client_uri: Option<String>,
     pub logo_uri: Option<String>,
+    /// `native` or `web`, as a self-registered client registered (or had inferred);
+    /// `None` for an operator's client.
+    pub application_type: Option<ApplicationType>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -86,6 +89,7 @@ struct ClientRow {
     last_used_at: Option<i64>,
     client_uri: Option<String>,
     logo_uri: Option<String>,
+    application_type: Option<String>,
 }
 
 impl TryFrom<ClientRow> for ClientRecord {
@@ -123,6 +127,14 @@ impl TryFrom<ClientRow> for ClientRecord {
             last_used_at: row.last_used_at,
             client_uri: row.client_uri,
             logo_uri: row.logo_uri,
+            application_type: row
+                .application_type
+                .map(|t| {
+                    ApplicationType::parse(&t).ok_or(StoreError::Corrupt {
+                        what: "client application_type",
+                    })
+                })
+                .transpose()?,
         })
     }
 }
@@ -138,7 +150,7 @@ macro_rules! client_columns {
     () => {
         "client_id, name, secret_hash, auth_method, scope, audiences, disabled, created_at, \
          updated_at, grant_types, resources, strict_auth_method, inactive_budget, redirect_uris, \
-         origin, last_used_at, client_uri, logo_uri"
+         origin, last_used_at, client_uri, logo_uri, application_type"
     };
 }
 
@@ -164,6 +176,7 @@ macro_rules! bind_client_row {
             .bind($client.last_used_at)
             .bind(&$client.client_uri)
             .bind(&$client.logo_uri)
+            .bind($client.application_type.map(ApplicationType::as_str))
     };
 }
 
@@ -204,7 +217,7 @@ impl Store {
             "INSERT INTO clients (",
             client_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18)"
+             $17, $18, $19)"
         );
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -339,7 +352,7 @@ impl Store {
 
     /// Stores what a client ID metadata document says of its client: inserted when new,
     /// else rewritten in place (name, method, scope, grant types, redirect URIs, home page,
-    /// logo, keys) keeping what the operator decided (`disabled`), its history
+    /// logo, application type, keys) keeping what the operator decided (`disabled`), its history
     /// (`created_at`, `last_used_at`) and what users allowed (consents, tokens). False
     /// when the id belongs to a client of another origin, which is left alone. Concurrent
     /// writers of one document (several instances) converge: the insert yields to an
@@ -356,11 +369,12 @@ impl Store {
             "INSERT INTO clients (",
             client_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18) ON CONFLICT (client_id) DO NOTHING"
+             $17, $18, $19) ON CONFLICT (client_id) DO NOTHING"
         );
         let update = "UPDATE clients SET name = $1, auth_method = $2, scope = $3, \
                       grant_types = $4, redirect_uris = $5, client_uri = $6, logo_uri = $7, \
-                      updated_at = $8 WHERE client_id = $9 AND origin = 'metadata_document'";
+                      application_type = $8, updated_at = $9 \
+                      WHERE client_id = $10 AND origin = 'metadata_document'";
         let stored = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let inserted = bind_client_row!(sqlx::query(insert), client)
@@ -377,6 +391,7 @@ impl Store {
                     .bind(encode_list(&client.redirect_uris))
                     .bind(&client.client_uri)
                     .bind(&client.logo_uri)
+                    .bind(client.application_type.map(ApplicationType::as_str))
                     .bind(client.updated_at)
                     .bind(&client.client_id)
                     .execute(&mut *tx)

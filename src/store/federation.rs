@@ -47,6 +47,14 @@ pub struct FederatedLoginRecord {
     pub expires_at: i64,
 }
 
+/// How many sign-ins sent to a provider are kept at most: per browser and provider, and
+/// in all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingBounds {
+    pub per_browser: u32,
+    pub total: u32,
+}
+
 #[derive(sqlx::FromRow)]
 struct FederatedLoginRow {
     state_digest: Vec<u8>,
@@ -172,16 +180,29 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Remembers a sign-in sent to a provider, and forgets those expired by `now`.
+    /// Remembers a sign-in sent to a provider within `bounds`: those expired by `now` are
+    /// forgotten, then the browser's oldest sign-ins to that provider beyond
+    /// `bounds.per_browser` (this one included), then the oldest of all beyond
+    /// `bounds.total`, never this one. A browser (or a script without cookies) starting
+    /// sign-in after sign-in leaves a bounded number of rows.
     pub async fn insert_federated_login(
         &self,
         login: &FederatedLoginRecord,
         now: i64,
+        bounds: PendingBounds,
     ) -> Result<(), StoreError> {
+        self.purge_federated_logins(now).await?;
+        let keep_others = i64::from(bounds.per_browser.saturating_sub(1));
+        let same_browser = "DELETE FROM federated_logins WHERE browser_id = $1 \
+             AND provider_id = $2 AND state_digest NOT IN (SELECT state_digest \
+             FROM federated_logins WHERE browser_id = $1 AND provider_id = $2 \
+             ORDER BY created_at DESC, state_digest DESC LIMIT $3)";
         execute!(
             self,
-            "DELETE FROM federated_logins WHERE expires_at <= $1",
-            now
+            same_browser,
+            &login.browser_id,
+            &login.provider_id,
+            keep_others
         )?;
         let sql = "INSERT INTO federated_logins (state_digest, provider_id, browser_id, request, \
                    created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
@@ -195,7 +216,31 @@ impl Store {
             login.created_at,
             login.expires_at
         )?;
+        let pending = self.pending_federated_logins().await?;
+        let excess = pending.saturating_sub(u64::from(bounds.total));
+        if excess > 0 {
+            let oldest = "DELETE FROM federated_logins WHERE state_digest IN (SELECT \
+                 state_digest FROM federated_logins WHERE state_digest <> $1 \
+                 ORDER BY created_at, state_digest LIMIT $2)";
+            let excess = i64::try_from(excess).unwrap_or(i64::MAX);
+            execute!(self, oldest, &login.state_digest[..], excess)?;
+        }
         Ok(())
+    }
+
+    /// How many sign-ins sent to a provider are waiting for their callback.
+    pub async fn pending_federated_logins(&self) -> Result<u64, StoreError> {
+        let sql = "SELECT COUNT(*) FROM federated_logins";
+        let count = on_pool!(self, pool => sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Forgets the sign-ins sent to a provider that expired by `now`; answers how many.
+    pub async fn purge_federated_logins(&self, now: i64) -> Result<u64, StoreError> {
+        let sql = "DELETE FROM federated_logins WHERE expires_at <= $1";
+        Ok(execute!(self, sql, now)?)
     }
 
     /// Takes the sign-in sent with this `state`: it is deleted, so a second callback with

@@ -165,7 +165,7 @@ pub use changes::{ChangeListener, ChangeLog, ChangeSource, LoggedChange, Notific
 pub use clients::{ClientPolicy, ClientRecord, TOUCH_EVERY};
 pub use codes::{CodeRecord, Redemption};
 pub use failures::{FailureCount, FailureWindow, MAX_FAILURE_ROWS};
-pub use federation::{FederatedLoginRecord, LinkRecord, NewLink};
+pub use federation::{FederatedLoginRecord, LinkRecord, NewLink, PendingBounds};
 pub use keys::{SealedSecret, StoredKey};
 pub use sessions::{ConsentRecord, SessionRecord};
 pub use tokens::{FamilyRecord, Rotation, TokenRecord};

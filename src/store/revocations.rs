@@ -91,6 +91,7 @@ impl Store {
         let codes = self.purge_authorization_codes(before).await?;
         let failures = self.purge_signin_failures(before).await?;
         let assertions = self.purge_assertion_jtis(before).await?;
-        Ok(jtis + tokens + log + sessions + codes + failures + assertions)
+        let federated = self.purge_federated_logins(before).await?;
+        Ok(jtis + tokens + log + sessions + codes + failures + assertions + federated)
     }
 }

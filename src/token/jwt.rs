@@ -1,7 +1,8 @@
 //! JWT access tokens: the key set, verification and minting.
 //!
-//! Verification picks the key by `kid` and accepts only that key's algorithm, so neither
-//! `alg: none` nor an HS256 token keyed with a public key's bytes can pass.
+//! Verification picks the key by `kid`, which every token must name, and accepts only
+//! that key's algorithm, so neither `alg: none` nor an HS256 token keyed with a public
+//! key's bytes can pass.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -182,18 +183,23 @@ impl KeySet {
         if !header.typ.as_deref().is_some_and(is_access_token_typ) {
             return Err(JwtRejection::WrongType);
         }
-        let key = match header.kid.as_deref() {
-            Some(kid) => self.verifiers.get(kid),
-            None if self.verifiers.len() == 1 => self.verifiers.values().next(),
-            None => None,
-        }
-        .ok_or(JwtRejection::UnknownKey)?;
+        // Every token this service signs names its key; one that names none is not ours,
+        // even when a single key would verify it.
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.verifiers.get(kid))
+            .ok_or(JwtRejection::UnknownKey)?;
         if key.alg != header.alg {
             return Err(JwtRejection::WrongAlgorithm);
         }
-        jsonwebtoken::decode::<AccessClaims>(token, &key.key, &key.validation)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.key, &key.validation)
             .map(|data| data.claims)
-            .map_err(|err| rejection(err.kind()))
+            .map_err(|err| rejection(err.kind()))?;
+        if !names_everything(&claims) {
+            return Err(JwtRejection::Malformed);
+        }
+        Ok(claims)
     }
 
     /// Signs access-token claims, `typ: at+jwt`, with the key that signs at their `iat`.
@@ -258,6 +264,14 @@ pub fn check_times(claims: &AccessClaims, now: i64, leeway: i64) -> Result<(), J
         // Revocation of a JWT is looked up by `jti` by whoever holds the list.
         TokenState::Active | TokenState::Revoked => Ok(()),
     }
+}
+
+/// RFC 9068 §2.2: `sub`, `client_id` and `jti` identify the subject, the client and the
+/// token; an empty one names nobody (and an empty `jti` could never be revoked).
+fn names_everything(claims: &AccessClaims) -> bool {
+    ![&claims.sub, &claims.client_id, &claims.jti]
+        .iter()
+        .any(|claim| claim.is_empty())
 }
 
 fn is_access_token_typ(typ: &str) -> bool {
