@@ -21,10 +21,17 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum ServeError {
     #[error("database {url}: {source}")]
     Store { url: String, source: StoreError },
+    /// The SQLite file cannot be opened or written: what to change, with its path.
+    #[error("database {url}: {problem}")]
+    Access { url: String, problem: String },
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot listen on {addr}, the address of `{setting}`: {source}")]
     Bind {
+        /// The configuration key naming the address.
+        setting: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -49,6 +56,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // Caught from here on: a signal during start-up stops the server once it is up,
     // instead of killing the process with the default action.
     let shutdown = Shutdown::install()?;
+    let problems = config.serving_problems();
+    if !problems.is_empty() {
+        return Err(crate::config::ConfigError(problems).into());
+    }
     let store = open_store(&config).await?;
     let state = AppState::build(config.clone(), store.clone()).await?;
     let read = config.secret_env_vars();
@@ -65,9 +76,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
              served nor configured (empty); set metadata.{name}"
         );
     }
-    let listener = bind(config.listen).await?;
+    let listener = bind("listen", config.listen).await?;
     let metrics = match config.metrics.enabled {
-        true => Some(bind(config.metrics.listen).await?),
+        true => Some(bind("metrics.listen", config.metrics.listen).await?),
         false => None,
     };
     if let Some(metrics) = &metrics {
@@ -109,10 +120,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+/// Binds the address of the configuration key `setting`, which a failure names.
+async fn bind(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })
+        .map_err(|source| ServeError::Bind {
+            setting,
+            addr,
+            source,
+        })
 }
 
 async fn upkeep(state: AppState) {
