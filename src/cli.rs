@@ -64,6 +64,24 @@ pub enum Command {
     Healthcheck,
 }
 
+impl Command {
+    /// Whether the command opens the database (every one but `serve`, which logs it, and
+    /// `healthcheck`).
+    fn uses_store(&self) -> bool {
+        !matches!(self, Command::Serve | Command::Healthcheck)
+    }
+
+    /// Whether the command only reads: it must never create a database.
+    fn only_reads(&self) -> bool {
+        matches!(
+            self,
+            Command::Client(ClientCommand::List | ClientCommand::Show { .. })
+                | Command::User(UserCommand::List | UserCommand::Show { .. })
+                | Command::Keys(KeysCommand::List)
+        )
+    }
+}
+
 // Generated ids, kids and opaque tokens are base64url and may begin with '-', so the
 // positional arguments that take them accept leading hyphens.
 #[derive(Debug, Subcommand)]
@@ -373,6 +391,17 @@ fn run(cli: Cli) -> Result<(), String> {
             level: "warn".to_owned(),
             ..config.log.clone()
         });
+    }
+    if let Some(command) = cli.command.as_ref().filter(|c| c.uses_store()) {
+        // From another working directory, a relative SQLite path names another file:
+        // say which database this is, before anything is written to it.
+        eprintln!(
+            "introspectd: database {}",
+            service::describe_database(&config)
+        );
+        if command.only_reads() {
+            service::require_existing_database(&config)?;
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

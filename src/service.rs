@@ -41,13 +41,58 @@ pub enum ServeError {
 
 /// Connects and migrates the configured store; fails fast when it is unreachable.
 pub async fn open_store(config: &Config) -> Result<Store, ServeError> {
-    let wrap = |source| ServeError::Store {
-        url: config.database_url.redacted(),
-        source,
+    let wrap = |source: StoreError| {
+        let url = config.database_url.redacted();
+        match sqlite_file(config)
+            .and_then(|path| crate::store::sqlite_access_problem(&path, &source))
+        {
+            Some(problem) => ServeError::Access { url, problem },
+            None => ServeError::Store { url, source },
+        }
     };
     let store = Store::connect(config).await.map_err(wrap)?;
     store.migrate().await.map_err(wrap)?;
     Ok(store)
+}
+
+/// The database file, when the store is a SQLite file (not in memory).
+fn sqlite_file(config: &Config) -> Option<std::path::PathBuf> {
+    let url = &config.database_url;
+    url.is_sqlite()
+        .then(|| crate::store::sqlite_database_path(url.as_str()))
+        .flatten()
+}
+
+/// The configured database for an operator: its URL without a password and, for a
+/// SQLite file named relative to the working directory, the file it resolves to.
+pub fn describe_database(config: &Config) -> String {
+    let url = config.database_url.redacted();
+    let file = sqlite_file(config)
+        .filter(|path| path.is_relative())
+        .and_then(|path| std::path::absolute(path).ok());
+    match file {
+        Some(file) => format!("{url} ({})", file.display()),
+        None => url,
+    }
+}
+
+/// Refuses, for a command that only reads, a SQLite database file that does not exist,
+/// rather than creating an empty one. (A Postgres database is never created.)
+pub fn require_existing_database(config: &Config) -> Result<(), String> {
+    let Some(path) = sqlite_file(config) else {
+        return Ok(());
+    };
+    if path.exists() {
+        return Ok(());
+    }
+    let shown = std::path::absolute(&path).unwrap_or(path);
+    Err(format!(
+        "database {}: {} does not exist, and a command that only reads does not create \
+         one; run it from the server's working directory, or give the server's database \
+         with --database-url, INTROSPECTD_DATABASE_URL or database_url",
+        config.database_url.redacted(),
+        shown.display()
+    ))
 }
 
 /// Runs the HTTP server until SIGTERM or Ctrl-C, then drains in-flight requests for up

@@ -22,7 +22,7 @@ use sqlx::{PgPool, SqlitePool};
 use crate::config::Config;
 
 pub use postgres::connect_admin as connect_postgres_admin;
-pub use sqlite::database_path as sqlite_database_path;
+pub use sqlite::{access_problem as sqlite_access_problem, database_path as sqlite_database_path};
 
 /// Errors of the store. None of them carries a secret, a hash or a token.
 #[derive(Debug, thiserror::Error)]
