@@ -239,6 +239,7 @@ pub async fn create_client(
         last_used_at: None,
         client_uri: new.client_uri,
         logo_uri: new.logo_uri,
+        previous_secret: None,
     };
     store.insert_client(&record, jwks.as_deref()).await?;
     Ok(IssuedSecret {
@@ -344,12 +345,23 @@ pub async fn list_clients(store: &Store) -> Result<Vec<ClientView>, AdminError> 
         .collect())
 }
 
-/// Gives a client a new secret; the old one stops working at once.
+/// Longest grace period of a replaced client secret: thirty days.
+pub const MAX_SECRET_GRACE_SECONDS: u64 = 30 * 24 * 3_600;
+
+/// Gives a client a new secret. The old one keeps working for `grace_seconds` after
+/// `now` (for the time it takes to deploy the new one), and not at all with 0; one
+/// replaced earlier stops at once, so no client ever has more than two secrets.
 pub async fn rotate_secret(
     store: &Store,
     client_id: &str,
+    grace_seconds: u64,
     now: i64,
 ) -> Result<IssuedSecret, AdminError> {
+    if grace_seconds > MAX_SECRET_GRACE_SECONDS {
+        return Err(AdminError::Invalid(format!(
+            "--grace must be at most {MAX_SECRET_GRACE_SECONDS} seconds"
+        )));
+    }
     let client = existing(store, client_id).await?;
     if !client.auth_method.uses_secret() {
         return Err(AdminError::Invalid(format!(
@@ -359,7 +371,12 @@ pub async fn rotate_secret(
     }
     let client_secret = ClientSecret::new(random_string(32));
     if !store
-        .set_client_secret_hash(client_id, &hash_secret(&client_secret), now)
+        .set_client_secret_hash(
+            client_id,
+            &hash_secret(&client_secret),
+            now.saturating_add_unsigned(grace_seconds),
+            now,
+        )
         .await?
     {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
@@ -376,7 +393,26 @@ pub async fn disable_client(
     client_id: &str,
     now: i64,
 ) -> Result<ClientView, AdminError> {
-    if !store.set_client_disabled(client_id, true, now).await? {
+    set_client_disabled(store, client_id, true, now).await
+}
+
+/// Undoes [`disable_client`]: the client authenticates again and the tokens it holds
+/// read active again, on every instance's next request, as a disable takes effect.
+pub async fn enable_client(
+    store: &Store,
+    client_id: &str,
+    now: i64,
+) -> Result<ClientView, AdminError> {
+    set_client_disabled(store, client_id, false, now).await
+}
+
+async fn set_client_disabled(
+    store: &Store,
+    client_id: &str,
+    disabled: bool,
+    now: i64,
+) -> Result<ClientView, AdminError> {
+    if !store.set_client_disabled(client_id, disabled, now).await? {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
     }
     show_client(store, client_id).await
@@ -840,8 +876,26 @@ pub async fn set_user_password(
 /// Disables a user: they can no longer sign in, their sessions end and every token
 /// issued to them reads inactive, on every instance's next request.
 pub async fn disable_user(store: &Store, user: &str, now: i64) -> Result<UserView, AdminError> {
+    set_user_disabled(store, user, true, now).await
+}
+
+/// Undoes [`disable_user`]: the user may sign in again from every instance's next
+/// request on. What the disable ended (sessions, tokens) stays ended.
+pub async fn enable_user(store: &Store, user: &str, now: i64) -> Result<UserView, AdminError> {
+    set_user_disabled(store, user, false, now).await
+}
+
+async fn set_user_disabled(
+    store: &Store,
+    user: &str,
+    disabled: bool,
+    now: i64,
+) -> Result<UserView, AdminError> {
     let found = existing_user(store, user).await?;
-    if !store.set_user_disabled(&found.user_id, true, now).await? {
+    if !store
+        .set_user_disabled(&found.user_id, disabled, now)
+        .await?
+    {
         return Err(AdminError::UnknownUser(user.to_owned()));
     }
     show_user(store, &found.user_id).await

@@ -115,10 +115,13 @@ pub enum ClientCommand {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
-    /// Give a client a new secret; the old one stops working at once
+    /// Give a client a new secret; the old one keeps working for --grace seconds (default 0: it stops at once)
     RotateSecret {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
+        /// Seconds the old secret keeps working, while the new one is deployed
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        grace: u64,
     },
     /// Replace a private_key_jwt client's public JWK Set; assertions signed by keys no longer in it fail at once
     SetJwks {
@@ -129,6 +132,11 @@ pub enum ClientCommand {
     },
     /// Stop a client from authenticating; its tokens read inactive
     Disable {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
+    /// Let a disabled client authenticate again, from every instance's next request on
+    Enable {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
@@ -160,6 +168,11 @@ pub enum UserCommand {
     },
     /// Stop a user from signing in; ends their sessions and revokes every token issued to them
     Disable {
+        #[arg(allow_hyphen_values = true, value_name = "ID|USERNAME")]
+        user: String,
+    },
+    /// Let a disabled user sign in again (tokens revoked by the disable stay revoked)
+    Enable {
         #[arg(allow_hyphen_values = true, value_name = "ID|USERNAME")]
         user: String,
     },
@@ -488,8 +501,8 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
         ClientCommand::Show { client_id } => {
             print_json(&admin::show_client(store, &client_id).await.map_err(err)?)
         }
-        ClientCommand::RotateSecret { client_id } => {
-            let rotated = admin::rotate_secret(store, &client_id, now)
+        ClientCommand::RotateSecret { client_id, grace } => {
+            let rotated = admin::rotate_secret(store, &client_id, grace, now)
                 .await
                 .map_err(err)?;
             print_json(&rotated.to_json())
@@ -506,6 +519,11 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
         }
         ClientCommand::Disable { client_id } => print_json(
             &admin::disable_client(store, &client_id, now)
+                .await
+                .map_err(err)?,
+        ),
+        ClientCommand::Enable { client_id } => print_json(
+            &admin::enable_client(store, &client_id, now)
                 .await
                 .map_err(err)?,
         ),
@@ -549,6 +567,9 @@ async fn user_command(store: &Store, command: UserCommand, now: i64) -> Result<(
         }
         UserCommand::Disable { user } => {
             print_json(&admin::disable_user(store, &user, now).await.map_err(err)?)
+        }
+        UserCommand::Enable { user } => {
+            print_json(&admin::enable_user(store, &user, now).await.map_err(err)?)
         }
         UserCommand::Delete { user } => {
             let user_id = admin::delete_user(store, &user, now).await.map_err(err)?;
@@ -726,8 +747,10 @@ mod tests {
             panic!("expected client show");
         };
         assert_eq!(client_id, "-Kx_1");
-        let cases: [&[&str]; 11] = [
+        let cases: [&[&str]; 13] = [
             &["introspectd", "token", "revoke", "-abc"],
+            &["introspectd", "client", "enable", "-abc"],
+            &["introspectd", "user", "enable", "-abc"],
             &["introspectd", "user", "show", "-abc"],
             &["introspectd", "user", "set-password", "-abc"],
             &["introspectd", "user", "disable", "-abc"],

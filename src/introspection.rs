@@ -314,6 +314,7 @@ mod tests {
             last_used_at: None,
             client_uri: None,
             logo_uri: None,
+            previous_secret: None,
         }
     }
 

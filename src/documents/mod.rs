@@ -265,6 +265,7 @@ async fn store_client(
         last_used_at: None,
         client_uri: metadata.client_uri,
         logo_uri: metadata.logo_uri,
+        previous_secret: None,
     };
     let stored = store.client_by_id(client_id).await?;
     if let Some(stored) = &stored {

@@ -423,6 +423,7 @@ mod tests {
             last_used_at: None,
             client_uri: None,
             logo_uri: None,
+            previous_secret: None,
         }
     }
 

@@ -160,7 +160,7 @@ fn nameable(name: &str) -> bool {
 }
 
 pub use changes::{ChangeListener, ChangeLog, ChangeSource, LoggedChange, Notifications};
-pub use clients::{ClientPolicy, ClientRecord, TOUCH_EVERY};
+pub use clients::{ClientPolicy, ClientRecord, PreviousSecret, TOUCH_EVERY};
 pub use codes::{CodeRecord, Redemption};
 pub use federation::{FederatedLoginRecord, LinkRecord, NewLink};
 pub use keys::{SealedSecret, StoredKey};
