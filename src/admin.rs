@@ -7,8 +7,8 @@ use crate::auth::assertion::parse_client_jwks;
 use crate::auth::hash_secret;
 use crate::config::Config;
 use crate::policy::{
-    normalize_resource_uris, normalize_scope, normalize_username, valid_password,
-    validate_redirect_uri,
+    normalize_redirect_uri, normalize_resource_uris, normalize_scope, normalize_username,
+    valid_password,
 };
 use crate::revocation;
 use crate::secret::{ClientSecret, Password, RawToken};
@@ -1047,15 +1047,15 @@ fn parse_auth_method(method: &str) -> Result<AuthMethod, AdminError> {
     })
 }
 
-/// Redirect URIs (RFC 8252 §8.4: https, loopback http, or a private-use scheme), repeats
-/// dropped.
+/// Redirect URIs (RFC 8252 §8.4: https, loopback http, or a private-use scheme) in their
+/// stored form ([`normalize_redirect_uri`]), repeats dropped.
 fn redirect_uris_arg(uris: &[String]) -> Result<Vec<String>, AdminError> {
     let mut out: Vec<String> = Vec::new();
     for uri in uris {
-        validate_redirect_uri(uri)
+        let uri = normalize_redirect_uri(uri)
             .map_err(|why| AdminError::Invalid(format!("--redirect-uri {uri:?}: {why}")))?;
-        if !out.contains(uri) {
-            out.push(uri.clone());
+        if !out.contains(&uri) {
+            out.push(uri);
         }
     }
     Ok(out)

@@ -468,6 +468,11 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
         ClientCommand::Create(args) => {
             let jwks = args.jwks.read()?;
             let changes = args.policy.changes(None);
+            let signs_in_nowhere = changes
+                .redirect_uris
+                .as_ref()
+                .is_some_and(|u| !u.is_empty())
+                && changes.resources.as_ref().is_none_or(Vec::is_empty);
             let created = admin::create_client(
                 store,
                 NewClient {
@@ -487,6 +492,14 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
             )
             .await
             .map_err(err)?;
+            if signs_in_nowhere {
+                eprintln!(
+                    "introspectd: warning: client {} signs users in without --resource: unless \
+                     it sends resource, its tokens name no audience and no resource server can \
+                     introspect them (client update {} --resource URI)",
+                    created.client_id, created.client_id
+                );
+            }
             print_json(&created.to_json())
         }
         ClientCommand::Update(args) => {
