@@ -7,8 +7,8 @@ use crate::auth::assertion::parse_client_jwks;
 use crate::auth::hash_secret;
 use crate::config::Config;
 use crate::policy::{
-    normalize_display_name, normalize_resource_uris, normalize_scope, normalize_username,
-    redirect_uris_fit, valid_password, validate_redirect_uri,
+    normalize_display_name, normalize_redirect_uri, normalize_resource_uris, normalize_scope,
+    normalize_username, redirect_uris_fit, valid_password,
 };
 use crate::revocation;
 use crate::secret::{ClientSecret, Password, RawToken};
@@ -252,6 +252,7 @@ pub async fn create_client(
         client_uri: new.client_uri,
         logo_uri: new.logo_uri,
         application_type: new.application_type,
+        previous_secret: None,
     };
     store.insert_client(&record, jwks.as_deref()).await?;
     Ok(IssuedSecret {
@@ -357,12 +358,23 @@ pub async fn list_clients(store: &Store) -> Result<Vec<ClientView>, AdminError> 
         .collect())
 }
 
-/// Gives a client a new secret; the old one stops working at once.
+/// Longest grace period of a replaced client secret: thirty days.
+pub const MAX_SECRET_GRACE_SECONDS: u64 = 30 * 24 * 3_600;
+
+/// Gives a client a new secret. The old one keeps working for `grace_seconds` after
+/// `now` (for the time it takes to deploy the new one), and not at all with 0; one
+/// replaced earlier stops at once, so no client ever has more than two secrets.
 pub async fn rotate_secret(
     store: &Store,
     client_id: &str,
+    grace_seconds: u64,
     now: i64,
 ) -> Result<IssuedSecret, AdminError> {
+    if grace_seconds > MAX_SECRET_GRACE_SECONDS {
+        return Err(AdminError::Invalid(format!(
+            "--grace must be at most {MAX_SECRET_GRACE_SECONDS} seconds"
+        )));
+    }
     let client = existing(store, client_id).await?;
     if !client.auth_method.uses_secret() {
         return Err(AdminError::Invalid(format!(
@@ -372,7 +384,12 @@ pub async fn rotate_secret(
     }
     let client_secret = ClientSecret::new(random_string(32));
     if !store
-        .set_client_secret_hash(client_id, &hash_secret(&client_secret), now)
+        .set_client_secret_hash(
+            client_id,
+            &hash_secret(&client_secret),
+            now.saturating_add_unsigned(grace_seconds),
+            now,
+        )
         .await?
     {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
@@ -389,7 +406,26 @@ pub async fn disable_client(
     client_id: &str,
     now: i64,
 ) -> Result<ClientView, AdminError> {
-    if !store.set_client_disabled(client_id, true, now).await? {
+    set_client_disabled(store, client_id, true, now).await
+}
+
+/// Undoes [`disable_client`]: the client authenticates again and the tokens it holds
+/// read active again, on every instance's next request, as a disable takes effect.
+pub async fn enable_client(
+    store: &Store,
+    client_id: &str,
+    now: i64,
+) -> Result<ClientView, AdminError> {
+    set_client_disabled(store, client_id, false, now).await
+}
+
+async fn set_client_disabled(
+    store: &Store,
+    client_id: &str,
+    disabled: bool,
+    now: i64,
+) -> Result<ClientView, AdminError> {
+    if !store.set_client_disabled(client_id, disabled, now).await? {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
     }
     show_client(store, client_id).await
@@ -854,8 +890,26 @@ pub async fn set_user_password(
 /// Disables a user: they can no longer sign in, their sessions end and every token
 /// issued to them reads inactive, on every instance's next request.
 pub async fn disable_user(store: &Store, user: &str, now: i64) -> Result<UserView, AdminError> {
+    set_user_disabled(store, user, true, now).await
+}
+
+/// Undoes [`disable_user`]: the user may sign in again from every instance's next
+/// request on. What the disable ended (sessions, tokens) stays ended.
+pub async fn enable_user(store: &Store, user: &str, now: i64) -> Result<UserView, AdminError> {
+    set_user_disabled(store, user, false, now).await
+}
+
+async fn set_user_disabled(
+    store: &Store,
+    user: &str,
+    disabled: bool,
+    now: i64,
+) -> Result<UserView, AdminError> {
     let found = existing_user(store, user).await?;
-    if !store.set_user_disabled(&found.user_id, true, now).await? {
+    if !store
+        .set_user_disabled(&found.user_id, disabled, now)
+        .await?
+    {
         return Err(AdminError::UnknownUser(user.to_owned()));
     }
     show_user(store, &found.user_id).await
@@ -1002,15 +1056,15 @@ fn parse_auth_method(method: &str) -> Result<AuthMethod, AdminError> {
     })
 }
 
-/// Redirect URIs (RFC 8252 §8.4: https, loopback http, or a private-use scheme), repeats
-/// dropped.
+/// Redirect URIs (RFC 8252 §8.4: https, loopback http, or a private-use scheme) in their
+/// stored form ([`normalize_redirect_uri`]), repeats dropped.
 fn redirect_uris_arg(uris: &[String]) -> Result<Vec<String>, AdminError> {
     let mut out: Vec<String> = Vec::new();
     for uri in uris {
-        validate_redirect_uri(uri)
+        let uri = normalize_redirect_uri(uri)
             .map_err(|why| AdminError::Invalid(format!("--redirect-uri {uri:?}: {why}")))?;
-        if !out.contains(uri) {
-            out.push(uri.clone());
+        if !out.contains(&uri) {
+            out.push(uri);
         }
     }
     Ok(out)

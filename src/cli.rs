@@ -64,6 +64,24 @@ pub enum Command {
     Healthcheck,
 }
 
+impl Command {
+    /// Whether the command opens the database (every one but `serve`, which logs it, and
+    /// `healthcheck`).
+    fn uses_store(&self) -> bool {
+        !matches!(self, Command::Serve | Command::Healthcheck)
+    }
+
+    /// Whether the command only reads: it must never create a database.
+    fn only_reads(&self) -> bool {
+        matches!(
+            self,
+            Command::Client(ClientCommand::List | ClientCommand::Show { .. })
+                | Command::User(UserCommand::List | UserCommand::Show { .. })
+                | Command::Keys(KeysCommand::List)
+        )
+    }
+}
+
 // Generated ids, kids and opaque tokens are base64url and may begin with '-', so the
 // positional arguments that take them accept leading hyphens.
 #[derive(Debug, Subcommand)]
@@ -97,10 +115,13 @@ pub enum ClientCommand {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
-    /// Give a client a new secret; the old one stops working at once
+    /// Give a client a new secret; the old one keeps working for --grace seconds (default 0: it stops at once)
     RotateSecret {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
+        /// Seconds the old secret keeps working, while the new one is deployed
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        grace: u64,
     },
     /// Replace a private_key_jwt client's public JWK Set; assertions signed by keys no longer in it fail at once
     SetJwks {
@@ -111,6 +132,11 @@ pub enum ClientCommand {
     },
     /// Stop a client from authenticating; its tokens read inactive
     Disable {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
+    /// Let a disabled client authenticate again, from every instance's next request on
+    Enable {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
@@ -142,6 +168,11 @@ pub enum UserCommand {
     },
     /// Stop a user from signing in; ends their sessions and revokes every token issued to them
     Disable {
+        #[arg(allow_hyphen_values = true, value_name = "ID|USERNAME")]
+        user: String,
+    },
+    /// Let a disabled user sign in again (tokens revoked by the disable stay revoked)
+    Enable {
         #[arg(allow_hyphen_values = true, value_name = "ID|USERNAME")]
         user: String,
     },
@@ -374,6 +405,17 @@ fn run(cli: Cli) -> Result<(), String> {
             ..config.log.clone()
         });
     }
+    if let Some(command) = cli.command.as_ref().filter(|c| c.uses_store()) {
+        // From another working directory, a relative SQLite path names another file:
+        // say which database this is, before anything is written to it.
+        eprintln!(
+            "introspectd: database {}",
+            service::describe_database(&config)
+        );
+        if command.only_reads() {
+            service::require_existing_database(&config)?;
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -428,6 +470,11 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
         ClientCommand::Create(args) => {
             let jwks = args.jwks.read()?;
             let changes = args.policy.changes(None);
+            let signs_in_nowhere = changes
+                .redirect_uris
+                .as_ref()
+                .is_some_and(|u| !u.is_empty())
+                && changes.resources.as_ref().is_none_or(Vec::is_empty);
             let created = admin::create_client(
                 store,
                 NewClient {
@@ -447,6 +494,14 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
             )
             .await
             .map_err(err)?;
+            if signs_in_nowhere {
+                eprintln!(
+                    "introspectd: warning: client {} signs users in without --resource: unless \
+                     it sends resource, its tokens name no audience and no resource server can \
+                     introspect them (client update {} --resource URI)",
+                    created.client_id, created.client_id
+                );
+            }
             print_json(&created.to_json())
         }
         ClientCommand::Update(args) => {
@@ -461,8 +516,8 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
         ClientCommand::Show { client_id } => {
             print_json(&admin::show_client(store, &client_id).await.map_err(err)?)
         }
-        ClientCommand::RotateSecret { client_id } => {
-            let rotated = admin::rotate_secret(store, &client_id, now)
+        ClientCommand::RotateSecret { client_id, grace } => {
+            let rotated = admin::rotate_secret(store, &client_id, grace, now)
                 .await
                 .map_err(err)?;
             print_json(&rotated.to_json())
@@ -479,6 +534,11 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
         }
         ClientCommand::Disable { client_id } => print_json(
             &admin::disable_client(store, &client_id, now)
+                .await
+                .map_err(err)?,
+        ),
+        ClientCommand::Enable { client_id } => print_json(
+            &admin::enable_client(store, &client_id, now)
                 .await
                 .map_err(err)?,
         ),
@@ -522,6 +582,9 @@ async fn user_command(store: &Store, command: UserCommand, now: i64) -> Result<(
         }
         UserCommand::Disable { user } => {
             print_json(&admin::disable_user(store, &user, now).await.map_err(err)?)
+        }
+        UserCommand::Enable { user } => {
+            print_json(&admin::enable_user(store, &user, now).await.map_err(err)?)
         }
         UserCommand::Delete { user } => {
             let user_id = admin::delete_user(store, &user, now).await.map_err(err)?;
@@ -699,8 +762,10 @@ mod tests {
             panic!("expected client show");
         };
         assert_eq!(client_id, "-Kx_1");
-        let cases: [&[&str]; 11] = [
+        let cases: [&[&str]; 13] = [
             &["introspectd", "token", "revoke", "-abc"],
+            &["introspectd", "client", "enable", "-abc"],
+            &["introspectd", "user", "enable", "-abc"],
             &["introspectd", "user", "show", "-abc"],
             &["introspectd", "user", "set-password", "-abc"],
             &["introspectd", "user", "disable", "-abc"],

@@ -490,18 +490,33 @@ impl Serialize for ProviderSecret {
 
 impl ProviderConfig {
     /// The client secret: given inline, or read from the environment variable named.
+    /// Only `serve` reads it (see [`Config::serving_problems`]): the other commands never
+    /// talk to a provider, so they run without the variable.
     pub fn secret(&self) -> Result<ProviderSecret, String> {
+        if let Some(why) = self.secret_source_problem() {
+            return Err(why.to_owned());
+        }
         match (&self.client_secret, &self.client_secret_env) {
-            (Some(secret), None) if !secret.0.is_empty() => Ok(secret.clone()),
-            (Some(_), None) => Err("client_secret: must not be empty".to_owned()),
+            (Some(secret), _) => Ok(secret.clone()),
             (None, Some(name)) => match std::env::var(name) {
                 Ok(value) if !value.is_empty() => Ok(ProviderSecret(value)),
                 _ => Err(format!("client_secret_env: {name} is not set")),
             },
-            (Some(_), Some(_)) => {
-                Err("set client_secret or client_secret_env, not both".to_owned())
-            }
             (None, None) => Err("client_secret or client_secret_env is required".to_owned()),
+        }
+    }
+
+    /// What is wrong with where the secret comes from, whatever the environment holds.
+    fn secret_source_problem(&self) -> Option<&'static str> {
+        match (&self.client_secret, &self.client_secret_env) {
+            (Some(secret), None) if secret.0.is_empty() => Some("client_secret: must not be empty"),
+            (Some(_), None) => None,
+            (None, Some(name)) if name.is_empty() => {
+                Some("client_secret_env: must name a variable")
+            }
+            (None, Some(_)) => None,
+            (Some(_), Some(_)) => Some("set client_secret or client_secret_env, not both"),
+            (None, None) => Some("client_secret or client_secret_env is required"),
         }
     }
 
@@ -523,8 +538,8 @@ impl ProviderConfig {
         if self.client_id.is_empty() {
             problems.push("client_id: must not be empty".to_owned());
         }
-        if let Err(why) = self.secret() {
-            problems.push(why);
+        if let Some(why) = self.secret_source_problem() {
+            problems.push(why.to_owned());
         }
         if !self.scopes.iter().any(|s| s == "openid") {
             problems.push("scopes: must include openid".to_owned());
@@ -686,15 +701,17 @@ pub fn unrelated_env_vars() -> Vec<String> {
 pub struct ConfigError(pub Vec<String>);
 
 impl Config {
-    /// Loads defaults, the file, the environment and the overrides, then validates.
-    /// `INTROSPECTD_*` variables that name no configuration key at all are left alone
-    /// (see [`unrelated_env_vars`]); a wrong nested key is an error.
+    /// Loads defaults, the file, the environment and the overrides, then validates,
+    /// reporting every problem at once: unknown keys (with the nearest known one),
+    /// values of the wrong kind, and broken rules. `INTROSPECTD_*` variables that name no
+    /// configuration key at all are left alone (see [`unrelated_env_vars`]); a wrong
+    /// nested key is an error. When `issuer` is given nowhere, it follows `listen`.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
         let sections = top_level_keys();
         let env = Env::prefixed(ENV_PREFIX)
             .split("__")
             .filter(move |key| sections.iter().any(|s| first_segment(key.as_str()) == *s));
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let mut given = Figment::new();
         match path {
             Some(path) => {
                 if !path.is_file() {
@@ -703,20 +720,28 @@ impl Config {
                         path.display()
                     )]));
                 }
-                figment = figment.merge(Toml::file_exact(path));
+                given = given.merge(Toml::file_exact(path));
             }
             None if Path::new(DEFAULT_CONFIG_PATH).is_file() => {
-                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_PATH));
+                given = given.merge(Toml::file_exact(DEFAULT_CONFIG_PATH));
             }
             None => {}
         }
-        let config: Config = figment
-            .merge(env)
-            .merge(Serialized::defaults(overrides))
-            .extract()
-            .map_err(|err| ConfigError(err.into_iter().map(|e| e.to_string()).collect()))?;
-        config.validate()?;
-        Ok(config)
+        let given = given.merge(env).merge(Serialized::defaults(overrides));
+        let issuer_given = given.contains("issuer");
+        let figment = Figment::from(Serialized::defaults(Config::default())).merge(given);
+        let (mut config, mut problems) = extract_reporting_all(&figment);
+        if !issuer_given {
+            config.issuer = issuer_following(config.listen);
+        }
+        if let Err(ConfigError(more)) = config.validate() {
+            problems.extend(more);
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(problems))
+        }
     }
 
     /// Checks every rule and reports all problems at once.
@@ -855,6 +880,18 @@ impl Config {
         }
     }
 
+    /// What only `serve` needs beyond a valid configuration: the providers' client
+    /// secrets named in `client_secret_env`, each under its key.
+    pub fn serving_problems(&self) -> Vec<String> {
+        let providers = self.login.providers.iter().enumerate();
+        providers
+            .filter_map(|(i, provider)| {
+                let why = provider.secret().err()?;
+                Some(format!("login.providers[{i}].{why}"))
+            })
+            .collect()
+    }
+
     /// Environment variables named by the configuration as holding secrets (an
     /// `INTROSPECTD_` prefix is then no configuration key gone wrong).
     pub fn secret_env_vars(&self) -> Vec<String> {
@@ -985,6 +1022,173 @@ impl Config {
             .clone()
             .unwrap_or_else(|| vec![self.issuer.clone()])
     }
+}
+
+/// Most problems one configuration is read for: past them, the rest go unreported.
+const MAX_PROBLEMS: usize = 64;
+
+/// Reads the configuration, carrying on past a key that cannot be read: each unknown key
+/// and each value of the wrong kind is reported, in our words and under its full key, and
+/// left out (its default applies) so that every other key is still read.
+fn extract_reporting_all(figment: &Figment) -> (Config, Vec<String>) {
+    let mut value = match figment.extract::<serde_json::Value>() {
+        Ok(value) => value,
+        // The file itself cannot be read or parsed: nothing in it can be judged.
+        Err(err) => {
+            return (
+                Config::default(),
+                err.into_iter().map(|e| e.to_string()).collect(),
+            );
+        }
+    };
+    let mut problems = Vec::new();
+    while problems.len() < MAX_PROBLEMS {
+        let err = match Figment::from(Serialized::defaults(&value)).extract::<Config>() {
+            Ok(config) => return (config, problems),
+            Err(err) => err,
+        };
+        problems.push(describe_key_problem(figment, &err));
+        if err.path.is_empty() || !remove_key(&mut value, &err.path) {
+            break;
+        }
+    }
+    (Config::default(), problems)
+}
+
+/// One unreadable key, said the way an operator writes it, with where it came from.
+fn describe_key_problem(figment: &Figment, err: &figment::Error) -> String {
+    use figment::error::Kind;
+    let key = dotted_key(&err.path);
+    let source = figment
+        .find_metadata(&err.path.join("."))
+        .map(|metadata| match &metadata.source {
+            Some(figment::Source::File(path)) => format!(" (in {})", path.display()),
+            _ if metadata.name.contains("environment") => {
+                format!(" (from {ENV_PREFIX}{})", err.path.join("__").to_uppercase())
+            }
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    match &err.kind {
+        Kind::UnknownField(name, known) => {
+            let parent = dotted_key(&err.path[..err.path.len().saturating_sub(1)]);
+            let within = |name: &str| match parent.as_str() {
+                "" => name.to_owned(),
+                parent => format!("{parent}.{name}"),
+            };
+            match nearest(name, known) {
+                Some(guess) => format!(
+                    "unknown key `{key}`{source}; did you mean `{}`?",
+                    within(guess)
+                ),
+                None => format!("unknown key `{key}`{source}"),
+            }
+        }
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            format!("`{key}`{source}: expected {expected}, found {actual}")
+        }
+        Kind::UnknownVariant(actual, expected) => format!(
+            "`{key}`{source}: {actual:?} is not one of {}",
+            expected.join(", ")
+        ),
+        Kind::MissingField(field) => format!("`{key}`{source}: `{field}` is required"),
+        Kind::Message(message) => format!("`{key}`{source}: {message}"),
+        other => format!("`{key}`{source}: {other}"),
+    }
+}
+
+/// `jwt.keys[0].kid` from the path `["jwt", "keys", "0", "kid"]`.
+fn dotted_key(path: &[String]) -> String {
+    let mut key = String::new();
+    for segment in path {
+        if segment.parse::<usize>().is_ok() {
+            key.push_str(&format!("[{segment}]"));
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(segment);
+        }
+    }
+    key
+}
+
+/// The known name a misspelt one most likely meant: at most two edits away, or one for
+/// names of up to four characters.
+fn nearest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let most = if name.chars().count() <= 4 { 1 } else { 2 };
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(distance, _)| *distance <= most)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k)
+}
+
+/// Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`: the
+/// optimal string alignment distance, for the short names of configuration keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // Three rows of the table: two back (for swaps), the last, and this one.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut last: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (last[j] + 1).min(row[j - 1] + 1).min(last[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(before[j - 2] + 1);
+            }
+        }
+        before = std::mem::replace(&mut last, row);
+    }
+    last[b.len()]
+}
+
+/// Removes the key at `path` (object keys and array indexes); false when it is not there.
+fn remove_key(value: &mut serde_json::Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut at = value;
+    for segment in parents {
+        let next = match at {
+            serde_json::Value::Object(map) => map.get_mut(segment),
+            serde_json::Value::Array(items) => {
+                segment.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+            }
+            _ => None,
+        };
+        let Some(next) = next else {
+            return false;
+        };
+        at = next;
+    }
+    match at {
+        serde_json::Value::Object(map) => map.remove(last).is_some(),
+        serde_json::Value::Array(items) => match last.parse::<usize>() {
+            Ok(i) if i < items.len() => {
+                items.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// The issuer when none is configured: this server at its `listen` address, with an
+/// unspecified address (`0.0.0.0`, `::`) read as loopback.
+pub fn issuer_following(listen: SocketAddr) -> String {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
 }
 
 /// RFC 8414 §2: the issuer is an https URL (http allowed for local use) with no query or
@@ -1174,10 +1378,16 @@ mod tests {
             client_secret_env: Some("INTROSPECTD_TEST_UNSET_PROVIDER_SECRET".to_owned()),
             ..provider("corp")
         };
-        let problems = provider_problems(named.clone());
-        assert!(problems[0].contains("is not set"), "{problems:?}");
+        assert_eq!(provider_problems(named.clone()), Vec::<String>::new());
         let mut config = Config::default();
         config.login.providers = vec![named];
+        assert_eq!(
+            config.serving_problems(),
+            [
+                "login.providers[0].client_secret_env: INTROSPECTD_TEST_UNSET_PROVIDER_SECRET \
+              is not set"
+            ]
+        );
         assert!(
             config
                 .secret_env_vars()
@@ -1314,6 +1524,100 @@ mod tests {
             assert_eq!(config.issuer, "https://b.example");
             Ok(())
         });
+    }
+
+    #[test]
+    fn issuer_follows_listen_unless_set() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            let listen = |addr: &str| Overrides {
+                listen: Some(addr.parse().unwrap()),
+                ..Overrides::default()
+            };
+            let load = |overrides: &Overrides| Config::load(None, overrides).unwrap().issuer;
+            assert_eq!(load(&Overrides::default()), "http://127.0.0.1:8080");
+            assert_eq!(load(&listen("127.0.0.1:9000")), "http://127.0.0.1:9000");
+            assert_eq!(load(&listen("0.0.0.0:9000")), "http://127.0.0.1:9000");
+            assert_eq!(load(&listen("[::]:9000")), "http://[::1]:9000");
+            assert_eq!(load(&listen("[::1]:9001")), "http://[::1]:9001");
+            jail.set_env("INTROSPECTD_LISTEN", "127.0.0.1:9100");
+            assert_eq!(load(&Overrides::default()), "http://127.0.0.1:9100");
+            jail.set_env("INTROSPECTD_ISSUER", "https://auth.example.com");
+            assert_eq!(load(&listen("127.0.0.1:9000")), "https://auth.example.com");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_unreadable_key_is_reported_at_once_in_our_words() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file(
+                "c.toml",
+                "lisen = \"127.0.0.1:9000\"\n\
+                 [rate_limit]\nper_secnd = 5\nburst = \"lots\"\n\
+                 [[jwt.keys]]\nkid = \"k\"\nalg = \"EdDSA\"\nsecret_env = \"X\"\nprivte_key_file = \"k.pem\"\n\
+                 [tokens]\nwhatever = 1\n",
+            )?;
+            jail.set_env("INTROSPECTD_HTTP__CLIENT_IP_HEADER", "x-real-ip");
+            let err = Config::load(Some(Path::new("c.toml")), &Overrides::default()).unwrap_err();
+            let problems = err.0;
+            for expected in [
+                "unknown key `lisen` (in ",
+                "did you mean `listen`?",
+                "unknown key `rate_limit.per_secnd` (in ",
+                "did you mean `rate_limit.per_second`?",
+                "`rate_limit.burst` (in ",
+                "unknown key `jwt.keys[0].privte_key_file`; did you mean \
+                 `jwt.keys[0].private_key_file`?",
+                "`http.client_ip_header` (from INTROSPECTD_HTTP__CLIENT_IP_HEADER): \
+                 \"x-real-ip\" is not one of x-forwarded-for, forwarded",
+            ] {
+                assert!(
+                    problems.iter().any(|p| p.contains(expected)),
+                    "{expected:?} in {problems:#?}"
+                );
+            }
+            // Too far from any key for a guess.
+            let whatever = problems
+                .iter()
+                .find(|p| p.contains("tokens.whatever"))
+                .unwrap();
+            assert!(!whatever.contains("did you mean"), "{whatever}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn edit_distance_counts_swaps_as_one() {
+        for (a, b, d) in [
+            ("", "", 0),
+            ("", "abc", 3),
+            ("listen", "listen", 0),
+            ("lisen", "listen", 1),
+            ("lsiten", "listen", 1),
+            ("per_secnd", "per_second", 1),
+            ("burts", "burst", 1),
+            ("kitten", "sitting", 3),
+        ] {
+            assert_eq!(edit_distance(a, b), d, "{a} {b}");
+            assert_eq!(edit_distance(b, a), d, "{b} {a}");
+        }
+    }
+
+    #[test]
+    fn near_names_are_suggested_far_ones_not() {
+        let known = ["listen", "issuer", "per_second", "burst", "log"];
+        assert_eq!(nearest("lisen", &known), Some("listen"));
+        assert_eq!(nearest("isuser", &known), Some("issuer"));
+        assert_eq!(nearest("per_secodn", &known), Some("per_second"));
+        assert_eq!(nearest("lgo", &known), Some("log"));
+        assert_eq!(nearest("xyz", &known), None);
+        assert_eq!(nearest("threads", &known), None);
+        assert_eq!(
+            dotted_key(&["jwt".into(), "keys".into(), "0".into(), "kid".into()]),
+            "jwt.keys[0].kid"
+        );
     }
 
     #[test]

@@ -396,12 +396,16 @@ pub async fn authorization_code(
         .ok_or(GrantError::InvalidCode)?;
     // The client as registered now limits the scope, as for a refresh.
     let scope = scope_within(code.scope.as_deref().unwrap_or(""), &client.scope);
+    let audiences = granted_audiences(exchange.resources, &code.resources)?;
+    if audiences.is_empty() {
+        warn_no_audience(client);
+    }
     let access = AccessToken {
         client,
         subject: user.user_id.clone(),
         username: Some(user.username.clone()),
         scope: &scope,
-        audiences: granted_audiences(exchange.resources, &code.resources)?,
+        audiences,
     };
     let (access, expires_in) = mint_access(store, keys, config, access, now).await?;
     let refresh = may_use(&client.policy, GrantType::RefreshToken)
@@ -438,6 +442,18 @@ pub async fn authorization_code(
         refresh,
         scope: non_empty(scope),
     })
+}
+
+/// A user signed in to a token no resource server may introspect (RFC 7662 §4: it names
+/// no audience): the client sent no `resource` and is registered for none. Said to the
+/// operator, since the client only sees its token refused later, elsewhere.
+fn warn_no_audience(client: &ClientRecord) {
+    tracing::warn!(
+        client_id = %client.client_id,
+        "issued a sign-in access token with no audience: no resource server can introspect \
+         it; register the resource with client update ID --resource URI, or have the \
+         client send resource"
+    );
 }
 
 /// OAuth 2.1 §4.1.3: a code used twice has leaked; the tokens its first use gave are

@@ -315,6 +315,7 @@ mod tests {
             client_uri: None,
             logo_uri: None,
             application_type: None,
+            previous_secret: None,
         }
     }
 

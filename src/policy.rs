@@ -89,22 +89,7 @@ const LOOPBACK_HOSTS: [&str; 3] = ["127.0.0.1", "[::1]", "localhost"];
 /// dot in it, a reversed domain name such as `com.example.app:/callback` (§7.1). The
 /// answer says what is wrong, in words fit for an error message.
 pub fn validate_redirect_uri(uri: &str) -> Result<(), &'static str> {
-    if uri.len() > MAX_URI_LEN {
-        return Err("redirect URI is too long");
-    }
-    // The URL parser drops tabs, newlines and surrounding spaces; exact matching must not.
-    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("redirect URI contains spaces or control characters");
-    }
-    if uri.contains('#') {
-        return Err("redirect URI must not have a fragment");
-    }
-    let Ok(url) = url::Url::parse(uri) else {
-        return Err("redirect URI must be an absolute URI");
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("redirect URI must not carry user information");
-    }
+    let url = parse_redirect_uri(uri)?;
     match url.scheme() {
         "https" => Ok(()),
         "http" if loopback_parts(uri).is_some() => Ok(()),
@@ -177,6 +162,60 @@ pub fn redirect_uris_fit(
             Err("a native client needs a loopback http or private-use scheme redirect URI")
         }
     }
+}
+
+/// A redirect URI as a client registers it, checked by [`validate_redirect_uri`] and put
+/// in the one form it is stored and matched in (RFC 3986 §6.2.2.1, §6.2.3): scheme and
+/// host lower-cased, a default port (`:443` for https, `:80` for http) dropped. Path and
+/// query are kept as written. An http(s) URI must name its host after `//` (RFC 3986
+/// §3.2, RFC 9110 §4.2): `https:/app.example/cb` is refused rather than read as the URL
+/// a browser would guess, and so is a backslash, which browsers read as a slash.
+pub fn normalize_redirect_uri(uri: &str) -> Result<String, &'static str> {
+    let url = parse_redirect_uri(uri)?;
+    let scheme = url.scheme();
+    // The scheme as written is ASCII of the same length, followed by ':'.
+    let rest = uri.get(scheme.len() + 1..).unwrap_or_default();
+    let normalized = if matches!(scheme, "http" | "https") {
+        let (Some(after), Some(host)) = (rest.strip_prefix("//"), url.host_str()) else {
+            return Err(
+                "an http(s) redirect URI must name its host after //, as in \
+                        https://app.example/callback",
+            );
+        };
+        let path_and_query = after.find(['/', '?']).map_or("", |end| &after[end..]);
+        let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+        format!("{scheme}://{host}{port}{path_and_query}")
+    } else {
+        format!("{scheme}:{rest}")
+    };
+    validate_redirect_uri(&normalized)?;
+    Ok(normalized)
+}
+
+/// A redirect URI parsed, when it is one at all: an absolute URI of at most
+/// [`MAX_URI_LEN`] characters without a fragment, user information, spaces, control
+/// characters or backslashes. The URL parser would drop the spaces and read a backslash
+/// as a slash; exact matching must not see something else than a browser does.
+fn parse_redirect_uri(uri: &str) -> Result<url::Url, &'static str> {
+    if uri.len() > MAX_URI_LEN {
+        return Err("redirect URI is too long");
+    }
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("redirect URI contains spaces or control characters");
+    }
+    if uri.contains('#') {
+        return Err("redirect URI must not have a fragment");
+    }
+    if uri.contains('\\') {
+        return Err("redirect URI must not contain a backslash");
+    }
+    let Ok(url) = url::Url::parse(uri) else {
+        return Err("redirect URI must be an absolute URI");
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("redirect URI must not carry user information");
+    }
+    Ok(url)
 }
 
 /// Whether `given` matches one of the redirect URIs a client registered: exactly, as
@@ -468,6 +507,40 @@ mod tests {
     }
 
     #[test]
+    fn redirect_uris_are_stored_with_scheme_and_host_lower_case_and_no_default_port() {
+        for (given, stored) in [
+            (
+                "HTTPS://App.Example.com:443/cb",
+                "https://app.example.com/cb",
+            ),
+            (
+                "https://app.example.com:8443/CB?X=1",
+                "https://app.example.com:8443/CB?X=1",
+            ),
+            ("https://app.example.com", "https://app.example.com"),
+            (
+                "HTTP://LOCALHOST:6274/oauth/callback",
+                "http://localhost:6274/oauth/callback",
+            ),
+            ("http://127.0.0.1:80/cb", "http://127.0.0.1/cb"),
+            ("http://[::1]:33418/", "http://[::1]:33418/"),
+            ("http://localhost?x=1", "http://localhost?x=1"),
+            ("Com.Example.App:/Callback", "com.example.app:/Callback"),
+        ] {
+            assert_eq!(
+                normalize_redirect_uri(given).as_deref(),
+                Ok(stored),
+                "{given}"
+            );
+            assert_eq!(
+                normalize_redirect_uri(stored).as_deref(),
+                Ok(stored),
+                "{stored}"
+            );
+        }
+    }
+
+    #[test]
     fn application_types_follow_the_redirect_uris() {
         use ApplicationType::*;
         let uris = |list: &[&str]| list.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>();
@@ -486,6 +559,25 @@ mod tests {
         assert!(redirect_uris_fit(Native, &web).is_err());
         for not_web in [&loopback, &private, &both] {
             assert!(redirect_uris_fit(Web, not_web).is_err(), "{not_web:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_redirect_uris_are_refused_not_guessed() {
+        for (bad, why) in [
+            ("https:/app.example.com/cb", "after //"),
+            ("https:app.example.com/cb", "after //"),
+            ("http:/127.0.0.1/cb", "after //"),
+            ("https:\\\\app.example.com\\cb", "backslash"),
+            ("https://app.example.com\\@evil.example/", "backslash"),
+            ("https://user@app.example.com/cb", "user information"),
+            ("HTTP://127.0.0.1@evil.example/", "user information"),
+            ("http://app.example.com/cb", "loopback"),
+            ("https://app.example.com/cb#x", "fragment"),
+            ("cb", "absolute"),
+        ] {
+            let err = normalize_redirect_uri(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
         }
     }
 

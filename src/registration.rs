@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use crate::admin::{self, AdminError, NewClient};
 use crate::config::Config;
 use crate::policy::{
-    MAX_URI_LEN, inferred_application_type, normalize_display_name, normalize_scope,
-    redirect_uris_fit, scope_outside, validate_redirect_uri,
+    MAX_URI_LEN, inferred_application_type, normalize_display_name, normalize_redirect_uri,
+    normalize_scope, redirect_uris_fit, scope_outside,
 };
 use crate::secret::ClientSecret;
 use crate::store::{Store, StoreError};
@@ -227,11 +227,11 @@ fn redirect_uris(fields: &Map<String, Value>) -> Result<Vec<String>, Registratio
         let Some(uri) = uri.as_str() else {
             return Err(refused("must be an array of strings"));
         };
-        validate_redirect_uri(uri).map_err(|why| {
+        let uri = normalize_redirect_uri(uri).map_err(|why| {
             RegistrationError::InvalidRedirectUri(format!("redirect_uris[{i}]: {why}"))
         })?;
-        if !out.iter().any(|u| u == uri) {
-            out.push(uri.to_owned());
+        if !out.contains(&uri) {
+            out.push(uri);
         }
     }
     Ok(out)

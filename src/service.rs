@@ -23,10 +23,17 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum ServeError {
     #[error("database {url}: {source}")]
     Store { url: String, source: StoreError },
+    /// The SQLite file cannot be opened or written: what to change, with its path.
+    #[error("database {url}: {problem}")]
+    Access { url: String, problem: String },
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot listen on {addr}, the address of `{setting}`: {source}")]
     Bind {
+        /// The configuration key naming the address.
+        setting: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -38,13 +45,58 @@ pub enum ServeError {
 
 /// Connects and migrates the configured store; fails fast when it is unreachable.
 pub async fn open_store(config: &Config) -> Result<Store, ServeError> {
-    let wrap = |source| ServeError::Store {
-        url: config.database_url.redacted(),
-        source,
+    let wrap = |source: StoreError| {
+        let url = config.database_url.redacted();
+        match sqlite_file(config)
+            .and_then(|path| crate::store::sqlite_access_problem(&path, &source))
+        {
+            Some(problem) => ServeError::Access { url, problem },
+            None => ServeError::Store { url, source },
+        }
     };
     let store = Store::connect(config).await.map_err(wrap)?;
     store.migrate().await.map_err(wrap)?;
     Ok(store)
+}
+
+/// The database file, when the store is a SQLite file (not in memory).
+fn sqlite_file(config: &Config) -> Option<std::path::PathBuf> {
+    let url = &config.database_url;
+    url.is_sqlite()
+        .then(|| crate::store::sqlite_database_path(url.as_str()))
+        .flatten()
+}
+
+/// The configured database for an operator: its URL without a password and, for a
+/// SQLite file named relative to the working directory, the file it resolves to.
+pub fn describe_database(config: &Config) -> String {
+    let url = config.database_url.redacted();
+    let file = sqlite_file(config)
+        .filter(|path| path.is_relative())
+        .and_then(|path| std::path::absolute(path).ok());
+    match file {
+        Some(file) => format!("{url} ({})", file.display()),
+        None => url,
+    }
+}
+
+/// Refuses, for a command that only reads, a SQLite database file that does not exist,
+/// rather than creating an empty one. (A Postgres database is never created.)
+pub fn require_existing_database(config: &Config) -> Result<(), String> {
+    let Some(path) = sqlite_file(config) else {
+        return Ok(());
+    };
+    if path.exists() {
+        return Ok(());
+    }
+    let shown = std::path::absolute(&path).unwrap_or(path);
+    Err(format!(
+        "database {}: {} does not exist, and a command that only reads does not create \
+         one; run it from the server's working directory, or give the server's database \
+         with --database-url, INTROSPECTD_DATABASE_URL or database_url",
+        config.database_url.redacted(),
+        shown.display()
+    ))
 }
 
 /// Runs the HTTP server until SIGTERM or Ctrl-C, then drains in-flight requests for up
@@ -53,6 +105,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // Caught from here on: a signal during start-up stops the server once it is up,
     // instead of killing the process with the default action.
     let shutdown = Shutdown::install()?;
+    let problems = config.serving_problems();
+    if !problems.is_empty() {
+        return Err(crate::config::ConfigError(problems).into());
+    }
     let certificates = match &config.http.tls {
         Some(files) => Some(Certificates::load(files)?),
         None => None,
@@ -73,9 +129,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
              served nor configured (empty); set metadata.{name}"
         );
     }
-    let listener = bind(config.listen).await?;
+    let listener = bind("listen", config.listen).await?;
     let metrics = match config.metrics.enabled {
-        true => Some(bind(config.metrics.listen).await?),
+        true => Some(bind("metrics.listen", config.metrics.listen).await?),
         false => None,
     };
     if let Some(metrics) = &metrics {
@@ -161,10 +217,15 @@ async fn reload_on_hangup(certificates: Arc<Certificates>) {
     let _ = certificates;
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+/// Binds the address of the configuration key `setting`, which a failure names.
+async fn bind(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })
+        .map_err(|source| ServeError::Bind {
+            setting,
+            addr,
+            source,
+        })
 }
 
 async fn upkeep(state: AppState) {

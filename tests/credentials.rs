@@ -94,9 +94,10 @@ async fn credentials_in_use_are_renewed_before_they_expire(backend: Backend) {
             assert_eq!(app.introspect(&client, &token).await.json["active"], true);
             assert_eq!(app.state.auth.verifications(), 2);
 
-            let rotated = admin::rotate_secret(&app.store, &client.id, introspectd::token::now())
-                .await
-                .unwrap();
+            let rotated =
+                admin::rotate_secret(&app.store, &client.id, 0, introspectd::token::now())
+                    .await
+                    .unwrap();
             let response = app.introspect(&client, &token).await;
             assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{response:?}");
             let fresh = TestClient {

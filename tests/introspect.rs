@@ -583,7 +583,7 @@ async fn rotated_secret_stops_working_at_once(app: TestApp) {
     let client = app.client("app", &[]).await;
     let token = app.jwt_for(&client, &[]).await;
     assert_active(&app.introspect(&client, &token).await);
-    let rotated = admin::rotate_secret(&app.store, &client.id, introspectd::token::now())
+    let rotated = admin::rotate_secret(&app.store, &client.id, 0, introspectd::token::now())
         .await
         .unwrap();
     let response = app.introspect(&client, &token).await;

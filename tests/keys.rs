@@ -991,7 +991,7 @@ async fn private_key_jwt_clients_need_a_public_jwk_set(app: TestApp) {
         .unwrap();
     assert_eq!(shown.jwks.unwrap()["keys"][0]["kid"], "k");
     assert!(
-        admin::rotate_secret(&app.store, &created.client_id, introspectd::token::now())
+        admin::rotate_secret(&app.store, &created.client_id, 0, introspectd::token::now())
             .await
             .is_err()
     );

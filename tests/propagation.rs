@@ -68,13 +68,13 @@ async fn changes_through_one_instance_reach_another(app: TestApp) {
     within_bound(app.backend, || ask(&other, &rs, &opaque), inactive).await;
     assert_eq!(ask(&other, &rs, &spare).await.json["active"], true);
 
-    admin::rotate_secret(&app.store, &rs.id, introspectd::token::now())
+    admin::rotate_secret(&app.store, &rs.id, 0, introspectd::token::now())
         .await
         .unwrap();
     within_bound(app.backend, || ask(&other, &rs, &spare), unauthorized).await;
 
     let rs = TestClient {
-        secret: admin::rotate_secret(&app.store, &rs.id, introspectd::token::now())
+        secret: admin::rotate_secret(&app.store, &rs.id, 0, introspectd::token::now())
             .await
             .unwrap()
             .client_secret

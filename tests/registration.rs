@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{Backend, TestApp, TestResponse, assert_error, basic, form, post_form};
+use common::{
+    Backend, TestApp, TestResponse, assert_error, basic, form, post_form, registration_request,
+};
 use introspectd::admin::{self, NewClient};
 use introspectd::registration;
 use introspectd::store::TOUCH_EVERY;
@@ -19,19 +19,6 @@ use introspectd::vocabulary::{AuthMethod, ClientOrigin};
 use serde_json::{Value, json};
 
 const DAY: i64 = 86_400;
-
-/// POST /register with a JSON body from `peer`.
-fn registration_request(body: &Value, peer: &str) -> Request<Body> {
-    let mut request = Request::post("/register")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let peer: SocketAddr = format!("{peer}:40000").parse().unwrap();
-    request
-        .extensions_mut()
-        .insert(axum::extract::ConnectInfo(peer));
-    request
-}
 
 async fn register(app: &TestApp, body: Value) -> TestResponse {
     app.send(registration_request(&body, "192.0.2.1")).await
@@ -767,10 +754,48 @@ async fn last_use_is_written_at_most_hourly(app: TestApp) {
     assert_eq!(last_used().await, Some(5_000 + TOUCH_EVERY));
 }
 
+/// The body of the README's `curl … /register` example, exactly as written there.
+fn readme_registration_body() -> Value {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("curl -s http://127.0.0.1:8080/register "))
+        .expect("the README's registration example");
+    let body = line
+        .split_once(" -d '")
+        .and_then(|(_, rest)| rest.strip_suffix('\''))
+        .expect("a body in single quotes");
+    serde_json::from_str(body).expect("JSON")
+}
+
+/// With the default configuration, the README's registration request registers a
+/// client that can sign users in, and the variant the README warns of is refused.
+async fn the_readmes_registration_example_works_as_written(app: TestApp) {
+    let body = readme_registration_body();
+    let registered = register(&app, body.clone()).await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{:?}",
+        registered.json
+    );
+    assert_eq!(registered.json["client_name"], "My MCP client");
+    let id = registered.json["client_id"].as_str().unwrap();
+    let client = admin::show_client(&app.store, id).await.unwrap();
+    assert_eq!(client.grant_types, ["authorization_code", "refresh_token"]);
+    let mut with_scope = body;
+    with_scope["scope"] = "mcp".into();
+    let refused = register(&app, with_scope).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+}
+
 both_stores!(
     registration_answers_cors,
     unused_self_registered_clients_are_deleted,
     last_use_is_written_at_most_hourly,
+    the_readmes_registration_example_works_as_written,
 );
 
 /// `registration.initial_access_token_env`: the real binary reads the token from its

@@ -802,6 +802,74 @@ async fn a_disabled_user_cannot_sign_in(app: TestApp) {
     assert_error(&late, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
+async fn an_enabled_user_signs_in_again(app: TestApp) {
+    let f = fixture(app).await;
+    admin::disable_user(&f.app.store, "alice", now())
+        .await
+        .unwrap();
+    let enabled = admin::enable_user(&f.app.store, "alice", now())
+        .await
+        .unwrap();
+    assert!(!enabled.disabled);
+    let code = code_for(&f, &[("resource", MCP)]).await;
+    let tokens = exchange(&f.app, &f.client_id, &code, &[]).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", text(&tokens));
+    let access = tokens.json["access_token"].as_str().unwrap();
+    assert_eq!(introspect(&f, access).await["active"], true);
+    assert!(matches!(
+        admin::enable_user(&f.app.store, "nobody", now()).await,
+        Err(admin::AdminError::UnknownUser(_))
+    ));
+}
+
+/// A client that asked for no resource and is registered for none gets a token no
+/// resource server may introspect: the operator is told which client, the token is not.
+async fn a_token_without_audience_is_logged_with_its_client(app: TestApp) {
+    let f = fixture(app).await;
+    let (logs, _guard) = common::logs::capture();
+    let code = code_for(&f, &[]).await;
+    let tokens = exchange(&f.app, &f.client_id, &code, &[]).await;
+    let access = tokens.json["access_token"].as_str().unwrap();
+    let warned = logs.lines_with("no audience");
+    assert_eq!(warned.len(), 1, "{}", logs.text());
+    assert!(warned[0].contains("WARN"), "{}", warned[0]);
+    assert!(warned[0].contains(&f.client_id), "{}", warned[0]);
+    assert!(warned[0].contains("--resource"), "{}", warned[0]);
+    assert!(!logs.text().contains(access));
+    // With a resource, nothing to say.
+    let code = code_for(&f, &[("resource", MCP)]).await;
+    let tokens = exchange(&f.app, &f.client_id, &code, &[]).await;
+    assert_eq!(tokens.status, StatusCode::OK);
+    assert_eq!(logs.lines_with("no audience").len(), 1, "{}", logs.text());
+}
+
+/// A redirect URI that matches none registered is shown an error page, and the operator
+/// reads in the log which one the client sent and which ones it registered.
+async fn a_refused_redirect_uri_is_logged_with_the_registered_ones(app: TestApp) {
+    let f = fixture(app).await;
+    let (logs, _guard) = common::logs::capture();
+    let mut browser = Browser::new(&f.app);
+    let sent = "http://127.0.0.1:7777/callback/";
+    let query = authorize_query(&f.client_id, &[("redirect_uri", sent)]);
+    let page = browser.authorize(&query).await;
+    assert_page(&page, StatusCode::BAD_REQUEST, "cannot continue");
+    let logged = logs.lines_with("matches none registered");
+    assert_eq!(logged.len(), 1, "{}", logs.text());
+    for needle in [f.client_id.as_str(), sent, REDIRECT] {
+        assert!(logged[0].contains(needle), "{needle} in {}", logged[0]);
+    }
+    // A line break sent in the URI cannot start a line of its own.
+    let forged = "https://evil.example/\nINFO forged line";
+    let query = authorize_query(&f.client_id, &[("redirect_uri", forged)]);
+    browser.authorize(&query).await;
+    assert!(logs.lines_with("matches none registered").len() == 2);
+    assert!(
+        !logs.text().lines().any(|l| l.starts_with("INFO forged")),
+        "{}",
+        logs.text()
+    );
+}
+
 // --- forms: CSRF, binding to the browser, expiry --------------------------------------
 
 async fn forms_from_elsewhere_are_refused(app: TestApp) {
@@ -1044,6 +1112,9 @@ both_stores!(
     an_expired_session_signs_in_again,
     signing_out_ends_the_session,
     a_disabled_user_cannot_sign_in,
+    an_enabled_user_signs_in_again,
+    a_token_without_audience_is_logged_with_its_client,
+    a_refused_redirect_uri_is_logged_with_the_registered_ones,
     forms_from_elsewhere_are_refused,
     public_clients_revoke_but_never_introspect,
     token_and_revoke_answer_cors_and_nothing_else_does,

@@ -36,6 +36,7 @@ fn client(id: &str) -> ClientRecord {
         client_uri: None,
         logo_uri: None,
         application_type: None,
+        previous_secret: None,
     }
 }
 
@@ -80,16 +81,46 @@ async fn clients_round_trip(app: TestApp) {
         "ids are unique"
     );
 
-    let new_hash = hash_secret(&ClientSecret::new("t"));
+    let old_hash = store.client_by_id("c1").await.unwrap().unwrap().secret_hash;
+    let grace_hash = hash_secret(&ClientSecret::new("g"));
+    // Replaced with a grace until 120: the old hash is kept until then, and a later
+    // replacement without grace drops it.
     assert!(
         store
-            .set_client_secret_hash("c1", &new_hash, 20)
+            .set_client_secret_hash("c1", &grace_hash, 120, 10)
             .await
             .unwrap()
     );
+    let graced = store.client_by_id("c1").await.unwrap().unwrap();
+    assert_eq!(graced.secret_hash, grace_hash);
+    assert_eq!(
+        graced.previous_secret,
+        Some(introspectd::store::PreviousSecret {
+            hash: old_hash.clone(),
+            expires_at: 120
+        })
+    );
+    assert_eq!(graced.secret_hashes(119), [&grace_hash, &old_hash]);
+    assert_eq!(graced.secret_hashes(120), [&grace_hash]);
+    let new_hash = hash_secret(&ClientSecret::new("t"));
+    assert!(
+        store
+            .set_client_secret_hash("c1", &new_hash, 20, 20)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .client_by_id("c1")
+            .await
+            .unwrap()
+            .unwrap()
+            .previous_secret,
+        None
+    );
     assert!(
         !store
-            .set_client_secret_hash("nope", &new_hash, 20)
+            .set_client_secret_hash("nope", &new_hash, 20, 20)
             .await
             .unwrap()
     );

@@ -416,7 +416,8 @@ impl Authenticator {
         self.failures_per_client.sweep();
     }
 
-    /// The client the credentials belong to, if they are right and the client may act.
+    /// The client the credentials belong to, if they are right at `now` and the client
+    /// may act. A secret replaced with a grace period is accepted until it ends.
     /// Credentials a remembered verification vouches for are answered at once, whatever
     /// the failure budgets of `ip`; any others must be admitted by them first.
     pub async fn authenticate(
@@ -424,25 +425,37 @@ impl Authenticator {
         view: &View,
         presented: &Presented,
         ip: IpAddr,
+        now: i64,
     ) -> Result<Arc<ClientRecord>, AuthError> {
         let client = view.client(&presented.client_id).await?;
         let key = self.cache_key(presented);
-        let remembered = client.as_ref().map_or(Freshness::Expired, |client| {
-            self.verified
-                .get(&key)
-                .filter(|v| v.secret_hash == client.secret_hash)
-                .map_or(Freshness::Expired, |v| freshness(v.at.elapsed(), self.ttl))
-        });
-        let hash = client.as_ref().map_or(&self.dummy_hash, |c| &c.secret_hash);
-        let verified = match remembered {
-            Freshness::Fresh => true,
-            Freshness::Renew => {
-                self.renew(key, presented, hash);
+        let hashes = client
+            .as_ref()
+            .map_or_else(|| vec![&self.dummy_hash], |c| c.secret_hashes(now));
+        // A remembered verification vouches only while its hash is still accepted.
+        let remembered = client
+            .as_ref()
+            .and_then(|_| self.verified.get(&key))
+            .filter(|v| hashes.contains(&&v.secret_hash));
+        let freshness = remembered
+            .as_ref()
+            .map_or(Freshness::Expired, |v| freshness(v.at.elapsed(), self.ttl));
+        let verified = match (freshness, remembered) {
+            (Freshness::Fresh, Some(_)) => true,
+            (Freshness::Renew, Some(v)) => {
+                self.renew(key, presented, &v.secret_hash);
                 true
             }
-            Freshness::Expired => {
+            _ => {
                 self.admit(ip, Some(&presented.client_id))?;
-                self.verify_shared(key, &presented.secret, hash).await
+                let mut verified = false;
+                for hash in hashes {
+                    if self.verify_shared(key, &presented.secret, hash).await {
+                        verified = true;
+                        break;
+                    }
+                }
+                verified
             }
         };
         let client = match client {
@@ -723,6 +736,7 @@ mod tests {
             client_uri: None,
             logo_uri: None,
             application_type: None,
+            previous_secret: None,
         };
         assert!(client_may_authenticate(&client, AuthMethod::ClientSecretPost).is_ok());
         let err = client_may_authenticate(&client, AuthMethod::PrivateKeyJwt).unwrap_err();

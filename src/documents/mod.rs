@@ -370,6 +370,7 @@ async fn store_client(
         client_uri: metadata.client_uri,
         logo_uri: metadata.logo_uri,
         application_type: Some(metadata.application_type),
+        previous_secret: None,
     };
     let stored = store.client_by_id(client_id).await?;
     if let Some(stored) = &stored {

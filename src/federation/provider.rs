@@ -408,15 +408,32 @@ fn iat_acceptable(iat: i64, now: i64) -> Result<(), String> {
     Ok(())
 }
 
-/// A discovery failure for the log: without the body of the answer.
+/// A discovery failure for the log: without the body of the answer, with the cause
+/// underneath a failed request (a name that does not resolve, a certificate refused, a
+/// connection refused), which the request error alone does not say.
 fn discovery_error(err: &openidconnect::DiscoveryError<FetchError>) -> String {
     match err {
         openidconnect::DiscoveryError::Response(status, _, why) => {
             format!("the provider answered {status}: {why}")
         }
-        openidconnect::DiscoveryError::Request(err) => err.to_string(),
+        openidconnect::DiscoveryError::Request(err) => with_causes(err),
         other => other.to_string(),
     }
+}
+
+/// An error and each error beneath it, `: `-separated, repeats left out.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        let line = err.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = err.source();
+    }
+    text
 }
 
 async fn discover_until_found(provider: Weak<Provider>) {
@@ -431,7 +448,17 @@ async fn discover_until_found(provider: Weak<Provider>) {
                 return;
             }
             Err(err) => {
-                tracing::warn!(provider = %provider.id, error = %err, retry_in_ms = wait.as_millis() as u64, "provider discovery failed");
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    provider.issuer().trim_end_matches('/')
+                );
+                tracing::warn!(
+                    provider = %provider.id,
+                    %url,
+                    error = %err,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "provider discovery failed: {url}: {err}"
+                );
             }
         }
         drop(provider);

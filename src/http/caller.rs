@@ -102,7 +102,7 @@ async fn authenticate(
         // Secrets are checked against the budgets only when no verification vouches
         // for them: a guesser's failures never lock the real client out.
         let verified = match &credentials {
-            Credentials::Secret(presented) => guard.authenticate(view, presented, ip).await,
+            Credentials::Secret(presented) => guard.authenticate(view, presented, ip, now).await,
             Credentials::Public(client_id) if PUBLIC_CLIENTS_AT.contains(&path) => {
                 match guard.admit(ip, Some(client_id)) {
                     Ok(()) => guard.public(view, client_id).await,

@@ -246,7 +246,12 @@ async fn check(cx: &Context<'_>, query: &str) -> Result<Result<Prompt, String>, 
     let client = cx.view.client(client_id).await?;
     let request = match raw.validate(client.as_deref()) {
         Ok(request) => request,
-        Err(RequestError::Shown(shown)) => return Err(SigninError::Shown(shown)),
+        Err(RequestError::Shown(shown)) => {
+            if let (Shown::BadRedirectUri, Some(client)) = (shown, &client) {
+                log_refused_redirect_uri(client, raw.redirect_uri());
+            }
+            return Err(SigninError::Shown(shown));
+        }
         Err(RequestError::Redirect(to)) => return Ok(Err(redirect::with_error(&to, cx.issuer))),
     };
     let client = client.ok_or(SigninError::Shown(Shown::UnknownClient))?;
@@ -273,6 +278,25 @@ async fn check(cx: &Context<'_>, query: &str) -> Result<Result<Prompt, String>, 
         client,
         resources,
     }))
+}
+
+/// Longest part of a refused `redirect_uri` that is logged.
+const LOGGED_REDIRECT_URI_CHARS: usize = 512;
+
+/// Tells the operator which redirect URI a client sent that matches none it registered:
+/// the usual cause is a registration that differs from what the client sends (another
+/// path, a trailing slash, http for https). Debug-quoted, so nothing sent can forge a
+/// log line.
+fn log_refused_redirect_uri(client: &ClientRecord, sent: Option<&str>) {
+    let sent: Option<String> =
+        sent.map(|uri| uri.chars().take(LOGGED_REDIRECT_URI_CHARS).collect());
+    tracing::info!(
+        client_id = %client.client_id,
+        redirect_uri = ?sent,
+        registered = ?client.redirect_uris,
+        "refused an authorization request: its redirect_uri matches none registered for \
+         the client (client update --redirect-uri changes them)"
+    );
 }
 
 /// `GET /authorize`: a signed-in user who allowed this confidential client before goes

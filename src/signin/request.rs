@@ -239,6 +239,11 @@ impl RawRequest {
         }
     }
 
+    /// The `redirect_uri` as sent (the first, when it was sent twice).
+    pub fn redirect_uri(&self) -> Option<&str> {
+        self.redirect_uri.as_deref()
+    }
+
     /// Checks the request against its client as registered (`None`: no such client).
     /// Until the client and the redirect URI are verified, errors are [`Shown`]; after,
     /// they go back to the client.
@@ -460,6 +465,7 @@ mod tests {
             client_uri: None,
             logo_uri: None,
             application_type: None,
+            previous_secret: None,
         }
     }
 

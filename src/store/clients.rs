@@ -67,6 +67,27 @@ pub struct ClientRecord {
     /// `native` or `web`, as a self-registered client registered (or had inferred);
     /// `None` for an operator's client.
     pub application_type: Option<ApplicationType>,
+    /// The secret a `client rotate-secret --grace` replaced, while it may still be used.
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+/// A replaced client secret's hash and when it stops working.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub hash: SecretHash,
+    /// Seconds since the epoch; the secret works before this time only.
+    pub expires_at: i64,
+}
+
+impl ClientRecord {
+    /// The hashes a presented secret may match at `now`: the current secret's, then,
+    /// within its grace period, the replaced one's. Never more than two.
+    pub fn secret_hashes(&self, now: i64) -> Vec<&SecretHash> {
+        let previous = self.previous_secret.as_ref();
+        std::iter::once(&self.secret_hash)
+            .chain(previous.filter(|p| now < p.expires_at).map(|p| &p.hash))
+            .collect()
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -90,6 +111,8 @@ struct ClientRow {
     client_uri: Option<String>,
     logo_uri: Option<String>,
     application_type: Option<String>,
+    previous_secret_hash: Option<String>,
+    previous_secret_expires_at: Option<i64>,
 }
 
 impl TryFrom<ClientRow> for ClientRecord {
@@ -135,6 +158,13 @@ impl TryFrom<ClientRow> for ClientRecord {
                     })
                 })
                 .transpose()?,
+            previous_secret: match (row.previous_secret_hash, row.previous_secret_expires_at) {
+                (Some(hash), Some(expires_at)) => Some(PreviousSecret {
+                    hash: SecretHash::new(hash),
+                    expires_at,
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -150,7 +180,8 @@ macro_rules! client_columns {
     () => {
         "client_id, name, secret_hash, auth_method, scope, audiences, disabled, created_at, \
          updated_at, grant_types, resources, strict_auth_method, inactive_budget, redirect_uris, \
-         origin, last_used_at, client_uri, logo_uri, application_type"
+         origin, last_used_at, client_uri, logo_uri, application_type, previous_secret_hash, \
+         previous_secret_expires_at"
     };
 }
 
@@ -177,6 +208,8 @@ macro_rules! bind_client_row {
             .bind(&$client.client_uri)
             .bind(&$client.logo_uri)
             .bind($client.application_type.map(ApplicationType::as_str))
+            .bind($client.previous_secret.as_ref().map(|p| p.hash.expose()))
+            .bind($client.previous_secret.as_ref().map(|p| p.expires_at))
     };
 }
 
@@ -217,7 +250,7 @@ impl Store {
             "INSERT INTO clients (",
             client_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19)"
+             $17, $18, $19, $20, $21)"
         );
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -261,15 +294,22 @@ impl Store {
         rows.into_iter().map(ClientRecord::try_from).collect()
     }
 
-    /// Replaces a client's secret hash; false when the client does not exist.
+    /// Replaces a client's secret hash; false when the client does not exist. The
+    /// replaced secret keeps working until `grace_until` when that is after `now`, and
+    /// not at all otherwise; a secret replaced earlier stops working at once either way.
     pub async fn set_client_secret_hash(
         &self,
         client_id: &str,
         hash: &SecretHash,
+        grace_until: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let sql = "UPDATE clients SET secret_hash = $1, updated_at = $2 WHERE client_id = $3";
-        let done = execute!(self, sql, hash.expose(), now, client_id)?;
+        // The right-hand `secret_hash` is the row's value before this update.
+        let sql = "UPDATE clients SET \
+                   previous_secret_hash = CASE WHEN $2 > $3 THEN secret_hash END, \
+                   previous_secret_expires_at = CASE WHEN $2 > $3 THEN $2 END, \
+                   secret_hash = $1, updated_at = $3 WHERE client_id = $4";
+        let done = execute!(self, sql, hash.expose(), grace_until, now, client_id)?;
         self.changed(Change::Client(client_id.to_owned()));
         Ok(done == 1)
     }
@@ -369,7 +409,7 @@ impl Store {
             "INSERT INTO clients (",
             client_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19) ON CONFLICT (client_id) DO NOTHING"
+             $17, $18, $19, $20, $21) ON CONFLICT (client_id) DO NOTHING"
         );
         let update = "UPDATE clients SET name = $1, auth_method = $2, scope = $3, \
                       grant_types = $4, redirect_uris = $5, client_uri = $6, logo_uri = $7, \

@@ -23,7 +23,7 @@ use sqlx::{PgPool, SqlitePool};
 use crate::config::Config;
 
 pub use postgres::connect_admin as connect_postgres_admin;
-pub use sqlite::database_path as sqlite_database_path;
+pub use sqlite::{access_problem as sqlite_access_problem, database_path as sqlite_database_path};
 
 /// Errors of the store. None of them carries a secret, a hash or a token.
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +162,7 @@ fn nameable(name: &str) -> bool {
 }
 
 pub use changes::{ChangeListener, ChangeLog, ChangeSource, LoggedChange, Notifications};
-pub use clients::{ClientPolicy, ClientRecord, TOUCH_EVERY};
+pub use clients::{ClientPolicy, ClientRecord, PreviousSecret, TOUCH_EVERY};
 pub use codes::{CodeRecord, Redemption};
 pub use failures::{FailureCount, FailureWindow, MAX_FAILURE_ROWS};
 pub use federation::{FederatedLoginRecord, LinkRecord, NewLink, PendingBounds};

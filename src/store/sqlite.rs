@@ -76,7 +76,103 @@ fn prepare_files(db: &Path) -> std::io::Result<()> {
     }
 }
 
+/// What an operator should change when SQLite could not open or write the database at
+/// `path`, said with the path; `None` when `err` is not a matter of access. SQLite's own
+/// words (`code: 1544`, "attempt to write a readonly database") name neither the file
+/// nor the fix.
+pub fn access_problem(path: &Path, err: &StoreError) -> Option<String> {
+    let sqlx_error = match err {
+        StoreError::Unavailable(e) | StoreError::Database(e) => e,
+        StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => e,
+        _ => return None,
+    };
+    let cause = match sqlx_error {
+        sqlx::Error::Io(io) => AccessCause::Io(io.kind()),
+        sqlx::Error::Database(db) => AccessCause::Code(db.code()?.parse().ok()?),
+        _ => return None,
+    };
+    explain_access(path, cause)
+}
+
+/// Why SQLite could not use a database file: an I/O error of this process, or SQLite's
+/// (extended) result code.
+#[derive(Clone, Copy, Debug)]
+enum AccessCause {
+    Io(std::io::ErrorKind),
+    Code(i64),
+}
+
+fn explain_access(path: &Path, cause: AccessCause) -> Option<String> {
+    use std::io::ErrorKind;
+    let file = path.display();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = dir.display();
+    let advice = "fix the owner or mode (chown, chmod) for the user introspectd runs as, \
+                  or point database_url elsewhere";
+    Some(match cause {
+        // SQLITE_READONLY_DIRECTORY: no journal or -wal file can be made beside it.
+        AccessCause::Code(1544) => format!(
+            "SQLite cannot write in the directory {dir}, which holds the database {file} \
+             and must also hold its -wal and -shm files: {advice}"
+        ),
+        // SQLITE_READONLY and its other extended codes.
+        AccessCause::Code(code) if code & 0xff == 8 => format!(
+            "SQLite may only read the database {file} (or its -wal and -shm files beside \
+             it): make them writable, {advice}"
+        ),
+        // SQLITE_CANTOPEN.
+        AccessCause::Code(code) if code & 0xff == 14 => format!(
+            "SQLite cannot open the database {file}: the directory {dir} must exist and be \
+             readable and writable, {advice}"
+        ),
+        AccessCause::Io(ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem) => {
+            format!("permission denied on the database {file} or its directory {dir}: {advice}")
+        }
+        AccessCause::Io(ErrorKind::NotADirectory) => {
+            format!("cannot create the database {file}: a part of {dir} is not a directory")
+        }
+        _ => return None,
+    })
+}
+
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_problems_name_the_path_and_the_fix() {
+        let path = Path::new("/srv/data/introspectd.db");
+        for (cause, says) in [
+            (AccessCause::Code(1544), "directory /srv/data"),
+            (
+                AccessCause::Code(8),
+                "may only read the database /srv/data/introspectd.db",
+            ),
+            (AccessCause::Code(1032), "may only read"),
+            (
+                AccessCause::Code(14),
+                "cannot open the database /srv/data/introspectd.db",
+            ),
+            (
+                AccessCause::Io(std::io::ErrorKind::PermissionDenied),
+                "permission denied on the database /srv/data/introspectd.db",
+            ),
+        ] {
+            let text = explain_access(path, cause).unwrap();
+            assert!(text.contains(says), "{cause:?}: {text}");
+        }
+        assert_eq!(explain_access(path, AccessCause::Code(19)), None);
+        assert_eq!(
+            explain_access(path, AccessCause::Io(std::io::ErrorKind::TimedOut)),
+            None
+        );
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod documents;
+pub mod logs;
 pub mod oidc;
 pub mod proxy;
 
@@ -532,6 +533,19 @@ pub fn assert_error(response: &TestResponse, status: StatusCode, error: &str) {
         "{response:?}"
     );
     assert_eq!(response.headers[header::CACHE_CONTROL], "no-store");
+}
+
+/// POST /register with a JSON body from the address `peer`.
+pub fn registration_request(body: &Value, peer: &str) -> Request<Body> {
+    let mut request = Request::post("/register")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let peer: std::net::SocketAddr = format!("{peer}:40000").parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    request
 }
 
 /// Runs `test` against a fresh app of `backend`, skipping when Postgres is unavailable.
