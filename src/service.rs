@@ -21,6 +21,12 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum ServeError {
     #[error("database {url}: {source}")]
     Store { url: String, source: StoreError },
+    #[error(
+        "the database lacks migrations {} of this release and database.migrate_on_start \
+         is false: run `introspectd migrate` first",
+        versions(.0)
+    )]
+    SchemaBehind(Vec<i64>),
     #[error(transparent)]
     State(#[from] StateError),
     #[error("cannot listen on {addr}: {source}")]
@@ -30,6 +36,13 @@ pub enum ServeError {
     },
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
+}
+
+fn versions(list: &[i64]) -> String {
+    list.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Connects and migrates the configured store; fails fast when it is unreachable.
@@ -43,13 +56,38 @@ pub async fn open_store(config: &Config) -> Result<Store, ServeError> {
     Ok(store)
 }
 
+/// Connects the configured store for `serve`: migrates it when
+/// `database.migrate_on_start`, else refuses a schema older than this release needs.
+/// Either way a schema a later release migrated is served, and said so once.
+async fn open_store_to_serve(config: &Config) -> Result<Store, ServeError> {
+    let wrap = |source| ServeError::Store {
+        url: config.database_url.redacted(),
+        source,
+    };
+    let store = Store::connect(config).await.map_err(wrap)?;
+    if config.database.migrate_on_start {
+        store.migrate().await.map_err(wrap)?;
+    }
+    let schema = store.schema_version().await.map_err(wrap)?;
+    if !schema.missing.is_empty() {
+        return Err(ServeError::SchemaBehind(schema.missing));
+    }
+    if !schema.later.is_empty() {
+        tracing::info!(
+            migrations = ?schema.later,
+            "the database holds migrations of a later release; serving it as this release"
+        );
+    }
+    Ok(store)
+}
+
 /// Runs the HTTP server until SIGTERM or Ctrl-C, then drains in-flight requests for up
 /// to `http.shutdown_grace_seconds`.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     // Caught from here on: a signal during start-up stops the server once it is up,
     // instead of killing the process with the default action.
     let shutdown = Shutdown::install()?;
-    let store = open_store(&config).await?;
+    let store = open_store_to_serve(&config).await?;
     let state = AppState::build(config.clone(), store.clone()).await?;
     let read = config.secret_env_vars();
     for name in crate::config::unrelated_env_vars()

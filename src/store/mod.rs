@@ -149,6 +149,7 @@ mod codes;
 mod federation;
 mod keys;
 mod revocations;
+mod schema;
 mod sessions;
 mod users;
 
@@ -164,6 +165,7 @@ pub use clients::{ClientPolicy, ClientRecord, TOUCH_EVERY};
 pub use codes::{CodeRecord, Redemption};
 pub use federation::{FederatedLoginRecord, LinkRecord, NewLink};
 pub use keys::{SealedSecret, StoredKey};
+pub use schema::SchemaVersion;
 pub use sessions::{ConsentRecord, SessionRecord};
 pub use tokens::{FamilyRecord, Rotation, TokenRecord};
 pub use users::UserRecord;
@@ -187,7 +189,8 @@ impl Store {
         })
     }
 
-    /// Applies pending migrations of this backend.
+    /// Applies pending migrations of this backend; migrations of a later release that
+    /// the database already holds are left alone.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pool {
             Pool::Sqlite(pool) => sqlite::migrate(pool).await,

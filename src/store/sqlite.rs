@@ -77,6 +77,11 @@ fn prepare_files(db: &Path) -> std::io::Result<()> {
 }
 
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    MIGRATOR.run(pool).await?;
+    super::schema::tolerant(&MIGRATOR).run(pool).await?;
     Ok(())
+}
+
+/// The migrations this release embeds.
+pub(super) fn migrator() -> &'static Migrator {
+    &MIGRATOR
 }
