@@ -164,7 +164,7 @@ pub use changes::{ChangeListener, ChangeLog, ChangeSource, LoggedChange, Notific
 pub use clients::{ClientPolicy, ClientRecord, TOUCH_EVERY};
 pub use codes::{CodeRecord, Redemption};
 pub use federation::{FederatedLoginRecord, LinkRecord, NewLink};
-pub use keys::{SealedSecret, StoredKey};
+pub use keys::{Reseal, SealedSecret, StoredKey};
 pub use schema::SchemaVersion;
 pub use sessions::{ConsentRecord, SessionRecord};
 pub use tokens::{FamilyRecord, Rotation, TokenRecord};
