@@ -96,6 +96,9 @@ export INTROSPECTD_ISSUER=$base
 export INTROSPECTD_RATE_LIMIT__ENABLED=false
 export INTROSPECTD_LOG__LEVEL=warn
 export INTROSPECTD_HTTP__SHUTDOWN_GRACE_SECONDS=1
+# One key-encryption key for the run, which Postgres requires.
+LOADTEST_KEK=$(head -c 32 /dev/urandom | base64)
+export LOADTEST_KEK INTROSPECTD_JWT__KEY_ENCRYPTION_KEY_ENV=LOADTEST_KEK
 unset RUST_LOG
 
 cli() { (cd "$work" && ./introspectd "$@"); }

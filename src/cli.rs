@@ -100,6 +100,15 @@ pub enum KeysCommand {
         #[arg(allow_hyphen_values = true)]
         kid: String,
     },
+    /// Re-encrypt every stored private key and the sign-in key under the key-encryption key in variable NAME, in one transaction; then switch jwt.key_encryption_key_env to NAME on every instance
+    Reseal {
+        /// The environment variable holding the new key-encryption key (32 random bytes, base64 or hex)
+        #[arg(long, value_name = "NAME")]
+        new_key_env: String,
+        /// For a lost key-encryption key: delete the keys it sealed (every token they signed reads inactive, every sign-in session ends) and generate a signing key that signs at once
+        #[arg(long)]
+        discard_unreadable: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -677,6 +686,27 @@ async fn keys_command(
                 .await
                 .map_err(err)?;
             print_json(&json!({"kid": kid, "removed": true}))
+        }
+        KeysCommand::Reseal {
+            new_key_env,
+            discard_unreadable,
+        } => {
+            use crate::token::kek::{KeyEncryptionKey, Origin};
+            let text = std::env::var(&new_key_env).map_err(|_| {
+                format!("--new-key-env: environment variable {new_key_env} is not set")
+            })?;
+            let new = KeyEncryptionKey::from_text(&text, Origin::Env(new_key_env.clone()))
+                .ok_or_else(|| {
+                    format!(
+                        "--new-key-env: {new_key_env} must hold 32 random bytes in base64 or \
+                         hex (for example from `openssl rand -base64 32`)"
+                    )
+                })?;
+            print_json(
+                &crate::token::reseal::reseal(store, config, &new, discard_unreadable, now)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
         }
     }
 }

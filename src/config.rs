@@ -129,6 +129,9 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// How long a request waits for a connection before the store counts as unavailable.
     pub acquire_timeout_ms: u64,
+    /// Whether `serve` applies pending migrations at start; when false it leaves them to
+    /// `introspectd migrate` and refuses a schema older than it needs.
+    pub migrate_on_start: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -136,6 +139,7 @@ impl Default for DatabaseConfig {
         Self {
             max_connections: 16,
             acquire_timeout_ms: 2_000,
+            migrate_on_start: true,
         }
     }
 }
@@ -223,10 +227,12 @@ pub struct JwtConfig {
     pub leeway_seconds: u64,
     /// Name of the environment variable holding the key that encrypts generated private
     /// keys in the store (32 random bytes, base64 or hex). Unset: a key generated into
-    /// `key-encryption-key` beside the SQLite database (`data/` for Postgres), mode 0600.
+    /// `key-encryption-key` beside the SQLite database, mode 0600. Postgres needs this or
+    /// `key_encryption_key_file`.
     pub key_encryption_key_env: Option<String>,
-    /// Path of the key-encryption key file to read, or to generate (mode 0600) when it
-    /// does not exist; unset: the default place above. Not with `key_encryption_key_env`.
+    /// Path of the key-encryption key file to read, or with SQLite to generate (mode
+    /// 0600) when it does not exist; unset: the default place above. Not with
+    /// `key_encryption_key_env`.
     pub key_encryption_key_file: Option<PathBuf>,
     /// How long a key made by `keys rotate` is published before it signs, in seconds:
     /// at least as long as verifiers cache `/jwks`.

@@ -26,6 +26,12 @@ pub enum ServeError {
     /// The SQLite file cannot be opened or written: what to change, with its path.
     #[error("database {url}: {problem}")]
     Access { url: String, problem: String },
+    #[error(
+        "the database lacks migrations {} of this release and database.migrate_on_start \
+         is false: run `introspectd migrate` first",
+        versions(.0)
+    )]
+    SchemaBehind(Vec<i64>),
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -43,20 +49,29 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+fn versions(list: &[i64]) -> String {
+    list.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Connects and migrates the configured store; fails fast when it is unreachable.
 pub async fn open_store(config: &Config) -> Result<Store, ServeError> {
-    let wrap = |source: StoreError| {
-        let url = config.database_url.redacted();
-        match sqlite_file(config)
-            .and_then(|path| crate::store::sqlite_access_problem(&path, &source))
-        {
-            Some(problem) => ServeError::Access { url, problem },
-            None => ServeError::Store { url, source },
-        }
-    };
+    let wrap = |source| store_error(config, source);
     let store = Store::connect(config).await.map_err(wrap)?;
     store.migrate().await.map_err(wrap)?;
     Ok(store)
+}
+
+/// A store failure as the operator should read it: what to change when SQLite may not
+/// use its file, else the store's own words.
+fn store_error(config: &Config, source: StoreError) -> ServeError {
+    let url = config.database_url.redacted();
+    match sqlite_file(config).and_then(|path| crate::store::sqlite_access_problem(&path, &source)) {
+        Some(problem) => ServeError::Access { url, problem },
+        None => ServeError::Store { url, source },
+    }
 }
 
 /// The database file, when the store is a SQLite file (not in memory).
@@ -99,6 +114,28 @@ pub fn require_existing_database(config: &Config) -> Result<(), String> {
     ))
 }
 
+/// Connects the configured store for `serve`: migrates it when
+/// `database.migrate_on_start`, else refuses a schema older than this release needs.
+/// Either way a schema a later release migrated is served, and said so once.
+async fn open_store_to_serve(config: &Config) -> Result<Store, ServeError> {
+    let wrap = |source| store_error(config, source);
+    let store = Store::connect(config).await.map_err(wrap)?;
+    if config.database.migrate_on_start {
+        store.migrate().await.map_err(wrap)?;
+    }
+    let schema = store.schema_version().await.map_err(wrap)?;
+    if !schema.missing.is_empty() {
+        return Err(ServeError::SchemaBehind(schema.missing));
+    }
+    if !schema.later.is_empty() {
+        tracing::info!(
+            migrations = ?schema.later,
+            "the database holds migrations of a later release; serving it as this release"
+        );
+    }
+    Ok(store)
+}
+
 /// Runs the HTTP server until SIGTERM or Ctrl-C, then drains in-flight requests for up
 /// to `http.shutdown_grace_seconds`.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
@@ -113,7 +150,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         Some(files) => Some(Certificates::load(files)?),
         None => None,
     };
-    let store = open_store(&config).await?;
+    let store = open_store_to_serve(&config).await?;
     let state = AppState::build(config.clone(), store.clone()).await?;
     let read = config.secret_env_vars();
     for name in crate::config::unrelated_env_vars()

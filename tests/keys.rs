@@ -18,6 +18,9 @@ use std::process::Command;
 use common::{Backend, TestApp, TestClient, TestResponse, binary, form, post_form, send};
 use introspectd::admin::{self, NewClient};
 use introspectd::auth::assertion::JWT_BEARER;
+use introspectd::http::AppState;
+use introspectd::token::kek::{KeyEncryptionKey, Origin};
+use introspectd::token::reseal::reseal;
 use introspectd::token::{new_jti, now};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -427,24 +430,69 @@ async fn data_files_are_private_whatever_the_umask(backend: Backend) {
         .env("INTROSPECTD_DATABASE_URL", url)
         .env("INTROSPECTD_LISTEN", "127.0.0.1:0")
         .args(["-c", "umask 022 && exec \"$0\" \"$@\"", binary::BIN]);
+    if backend == Backend::Postgres {
+        let key = dir.path().join("secrets").join("kek");
+        std::fs::create_dir(key.parent().unwrap()).unwrap();
+        std::fs::write(&key, kek_text(3)).unwrap();
+        cmd.env("INTROSPECTD_JWT__KEY_ENCRYPTION_KEY_FILE", &key);
+    }
     let server = binary::Server::start_with(cmd);
     let data = dir.path().join("data");
-    assert_eq!(mode(&data), 0o700);
-    assert_eq!(mode(&data.join("key-encryption-key")), 0o600);
     if backend == Backend::Sqlite {
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("key-encryption-key")), 0o600);
         // While the server runs, SQLite's -wal and -shm files exist too.
         for name in ["introspectd.db", "introspectd.db-wal", "introspectd.db-shm"] {
             assert_eq!(mode(&data.join(name)), 0o600, "{name}");
         }
+    } else {
+        assert!(!data.exists(), "a Postgres store writes no data directory");
     }
     let log = server.stop();
-    assert!(log.contains("data/key-encryption-key"), "{log}");
-    if backend == Backend::Postgres {
-        assert!(
-            log.contains("every instance sharing this database"),
-            "{log}"
-        );
+    match backend {
+        Backend::Sqlite => assert!(log.contains("data/key-encryption-key"), "{log}"),
+        Backend::Postgres => assert!(log.contains("secrets/kek"), "{log}"),
     }
+}
+
+/// With Postgres no instance makes up a key-encryption key of its own: without one
+/// configured, or with a configured file that does not exist, the server and the
+/// commands that need it stop with one line saying how to make one, and write nothing.
+async fn postgres_requires_a_configured_key_encryption_key(backend: Backend) {
+    let Some((db, _guard)) = common::fresh_db(backend).await else {
+        return;
+    };
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bare = || {
+        let mut cmd = binary::command(dir.path(), &db);
+        cmd.env_remove("INTROSPECTD_JWT__KEY_ENCRYPTION_KEY_ENV");
+        cmd
+    };
+    let key = std::fs::read_to_string(common::postgres_key(&db).unwrap()).unwrap();
+    let key = key.trim();
+    for args in [&["serve"][..], &["keys", "rotate"]] {
+        let output = binary::output_within_patience(bare().args(args));
+        assert_one_line_failure(&output, "openssl rand -base64 32", key);
+        let stderr = stderr_of(&output);
+        assert!(stderr.contains("jwt.key_encryption_key_env"), "{stderr}");
+    }
+    let missing = dir.path().join("kek");
+    let output = binary::output_within_patience(
+        bare()
+            .env("INTROSPECTD_JWT__KEY_ENCRYPTION_KEY_FILE", &missing)
+            .arg("serve"),
+    );
+    assert_one_line_failure(&output, "does not exist", key);
+    assert!(stderr_of(&output).contains("openssl rand -base64 32"));
+    assert!(!missing.exists() && !dir.path().join("data").exists());
+    let keys = binary::run_json(dir.path(), &db, &["keys", "list"]);
+    assert!(
+        keys.as_array().unwrap().is_empty(),
+        "nothing stored: {keys}"
+    );
 }
 
 /// `jwt.key_encryption_key_file` places the generated key-encryption key (a mounted
@@ -453,6 +501,11 @@ async fn data_files_are_private_whatever_the_umask(backend: Backend) {
 async fn the_key_encryption_key_file_is_where_it_is_configured(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("secrets").join("kek");
+    if backend == Backend::Postgres {
+        // Made by the operator: a Postgres store never generates its key.
+        std::fs::create_dir(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, kek_text(4)).unwrap();
+    }
     let wanted = path.clone();
     let Some(app) = TestApp::start(backend, |c| c.jwt.key_encryption_key_file = Some(wanted)).await
     else {
@@ -465,7 +518,9 @@ async fn the_key_encryption_key_file_is_where_it_is_configured(backend: Backend)
         panic!("{:?}", kek.origin());
     };
     assert_eq!(used, &path);
-    assert_eq!(mode(&path), 0o600);
+    if backend == Backend::Sqlite {
+        assert_eq!(mode(&path), 0o600, "generated private");
+    }
     // The key sealed the generated signing key: a restart over the same file opens it.
     let (_, sibling) = app.sibling().await;
     let published = |set: JwkSet| serde_json::to_value(set).unwrap();
@@ -496,6 +551,8 @@ async fn the_key_encryption_key_file_is_where_it_is_configured(backend: Backend)
 both_backends!(
     the_binary_uses_the_configured_key_encryption_key,
     data_files_are_private_whatever_the_umask,
+    postgres_requires_a_configured_key_encryption_key,
+    the_binary_reseals_under_the_key_in_a_variable,
     the_key_encryption_key_file_is_where_it_is_configured,
 );
 
@@ -1117,6 +1174,198 @@ async fn a_jwk_set_changed_elsewhere_holds_on_a_running_instance(app: TestApp) {
     assert_eq!(signed_by(&new).await.status, StatusCode::OK);
 }
 
+/// The configuration of `app` with its key-encryption key in a file holding `text`, as
+/// an operator switches to a new key after `keys reseal`.
+fn with_kek_file(app: &TestApp, dir: &std::path::Path, text: &str) -> introspectd::config::Config {
+    let path = dir.join(format!("kek-{}", introspectd::token::random_string(6)));
+    std::fs::write(&path, text).unwrap();
+    let mut config = app.config.clone();
+    config.jwt.key_encryption_key_env = None;
+    config.jwt.key_encryption_key_file = Some(path);
+    config
+}
+
+fn new_kek(text: &str) -> KeyEncryptionKey {
+    KeyEncryptionKey::from_text(text, Origin::Env("NEW_KEK".to_owned())).unwrap()
+}
+
+/// `keys reseal`: every stored signing key and the sign-in key are sealed under the new
+/// key-encryption key in one go; an instance configured with it serves the same keys
+/// and tokens, one still on the old key refuses to start, and a second reseal under
+/// the same key changes nothing it can see.
+async fn reseal_moves_every_sealed_key_under_the_new_key(app: TestApp) {
+    let api = app.client("api", &["https://api.example"]).await;
+    let token = app.jwt_for(&api, &["https://api.example"]).await;
+    admin::rotate_key(&app.store, &app.config, now())
+        .await
+        .unwrap();
+    let old = introspectd::token::kek::resolve_always(&app.config).unwrap();
+    let signin_before = app.store.sealed_secret("signin").await.unwrap().unwrap();
+    let signin_plain = old
+        .open_secret("signin", &signin_before.sealed, &signin_before.encryption)
+        .unwrap();
+    let published = |set: JwkSet| serde_json::to_value(set).unwrap();
+    let jwks_before = published(jwks_of(&app.router).await);
+
+    let text = kek_text(7);
+    let new = new_kek(&text);
+    let done = reseal(&app.store, &app.config, &new, false, now())
+        .await
+        .unwrap();
+    assert_eq!(done.resealed.len(), 2, "{done:?}");
+    assert!(done.discarded.is_empty() && done.generated.is_none());
+    assert_eq!(done.secrets_resealed, ["signin"]);
+    assert!(
+        done.next
+            .contains("jwt.key_encryption_key_env = \"NEW_KEK\""),
+        "{}",
+        done.next
+    );
+    for key in app.store.signing_keys().await.unwrap() {
+        assert_eq!(key.encryption.as_deref(), Some(new.label().as_str()));
+        assert!(old.open(&key).is_err(), "no longer under the old key");
+    }
+    let signin = app.store.sealed_secret("signin").await.unwrap().unwrap();
+    assert_eq!(
+        new.open_secret("signin", &signin.sealed, &signin.encryption)
+            .unwrap(),
+        signin_plain,
+        "the same sign-in key: sessions survive"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let switched = with_kek_file(&app, dir.path(), &text);
+    let store = introspectd::store::Store::connect(&switched).await.unwrap();
+    let state = AppState::build(switched.clone(), store)
+        .await
+        .expect("an instance on the new key starts");
+    let router = introspectd::http::router(state);
+    assert_eq!(published(jwks_of(&router).await), jwks_before);
+    let answer = common::introspect_as(&router, &api, &token).await;
+    assert_eq!(answer.json["active"], true, "{answer:?}");
+    let store = introspectd::store::Store::connect(&app.config)
+        .await
+        .unwrap();
+    let stale = AppState::build(app.config.clone(), store).await;
+    let err = stale
+        .err()
+        .expect("an instance on the old key refuses")
+        .to_string();
+    assert!(err.contains("key-encryption key"), "{err}");
+
+    let again = reseal(&app.store, &switched, &new, false, now())
+        .await
+        .unwrap();
+    assert_eq!(again.resealed.len(), 2);
+    let wrong = new_kek(&kek_text(8));
+    let refused = reseal(&app.store, &app.config, &wrong, false, now()).await;
+    let err = refused
+        .expect_err("the old key opens nothing now")
+        .to_string();
+    assert!(err.contains("--discard-unreadable"), "{err}");
+    for key in app.store.signing_keys().await.unwrap() {
+        assert_eq!(
+            key.encryption.as_deref(),
+            Some(new.label().as_str()),
+            "unchanged"
+        );
+    }
+}
+
+/// A lost key-encryption key: `keys reseal --discard-unreadable` deletes the keys it
+/// sealed (so every token they signed reads inactive, and the sign-in key is made anew:
+/// sessions end) and generates a signing key that signs at once; without the flag
+/// nothing is written.
+async fn a_lost_key_encryption_key_is_recovered_by_discarding(app: TestApp) {
+    let api = app.client("api", &["https://api.example"]).await;
+    let token = app.jwt_for(&api, &["https://api.example"]).await;
+    let before = app.store.signing_keys().await.unwrap();
+    let mut lost = app.config.clone();
+    lost.jwt.key_encryption_key_file = None;
+    lost.jwt.key_encryption_key_env = Some("NO_SUCH_KEY_ENCRYPTION_KEY".to_owned());
+
+    let text = kek_text(9);
+    let new = new_kek(&text);
+    let refused = reseal(&app.store, &lost, &new, false, now()).await;
+    let err = refused.expect_err("refused without the flag").to_string();
+    assert!(
+        err.contains("NO_SUCH_KEY_ENCRYPTION_KEY") && err.contains("--discard-unreadable"),
+        "{err}"
+    );
+    assert_eq!(app.store.signing_keys().await.unwrap(), before);
+
+    let done = reseal(&app.store, &lost, &new, true, now()).await.unwrap();
+    let old_kids: Vec<String> = before.iter().map(|k| k.kid.clone()).collect();
+    assert_eq!(done.discarded, old_kids);
+    assert_eq!(done.secrets_discarded, ["signin"]);
+    let generated = done.generated.clone().expect("a new signing key");
+    assert!(done.next.contains("reads inactive"), "{}", done.next);
+    let stored = app.store.signing_keys().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].kid, generated);
+    assert!(app.store.sealed_secret("signin").await.unwrap().is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    let switched = with_kek_file(&app, dir.path(), &text);
+    let store = introspectd::store::Store::connect(&switched).await.unwrap();
+    let state = AppState::build(switched, store)
+        .await
+        .expect("an instance on the new key starts");
+    assert_eq!(state.keys.keys().signing_kid(), Some(generated.as_str()));
+    let router = introspectd::http::router(state);
+    let answer = common::introspect_as(&router, &api, &token).await;
+    assert_eq!(
+        answer.json,
+        json!({"active": false}),
+        "signed by a discarded key"
+    );
+    assert!(
+        app.store.sealed_secret("signin").await.unwrap().is_some(),
+        "made anew"
+    );
+}
+
+/// The command: `keys reseal --new-key-env NAME` reads the new key from NAME, after
+/// which the server starts with `jwt.key_encryption_key_env = NAME` and not with the
+/// old key; a missing or malformed NAME is one line and writes nothing.
+async fn the_binary_reseals_under_the_key_in_a_variable(backend: Backend) {
+    let Some((db, _guard)) = common::fresh_db(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A served store holds the first signing key and the sign-in key; then a second key.
+    binary::Server::start(dir.path(), &db).stop();
+    binary::run_json(dir.path(), &db, &["keys", "rotate"]);
+    let new = kek_text(10);
+    let output = binary::command(dir.path(), &db)
+        .args(["keys", "reseal", "--new-key-env", "NEW_KEK"])
+        .env("NEW_KEK", "not-a-key")
+        .output()
+        .unwrap();
+    assert_one_line_failure(&output, "--new-key-env: NEW_KEK must hold", "not-a-key");
+    let output = binary::command(dir.path(), &db)
+        .args(["keys", "reseal", "--new-key-env", "NEW_KEK"])
+        .env("NEW_KEK", &new)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let done: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(done["resealed"].as_array().unwrap().len(), 2, "{done}");
+    assert_eq!(done["secrets_resealed"], json!(["signin"]), "{done}");
+    assert!(!stderr_of(&output).contains(&new));
+
+    let on_new = || {
+        let mut cmd = binary::command(dir.path(), &db);
+        cmd.env("INTROSPECTD_JWT__KEY_ENCRYPTION_KEY_ENV", "NEW_KEK")
+            .env("NEW_KEK", &new);
+        cmd
+    };
+    let log = binary::Server::start_with(on_new()).stop();
+    assert!(log.contains("encrypted with the key in NEW_KEK"), "{log}");
+    let output = binary::output_within_patience(binary::command(dir.path(), &db).arg("serve"));
+    assert_one_line_failure(&output, "key-encryption key", &new);
+}
+
 both_stores!(
     jwks_publishes_the_public_signing_key,
     a_rotated_key_is_published_at_once_and_signs_once_promoted,
@@ -1139,4 +1388,6 @@ both_stores!(
     private_key_jwt_clients_need_a_public_jwk_set,
     a_private_key_jwt_client_rotates_its_keys,
     a_jwk_set_changed_elsewhere_holds_on_a_running_instance,
+    reseal_moves_every_sealed_key_under_the_new_key,
+    a_lost_key_encryption_key_is_recovered_by_discarding,
 );

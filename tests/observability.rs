@@ -415,3 +415,60 @@ async fn logs_carry_no_token_or_secret(backend: Backend) {
 }
 
 both_backends!(logs_carry_no_token_or_secret);
+
+/// Forwarding headers from a peer outside `rate_limit.trusted_proxies` are ignored, and
+/// the first one is logged once, naming the setting: behind an ingress left out of it
+/// every user would share the ingress's address and budgets. From a trusted proxy, or
+/// without such headers, nothing is said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_from_an_untrusted_peer_are_reported_once() {
+    let Some((db, _guard)) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let warning = "not in rate_limit.trusted_proxies";
+    let headers: [&[(&str, &str)]; 3] = [
+        &[("x-forwarded-for", "198.51.100.7")],
+        &[("forwarded", "for=198.51.100.8")],
+        &[("x-forwarded-for", "198.51.100.9")],
+    ];
+
+    let plain = Server::start(dir.path(), &db);
+    assert_eq!(
+        http(plain.addr, "GET", "/healthz", &[], "").await.status,
+        200
+    );
+    let log = plain.stop();
+    assert!(!log.contains(warning), "no header, no warning: {log}");
+
+    let untrusted = Server::start(dir.path(), &db);
+    for sent in headers {
+        let response = http(untrusted.addr, "GET", "/healthz", sent, "").await;
+        assert_eq!(response.status, 200);
+    }
+    let log = untrusted.stop();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(warning)).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("x-forwarded-for"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("127.0.0.1"),
+        "names the peer: {}",
+        lines[0]
+    );
+
+    let mut cmd = command(dir.path(), &db);
+    cmd.env(
+        "INTROSPECTD_RATE_LIMIT__TRUSTED_PROXIES",
+        "[\"127.0.0.1/32\"]",
+    );
+    let trusted = Server::start_with(cmd);
+    for sent in headers {
+        http(trusted.addr, "GET", "/healthz", sent, "").await;
+    }
+    let log = trusted.stop();
+    assert!(!log.contains(warning), "a trusted proxy: {log}");
+}

@@ -9,6 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
@@ -29,12 +30,18 @@ pub struct ClientIp(pub IpAddr);
 pub struct TrustedProxies {
     nets: Vec<IpNet>,
     header: ClientIpHeader,
+    /// Whether forwarding headers from an untrusted peer were already reported.
+    warned: Arc<AtomicBool>,
 }
 
 impl TrustedProxies {
     /// Proxies in `nets`, whose `header` alone names the client.
     pub fn new(nets: Vec<IpNet>, header: ClientIpHeader) -> Self {
-        TrustedProxies { nets, header }
+        TrustedProxies {
+            nets,
+            header,
+            warned: Arc::default(),
+        }
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -46,6 +53,7 @@ impl TrustedProxies {
     pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = canonical(peer);
         if !self.trusts(peer) {
+            self.warn_untrusted(peer, headers);
             return peer;
         }
         let hops = match self.header {
@@ -68,6 +76,33 @@ impl TrustedProxies {
     }
 }
 
+impl TrustedProxies {
+    /// Forwarding headers from a peer we do not trust are ignored, which is right for a
+    /// client and wrong for an ingress left out of `rate_limit.trusted_proxies`: then
+    /// every user shares the ingress's address and its budgets. Said once per process.
+    fn warn_untrusted(&self, peer: IpAddr, headers: &HeaderMap) {
+        let sent = [X_FORWARDED_FOR, FORWARDED.as_str()]
+            .into_iter()
+            .find(|name| headers.contains_key(*name));
+        let Some(header) = sent else {
+            return;
+        };
+        if self.warned.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        tracing::warn!(
+            %peer,
+            header,
+            "ignoring {header} from {peer}, which is not in rate_limit.trusted_proxies: \
+             behind a proxy or ingress every client then shares its address, and its rate \
+             and sign-in budgets; list the proxy's addresses in rate_limit.trusted_proxies \
+             (said once)"
+        );
+    }
+}
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
 /// IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -78,7 +113,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// Every `X-Forwarded-For` element, in order, across repeated headers.
 fn x_forwarded_for_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    elements(headers, "x-forwarded-for")
+    elements(headers, X_FORWARDED_FOR)
         .map(|element| parse_address(element.trim()))
         .collect()
 }

@@ -143,6 +143,17 @@ struct SecretRow {
     created_at: i64,
 }
 
+impl From<SecretRow> for SealedSecret {
+    fn from(r: SecretRow) -> Self {
+        SealedSecret {
+            name: r.name,
+            sealed: r.sealed,
+            encryption: r.encryption,
+            created_at: r.created_at,
+        }
+    }
+}
+
 impl Store {
     /// The sealed secret of that name, if one was stored.
     pub async fn sealed_secret(&self, name: &str) -> Result<Option<SealedSecret>, StoreError> {
@@ -151,12 +162,7 @@ impl Store {
             .bind(name)
             .fetch_optional(pool)
             .await)?;
-        Ok(row.map(|r| SealedSecret {
-            name: r.name,
-            sealed: r.sealed,
-            encryption: r.encryption,
-            created_at: r.created_at,
-        }))
+        Ok(row.map(SealedSecret::from))
     }
 
     /// Stores a sealed secret unless one of that name exists (another instance may have
@@ -173,5 +179,92 @@ impl Store {
             secret.created_at
         )?;
         Ok(())
+    }
+}
+
+/// Every sealed key rewritten at once (`keys reseal`): keys sealed anew, keys discarded
+/// (their key-encryption key is lost), keys generated in their place.
+#[derive(Debug, Default)]
+pub struct Reseal {
+    /// The `encryption` label every key carries afterwards.
+    pub label: String,
+    pub resealed: Vec<StoredKey>,
+    pub discarded: Vec<String>,
+    pub generated: Vec<StoredKey>,
+    pub secrets_resealed: Vec<SealedSecret>,
+    pub secrets_discarded: Vec<String>,
+}
+
+impl Store {
+    /// Writes a [`Reseal`] in one transaction, which fails (and changes nothing) when a
+    /// key or secret not sealed under `label` would remain: one was added meanwhile.
+    pub async fn reseal_keys(&self, reseal: &Reseal) -> Result<bool, StoreError> {
+        let update = "UPDATE signing_keys SET private_der = $1, encryption = $2 WHERE kid = $3";
+        let delete = "DELETE FROM signing_keys WHERE kid = $1";
+        let insert = "INSERT INTO signing_keys \
+                      (kid, alg, private_der, encryption, created_at, activates_at) \
+                      VALUES ($1, $2, $3, $4, $5, $6)";
+        let update_secret = "UPDATE signin_keys SET sealed = $1, encryption = $2 WHERE name = $3";
+        let delete_secret = "DELETE FROM signin_keys WHERE name = $1";
+        let left = "SELECT (SELECT COUNT(*) FROM signing_keys \
+                            WHERE encryption IS NULL OR encryption <> $1) \
+                         + (SELECT COUNT(*) FROM signin_keys WHERE encryption <> $1)";
+        let done = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for key in &reseal.resealed {
+                sqlx::query(update)
+                    .bind(&key.private_key)
+                    .bind(&key.encryption)
+                    .bind(&key.kid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for kid in &reseal.discarded {
+                sqlx::query(delete).bind(kid).execute(&mut *tx).await?;
+            }
+            for key in &reseal.generated {
+                sqlx::query(insert)
+                    .bind(&key.kid)
+                    .bind(&key.alg)
+                    .bind(&key.private_key)
+                    .bind(&key.encryption)
+                    .bind(key.created_at)
+                    .bind(key.activates_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for secret in &reseal.secrets_resealed {
+                sqlx::query(update_secret)
+                    .bind(&secret.sealed)
+                    .bind(&secret.encryption)
+                    .bind(&secret.name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for name in &reseal.secrets_discarded {
+                sqlx::query(delete_secret).bind(name).execute(&mut *tx).await?;
+            }
+            let left: i64 = sqlx::query_scalar(left)
+                .bind(&reseal.label)
+                .fetch_one(&mut *tx)
+                .await?;
+            if left == 0 {
+                tx.commit().await?;
+            }
+            left == 0
+        });
+        if done {
+            self.changed(Change::Keys);
+        }
+        Ok(done)
+    }
+
+    /// Every sealed secret (the sign-in key), by name.
+    pub async fn sealed_secrets(&self) -> Result<Vec<SealedSecret>, StoreError> {
+        let sql = "SELECT name, sealed, encryption, created_at FROM signin_keys ORDER BY name";
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, SecretRow>(sql)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(SealedSecret::from).collect())
     }
 }

@@ -151,6 +151,7 @@ mod failures;
 mod federation;
 mod keys;
 mod revocations;
+mod schema;
 mod sessions;
 mod users;
 
@@ -166,7 +167,8 @@ pub use clients::{ClientPolicy, ClientRecord, PreviousSecret, TOUCH_EVERY};
 pub use codes::{CodeRecord, Redemption};
 pub use failures::{FailureCount, FailureWindow, MAX_FAILURE_ROWS};
 pub use federation::{FederatedLoginRecord, LinkRecord, NewLink, PendingBounds};
-pub use keys::{SealedSecret, StoredKey};
+pub use keys::{Reseal, SealedSecret, StoredKey};
+pub use schema::SchemaVersion;
 pub use sessions::{ConsentRecord, SessionRecord};
 pub use tokens::{FamilyRecord, Rotation, TokenRecord};
 pub use users::UserRecord;
@@ -190,7 +192,8 @@ impl Store {
         })
     }
 
-    /// Applies pending migrations of this backend.
+    /// Applies pending migrations of this backend; migrations of a later release that
+    /// the database already holds are left alone.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pool {
             Pool::Sqlite(pool) => sqlite::migrate(pool).await,

@@ -33,6 +33,11 @@ pub async fn connect_admin(url: &str) -> Result<PgPool, StoreError> {
 }
 
 pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    MIGRATOR.run(pool).await?;
+    super::schema::tolerant(&MIGRATOR).run(pool).await?;
     Ok(())
+}
+
+/// The migrations this release embeds.
+pub(super) fn migrator() -> &'static Migrator {
+    &MIGRATOR
 }

@@ -139,8 +139,13 @@ fn explain_access(path: &Path, cause: AccessCause) -> Option<String> {
 }
 
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    MIGRATOR.run(pool).await?;
+    super::schema::tolerant(&MIGRATOR).run(pool).await?;
     Ok(())
+}
+
+/// The migrations this release embeds.
+pub(super) fn migrator() -> &'static Migrator {
+    &MIGRATOR
 }
 
 #[cfg(test)]

@@ -2,11 +2,12 @@
 //! are stored (AES-256-GCM), so that whoever reads the database alone cannot sign tokens.
 //!
 //! It comes from the environment variable named by `jwt.key_encryption_key_env` (32
-//! random bytes, base64 or hex), or else from a file this service generates with mode
-//! 0600: at `jwt.key_encryption_key_file` when set, else beside the SQLite database, or in
-//! `data/` of the working directory when the store is Postgres (instances sharing a
-//! database must then share that file, or better the variable). An in-memory SQLite
-//! database without a configured file gets a key that lives as long as it does.
+//! random bytes, base64 or hex), or else from a file: `jwt.key_encryption_key_file`, or
+//! `key-encryption-key` beside the SQLite database. With SQLite the file is generated
+//! (mode 0600) on first use; with Postgres it must be configured and exist, since every
+//! instance sharing the database needs the same key and none may make up its own. An
+//! in-memory SQLite database without a configured file gets a key that lives as long as
+//! it does.
 
 use std::fmt;
 use std::io::Write;
@@ -25,10 +26,6 @@ pub const KEY_BYTES: usize = 32;
 
 /// File name of a generated key-encryption key.
 pub const FILE_NAME: &str = "key-encryption-key";
-
-/// Where Postgres deployments keep a generated key-encryption key, relative to the
-/// working directory (the directory of the default SQLite database).
-const POSTGRES_DATA_DIR: &str = "data";
 
 /// The `encryption` value of a sealed key names the cipher and the key that sealed it.
 const CIPHER: &str = "A256GCM";
@@ -80,6 +77,14 @@ pub enum KekError {
     Corrupt { kid: String },
     #[error("no key-encryption key for the stored signing keys")]
     Missing,
+    #[error(
+        "a postgres:// database needs a key-encryption key that every instance shares: make \
+         one with `openssl rand -base64 32`, keep it in a secret, and name the variable that \
+         holds it with jwt.key_encryption_key_env (for example \
+         INTROSPECTD_JWT__KEY_ENCRYPTION_KEY_ENV=INTROSPECTD_KEK) or its file with \
+         jwt.key_encryption_key_file"
+    )]
+    Required,
 }
 
 /// An AES-256-GCM key, with a public identifier derived from it (so a store sealed
@@ -139,7 +144,7 @@ impl KeyEncryptionKey {
     }
 
     /// The `encryption` value of keys sealed with this key.
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         format!("{CIPHER}:{}", self.id)
     }
 
@@ -280,24 +285,30 @@ pub fn resolve(config: &Config) -> Result<Option<KeyEncryptionKey>, KekError> {
 /// The key-encryption key of this configuration, from the same places as [`resolve`],
 /// whether or not generated signing keys are in use: the sign-in key is sealed with it.
 pub fn resolve_always(config: &Config) -> Result<KeyEncryptionKey, KekError> {
+    let shared = config.database_url.is_postgres();
     if let Some(name) = &config.jwt.key_encryption_key_env {
         return from_env(name);
     }
     if let Some(path) = &config.jwt.key_encryption_key_file {
-        return from_file(path);
+        return if shared {
+            read_file(path, false)
+        } else {
+            from_file(path)
+        };
     }
-    let dir = if config.database_url.is_postgres() {
-        PathBuf::from(POSTGRES_DATA_DIR)
-    } else {
-        match crate::store::sqlite_database_path(config.database_url.as_str()) {
-            Some(db) => db
+    if shared {
+        return Err(KekError::Required);
+    }
+    match crate::store::sqlite_database_path(config.database_url.as_str()) {
+        Some(db) => {
+            let dir = db
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-            None => return Ok(KeyEncryptionKey::ephemeral()),
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            from_file(&dir.join(FILE_NAME))
         }
-    };
-    from_file(&dir.join(FILE_NAME))
+        None => Ok(KeyEncryptionKey::ephemeral()),
+    }
 }
 
 /// Reads the key file, generating it (mode 0600, in a directory of mode 0700 when that
@@ -330,6 +341,23 @@ pub fn from_file(path: &Path) -> Result<KeyEncryptionKey, KekError> {
         }
     }
     private_files::restrict_file(path).map_err(|e| fail(e.to_string()))?;
+    read_file(path, created)
+}
+
+/// Reads a key file that must exist (a Postgres store's, which no instance may make up:
+/// a mounted secret, whose mode is its owner's business).
+fn read_file(path: &Path, created: bool) -> Result<KeyEncryptionKey, KekError> {
+    let fail = |why: String| KekError::File {
+        path: path.to_owned(),
+        why,
+    };
+    if !path.exists() {
+        return Err(fail(format!(
+            "does not exist; make it with `openssl rand -base64 32 > {}` and give every \
+             instance sharing the database the same file",
+            path.display()
+        )));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
     let origin = Origin::File {
         path: path.to_owned(),

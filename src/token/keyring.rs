@@ -138,11 +138,10 @@ fn announce(kek: &KeyEncryptionKey, shared_store: bool) {
             let path = path.display();
             let verb = if *created { "generated" } else { "kept" };
             if shared_store {
-                tracing::warn!(
+                tracing::info!(
                     kek_id = id,
-                    "stored signing keys are encrypted with the key {verb} in {path}; every \
-                     instance sharing this database needs the same key: set \
-                     jwt.key_encryption_key_env"
+                    "stored signing keys are encrypted with the key in {path}; every \
+                     instance sharing this database needs the same key"
                 );
             } else {
                 tracing::info!(

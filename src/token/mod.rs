@@ -7,6 +7,7 @@ pub mod kek;
 pub mod keyring;
 pub mod mint;
 pub mod opaque;
+pub mod reseal;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -29,7 +29,36 @@ pub fn command(dir: &Path, db: &DatabaseUrl) -> Command {
         .env("INTROSPECTD_LISTEN", "127.0.0.1:0")
         .env("INTROSPECTD_METRICS__LISTEN", "127.0.0.1:0")
         .env("INTROSPECTD_RATE_LIMIT__ENABLED", "false");
+    if let Some(key) = super::postgres_key(db) {
+        // Every process of a test shares its database's key, as instances must.
+        let text = std::fs::read_to_string(key).expect("key file");
+        cmd.env(
+            "INTROSPECTD_JWT__KEY_ENCRYPTION_KEY_ENV",
+            "TEST_POSTGRES_KEK",
+        )
+        .env("TEST_POSTGRES_KEK", text.trim());
+    }
     cmd
+}
+
+/// Runs `cmd` to its end, as `output()` does, but kills it past [`PATIENCE`]: a server
+/// that should have refused to start fails the test instead of hanging it.
+pub fn output_within_patience(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run binary");
+    let deadline = Instant::now() + PATIENCE;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("wait for binary")
 }
 
 pub fn run(dir: &Path, db: &DatabaseUrl, args: &[&str]) -> Output {

@@ -169,13 +169,27 @@ pub fn postgres_key_file(database: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("{database}.key-encryption-key"))
 }
 
+/// The key-encryption key file of a Postgres test database, written with a fresh key
+/// on first use (as an operator makes one: a Postgres store never generates its own);
+/// `None` for SQLite.
+pub fn postgres_key(database_url: &DatabaseUrl) -> Option<std::path::PathBuf> {
+    if !database_url.is_postgres() {
+        return None;
+    }
+    let url = url::Url::parse(database_url.as_str()).expect("database URL");
+    let path = postgres_key_file(url.path().trim_start_matches('/'));
+    if !path.exists() {
+        // 24 random bytes spelled as 32 characters: a 32-byte key.
+        let key = STANDARD.encode(introspectd::token::random_string(24));
+        std::fs::write(&path, format!("{key}\n")).expect("write key file");
+    }
+    Some(path)
+}
+
 /// Configuration for tests: the given database, rate limiting off unless a test turns
 /// it on, a Postgres database's key-encryption key in a file of its own.
 pub fn test_config(database_url: DatabaseUrl) -> Config {
-    let key_file = database_url
-        .is_postgres()
-        .then(|| url::Url::parse(database_url.as_str()).expect("database URL"))
-        .map(|url| postgres_key_file(url.path().trim_start_matches('/')));
+    let key_file = postgres_key(&database_url);
     let mut config = Config {
         database_url,
         ..Config::default()
@@ -696,6 +710,19 @@ pub fn query_param(params: &[(String, String)], name: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
+/// Keeps the cookies `headers` set in `cookies`, forgetting one cleared with `Max-Age=0`.
+pub fn keep_cookies(cookies: &mut Vec<(String, String)>, headers: &HeaderMap) {
+    for value in headers.get_all(header::SET_COOKIE) {
+        let value = value.to_str().unwrap();
+        let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
+        let (name, cookie) = pair.split_once('=').unwrap();
+        cookies.retain(|(n, _)| n != name);
+        if !attributes.contains("Max-Age=0") {
+            cookies.push((name.to_owned(), cookie.to_owned()));
+        }
+    }
+}
+
 /// A browser on the router: the cookies it was given go back with each request, and a
 /// cookie cleared with `Max-Age=0` is forgotten.
 pub struct Browser<'a> {
@@ -734,15 +761,7 @@ impl<'a> Browser<'a> {
     }
 
     pub fn keep_cookies(&mut self, response: &TestResponse) {
-        for value in response.headers.get_all(header::SET_COOKIE) {
-            let value = value.to_str().unwrap();
-            let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
-            let (name, cookie) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(n, _)| n != name);
-            if !attributes.contains("Max-Age=0") {
-                self.cookies.push((name.to_owned(), cookie.to_owned()));
-            }
-        }
+        keep_cookies(&mut self.cookies, &response.headers);
     }
 
     pub async fn send(
