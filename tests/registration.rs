@@ -585,6 +585,31 @@ async fn registrations_are_budgeted_per_address(backend: Backend) {
     .await;
 }
 
+/// An IPv6 caller's registrations are counted per /64: other addresses of the /64 share
+/// its budget, another /64 has its own.
+async fn ipv6_registrations_are_budgeted_per_64(backend: Backend) {
+    common::run_with(
+        backend,
+        |config| {
+            config.rate_limit.enabled = true;
+            config.rate_limit.registrations_per_hour = 2;
+        },
+        async |app| {
+            let good = json!({"redirect_uris": ["https://a.example/"]});
+            for (peer, expected) in [
+                ("2001:db8:7:7::1", StatusCode::CREATED),
+                ("2001:db8:7:7:ffff::2", StatusCode::CREATED),
+                ("2001:db8:7:7::3", StatusCode::TOO_MANY_REQUESTS),
+                ("2001:db8:7:8::1", StatusCode::CREATED),
+            ] {
+                let response = app.send(registration_request(&good, peer)).await;
+                assert_eq!(response.status, expected, "{peer}: {response:?}");
+            }
+        },
+    )
+    .await;
+}
+
 /// The metadata names the endpoint exactly when it is served; switched off, or with
 /// sign-in off, `/register` is not served at all.
 async fn registration_endpoint_exactly_when_registration_is_on(backend: Backend) {
@@ -623,6 +648,7 @@ async fn registration_endpoint_exactly_when_registration_is_on(backend: Backend)
 both_backends!(
     max_scope_defaults_to_scopes_supported,
     registrations_are_budgeted_per_address,
+    ipv6_registrations_are_budgeted_per_64,
     registration_endpoint_exactly_when_registration_is_on,
 );
 
