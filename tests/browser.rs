@@ -528,7 +528,12 @@ async fn a_browser_signs_in_consents_and_the_code_buys_a_token_for_the_user() {
 
     let allow = element(&browser, "button[name=decision][value=allow]").await;
     let consent = page_text(&browser).await;
-    for shown in ["Example MCP client", "127.0.0.1", "read", RESOURCE] {
+    for shown in [
+        "Example MCP client",
+        "an application on this computer",
+        "read",
+        RESOURCE,
+    ] {
         assert!(
             consent.contains(shown),
             "consent page lacks {shown:?}:\n{consent}"
