@@ -717,13 +717,16 @@ async fn a_browser_signs_out_only_with_its_token_and_a_tossed_cookie_signs_it_ou
     // Signed in again, then a second session cookie tossed in for /authorize.
     sign_in(&browser, USERNAME, PASSWORD).await;
     element(&browser, "button[name=decision][value=allow]").await;
-    let mut tossed = fantoccini::cookies::Cookie::new("introspectd_session", "tossed.AAAA");
-    tossed.set_path("/authorize");
+    // As a sibling site sets it: not HttpOnly, for a narrower path.
+    let toss = "document.cookie = 'introspectd_session=tossed.AAAA; path=/authorize'";
     browser
         .client
-        .add_cookie(tossed)
+        .execute(toss, vec![])
         .await
         .expect("set a second cookie");
+    let cookies = browser.client.get_all_cookies().await.unwrap();
+    let sessions = cookies.iter().filter(|c| c.name() == "introspectd_session");
+    assert_eq!(sessions.count(), 2, "{cookies:?}");
     back_to(&browser, &again, "input[name=password]").await;
     assert!(!page_text(&browser).await.contains("Allow"));
     browser.close().await;
