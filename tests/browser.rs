@@ -677,3 +677,62 @@ async fn a_browser_signs_in_through_the_provider_and_lands_with_a_code() {
     assert_ne!(answer["sub"], signin.user_id.as_str());
     browser.close().await;
 }
+
+/// Opens `url` and waits for `css` on the page it shows.
+async fn back_to(browser: &Browser, url: &str, css: &str) {
+    browser.client.goto(url).await.expect("open the URL");
+    element(browser, css).await;
+}
+
+/// Signing out in a real browser: a sign-out form without its token ends nothing, the
+/// consent page's own sign-out button ends the session. A second cookie of one of the
+/// server's names (as a sibling site of the domain can set one: cookie tossing) makes
+/// the browser signed out.
+#[tokio::test]
+async fn a_browser_signs_out_only_with_its_token_and_a_tossed_cookie_signs_it_out() {
+    let Some(()) = browser_present() else { return };
+    let (signin, browser, _) = open_authorization("sign-out").await;
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let again = signin.authorize_url(&challenge, "again");
+    sign_in(&browser, USERNAME, PASSWORD).await;
+    element(&browser, "button[name=decision][value=allow]").await;
+
+    // A sign-out form without the token, posted with the browser's cookies.
+    let forged = "const f = document.createElement('form'); f.method = 'post'; \
+                  f.action = '/logout'; document.body.appendChild(f); f.submit();";
+    browser
+        .client
+        .execute(forged, vec![])
+        .await
+        .expect("post a sign-out form without its token");
+    let refused = element(&browser, "h1").await.text().await.unwrap();
+    assert!(refused.contains("not accepted"), "{refused}");
+    back_to(&browser, &again, "button[name=decision][value=allow]").await;
+
+    // The consent page's own sign-out button.
+    element(&browser, "form[action=logout] button")
+        .await
+        .click()
+        .await
+        .expect("press sign out");
+    let out = page_text(&browser).await;
+    assert!(out.to_lowercase().contains("signed out"), "{out}");
+    back_to(&browser, &again, "input[name=password]").await;
+
+    // Signed in again, then a second session cookie tossed in for /authorize.
+    sign_in(&browser, USERNAME, PASSWORD).await;
+    element(&browser, "button[name=decision][value=allow]").await;
+    // As a sibling site sets it: not HttpOnly, for a narrower path.
+    let toss = "document.cookie = 'introspectd_session=tossed.AAAA; path=/authorize'";
+    browser
+        .client
+        .execute(toss, vec![])
+        .await
+        .expect("set a second cookie");
+    let cookies = browser.client.get_all_cookies().await.unwrap();
+    let sessions = cookies.iter().filter(|c| c.name() == "introspectd_session");
+    assert_eq!(sessions.count(), 2, "{cookies:?}");
+    back_to(&browser, &again, "input[name=password]").await;
+    assert!(!page_text(&browser).await.contains("Allow"));
+    browser.close().await;
+}

@@ -353,7 +353,8 @@ async fn sign_in_pages(app: &TestApp, seen: &mut Vec<Observed>) -> (String, Stri
     let big = "request=".to_owned() + &"a".repeat(64 * 1024);
     seen.push(exchange(router, page_post("/login", &browser, big)).await);
     let signed_in = exchange(router, page_post("/login", &browser, right.clone())).await;
-    let cookies = format!("{browser}; {}", cookies_of(&signed_in));
+    // The browser cookie set again (now naming the user) replaces the first one.
+    let cookies = cookies_of(&signed_in);
     let consent = exchange(router, page_get(&authorize, &cookies)).await;
     let allow = sign_in_form(&consent, &[("decision", "allow")]);
     seen.push(exchange(router, page_post("/consent", &cookies, forged)).await);
