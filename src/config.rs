@@ -738,7 +738,7 @@ impl Config {
         let figment = Figment::from(Serialized::defaults(Config::default())).merge(given);
         let (mut config, mut problems) = extract_reporting_all(&figment);
         if !issuer_given {
-            config.issuer = issuer_following(config.listen);
+            config.issuer = issuer_following(config.listen, config.http.tls.is_some());
         }
         if let Err(ConfigError(more)) = config.validate() {
             problems.extend(more);
@@ -1185,8 +1185,9 @@ fn remove_key(value: &mut serde_json::Value, path: &[String]) -> bool {
 }
 
 /// The issuer when none is configured: this server at its `listen` address, with an
-/// unspecified address (`0.0.0.0`, `::`) read as loopback.
-pub fn issuer_following(listen: SocketAddr) -> String {
+/// unspecified address (`0.0.0.0`, `::`) read as loopback, over https when the listener
+/// has TLS.
+pub fn issuer_following(listen: SocketAddr, tls: bool) -> String {
     let mut addr = listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {
@@ -1194,7 +1195,8 @@ pub fn issuer_following(listen: SocketAddr) -> String {
             SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    format!("http://{addr}")
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}")
 }
 
 /// RFC 8414 §2: the issuer is an https URL (http allowed for local use) with no query or
@@ -1546,6 +1548,10 @@ mod tests {
             assert_eq!(load(&listen("0.0.0.0:9000")), "http://127.0.0.1:9000");
             assert_eq!(load(&listen("[::]:9000")), "http://[::1]:9000");
             assert_eq!(load(&listen("[::1]:9001")), "http://[::1]:9001");
+            assert_eq!(
+                issuer_following("0.0.0.0:8443".parse().unwrap(), true),
+                "https://127.0.0.1:8443"
+            );
             jail.set_env("INTROSPECTD_LISTEN", "127.0.0.1:9100");
             assert_eq!(load(&Overrides::default()), "http://127.0.0.1:9100");
             jail.set_env("INTROSPECTD_ISSUER", "https://auth.example.com");
@@ -1671,6 +1677,12 @@ mod tests {
                 "tls.toml",
                 "[http.tls]\ncert_file = \"/etc/tls.crt\"\nkey_file = \"/etc/tls.key\"\n",
             )?;
+            let config = Config::load(Some(Path::new("tls.toml")), &Overrides::default()).unwrap();
+            assert_eq!(
+                config.issuer, "https://127.0.0.1:8080",
+                "follows listen, over https"
+            );
+            jail.set_env("INTROSPECTD_ISSUER", "http://auth.example");
             let err = Config::load(Some(Path::new("tls.toml")), &Overrides::default())
                 .unwrap_err()
                 .to_string();

@@ -1072,6 +1072,7 @@ fn https_with_a_bad_pair_fails_start_with_one_line() {
     }
     // An http issuer with TLS on is a configuration error.
     let output = command(dir.path(), &db)
+        .env("INTROSPECTD_ISSUER", "http://localhost")
         .env("INTROSPECTD_HTTP__TLS__CERT_FILE", &cert_file)
         .env("INTROSPECTD_HTTP__TLS__KEY_FILE", &other_key)
         .arg("serve")
@@ -1079,5 +1080,8 @@ fn https_with_a_bad_pair_fails_start_with_one_line() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("http.tls"), "{stderr}");
+    assert!(
+        stderr.contains("must be https:// when http.tls is set"),
+        "{stderr}"
+    );
 }

@@ -303,7 +303,6 @@ async fn three_instances_serve_one_database_as_one() {
 /// The failed-password budget of a username is spent across instances: wrong passwords
 /// sent to one use up what the others allow too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "failed sign-in budgets are kept per instance until they are shared through the store"]
 async fn a_failed_password_budget_spent_on_one_instance_is_spent_on_all() {
     let Some((db, _guard)) = fresh_db(Backend::Postgres).await else {
         return;
