@@ -549,13 +549,13 @@ pub fn assert_error(response: &TestResponse, status: StatusCode, error: &str) {
     assert_eq!(response.headers[header::CACHE_CONTROL], "no-store");
 }
 
-/// POST /register with a JSON body from the address `peer`.
+/// POST /register with a JSON body from the address `peer` (IPv4 or IPv6).
 pub fn registration_request(body: &Value, peer: &str) -> Request<Body> {
     let mut request = Request::post("/register")
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))
         .unwrap();
-    let peer: std::net::SocketAddr = format!("{peer}:40000").parse().unwrap();
+    let peer = std::net::SocketAddr::new(peer.parse().unwrap(), 40000);
     request
         .extensions_mut()
         .insert(axum::extract::ConnectInfo(peer));
