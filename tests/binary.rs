@@ -1085,3 +1085,52 @@ fn https_with_a_bad_pair_fails_start_with_one_line() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_that_sends_nothing_is_closed() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = DatabaseUrl(format!("sqlite://{}/x.db", dir.path().display()));
+    let pki = test_pki("idle");
+    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_file, &pki.leaf_pem).unwrap();
+    std::fs::write(&key_file, &pki.key_pem).unwrap();
+    let mut cmd = command(dir.path(), &db);
+    cmd.env("INTROSPECTD_HTTP__TLS__CERT_FILE", &cert_file)
+        .env("INTROSPECTD_HTTP__TLS__KEY_FILE", &key_file)
+        .env("INTROSPECTD_HTTP__HEADER_READ_TIMEOUT_MS", "300");
+    let mut server = Server::start_with(cmd);
+
+    // A client that completes the handshake, is offered HTTP/2 and never sends its
+    // preface: the server closes the connection instead of holding it.
+    let mut idle = tls_connect(server.addr, &[&pki], b"h2").await;
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            match idle.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle HTTP/2 connection was held open");
+
+    // One that asks at once is served.
+    let stream = tls_connect(server.addr, &[&pki], b"h2").await;
+    let (mut h2, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    assert_eq!(HttpSend::get(&mut h2, "/healthz").await, 200);
+    drop(h2);
+    server.signal("TERM");
+    assert!(
+        server
+            .wait_exit(std::time::Duration::from_secs(30))
+            .success()
+    );
+}

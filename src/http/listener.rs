@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -88,8 +89,13 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
+        // Whether the connection sent a request yet: an HTTP/2 connection that sends
+        // none within the header timeout is closed (HTTP/1.1 has hyper's own timeout).
+        let requested = Arc::new(AtomicBool::new(false));
+        let seen = requested.clone();
         let service = TowerToHyperService::new(app.clone().map_request(
             move |request: hyper::Request<Incoming>| {
+                seen.store(true, Ordering::Relaxed);
                 let mut request = request.map(axum::body::Body::new);
                 request
                     .extensions_mut()
@@ -125,7 +131,18 @@ pub async fn serve(
             let h2 = stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
             let io = TokioIo::new(stream);
             let ended = if h2 {
-                watcher.watch(http2.serve_connection(io, service)).await
+                let connection = watcher.watch(http2.serve_connection(io, service));
+                let mut connection = std::pin::pin!(connection);
+                tokio::select! {
+                    ended = &mut connection => ended,
+                    () = tokio::time::sleep(handshake_timeout) => {
+                        if !requested.load(Ordering::Relaxed) {
+                            tracing::debug!("HTTP/2 connection sent no request in time");
+                            return;
+                        }
+                        connection.await
+                    }
+                }
             } else {
                 watcher.watch(http1.serve_connection(io, service)).await
             };
