@@ -70,6 +70,15 @@ impl<K: Eq + Hash> Budget<K> {
         }
     }
 
+    /// [`Budget::check_within`] for a key made only when some key is tracked: a key that
+    /// must be built (an allocation) costs nothing while nothing has been spent.
+    pub fn check_within_key(&self, key: impl FnOnce() -> K, limit: u32) -> Result<(), Duration> {
+        if limit == 0 || self.tracked.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        self.check_within(&key(), limit)
+    }
+
     /// [`Budget::spend`] with a limit of the key's own (0: unlimited).
     pub fn spend_within(&self, key: K, limit: u32) -> Result<(), Duration> {
         if limit == 0 {

@@ -42,7 +42,7 @@ pub fn limit(state: &AppState, client: &ClientRecord) -> u32 {
 pub fn admit(state: &AppState, client: &ClientRecord, ip: IpAddr) -> Result<(), ApiError> {
     state
         .inactive_budget
-        .check_within(&spender(client, ip), limit(state, client))
+        .check_within_key(|| spender(client, ip), limit(state, client))
         .map_err(ApiError::throttled)
 }
 
