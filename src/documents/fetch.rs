@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{self, HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
@@ -148,7 +149,7 @@ impl Fetcher {
     }
 
     async fn get(&self, url: &Url) -> Result<Fetched, Refusal> {
-        let mut response = self
+        let response = self
             .client
             .get(url.clone())
             .header(header::ACCEPT, "application/json")
@@ -183,15 +184,22 @@ impl Fetcher {
             .get(header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| {
-            Refusal::unavailable(format!("reading the document failed: {}", describe(&e)))
-        })? {
-            if body.len() + chunk.len() > MAX_BYTES {
+        let body = http::Response::from(response).into_body();
+        let body = match Limited::new(body, MAX_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes().to_vec(),
+            Err(err) if err.is::<LengthLimitError>() => {
                 return Err(Refusal::new("the document is larger than 5 KiB"));
             }
-            body.extend_from_slice(&chunk);
-        }
+            Err(err) => {
+                let why = match err.downcast_ref::<reqwest::Error>() {
+                    Some(err) => describe(err),
+                    None => err.to_string(),
+                };
+                return Err(Refusal::unavailable(format!(
+                    "reading the document failed: {why}"
+                )));
+            }
+        };
         Ok(Fetched {
             body,
             cache_control,

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use axum::http;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use openidconnect::{AsyncHttpClient, HttpRequest, HttpResponse};
 
 /// The most of a provider's answer read: metadata, key sets and token responses are a
@@ -53,26 +54,23 @@ impl HttpClient {
 
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, FetchError> {
         let request = reqwest::Request::try_from(request)?;
-        let mut response = self.0.execute(request).await?;
+        let response = self.0.execute(request).await?;
         if response
             .content_length()
             .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
         {
             return Err(FetchError::TooLarge);
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(FetchError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let mut answer = http::Response::builder()
-            .status(response.status())
-            .body(body)
-            .map_err(|_| FetchError::Response)?;
-        *answer.headers_mut() = std::mem::take(response.headers_mut());
-        Ok(answer)
+        let (parts, body) = http::Response::from(response).into_parts();
+        let body = match Limited::new(body, MAX_RESPONSE_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes().to_vec(),
+            Err(err) if err.is::<LengthLimitError>() => return Err(FetchError::TooLarge),
+            Err(err) => match err.downcast::<reqwest::Error>() {
+                Ok(err) => return Err(FetchError::from(*err)),
+                Err(_) => return Err(FetchError::Response),
+            },
+        };
+        Ok(http::Response::from_parts(parts, body))
     }
 }
 
