@@ -12,8 +12,10 @@ use serde::Serialize;
 use crate::auth::AuthError;
 use crate::grant::GrantError;
 use crate::limits::retry_after_seconds;
+use crate::params::ParamError;
 use crate::store::StoreError;
 use crate::token::mint::MintError;
+pub use crate::vocabulary::ErrorCode;
 
 /// `WWW-Authenticate` challenge of 401 answers (RFC 6749 §5.2, RFC 7617).
 pub const BASIC_CHALLENGE: &str = "Basic realm=\"introspectd\"";
@@ -98,6 +100,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<ParamError> for ApiError {
+    fn from(err: ParamError) -> Self {
+        match err {
+            ParamError::UnsupportedGrantType(why) => ApiError::UnsupportedGrantType(why),
+            other => ApiError::invalid_request(other.to_string()),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match err {
@@ -145,28 +156,6 @@ impl From<GrantError> for ApiError {
 pub struct ErrorBody<'a> {
     error: ErrorCode,
     error_description: &'a str,
-}
-
-/// The `error` of an error body: RFC 6749 §5.2's codes, RFC 8707's `invalid_target`,
-/// `slow_down` and `temporarily_unavailable` for refusals to answer now, and `not_found`
-/// for paths this server does not serve.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    InvalidRequest,
-    InvalidClient,
-    SlowDown,
-    TemporarilyUnavailable,
-    NotFound,
-    ServerError,
-    InvalidGrant,
-    InvalidScope,
-    UnsupportedGrantType,
-    InvalidTarget,
-    UnauthorizedClient,
-    InvalidRedirectUri,
-    InvalidClientMetadata,
-    InvalidToken,
 }
 
 impl ApiError {

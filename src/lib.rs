@@ -17,6 +17,7 @@ pub mod http;
 pub mod introspection;
 pub mod limits;
 pub mod metrics;
+pub mod params;
 pub mod policy;
 pub mod private_files;
 pub mod registration;

@@ -8,8 +8,8 @@
 //! secret. Never `client_credentials`: a client nobody vetted gets no token without a
 //! user, and never `private_key_jwt`, whose keys would have to be fetched or trusted.
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::admin::{self, AdminError, NewClient};
 use crate::config::Config;
@@ -120,16 +120,90 @@ fn expose_secret<S: serde::Serializer>(
     }
 }
 
+/// The client metadata a self-registered client sends to `POST /register` (RFC 7591
+/// section 2) or publishes in its client ID metadata document. Other fields are ignored;
+/// JSON `null` counts as absent.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct RegistrationRequest {
+    /// Where the client receives authorization codes; required.
+    #[schema(required = true, nullable = false)]
+    pub redirect_uris: Option<Vec<String>>,
+    /// `none`, `client_secret_basic` (the default) or `client_secret_post`.
+    #[schema(nullable = false)]
+    pub token_endpoint_auth_method: Option<String>,
+    /// `authorization_code` (the default) and optionally `refresh_token`.
+    #[schema(nullable = false)]
+    pub grant_types: Option<Vec<String>>,
+    /// `code`.
+    #[schema(nullable = false)]
+    pub response_types: Option<Vec<String>>,
+    /// Space-separated, within `registration.max_scope`.
+    #[schema(nullable = false)]
+    pub scope: Option<String>,
+    /// Shown on the consent page; at most 200 characters, no control or format
+    /// characters (Unicode category C: bidi controls, zero-width characters).
+    #[schema(nullable = false)]
+    pub client_name: Option<String>,
+    /// An https URL.
+    #[schema(nullable = false)]
+    pub client_uri: Option<String>,
+    /// An https URL.
+    #[schema(nullable = false)]
+    pub logo_uri: Option<String>,
+    /// `native` (loopback http or private-use scheme redirect URIs, https ones beside
+    /// them allowed) or `web` (https redirect URIs only); inferred from the redirect URIs
+    /// when absent (`web` when all are https). Redirect URIs that do not fit are
+    /// `invalid_redirect_uri`.
+    #[schema(nullable = false)]
+    pub application_type: Option<String>,
+}
+
+/// The fields read as arrays of strings; the others are strings.
+const ARRAY_FIELDS: [&str; 3] = ["redirect_uris", "grant_types", "response_types"];
+
+impl RegistrationRequest {
+    /// Reads the metadata from a JSON object: a field of the wrong shape is refused by
+    /// name, never by value.
+    pub fn read(object: &Value) -> Result<Self, RegistrationError> {
+        serde_path_to_error::deserialize(object).map_err(|err| {
+            let field = match err.path().iter().next() {
+                Some(serde_path_to_error::Segment::Map { key }) => key.clone(),
+                _ => String::new(),
+            };
+            let shape = match ARRAY_FIELDS.contains(&field.as_str()) {
+                true => "must be an array of strings",
+                false => "must be a string",
+            };
+            match field.as_str() {
+                "redirect_uris" => refused_redirect_uris(shape),
+                "" => RegistrationError::InvalidClientMetadata(
+                    "the body must be a JSON object".to_owned(),
+                ),
+                // Our own names only: serde reports only the fields of this type.
+                name => metadata_error(name, shape),
+            }
+        })
+    }
+}
+
+fn refused_redirect_uris(why: &str) -> RegistrationError {
+    RegistrationError::InvalidRedirectUri(format!("redirect_uris: {why}"))
+}
+
 /// Reads a registration request's body (RFC 7591 §2, §3.1): a JSON object whose known
 /// fields are checked and whose unknown ones are ignored. `max_scope` is the most the
 /// client may register; without `scope` it gets all of it.
 pub fn read_metadata(body: &[u8], max_scope: &str) -> Result<ClientMetadata, RegistrationError> {
-    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
-        return Err(RegistrationError::InvalidClientMetadata(
-            "the body must be a JSON object".to_owned(),
-        ));
+    let object = match serde_json::from_slice::<Value>(body) {
+        Ok(object @ Value::Object(_)) => object,
+        _ => {
+            return Err(RegistrationError::InvalidClientMetadata(
+                "the body must be a JSON object".to_owned(),
+            ));
+        }
     };
-    let token_endpoint_auth_method = match string(&fields, "token_endpoint_auth_method")? {
+    let request = RegistrationRequest::read(&object)?;
+    let token_endpoint_auth_method = match request.token_endpoint_auth_method.as_deref() {
         // RFC 7591 §2: the default is client_secret_basic.
         None => AuthMethod::ClientSecretBasic,
         Some(method) => AuthMethod::parse(method)
@@ -141,64 +215,35 @@ pub fn read_metadata(body: &[u8], max_scope: &str) -> Result<ClientMetadata, Reg
                 )
             })?,
     };
-    read_fields(&fields, max_scope, token_endpoint_auth_method)
+    read_fields(&request, max_scope, token_endpoint_auth_method)
 }
 
 /// The fields every self-registered client's metadata is checked for, whether sent to
 /// `POST /register` or published as a client ID metadata document
 /// ([`crate::documents`]); the authentication method is each one's own rule.
 pub fn read_fields(
-    fields: &Map<String, Value>,
+    request: &RegistrationRequest,
     max_scope: &str,
     token_endpoint_auth_method: AuthMethod,
 ) -> Result<ClientMetadata, RegistrationError> {
-    let grant_types = grant_types(fields)?;
-    response_types(fields)?;
-    let redirect_uris = redirect_uris(fields)?;
-    let application_type = application_type(fields, &redirect_uris)?;
+    let grant_types = grant_types(request.grant_types.as_deref())?;
+    response_types(request.response_types.as_deref())?;
+    let redirect_uris = redirect_uris(request.redirect_uris.as_deref())?;
+    let application_type = application_type(request.application_type.as_deref(), &redirect_uris)?;
     Ok(ClientMetadata {
-        client_name: client_name(fields)?,
+        client_name: client_name(request.client_name.as_deref())?,
         redirect_uris,
         application_type,
         grant_types,
         token_endpoint_auth_method,
-        scope: scope(fields, max_scope)?,
-        client_uri: https_url(fields, "client_uri")?,
-        logo_uri: https_url(fields, "logo_uri")?,
+        scope: scope(request.scope.as_deref(), max_scope)?,
+        client_uri: https_url(request.client_uri.as_deref(), "client_uri")?,
+        logo_uri: https_url(request.logo_uri.as_deref(), "logo_uri")?,
     })
 }
 
-/// A field that must be a string when present; JSON `null` counts as absent.
-pub fn string<'a>(
-    fields: &'a Map<String, Value>,
-    name: &str,
-) -> Result<Option<&'a str>, RegistrationError> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(value)) => Ok(Some(value)),
-        Some(_) => Err(metadata_error(name, "must be a string")),
-    }
-}
-
-/// A field that must be an array of strings when present.
-fn strings<'a>(
-    fields: &'a Map<String, Value>,
-    name: &str,
-) -> Result<Option<Vec<&'a str>>, RegistrationError> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(Value::as_str)
-            .collect::<Option<Vec<_>>>()
-            .map(Some)
-            .ok_or_else(|| metadata_error(name, "must be an array of strings")),
-        Some(_) => Err(metadata_error(name, "must be an array of strings")),
-    }
-}
-
-fn client_name(fields: &Map<String, Value>) -> Result<Option<String>, RegistrationError> {
-    let Some(name) = string(fields, "client_name")? else {
+fn client_name(name: Option<&str>) -> Result<Option<String>, RegistrationError> {
+    let Some(name) = name else {
         return Ok(None);
     };
     normalize_display_name(name)
@@ -208,25 +253,18 @@ fn client_name(fields: &Map<String, Value>) -> Result<Option<String>, Registrati
 
 /// RFC 7591 §2 and RFC 8252 §7: required for the authorization code grant; each one
 /// https, loopback http or a private-use scheme, without a fragment; repeats dropped.
-fn redirect_uris(fields: &Map<String, Value>) -> Result<Vec<String>, RegistrationError> {
-    let refused =
-        |why: &str| RegistrationError::InvalidRedirectUri(format!("redirect_uris: {why}"));
-    let uris = match fields.get("redirect_uris") {
-        None | Some(Value::Null) => return Err(refused("required")),
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(refused("must be an array of strings")),
+fn redirect_uris(uris: Option<&[String]>) -> Result<Vec<String>, RegistrationError> {
+    let Some(uris) = uris else {
+        return Err(refused_redirect_uris("required"));
     };
     if uris.is_empty() {
-        return Err(refused("must name at least one redirect URI"));
+        return Err(refused_redirect_uris("must name at least one redirect URI"));
     }
     if uris.len() > MAX_REDIRECT_URIS {
-        return Err(refused("at most 10 redirect URIs"));
+        return Err(refused_redirect_uris("at most 10 redirect URIs"));
     }
     let mut out: Vec<String> = Vec::new();
     for (i, uri) in uris.iter().enumerate() {
-        let Some(uri) = uri.as_str() else {
-            return Err(refused("must be an array of strings"));
-        };
         let uri = normalize_redirect_uri(uri).map_err(|why| {
             RegistrationError::InvalidRedirectUri(format!("redirect_uris[{i}]: {why}"))
         })?;
@@ -242,23 +280,22 @@ fn redirect_uris(fields: &Map<String, Value>) -> Result<Vec<String>, Registratio
 /// `invalid_client_metadata`; redirect URIs that do not fit the type given are
 /// `invalid_redirect_uri` (RFC 7591 §3.2.2: the redirect URIs are what is wrong).
 fn application_type(
-    fields: &Map<String, Value>,
+    given: Option<&str>,
     redirect_uris: &[String],
 ) -> Result<ApplicationType, RegistrationError> {
-    let Some(given) = string(fields, "application_type")? else {
+    let Some(given) = given else {
         return Ok(inferred_application_type(redirect_uris));
     };
     let application_type = ApplicationType::parse(given)
         .ok_or_else(|| metadata_error("application_type", "must be native or web"))?;
-    redirect_uris_fit(application_type, redirect_uris)
-        .map_err(|why| RegistrationError::InvalidRedirectUri(format!("redirect_uris: {why}")))?;
+    redirect_uris_fit(application_type, redirect_uris).map_err(|why| refused_redirect_uris(why))?;
     Ok(application_type)
 }
 
 /// RFC 7591 §2: `authorization_code` by default; only it and `refresh_token` here, and
 /// never without `authorization_code`, which is how such a client obtains anything.
-fn grant_types(fields: &Map<String, Value>) -> Result<Vec<GrantType>, RegistrationError> {
-    let Some(names) = strings(fields, "grant_types")? else {
+fn grant_types(names: Option<&[String]>) -> Result<Vec<GrantType>, RegistrationError> {
+    let Some(names) = names else {
         return Ok(vec![GrantType::AuthorizationCode]);
     };
     let mut out = Vec::new();
@@ -286,11 +323,11 @@ fn grant_types(fields: &Map<String, Value>) -> Result<Vec<GrantType>, Registrati
 
 /// RFC 7591 §2.1: `code` by default, and the only one here; it goes with the
 /// `authorization_code` grant every self-registered client has.
-fn response_types(fields: &Map<String, Value>) -> Result<(), RegistrationError> {
-    let Some(names) = strings(fields, "response_types")? else {
+fn response_types(names: Option<&[String]>) -> Result<(), RegistrationError> {
+    let Some(names) = names else {
         return Ok(());
     };
-    if names.iter().any(|n| *n != "code") {
+    if names.iter().any(|n| n != "code") {
         return Err(metadata_error("response_types", "may hold only code"));
     }
     if names.is_empty() {
@@ -304,8 +341,8 @@ fn response_types(fields: &Map<String, Value>) -> Result<(), RegistrationError> 
 
 /// RFC 7591 §2: scope tokens within what self-registered clients may hold; all of that
 /// when not given.
-fn scope(fields: &Map<String, Value>, max_scope: &str) -> Result<String, RegistrationError> {
-    let Some(requested) = string(fields, "scope")? else {
+fn scope(requested: Option<&str>, max_scope: &str) -> Result<String, RegistrationError> {
+    let Some(requested) = requested else {
         return Ok(max_scope.to_owned());
     };
     let scope = normalize_scope(requested)
@@ -319,12 +356,10 @@ fn scope(fields: &Map<String, Value>, max_scope: &str) -> Result<String, Registr
     Ok(scope)
 }
 
-/// `client_uri` and `logo_uri`: kept only as https URLs without user information.
-pub fn https_url(
-    fields: &Map<String, Value>,
-    name: &str,
-) -> Result<Option<String>, RegistrationError> {
-    let Some(value) = string(fields, name)? else {
+/// `client_uri`, `logo_uri` (and a document's `jwks_uri`): kept only as https URLs
+/// without user information.
+pub fn https_url(value: Option<&str>, name: &str) -> Result<Option<String>, RegistrationError> {
+    let Some(value) = value else {
         return Ok(None);
     };
     let fits = value.len() <= MAX_URI_LEN

@@ -60,6 +60,22 @@ impl<K: Kind> fmt::Debug for Secret<K> {
     }
 }
 
+/// A secret read from a request: a string, wrapped at once.
+impl<'de, K: Kind> serde::Deserialize<'de> for Secret<K> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Secret::new)
+    }
+}
+
+/// Documented as the string it is.
+impl<K: Kind> utoipa::PartialSchema for Secret<K> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <String as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl<K: Kind> utoipa::ToSchema for Secret<K> {}
+
 /// A client secret as presented by a caller or shown once at creation.
 pub type ClientSecret = Secret<ClientSecretKind>;
 pub enum ClientSecretKind {}

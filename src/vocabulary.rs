@@ -198,3 +198,70 @@ impl ApplicationType {
         Self::ALL.into_iter().find(|t| t.as_str() == value)
     }
 }
+
+/// An OAuth error code, in a JSON error body (RFC 6749 §5.2, RFC 7591 §3.2.2, RFC 6750
+/// §3.1) or an error redirect to a client (OAuth 2.1 §4.1.2.1): RFC 6749's codes,
+/// RFC 8707's `invalid_target`, `slow_down` and `temporarily_unavailable` for refusals to
+/// answer now, and `not_found` for paths this server does not serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    SlowDown,
+    TemporarilyUnavailable,
+    NotFound,
+    ServerError,
+    InvalidGrant,
+    InvalidScope,
+    UnsupportedGrantType,
+    InvalidTarget,
+    UnauthorizedClient,
+    InvalidRedirectUri,
+    InvalidClientMetadata,
+    InvalidToken,
+    AccessDenied,
+    UnsupportedResponseType,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+        }
+    }
+}
+
+#[cfg(test)]
+mod error_code_tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn codes_read_as_they_serialize() {
+        for code in [
+            ErrorCode::InvalidRequest,
+            ErrorCode::SlowDown,
+            ErrorCode::AccessDenied,
+            ErrorCode::UnsupportedResponseType,
+            ErrorCode::InvalidClientMetadata,
+        ] {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, code.as_str());
+        }
+    }
+}

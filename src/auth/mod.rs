@@ -22,7 +22,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use crate::cache::View;
 use crate::config::Config;
 use crate::limits::{Budget, address_key};
-use crate::secret::{ClientSecret, Password, SecretHash};
+use crate::secret::{ClientSecret, Password, RawToken, SecretHash};
 use crate::store::{ClientRecord, StoreError};
 use crate::vocabulary::AuthMethod;
 
@@ -71,28 +71,49 @@ impl Credentials {
     }
 }
 
+/// The client authentication parameters of a form body (RFC 6749 section 2.3.1, RFC 7523
+/// section 2.2), read by the `Caller` extractor beside or instead of Basic credentials.
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct ClientAuthentication {
+    /// A public client's only credential; else client_secret_post, or beside a client
+    /// assertion or Basic credentials naming the same client.
+    #[schema(nullable = false)]
+    pub client_id: Option<String>,
+    /// client_secret_post only.
+    #[schema(value_type = Option<String>, nullable = false)]
+    pub client_secret: Option<ClientSecret>,
+    /// private_key_jwt: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    #[schema(nullable = false)]
+    pub client_assertion_type: Option<String>,
+    /// private_key_jwt: the signed client assertion.
+    #[schema(value_type = Option<String>, nullable = false)]
+    pub client_assertion: Option<RawToken>,
+}
+
+impl crate::params::Parameters for ClientAuthentication {}
+
 /// Reads the credentials of a request whatever its method: a client assertion (RFC 7521
-/// §4.2) or a secret as in [`presented`]. `param` reads a form parameter. Exactly one
-/// method may be used.
-pub fn credentials<'a>(
+/// §4.2) or a secret as in [`presented`]. Exactly one method may be used.
+pub fn credentials(
     authorization: Option<&HeaderValue>,
-    param: impl Fn(&str) -> Option<&'a str>,
+    params: &ClientAuthentication,
 ) -> Result<Credentials, AuthError> {
-    let assertion_type = param("client_assertion_type");
-    let assertion = param("client_assertion");
+    let client_id = params.client_id.as_deref();
+    let secret = params.client_secret.as_ref().map(ClientSecret::expose);
+    let assertion_type = params.client_assertion_type.as_deref();
+    let assertion = params.client_assertion.as_ref().map(RawToken::expose);
     if assertion_type.is_none() && assertion.is_none() {
-        let (client_id, secret) = (param("client_id"), param("client_secret"));
         if let (None, Some(client_id), None) = (authorization, client_id, secret) {
             return Ok(Credentials::Public(client_id.to_owned()));
         }
         return presented(authorization, client_id, secret).map(Credentials::Secret);
     }
-    if authorization.is_some() || param("client_secret").is_some() {
+    if authorization.is_some() || secret.is_some() {
         return Err(AuthError::Malformed(
             "use exactly one client authentication method",
         ));
     }
-    assertion::presented(param("client_id"), assertion_type, assertion).map(Credentials::Assertion)
+    assertion::presented(client_id, assertion_type, assertion).map(Credentials::Assertion)
 }
 
 impl AuthError {
@@ -653,10 +674,19 @@ mod tests {
         ));
     }
 
-    fn params(
-        pairs: &'static [(&'static str, &'static str)],
-    ) -> impl Fn(&str) -> Option<&'static str> {
-        move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    fn params(pairs: &'static [(&'static str, &'static str)]) -> ClientAuthentication {
+        let get = |name| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        ClientAuthentication {
+            client_id: get("client_id"),
+            client_secret: get("client_secret").map(ClientSecret::new),
+            client_assertion_type: get("client_assertion_type"),
+            client_assertion: get("client_assertion").map(RawToken::new),
+        }
     }
 
     const ASSERTION: [(&str, &str); 2] = [
@@ -667,41 +697,41 @@ mod tests {
     #[test]
     fn a_client_id_alone_names_a_public_client() {
         assert_eq!(
-            credentials(None, params(&[("client_id", "app")])).unwrap(),
+            credentials(None, &params(&[("client_id", "app")])).unwrap(),
             Credentials::Public("app".to_owned())
         );
         assert!(matches!(
-            credentials(Some(&basic("app:s")), params(&[("client_id", "app")])),
+            credentials(Some(&basic("app:s")), &params(&[("client_id", "app")])),
             Ok(Credentials::Secret(_))
         ));
         assert!(matches!(
             credentials(
                 None,
-                params(&[("client_id", "app"), ("client_secret", "s")])
+                &params(&[("client_id", "app"), ("client_secret", "s")])
             ),
             Ok(Credentials::Secret(_))
         ));
-        let err = credentials(None, params(&[])).unwrap_err();
+        let err = credentials(None, &params(&[])).unwrap_err();
         assert_eq!(err.reason(), Some("missing_credentials"));
     }
 
     #[test]
     fn assertion_beside_a_secret_is_two_methods() {
         assert!(matches!(
-            credentials(None, params(&ASSERTION)),
+            credentials(None, &params(&ASSERTION)),
             Ok(Credentials::Assertion(_))
         ));
         assert!(matches!(
-            credentials(Some(&basic("a:b")), params(&ASSERTION)),
+            credentials(Some(&basic("a:b")), &params(&ASSERTION)),
             Err(AuthError::Malformed(_))
         ));
         const WITH_SECRET: [(&str, &str); 3] = [ASSERTION[0], ASSERTION[1], ("client_secret", "s")];
         assert!(matches!(
-            credentials(None, params(&WITH_SECRET)),
+            credentials(None, &params(&WITH_SECRET)),
             Err(AuthError::Malformed(_))
         ));
         assert!(matches!(
-            credentials(Some(&basic("a:b")), params(&[])),
+            credentials(Some(&basic("a:b")), &params(&[])),
             Ok(Credentials::Secret(_))
         ));
     }

@@ -2,11 +2,12 @@
 //! policy: which client ids name one, what a document must say, and how long it may be
 //! kept. Plain functions of data; the fetch is [`super::fetch`].
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 use url::Url;
 
 use crate::auth::assertion::parse_client_jwks;
-use crate::registration::{self, ClientMetadata, RegistrationError};
+use crate::registration::{self, ClientMetadata, RegistrationError, RegistrationRequest};
 use crate::vocabulary::AuthMethod;
 
 /// Longest client id fetched as a document URL.
@@ -122,21 +123,21 @@ pub struct Document {
 /// public client (`none`, the default) or one with keys (`private_key_jwt` with `jwks`
 /// or `jwks_uri`), never a secret.
 pub fn read_document(body: &[u8], client_id: &str, max_scope: &str) -> Result<Document, Refusal> {
-    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
-        return Err(Refusal::new("the document is not a JSON object"));
+    let object = match serde_json::from_slice::<Value>(body) {
+        Ok(object @ Value::Object(_)) => object,
+        _ => return Err(Refusal::new("the document is not a JSON object")),
     };
-    if registration::string(&fields, "client_id")? != Some(client_id) {
+    let fields: DocumentFields = read(&object)?;
+    if fields.client_id.as_deref() != Some(client_id) {
         return Err(Refusal::new(
             "the document's client_id is not the URL it was fetched from",
         ));
     }
-    if ["client_secret", "client_secret_expires_at"]
-        .iter()
-        .any(|name| fields.get(*name).is_some_and(|v| !v.is_null()))
-    {
+    if fields.client_secret.is_some() || fields.client_secret_expires_at.is_some() {
         return Err(Refusal::new("the document carries a client secret"));
     }
-    let method = match registration::string(&fields, "token_endpoint_auth_method")? {
+    let metadata = RegistrationRequest::read(&object)?;
+    let method = match metadata.token_endpoint_auth_method.as_deref() {
         None => AuthMethod::None,
         Some(method) => AuthMethod::parse(method)
             .filter(|m| matches!(m, AuthMethod::None | AuthMethod::PrivateKeyJwt))
@@ -145,14 +146,37 @@ pub fn read_document(body: &[u8], client_id: &str, max_scope: &str) -> Result<Do
             })?,
     };
     let keys = keys(&fields, method)?;
-    let metadata = registration::read_fields(&fields, max_scope, method)?;
+    let metadata = registration::read_fields(&metadata, max_scope, method)?;
     Ok(Document { metadata, keys })
 }
 
+/// The fields of a document beside the registration metadata ([`RegistrationRequest`]).
+#[derive(Deserialize)]
+struct DocumentFields {
+    client_id: Option<String>,
+    jwks: Option<Value>,
+    jwks_uri: Option<String>,
+    /// Never allowed: only their presence is read.
+    client_secret: Option<serde::de::IgnoredAny>,
+    client_secret_expires_at: Option<serde::de::IgnoredAny>,
+}
+
+/// Reads the document's own fields; one of the wrong shape is refused by name.
+fn read(object: &Value) -> Result<DocumentFields, Refusal> {
+    serde_path_to_error::deserialize(object).map_err(|err| {
+        let field = err.path().to_string();
+        Refusal::new(match field.as_str() {
+            "client_id" => "client_id: must be a string",
+            "jwks_uri" => "jwks_uri: must be a string",
+            _ => "the document is not a JSON object",
+        })
+    })
+}
+
 /// `jwks` or `jwks_uri`, exactly one, for `private_key_jwt`; neither otherwise.
-fn keys(fields: &Map<String, Value>, method: AuthMethod) -> Result<Option<Keys>, Refusal> {
-    let jwks = fields.get("jwks").filter(|v| !v.is_null());
-    let jwks_uri = registration::https_url(fields, "jwks_uri")?;
+fn keys(fields: &DocumentFields, method: AuthMethod) -> Result<Option<Keys>, Refusal> {
+    let jwks = fields.jwks.as_ref().filter(|v| !v.is_null());
+    let jwks_uri = registration::https_url(fields.jwks_uri.as_deref(), "jwks_uri")?;
     match (method, jwks, jwks_uri) {
         (AuthMethod::PrivateKeyJwt, Some(jwks), None) => parse_client_jwks(&jwks.to_string())
             .map(|jwks| Some(Keys::Inline(jwks)))

@@ -1,7 +1,7 @@
 //! `GET /assets/introspectd.css`: the one stylesheet of the sign-in pages, compiled into
 //! the binary. Pages name it with the version, so it may be cached for long.
 
-use super::openapi::{MethodNotAllowed, RateLimited};
+use super::docs::{MethodNotAllowed, RateLimited};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 

@@ -2,16 +2,17 @@
 //! allowed the same request before goes straight back to the client with a code;
 //! otherwise the consent page, or first the login page.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::response::Response;
 
 use super::AppState;
-use super::openapi::{
-    AuthorizationRequest, ErrorPage, MethodNotAllowed, Page, RateLimited, UnavailablePage,
-};
-use super::pages;
+use super::docs::{ErrorPage, MethodNotAllowed, Page, RateLimited, UnavailablePage};
+use super::pages::{self, At};
+use super::params::Query;
 use super::visit::Visit;
+use crate::error::ApiError;
 use crate::signin;
+use crate::signin::request::RawRequest;
 
 pub const PATH: &str = "/authorize";
 
@@ -36,7 +37,7 @@ pub const PATH: &str = "/authorize";
         first the login page; with `login.local_users = false` and one provider in \
         `[[login.providers]]`, first that provider's sign-in (a redirect to it). Never \
         CORS-readable. Rate limited per client address.",
-    params(AuthorizationRequest),
+    params(RawRequest),
     responses(
         (status = 200, description = "The login page (fields `username`, `password`, and a \
             button per provider posting to `/login/provider/{id}`) or, for a signed-in \
@@ -52,15 +53,15 @@ pub const PATH: &str = "/authorize";
 pub async fn authorize(
     State(state): State<AppState>,
     visit: Visit,
-    RawQuery(query): RawQuery,
+    query: Result<Query<RawRequest>, ApiError>,
 ) -> Response {
     let outcome = async {
+        let Query(request) = query?;
         let signed_in = visit.signed_in(&state).await?;
-        let query = query.as_deref().unwrap_or("");
         let browser = visit.browser();
         let cx = visit.context(&state);
-        let step = signin::authorize(&cx, query, &browser, signed_in).await?;
-        Ok(pages::step(&visit, step))
+        let step = signin::authorize(&cx, &request, &browser, signed_in).await?;
+        Ok(pages::render(&visit, At::Top, step))
     }
     .await;
     pages::answer(&visit, outcome)

@@ -9,23 +9,25 @@ use axum::extract::{FromRequest, MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
 
 use super::client_ip::ClientIp;
-use super::form::OAuthForm;
 use super::metadata::endpoint_url;
+use super::params::form_body;
 use super::{AppState, observe};
-use crate::auth::{self, AuthError, Credentials};
+use crate::auth::{self, AuthError, ClientAuthentication, Credentials};
 use crate::cache::View;
 use crate::error::ApiError;
 use crate::metrics;
+use crate::params::Parameters;
 use crate::store::ClientRecord;
 
 /// The authenticated client of a request to an endpoint that takes credentials, with
 /// what the request carried: a handler that declares it does only its own work. The
-/// form is read here (a body is read once) and handed on; the view was taken when the
+/// form is decoded once: its client authentication parameters are checked first, then
+/// the rest is read into the endpoint's request type `T`. The view was taken when the
 /// request began, so the whole request sees the caches in one state, and `now` is the
 /// one time the whole request is judged at.
-pub struct Caller {
+pub struct Caller<T> {
     pub client: Arc<ClientRecord>,
-    pub form: OAuthForm,
+    pub request: T,
     pub headers: HeaderMap,
     pub view: View,
     pub now: i64,
@@ -33,15 +35,11 @@ pub struct Caller {
     pub ip: IpAddr,
 }
 
-impl FromRequest<AppState> for Caller {
+impl<T: Parameters> FromRequest<AppState> for Caller<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let ip = req
-            .extensions()
-            .get::<ClientIp>()
-            .map(|ClientIp(ip)| *ip)
-            .ok_or_else(|| ApiError::Internal("no client address resolved".to_owned()))?;
+        let ClientIp(ip) = ClientIp::of(&req)?;
         // The endpoint's own path: an assertion names the endpoint's URL as audience.
         let path = req
             .extensions()
@@ -49,13 +47,17 @@ impl FromRequest<AppState> for Caller {
             .cloned()
             .ok_or_else(|| ApiError::Internal("no matched path".to_owned()))?;
         let headers = req.headers().clone();
-        let form = OAuthForm::from_request(req, state).await?;
+        let params = form_body(req, state, T::REPEATABLE).await?;
+        let presented: ClientAuthentication = params.read()?;
         let view = state.directory.view().await;
         let now = crate::token::now();
-        let client = authenticate(state, &view, &headers, &form, path.as_str(), ip, now).await?;
+        let client =
+            authenticate(state, &view, &headers, &presented, path.as_str(), ip, now).await?;
+        // Read only once the caller is known: a stranger learns nothing of the request.
+        let request = params.read()?;
         Ok(Caller {
             client,
-            form,
+            request,
             headers,
             view,
             now,
@@ -77,14 +79,14 @@ async fn authenticate(
     state: &AppState,
     view: &View,
     headers: &HeaderMap,
-    form: &OAuthForm,
+    presented: &ClientAuthentication,
     path: &str,
     ip: IpAddr,
     now: i64,
 ) -> Result<Arc<ClientRecord>, ApiError> {
     let guard = &state.auth;
     let verified = async {
-        let credentials = match auth::credentials(authorization(headers)?, |name| form.get(name)) {
+        let credentials = match auth::credentials(authorization(headers)?, presented) {
             Ok(credentials) => credentials,
             Err(err @ AuthError::Failed(..)) => {
                 guard.admit(ip, None)?;

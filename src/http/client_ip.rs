@@ -11,19 +11,44 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::header::FORWARDED;
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use axum::middleware::Next;
 use axum::response::Response;
 use forwarded_header_value::ForwardedStanza;
 use ipnet::IpNet;
 
 use crate::config::ClientIpHeader;
+use crate::error::ApiError;
 
-/// The resolved address of the requesting client, set on every request.
+/// The resolved address of the requesting client, set on every request by [`resolve`];
+/// handlers take it as an extractor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// The address [`resolve`] recorded on a request.
+    pub fn of<B>(request: &axum::http::Request<B>) -> Result<Self, ApiError> {
+        Self::from_extensions(request.extensions())
+    }
+
+    fn from_extensions(extensions: &Extensions) -> Result<Self, ApiError> {
+        extensions
+            .get::<ClientIp>()
+            .copied()
+            .ok_or_else(|| ApiError::Internal("no client address resolved".to_owned()))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Self::from_extensions(&parts.extensions)
+    }
+}
 
 /// Which peers are proxies whose forwarding headers we believe.
 #[derive(Clone, Debug, Default)]

@@ -5,14 +5,40 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::AppState;
-use super::form::OAuthForm;
-use super::openapi::{ConsentForm, ErrorPage, ForgedForm, MethodNotAllowed, RateLimited};
-use super::pages;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::docs::{ErrorPage, ForgedForm, MethodNotAllowed, RateLimited};
+use super::pages::{self, At, PendingFields};
+use super::params::Form;
 use super::visit::Visit;
 use crate::error::ApiError;
+use crate::params::Parameters;
 use crate::signin;
 
 pub const PATH: &str = "/consent";
+
+/// `POST /consent`'s form body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConsentForm {
+    #[serde(flatten)]
+    pending: PendingFields,
+    // Read as a string, so that a forged form is refused as forged whatever it says here.
+    #[schema(value_type = Decision, inline, required = true, nullable = false)]
+    decision: Option<String>,
+}
+
+impl Parameters for ConsentForm {}
+
+/// The button pressed on the consent page.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum Decision {
+    #[serde(rename = "allow")]
+    Allow,
+    #[serde(rename = "deny")]
+    Deny,
+}
 
 #[utoipa::path(
     post,
@@ -34,18 +60,18 @@ pub const PATH: &str = "/consent";
 pub async fn consent(
     State(state): State<AppState>,
     visit: Visit,
-    form: Result<OAuthForm, ApiError>,
+    form: Result<Form<ConsentForm>, ApiError>,
 ) -> Response {
     let outcome = async {
-        let form = form?;
-        let pending = pages::pending(&form)?;
+        let Form(form) = form?;
+        let pending = pages::pending(&form.pending)?;
         // Judged after the form's CSRF token: a forged form is refused as such.
-        let decision = form.get("decision").unwrap_or("");
+        let decision = form.decision.as_deref().unwrap_or("");
         let signed_in = visit.signed_in(&state).await?;
         let cx = visit.context(&state);
         let browser = visit.browser.as_ref();
-        let to = signin::consent(&cx, &pending, browser, signed_in, decision).await?;
-        Ok(pages::see_other(&to))
+        let step = signin::consent(&cx, &pending, browser, signed_in, decision).await?;
+        Ok(pages::render(&visit, At::Top, step))
     }
     .await;
     pages::answer(&visit, outcome)

@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::openapi::MethodNotAllowed;
+use super::docs::MethodNotAllowed;
 use crate::error::ErrorCode;
 use crate::federation::ProviderStatus;
 use crate::metrics;

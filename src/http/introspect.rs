@@ -6,17 +6,47 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
+use serde::Deserialize;
+use utoipa::ToSchema;
+
 use super::caller::Caller;
-use super::openapi::{CallerErrors, IntrospectionRequest, SignedIntrospection};
+use super::docs::{CallerErrors, SignedIntrospection};
 use super::{AppState, oracle};
+use crate::auth::ClientAuthentication;
 use crate::cache::View;
 use crate::error::ApiError;
 use crate::introspection::Answer;
 use crate::metrics;
+use crate::params::Parameters;
+use crate::secret::RawToken;
 use crate::signed_response;
 use crate::vocabulary::TokenUse;
 
 pub const PATH: &str = "/introspect";
+
+/// `POST /introspect`'s form body (RFC 7662 section 2.1).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IntrospectionRequest {
+    /// The token to introspect.
+    #[schema(value_type = String)]
+    token: RawToken,
+    /// Orders the search, never changes the answer. Unknown values are ignored.
+    #[schema(value_type = Option<TokenUse>, nullable = false)]
+    token_type_hint: Option<String>,
+    // Read by the `Caller` before the rest of the form; here for the description.
+    #[serde(flatten)]
+    #[allow(dead_code)]
+    credentials: ClientAuthentication,
+}
+
+impl Parameters for IntrospectionRequest {}
+
+impl IntrospectionRequest {
+    /// RFC 7662 §2.1: an unknown hint is not an error; it just orders nothing.
+    fn hint(&self) -> Option<TokenUse> {
+        self.token_type_hint.as_deref().and_then(TokenUse::parse)
+    }
+}
 
 #[utoipa::path(
     post,
@@ -53,17 +83,15 @@ pub async fn introspect(
     State(state): State<AppState>,
     Caller {
         client,
-        form,
+        request,
         headers,
         view,
         now,
         ip,
-    }: Caller,
+    }: Caller<IntrospectionRequest>,
 ) -> Result<Response, ApiError> {
-    let token = form.required("token")?;
-    // RFC 7662 §2.1: an unknown hint is not an error; it just orders nothing.
-    let hint = form.get("token_type_hint").and_then(TokenUse::parse);
     oracle::admit(&state, &client, ip)?;
+    let (token, hint) = (request.token.expose(), request.hint());
     let answer = state
         .introspector
         .introspect(&state.keys, &view, &client, token, hint, now)

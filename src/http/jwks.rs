@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AppState;
-use super::openapi::{JwkSet, MethodNotAllowed, RateLimited};
+use super::docs::{JwkSet, MethodNotAllowed, RateLimited};
 
 /// RFC 7517 §8.5.
 const JWK_SET_MEDIA_TYPE: &str = "application/jwk-set+json";

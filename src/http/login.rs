@@ -5,16 +5,33 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::AppState;
-use super::form::OAuthForm;
-use super::openapi::{ErrorPage, ForgedForm, LoginForm, MethodNotAllowed, Page, UnavailablePage};
-use super::pages::{self, PageError};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::docs::{ErrorPage, ForgedForm, MethodNotAllowed, Page, UnavailablePage};
+use super::pages::{self, At, PageError, PendingFields};
+use super::params::Form;
 use super::visit::Visit;
 use crate::error::ApiError;
 use crate::error::ErrorBody;
+use crate::params::Parameters;
 use crate::secret::Password;
 use crate::signin;
 
 pub const PATH: &str = "/login";
+
+/// `POST /login`'s form body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginForm {
+    #[serde(flatten)]
+    pending: PendingFields,
+    #[schema(required = true, nullable = false)]
+    username: Option<String>,
+    #[schema(value_type = String, required = true, nullable = false)]
+    password: Option<Password>,
+}
+
+impl Parameters for LoginForm {}
 
 #[utoipa::path(
     post,
@@ -50,17 +67,17 @@ pub const PATH: &str = "/login";
 pub async fn login(
     State(state): State<AppState>,
     visit: Visit,
-    form: Result<OAuthForm, ApiError>,
+    form: Result<Form<LoginForm>, ApiError>,
 ) -> Response {
     let outcome = async {
-        let form = form?;
-        let pending = pages::pending(&form)?;
-        let username = form.get("username").unwrap_or("");
-        let password = Password::new(form.get("password").unwrap_or(""));
+        let Form(form) = form?;
+        let pending = pages::pending(&form.pending)?;
+        let username = form.username.as_deref().unwrap_or("");
+        let password = form.password.unwrap_or_else(|| Password::new(""));
         let cx = visit.context(&state);
         let browser = visit.browser.as_ref();
         let step = signin::login(&cx, &pending, browser, (username, &password), visit.ip);
-        Ok::<_, PageError>(pages::login_step(&visit, step.await?))
+        Ok::<_, PageError>(pages::render(&visit, At::Top, step.await?))
     }
     .await;
     pages::answer(&visit, outcome)

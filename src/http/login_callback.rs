@@ -2,18 +2,19 @@
 //! The sign-in its `state` names is taken once; a success continues as a password sign-in
 //! does, a failure at the provider goes back to the client as an OAuth error.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::AppState;
-use super::openapi::{
-    ErrorPage, ForgedForm, MethodNotAllowed, ProviderCallback, ProviderId, RateLimited,
-    UnavailablePage,
+use super::docs::{
+    ErrorPage, ForgedForm, MethodNotAllowed, ProviderId, RateLimited, UnavailablePage,
 };
-use super::pages::{self, PageError};
+use super::pages::{self, At, PageError};
+use super::params::Query;
 use super::visit::Visit;
+use crate::error::ApiError;
 use crate::signin::SigninError;
-use crate::signin::federated::{self, Callback, CallbackStep};
+use crate::signin::federated::{self, Callback};
 
 pub const PATH: &str = "/login/callback/{id}";
 
@@ -34,7 +35,7 @@ pub const PATH: &str = "/login/callback/{id}";
         `/authorize`; an error at the provider, a failed exchange, an ID token refused, a \
         domain not admitted or a disabled user goes back to the client with `access_denied`, \
         `server_error` or `temporarily_unavailable`. Rate limited per client address.",
-    params(ProviderId, ProviderCallback),
+    params(ProviderId, Callback),
     responses(
         (status = 303, description = "A redirect (`303 See Other`): back to `/authorize` with \
             the new session cookie, or to the client with an error."),
@@ -49,54 +50,16 @@ pub async fn callback(
     State(state): State<AppState>,
     visit: Visit,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: Result<Query<Callback>, ApiError>,
 ) -> Response {
     let outcome = async {
-        let answer = parse(query.as_deref().unwrap_or(""))?;
+        // A parameter given twice is refused (OAuth 2.1 §3.1).
+        let Query(answer) = query.map_err(|_| SigninError::BadForm)?;
         let cx = visit.context(&state);
         let browser = visit.browser.as_ref();
         let step = federated::callback(&cx, browser, &id, &answer).await?;
-        Ok::<_, PageError>(match step {
-            CallbackStep::SignedIn {
-                session_cookie,
-                next,
-            } => pages::signed_in(&visit.signin, &session_cookie, &visit.browser(), &next),
-            CallbackStep::Redirect(to) => pages::see_other(&to),
-        })
+        Ok::<_, PageError>(pages::render(&visit, At::ProviderPage, step))
     }
     .await;
     pages::answer(&visit, outcome)
-}
-
-/// The provider's answer; a parameter given twice is refused (OAuth 2.1 §3.1).
-fn parse(query: &str) -> Result<Callback, SigninError> {
-    let mut answer = Callback::default();
-    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        let slot = match name.as_ref() {
-            "code" => &mut answer.code,
-            "state" => &mut answer.state,
-            "error" => &mut answer.error,
-            "iss" => &mut answer.iss,
-            _ => continue,
-        };
-        if slot.replace(value.into_owned()).is_some() {
-            return Err(SigninError::BadForm);
-        }
-    }
-    Ok(answer)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn callbacks_parse_once_each() {
-        let answer = parse("code=c&state=s&iss=x&session_state=y").unwrap();
-        assert_eq!(answer.code.as_deref(), Some("c"));
-        assert_eq!(answer.state.as_deref(), Some("s"));
-        assert_eq!(answer.error, None);
-        assert!(parse("state=a&state=b").is_err());
-        assert!(parse("").unwrap().state.is_none());
-    }
 }

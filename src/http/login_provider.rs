@@ -5,15 +5,14 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::AppState;
-use super::form::OAuthForm;
-use super::openapi::{
-    ErrorPage, ForgedForm, MethodNotAllowed, PendingFields, ProviderId, RateLimited,
-    UnavailablePage,
+use super::docs::{
+    ErrorPage, ForgedForm, MethodNotAllowed, ProviderId, RateLimited, UnavailablePage,
 };
-use super::pages::{self, PageError};
+use super::pages::{self, At, PageError, PendingFields};
+use super::params::Form;
 use super::visit::Visit;
 use crate::error::ApiError;
-use crate::signin::{Step, federated};
+use crate::signin::federated;
 
 pub const PATH: &str = "/login/provider/{id}";
 
@@ -44,21 +43,15 @@ pub async fn start(
     State(state): State<AppState>,
     visit: Visit,
     Path(id): Path<String>,
-    form: Result<OAuthForm, ApiError>,
+    form: Result<Form<PendingFields>, ApiError>,
 ) -> Response {
     let outcome = async {
-        let form = form?;
+        let Form(form) = form?;
         let pending = pages::pending(&form)?;
         let cx = visit.context(&state);
         let browser = visit.browser.as_ref();
         let step = federated::start_from_form(&cx, &pending, browser, &id).await?;
-        Ok::<_, PageError>(match step {
-            // Not available after all: the login page again, from where it is served.
-            Step::Login(prompt) => {
-                pages::see_other(&format!("../../authorize?{}", prompt.request.to_query()))
-            }
-            step => pages::step(&visit, step),
-        })
+        Ok::<_, PageError>(pages::render(&visit, At::ProviderPage, step))
     }
     .await;
     pages::answer(&visit, outcome)

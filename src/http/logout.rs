@@ -6,14 +6,28 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::AppState;
-use super::form::OAuthForm;
-use super::openapi::{ForgedForm, LogoutForm, MethodNotAllowed, Page, RateLimited};
-use super::pages;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::docs::{ForgedForm, MethodNotAllowed, Page, RateLimited};
+use super::pages::{self, At};
+use super::params::Form;
 use super::visit::Visit;
 use crate::error::ApiError;
+use crate::params::Parameters;
 use crate::signin;
 
 pub const PATH: &str = "/logout";
+
+/// `POST /logout`'s form body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LogoutForm {
+    /// The token the consent page's sign-out form carries, bound to the session.
+    #[schema(nullable = false)]
+    csrf_token: Option<String>,
+}
+
+impl Parameters for LogoutForm {}
 
 #[utoipa::path(
     post,
@@ -37,14 +51,14 @@ pub const PATH: &str = "/logout";
 pub async fn logout(
     State(state): State<AppState>,
     visit: Visit,
-    form: Result<OAuthForm, ApiError>,
+    form: Result<Form<LogoutForm>, ApiError>,
 ) -> Response {
     let outcome = async {
-        let form = form?;
+        let Form(form) = form?;
         let signed_in = visit.signed_in(&state).await?;
-        let token = form.get("csrf_token").unwrap_or("");
-        let ended = signin::sign_out(&visit.context(&state), signed_in.as_ref(), token).await?;
-        Ok(pages::signed_out(&visit.signin, ended))
+        let token = form.csrf_token.as_deref().unwrap_or("");
+        let step = signin::sign_out(&visit.context(&state), signed_in.as_ref(), token).await?;
+        Ok(pages::render(&visit, At::Top, step))
     }
     .await;
     pages::answer(&visit, outcome)

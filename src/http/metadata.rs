@@ -7,13 +7,13 @@ use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::openapi::{AnyOrigin, MetadataDocument, MethodNotAllowed, RateLimited};
+use super::docs::{AnyOrigin, MetadataDocument, MethodNotAllowed, RateLimited};
 use crate::auth::assertion;
 use crate::config::Config;
 use crate::vocabulary::AuthMethod;
 
 /// RFC 8414 §3: the well-known URI suffix.
-const WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
+pub const WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
 
 /// Fields MCP clients require; start-up warns about each one neither served nor configured.
 const MCP_REQUIRED: [&str; 3] = [

@@ -5,7 +5,8 @@ mod authorize;
 mod caller;
 pub mod client_ip;
 mod consent;
-pub mod form;
+pub mod cookies;
+pub mod docs;
 mod health;
 mod introspect;
 mod jwks;
@@ -19,6 +20,7 @@ pub mod observe;
 pub mod openapi;
 mod oracle;
 pub mod pages;
+pub mod params;
 mod prometheus;
 pub mod ratelimit;
 pub mod register;
@@ -33,12 +35,16 @@ use std::time::Duration;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::path::Paths;
+use utoipa::openapi::schema::Schema;
+use utoipa_axum::router::UtoipaMethodRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Authenticator;
 use crate::auth::assertion::AssertionVerifier;
@@ -164,23 +170,16 @@ impl Shared {
     }
 }
 
-/// A GET endpoint whose other methods get our JSON 405 with `Allow: GET`.
-fn get_only<H, T>(handler: H) -> MethodRouter<AppState>
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    get(handler).fallback(|| async { ApiError::MethodNotAllowed { allow: "GET" } })
-}
-
 /// The metrics listener's application: `GET /metrics` and nothing else. It has a
 /// listener of its own (`metrics.listen`) because metrics tell why introspections were
 /// inactive, which a caller of the API must not learn.
 pub fn metrics_router(state: AppState) -> Router {
     crate::metrics::handle();
     let metrics = Some(Arc::new(RequestMetrics::new([prometheus::PATH])));
+    let metrics_only =
+        get(prometheus::metrics).fallback(|| async { ApiError::MethodNotAllowed { allow: "GET" } });
     Router::new()
-        .route(prometheus::PATH, get_only(prometheus::metrics))
+        .route(prometheus::PATH, metrics_only)
         .fallback(|| async { ApiError::NotFound })
         .layer(
             ServiceBuilder::new()
@@ -200,110 +199,218 @@ fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
     )
 }
 
+/// Which per-address rate limit an endpoint shares.
+#[derive(Clone, Copy)]
+enum Limit {
+    /// Public documents: the generous limit (`rate_limit.metadata_*`).
+    Documents,
+    /// Endpoints that take credentials or drive a sign-in.
+    Endpoints,
+    /// Probes: never limited.
+    Unlimited,
+}
+
+/// Whether a browser may read an endpoint's answers from another origin.
+#[derive(Clone, Copy)]
+enum Cors {
+    No,
+    /// Public documents, read by GET from any origin.
+    Documents,
+    /// Browser-based clients exchange codes, refresh and register from their own
+    /// origin: any origin, never with cookies (SPEC: "CORS where browsers need it").
+    Clients,
+}
+
+/// When an endpoint is served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Served {
+    Always,
+    /// With sign-in on (`login.enabled`); never CORS-readable.
+    WithSignin,
+    /// With dynamic registration on (`registration.dynamic`).
+    WithRegistration,
+    /// On the metrics listener only ([`metrics_router`]): metrics tell why
+    /// introspections were inactive, which a caller of the API must not learn.
+    OnMetricsListener,
+}
+
+/// One endpoint, declared once: its handler with its documentation and method (the
+/// route), how it is limited, who may read it cross-origin and when it is served. The
+/// path is the documented one, except for the metadata document, served where the
+/// issuer puts it (RFC 8414 §3.1). Requests are counted in metrics by this path.
+struct Endpoint {
+    route: UtoipaMethodRouter<AppState>,
+    limit: Limit,
+    cors: Cors,
+    served: Served,
+}
+
+fn endpoint(
+    route: UtoipaMethodRouter<AppState>,
+    limit: Limit,
+    cors: Cors,
+    served: Served,
+) -> Endpoint {
+    Endpoint {
+        route,
+        limit,
+        cors,
+        served,
+    }
+}
+
+/// Every endpoint, in the order the OpenAPI description lists them.
+fn endpoints() -> Vec<Endpoint> {
+    use {Cors as C, Limit as L, Served as S};
+    vec![
+        endpoint(
+            routes!(introspect::introspect),
+            L::Endpoints,
+            C::No,
+            S::Always,
+        ),
+        endpoint(routes!(token::token), L::Endpoints, C::Clients, S::Always),
+        endpoint(routes!(revoke::revoke), L::Endpoints, C::Clients, S::Always),
+        endpoint(routes!(jwks::jwks), L::Documents, C::Documents, S::Always),
+        endpoint(
+            routes!(metadata::metadata),
+            L::Documents,
+            C::Documents,
+            S::Always,
+        ),
+        endpoint(routes!(health::healthz), L::Unlimited, C::No, S::Always),
+        endpoint(routes!(health::readyz), L::Unlimited, C::No, S::Always),
+        endpoint(
+            routes!(prometheus::metrics),
+            L::Unlimited,
+            C::No,
+            S::OnMetricsListener,
+        ),
+        endpoint(routes!(openapi::openapi), L::Documents, C::No, S::Always),
+        endpoint(
+            routes!(authorize::authorize),
+            L::Endpoints,
+            C::No,
+            S::WithSignin,
+        ),
+        endpoint(routes!(login::login), L::Endpoints, C::No, S::WithSignin),
+        endpoint(
+            routes!(login_provider::start),
+            L::Endpoints,
+            C::No,
+            S::WithSignin,
+        ),
+        endpoint(
+            routes!(login_callback::callback),
+            L::Endpoints,
+            C::No,
+            S::WithSignin,
+        ),
+        endpoint(
+            routes!(consent::consent),
+            L::Endpoints,
+            C::No,
+            S::WithSignin,
+        ),
+        endpoint(routes!(logout::logout), L::Endpoints, C::No, S::WithSignin),
+        endpoint(
+            routes!(assets::stylesheet),
+            L::Documents,
+            C::No,
+            S::WithSignin,
+        ),
+        endpoint(
+            routes!(register::register),
+            L::Endpoints,
+            C::Clients,
+            S::WithRegistration,
+        ),
+    ]
+}
+
+/// The documentation of every endpoint: its path item and the schemas it names.
+fn documented() -> impl Iterator<Item = (Paths, Vec<(String, RefOr<Schema>)>)> {
+    endpoints()
+        .into_iter()
+        .map(|Endpoint { route, .. }| (route.1, route.0))
+}
+
+impl Endpoint {
+    /// The documented path and the methods the endpoint takes, for `Allow`.
+    fn path_and_allow(&self) -> (String, &'static str) {
+        let (path, item) = self
+            .route
+            .1
+            .paths
+            .iter()
+            .next()
+            .expect("every endpoint documents its path");
+        let allow = if item.post.is_some() { "POST" } else { "GET" };
+        (path.clone(), allow)
+    }
+}
+
 /// The application: every endpoint with its layers.
 pub fn router(state: AppState) -> Router {
-    let cors = CorsLayer::new()
+    let cors_documents = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET])
         .allow_headers(Any);
-    // Browser-based clients exchange codes and refresh tokens from their own origin:
-    // any origin, never with cookies (SPEC: "CORS where browsers need it").
-    let cors_post = CorsLayer::new()
+    let cors_clients = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::POST])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600));
-    let post_only = || async { ApiError::MethodNotAllowed { allow: "POST" } };
-    let mut metadata = get_only(metadata::metadata);
-    let mut jwks = get_only(jwks::jwks);
-    let mut openapi = get_only(openapi::openapi);
-    let mut introspect = post(introspect::introspect).fallback(post_only);
-    let mut token = post(token::token).fallback(post_only);
-    let mut revoke = post(revoke::revoke).fallback(post_only);
-    let mut authorize = get_only(authorize::authorize);
-    let mut login = post(login::login).fallback(post_only);
-    let mut login_provider = post(login_provider::start).fallback(post_only);
-    let mut login_callback = get_only(login_callback::callback);
-    let mut consent = post(consent::consent).fallback(post_only);
-    let mut logout = post(logout::logout).fallback(post_only);
-    let mut assets = get_only(assets::stylesheet);
-    let mut register = post(register::register).fallback(post_only);
-    if let Some(limits) = &state.rate_limit {
-        let governed = |config: &Arc<ratelimit::Config>| {
-            tower_governor::GovernorLayer::new(config.clone()).error_handler(ratelimit::refusal)
+    let governed = |config: &Arc<ratelimit::Config>| {
+        tower_governor::GovernorLayer::new(config.clone()).error_handler(ratelimit::refusal)
+    };
+    let mut router = Router::new();
+    let mut counted = Vec::new();
+    for endpoint in endpoints() {
+        let (documented_path, allow) = endpoint.path_and_allow();
+        let path = match documented_path == metadata::WELL_KNOWN {
+            true => state.metadata.path.clone(),
+            false => documented_path,
         };
-        // Public documents share the generous limit; endpoints that take credentials
-        // share the other.
-        metadata = metadata.layer(governed(&limits.metadata));
-        jwks = jwks.layer(governed(&limits.metadata));
-        openapi = openapi.layer(governed(&limits.metadata));
-        introspect = introspect.layer(governed(&limits.endpoints));
-        token = token.layer(governed(&limits.endpoints));
-        revoke = revoke.layer(governed(&limits.endpoints));
-        authorize = authorize.layer(governed(&limits.endpoints));
-        login = login.layer(governed(&limits.endpoints));
-        login_provider = login_provider.layer(governed(&limits.endpoints));
-        login_callback = login_callback.layer(governed(&limits.endpoints));
-        consent = consent.layer(governed(&limits.endpoints));
-        logout = logout.layer(governed(&limits.endpoints));
-        assets = assets.layer(governed(&limits.metadata));
-        register = register.layer(governed(&limits.endpoints));
+        let served = match endpoint.served {
+            Served::Always => true,
+            Served::WithSignin => state.signin.is_some(),
+            Served::WithRegistration => state.registrar.is_some(),
+            Served::OnMetricsListener => continue,
+        };
+        counted.push(path.clone());
+        if !served {
+            continue;
+        }
+        let mut method = endpoint
+            .route
+            .2
+            .fallback(move || async move { ApiError::MethodNotAllowed { allow } });
+        if let Some(limits) = &state.rate_limit {
+            method = match endpoint.limit {
+                Limit::Documents => method.layer(governed(&limits.metadata)),
+                Limit::Endpoints => method.layer(governed(&limits.endpoints)),
+                Limit::Unlimited => method,
+            };
+        }
+        method = match endpoint.cors {
+            Cors::No => method,
+            Cors::Documents => method.layer(cors_documents.clone()),
+            Cors::Clients => method.layer(cors_clients.clone()),
+        };
+        router = router.route(&path, method);
     }
-    let mut limited = Router::new()
-        .route(introspect::PATH, introspect)
-        .route(token::PATH, token.layer(cors_post.clone()))
-        .route(revoke::PATH, revoke.layer(cors_post.clone()))
-        .route(JWKS_PATH, jwks.layer(cors.clone()))
-        .route(&state.metadata.path, metadata.layer(cors))
-        .route(openapi::PATH, openapi);
-    // The sign-in pages: served only with sign-in on, and never CORS-readable.
-    if state.signin.is_some() {
-        limited = limited
-            .route(authorize::PATH, authorize)
-            .route(login::PATH, login)
-            .route(login_provider::PATH, login_provider)
-            .route(login_callback::PATH, login_callback)
-            .route(consent::PATH, consent)
-            .route(logout::PATH, logout)
-            .route(assets::PATH, assets);
-    }
-    // Browser-based clients register from their own origin, like they use `/token`.
-    if state.registrar.is_some() {
-        limited = limited.route(register::PATH, register.layer(cors_post));
-    }
-    // Probes are never rate limited. Metrics are served by [`metrics_router`] only.
-    let unlimited = Router::new()
-        .route(health::HEALTHZ, get_only(health::healthz))
-        .route(health::READYZ, get_only(health::readyz));
-    // Request metrics resolved once for every route above.
+    // Request metrics resolved once for every path above.
     let metrics = state.config.metrics.enabled.then(|| {
         crate::metrics::handle();
-        Arc::new(RequestMetrics::new([
-            introspect::PATH,
-            token::PATH,
-            revoke::PATH,
-            JWKS_PATH,
-            &state.metadata.path,
-            openapi::PATH,
-            health::HEALTHZ,
-            health::READYZ,
-            authorize::PATH,
-            login::PATH,
-            login_provider::PATH,
-            login_callback::PATH,
-            consent::PATH,
-            logout::PATH,
-            assets::PATH,
-            register::PATH,
-        ]))
+        Arc::new(RequestMetrics::new(counted.iter().map(String::as_str)))
     });
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
     let max_body = state.config.http.max_body_bytes;
     let max_head = state.config.http.max_header_bytes;
     let proxies = state.proxies.clone();
-    limited
-        .merge(unlimited)
+    router
         .fallback(|| async { ApiError::NotFound })
         .layer(
             ServiceBuilder::new()

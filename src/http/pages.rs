@@ -6,25 +6,19 @@ use askama::Template;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::form::OAuthForm;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::cookies::{set_cookie, with_cookies};
+pub use super::visit::PageError;
 use super::visit::Visit;
 use crate::error::ApiError;
 use crate::limits::retry_after_seconds;
-use crate::signin::binding::{Browser, PendingError, PendingForm, pending_form, sign_out_token};
+use crate::params::Parameters;
+use crate::signin::binding::{PendingError, PendingForm};
 use crate::signin::request::ReturnTo;
-use crate::signin::{LoginProblem, LoginStep, Prompt, SignedIn, Signin, SigninError, Step};
-
-/// The session cookie: names a session row and the browser it was started in (signed).
-pub const SESSION_COOKIE: &str = "introspectd_session";
-/// The browser cookie: binds pending sign-ins to this browser (signed).
-pub const BROWSER_COOKIE: &str = "introspectd_browser";
-/// The prefix of the cookies' names when the issuer is https: a browser then keeps them
-/// only when set `Secure`, `Path=/` and without `Domain` by this very host, so that
-/// another site of the domain cannot set one (cookie tossing).
-const HOST_PREFIX: &str = "__Host-";
-/// How long a browser cookie lives, in seconds: the browser's proof that its users
-/// signed in from it outlives their sessions.
-const BROWSER_COOKIE_SECONDS: i64 = 180 * 24 * 3_600;
+use crate::signin::view::{Answer, ConsentView, Location, LoginView, Shown};
+use crate::signin::{LoginProblem, Signin, SigninError};
 
 /// What every page shows: the issuer's name on top, and the version that names the
 /// stylesheet (so a new one is fetched after an upgrade despite its long cache).
@@ -159,65 +153,55 @@ pub fn see_other(location: &str) -> Response {
     response
 }
 
-/// The name a sign-in cookie goes by: `__Host-` first on https.
-pub fn cookie_name(signin: &Signin, name: &str) -> String {
-    match signin.secure_cookies {
-        true => format!("{HOST_PREFIX}{name}"),
-        false => name.to_owned(),
-    }
+/// Where the answering page is served, which a relative location starts from.
+#[derive(Clone, Copy, Debug)]
+pub enum At {
+    /// `/authorize`, `/login`, `/consent`, `/logout`.
+    Top,
+    /// `/login/provider/{id}` and `/login/callback/{id}`.
+    ProviderPage,
 }
 
-/// `Set-Cookie` for a sign-in cookie: `HttpOnly`, `SameSite=Lax`, `Path=/`, no
-/// `Domain`, and on https `Secure` with a `__Host-` name.
-fn cookie(signin: &Signin, name: &str, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if signin.secure_cookies {
-        "; Secure"
-    } else {
-        ""
+/// A sign-in step's answer, rendered: its page or redirect, with its cookies.
+pub fn render(visit: &Visit, at: At, answer: Answer) -> Response {
+    let signin = &*visit.signin;
+    let response = match &answer.shown {
+        Shown::Login(view) => login(signin, view),
+        Shown::Consent(view) => consent(signin, view),
+        Shown::SignedOut => signed_out(signin),
+        Shown::Redirect(to) => see_other(&location(at, to)),
     };
-    let name = cookie_name(signin, name);
-    let cookie =
-        format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
-    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+    let cookies = answer
+        .cookies
+        .iter()
+        .map(|cookie| set_cookie(signin, cookie));
+    with_cookies(response, cookies)
 }
 
-/// Adds cookies to a response.
-pub fn with_cookies(
-    mut response: Response,
-    cookies: impl IntoIterator<Item = HeaderValue>,
-) -> Response {
-    for cookie in cookies {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
+/// A location as the `Location` header of a page served `at` says it: the client's or
+/// the provider's URL, or `/authorize` relative to the page, so that it holds behind a
+/// proxy that serves the issuer under a path.
+fn location(at: At, to: &Location) -> String {
+    match to {
+        Location::Client(url) => url.to_string(),
+        Location::Provider(url) => url.clone(),
+        Location::Authorize(request) => {
+            let up = match at {
+                At::Top => "",
+                At::ProviderPage => "../../",
+            };
+            format!("{up}authorize?{}", request.to_query())
+        }
     }
-    response
 }
 
-/// The browser cookie naming `browser`, renewed on every page that binds a form to it.
-pub fn browser_cookie(signin: &Signin, browser: &Browser) -> HeaderValue {
-    cookie(
-        signin,
-        BROWSER_COOKIE,
-        &browser.to_cookie(&signin.key),
-        BROWSER_COOKIE_SECONDS,
-    )
-}
-
-/// The session cookie of a new session.
-pub fn session_cookie(signin: &Signin, value: &str) -> HeaderValue {
-    cookie(signin, SESSION_COOKIE, value, signin.session_ttl)
-}
-
-/// Clears the session cookie.
-pub fn session_cleared(signin: &Signin) -> HeaderValue {
-    cookie(signin, SESSION_COOKIE, "", 0)
-}
-
-/// The login page for `prompt`, bound to the visiting browser; with the problem of a
-/// failed try.
-pub fn login(visit: &Visit, prompt: &Prompt, retry: Option<(&str, LoginProblem)>) -> Response {
-    let (signin, browser) = (&*visit.signin, &visit.browser());
-    let form = pending_form(&signin.key, browser, &prompt.request.to_query(), visit.now);
-    let (username, problem) = retry.map_or(("", None), |(u, p)| (u, Some(p)));
+/// The login page of a request, with the problem of a failed try.
+fn login(signin: &Signin, view: &LoginView) -> Response {
+    let prompt = &view.prompt;
+    let (username, problem) = match &view.retry {
+        Some((username, problem)) => (username.as_str(), Some(*problem)),
+        None => ("", None),
+    };
     let text = problem.map(problem_text);
     let providers = signin.providers.iter().map(|p| ProviderButton {
         id: &p.id,
@@ -230,7 +214,7 @@ pub fn login(visit: &Visit, prompt: &Prompt, retry: Option<(&str, LoginProblem)>
         problem: text.as_deref(),
         local_users: signin.local_users,
         providers: providers.collect(),
-        form: &form,
+        form: &view.form,
         username,
     };
     let status = match problem {
@@ -254,7 +238,7 @@ pub fn login(visit: &Visit, prompt: &Prompt, retry: Option<(&str, LoginProblem)>
             HeaderValue::from(retry_after_seconds(wait)),
         );
     }
-    with_cookies(response, [browser_cookie(signin, browser)])
+    response
 }
 
 fn problem_text(problem: LoginProblem) -> String {
@@ -268,39 +252,24 @@ fn problem_text(problem: LoginProblem) -> String {
     }
 }
 
-/// The consent page for `prompt` and the signed-in user, bound to the visiting browser.
-pub fn consent(visit: &Visit, prompt: &Prompt, signed_in: &SignedIn) -> Response {
-    let (signin, browser) = (&*visit.signin, &visit.browser());
-    let form = pending_form(&signin.key, browser, &prompt.request.to_query(), visit.now);
+/// The consent page of a request for the signed-in user.
+fn consent(signin: &Signin, view: &ConsentView) -> Response {
+    let prompt = &view.prompt;
     let page = ConsentPage {
         page: Common::new(signin),
         client_name: &prompt.client.name,
-        username: &signed_in.user.username,
+        username: &view.username,
         self_registered: crate::signin::self_registered(&prompt.client),
         return_to: prompt.request.return_to(),
         on_this_computer: crate::signin::runs_on_this_computer(&prompt.client),
         publisher: crate::documents::publisher(&prompt.client),
         scopes: &prompt.scopes(),
         resources: &prompt.resources,
-        form: &form,
-        sign_out_token: &sign_out_token(&signin.key, &signed_in.session_id),
+        form: &view.form,
+        sign_out_token: &view.sign_out_token,
     };
     let action = csp_source(&prompt.request.redirect_uri);
-    let response = html(StatusCode::OK, page.render(), action.as_deref());
-    with_cookies(response, [browser_cookie(signin, browser)])
-}
-
-/// What a sign-in step shows: the login or consent page, or a redirect.
-pub fn step(visit: &Visit, step: Step) -> Response {
-    match step {
-        Step::Login(prompt) => login(visit, &prompt, None),
-        Step::Consent(prompt, signed_in) => consent(visit, &prompt, &signed_in),
-        Step::Redirect(location) => see_other(&location),
-        Step::Provider(location) => with_cookies(
-            see_other(&location),
-            [browser_cookie(&visit.signin, &visit.browser())],
-        ),
-    }
+    html(StatusCode::OK, page.render(), action.as_deref())
 }
 
 /// The answer of a sign-in handler: its response, or the error page.
@@ -308,82 +277,40 @@ pub fn answer(visit: &Visit, outcome: Result<Response, PageError>) -> Response {
     outcome.unwrap_or_else(|err| err.page(&visit.signin))
 }
 
-/// What a login form answers: on with a new session, the login page again, or back to
-/// the client.
-pub fn login_step(visit: &Visit, step: LoginStep) -> Response {
-    match step {
-        LoginStep::SignedIn {
-            session_cookie,
-            browser,
-            next,
-        } => signed_in(&visit.signin, &session_cookie, &browser, &next),
-        LoginStep::Retry {
-            prompt,
-            username,
-            problem,
-        } => login(visit, &prompt, Some((&username, problem))),
-        LoginStep::Redirect(to) => see_other(&to),
-    }
+/// The hidden fields every sign-in form carries.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PendingFields {
+    /// The pending authorization request, as the page gave it (signed, bound to this
+    /// browser, valid for 15 minutes).
+    #[schema(required = true, nullable = false)]
+    request: Option<String>,
+    /// The page's CSRF token, bound to the browser and to `request`.
+    #[schema(required = true, nullable = false)]
+    csrf_token: Option<String>,
 }
 
-/// After a right password: on to `next` with the new session, and the browser cookie
-/// that now remembers the user.
-pub fn signed_in(signin: &Signin, session: &str, browser: &Browser, next: &str) -> Response {
-    with_cookies(
-        see_other(next),
-        [
-            session_cookie(signin, session),
-            browser_cookie(signin, browser),
-        ],
-    )
-}
+impl Parameters for PendingFields {}
 
 /// The hidden fields of a posted login or consent form. A form without its CSRF token
 /// is refused as one with a wrong token.
-pub fn pending(form: &OAuthForm) -> Result<PendingForm, SigninError> {
-    let request = form.get("request").ok_or(SigninError::BadForm)?;
-    let csrf_token = form
-        .get("csrf_token")
+pub fn pending(fields: &PendingFields) -> Result<PendingForm, SigninError> {
+    let request = fields.request.as_ref().ok_or(SigninError::BadForm)?;
+    let csrf_token = fields
+        .csrf_token
+        .as_ref()
         .ok_or(SigninError::Pending(PendingError::Forged))?;
     Ok(PendingForm {
-        request: request.to_owned(),
-        csrf_token: csrf_token.to_owned(),
+        request: request.clone(),
+        csrf_token: csrf_token.clone(),
     })
 }
 
-/// The page shown after signing out; the session cookie is cleared when a session
-/// `ended`.
-pub fn signed_out(signin: &Signin, ended: bool) -> Response {
+/// The page shown after signing out.
+fn signed_out(signin: &Signin) -> Response {
     let page = SignedOutPage {
         page: Common::new(signin),
     };
-    let response = html(StatusCode::OK, page.render(), None);
-    with_cookies(response, ended.then(|| session_cleared(signin)))
-}
-
-/// A failure of a sign-in page, shown as the error page.
-#[derive(Debug)]
-pub enum PageError {
-    Signin(SigninError),
-    Api(ApiError),
-}
-
-impl From<SigninError> for PageError {
-    fn from(err: SigninError) -> Self {
-        PageError::Signin(err)
-    }
-}
-
-impl From<ApiError> for PageError {
-    fn from(err: ApiError) -> Self {
-        PageError::Api(err)
-    }
-}
-
-impl From<crate::store::StoreError> for PageError {
-    fn from(err: crate::store::StoreError) -> Self {
-        PageError::Signin(SigninError::Store(err))
-    }
+    html(StatusCode::OK, page.render(), None)
 }
 
 /// Titles and texts of error pages: fixed, never an echo of the request.

@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AppState;
-use super::openapi::MethodNotAllowed;
+use super::docs::MethodNotAllowed;
 use crate::metrics::cache_totals;
 
 /// Where the metrics listener serves the exposition.

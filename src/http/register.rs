@@ -12,14 +12,15 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::client_ip::ClientIp;
-use super::openapi::{
-    MethodNotAllowed, PayloadTooLarge, RateLimited, RegistrationRefused, RegistrationRequest,
-    RegistrationUnauthorized, Unavailable,
+use super::docs::{
+    MethodNotAllowed, PayloadTooLarge, RateLimited, RegistrationRefused, RegistrationUnauthorized,
+    Unavailable,
 };
+use super::params::content_type_is;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::limits::{Budget, address_key};
-use crate::registration::{self, RegisteredClient};
+use crate::registration::{self, RegisteredClient, RegistrationRequest};
 use crate::secret::InitialAccessToken;
 
 pub const PATH: &str = "/register";
@@ -73,11 +74,7 @@ impl Registrar {
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim())
-        .is_some_and(|essence| essence.eq_ignore_ascii_case("application/json"))
+    content_type_is(headers, "application/json")
 }
 
 #[utoipa::path(
@@ -121,11 +118,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 )]
 pub async fn register(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let registrar = state.registrar.as_ref().ok_or(ApiError::NotFound)?;
-    let ip = req
-        .extensions()
-        .get::<ClientIp>()
-        .map(|ClientIp(ip)| *ip)
-        .ok_or_else(|| ApiError::Internal("no client address resolved".to_owned()))?;
+    let ClientIp(ip) = ClientIp::of(&req)?;
     registrar
         .budget
         .spend(address_key(ip))

@@ -3,14 +3,37 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use serde::Deserialize;
+use utoipa::ToSchema;
+
 use super::caller::Caller;
-use super::openapi::{CallerErrors, RevocationRequest};
+use super::docs::CallerErrors;
 use super::{AppState, oracle};
+use crate::auth::ClientAuthentication;
 use crate::error::ApiError;
+use crate::params::Parameters;
 use crate::revocation;
+use crate::secret::RawToken;
 use crate::vocabulary::TokenUse;
 
 pub const PATH: &str = "/revoke";
+
+/// `POST /revoke`'s form body (RFC 7009 section 2.1).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RevocationRequest {
+    /// The token to revoke.
+    #[schema(value_type = String)]
+    token: RawToken,
+    /// Orders the search only. Unknown values are ignored.
+    #[schema(value_type = Option<TokenUse>, nullable = false)]
+    token_type_hint: Option<String>,
+    // Read by the `Caller` before the rest of the form; here for the description.
+    #[serde(flatten)]
+    #[allow(dead_code)]
+    credentials: ClientAuthentication,
+}
+
+impl Parameters for RevocationRequest {}
 
 /// RFC 7009 §2.2: 200 whether or not the token existed. A token issued to another client
 /// is answered exactly as an unknown one (200, and it stays valid) rather than with
@@ -42,19 +65,18 @@ pub async fn revoke(
     State(state): State<AppState>,
     Caller {
         client,
-        form,
+        request,
         view,
         now,
         ip,
         ..
-    }: Caller,
+    }: Caller<RevocationRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let token = form.required("token")?;
     // RFC 7009 §2.1: an unknown hint only means the search covers every type.
-    let hint = form.get("token_type_hint").and_then(TokenUse::parse);
+    let hint = request.token_type_hint.as_deref().and_then(TokenUse::parse);
     oracle::admit(&state, &client, ip)?;
     let keys = state.keys.current(view.keys_generation()).await;
-    match revocation::find(state.store(), &keys, token, hint).await? {
+    match revocation::find(state.store(), &keys, request.token.expose(), hint).await? {
         Some(found) if found.client_id() == client.client_id => {
             revocation::revoke(state.store(), &found, now).await?;
         }

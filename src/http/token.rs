@@ -5,18 +5,97 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::caller::Caller;
-use super::openapi::{CallerErrors, NoCache, TokenRequest};
+use super::docs::{CallerErrors, NoCache};
 use super::{AppState, oracle};
+use crate::auth::ClientAuthentication;
 use crate::error::ApiError;
 use crate::grant::{self, CodeExchange, GrantError, Issued};
+use crate::params::{ParamError, Parameters};
+use crate::secret::RawToken;
 use crate::token::claims::TokenType;
 use crate::token::jwt::KeySet;
 
 pub const PATH: &str = "/token";
+
+/// `POST /token`'s form body: one variant per grant type (RFC 6749 sections 4.1.3, 4.4.2
+/// and 6, RFC 8707), chosen by `grant_type`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "grant_type", rename_all = "snake_case")]
+pub enum TokenRequest {
+    AuthorizationCode(CodeRequest),
+    ClientCredentials(ClientCredentialsRequest),
+    RefreshToken(RefreshRequest),
+}
+
+impl Parameters for TokenRequest {
+    const REPEATABLE: &'static [&'static str] = &["resource"];
+    const UNKNOWN_VARIANT: ParamError = ParamError::UnsupportedGrantType(
+        "grant_type must be authorization_code, client_credentials or refresh_token",
+    );
+}
+
+/// `grant_type=authorization_code` (OAuth 2.1 section 4.1.3).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CodeRequest {
+    /// The code from the redirect back.
+    #[schema(value_type = String)]
+    code: RawToken,
+    /// The redirect URI of the authorization request.
+    redirect_uri: String,
+    /// The PKCE verifier whose S256 challenge the authorization request carried.
+    #[schema(value_type = String)]
+    code_verifier: RawToken,
+    /// RFC 8707 resource indicator; repeatable; within the resources of the
+    /// authorization request (default: all of them).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    resource: Vec<String>,
+    // Read by the `Caller` before the rest of the form; here for the description.
+    #[serde(flatten)]
+    #[allow(dead_code)]
+    credentials: ClientAuthentication,
+}
+
+/// `grant_type=client_credentials` (RFC 6749 section 4.4.2).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ClientCredentialsRequest {
+    /// Space-separated; within the client's registered scope (default: all of it).
+    #[schema(nullable = false)]
+    scope: Option<String>,
+    /// RFC 8707 resource indicator; repeatable; each one of the client's registered
+    /// audiences (default: all of them).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    resource: Vec<String>,
+    // Read by the `Caller` before the rest of the form; here for the description.
+    #[serde(flatten)]
+    #[allow(dead_code)]
+    credentials: ClientAuthentication,
+}
+
+/// `grant_type=refresh_token` (RFC 6749 section 6).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// The refresh token to exchange. It is retired by the exchange; presenting it again
+    /// revokes the whole grant (RFC 9700 section 4.14.2).
+    #[schema(value_type = String)]
+    refresh_token: RawToken,
+    /// Space-separated; within the grant's scope.
+    #[schema(nullable = false)]
+    scope: Option<String>,
+    /// RFC 8707 resource indicator; repeatable; within the grant's resources.
+    #[serde(default)]
+    #[schema(nullable = false)]
+    resource: Vec<String>,
+    // Read by the `Caller` before the rest of the form; here for the description.
+    #[serde(flatten)]
+    #[allow(dead_code)]
+    credentials: ClientAuthentication,
+}
 
 /// RFC 6749 §5.1: the successful answer.
 #[derive(Serialize, ToSchema)]
@@ -73,30 +152,21 @@ pub struct TokenResponse<'a> {
         CallerErrors,
     )
 )]
-pub async fn token(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    let Caller {
-        client,
-        form,
-        view,
-        now,
-        ..
-    } = &caller;
-    let grant_type = form.required("grant_type")?;
-    let scope = form.get("scope");
-    let resources: Vec<&str> = form.get_all("resource").collect();
-    let keys = state.keys.current(view.keys_generation()).await;
-    let (store, keys, config) = (state.store(), &*keys, &*state.config);
-    let issued = match grant_type {
-        "client_credentials" => {
-            grant::client_credentials(store, keys, config, client, scope, &resources, *now).await?
+pub async fn token(
+    State(state): State<AppState>,
+    caller: Caller<TokenRequest>,
+) -> Result<Response, ApiError> {
+    let keys = state.keys.current(caller.view.keys_generation()).await;
+    let issued = match &caller.request {
+        TokenRequest::ClientCredentials(request) => {
+            let (store, config) = (state.store(), &*state.config);
+            let (scope, resources) = (request.scope.as_deref(), strs(&request.resource));
+            let client = &caller.client;
+            grant::client_credentials(store, &keys, config, client, scope, &resources, caller.now)
+                .await?
         }
-        "refresh_token" => refresh(&state, keys, &caller, scope, &resources).await?,
-        "authorization_code" => code(&state, keys, &caller, &resources).await?,
-        _ => {
-            return Err(ApiError::UnsupportedGrantType(
-                "grant_type must be authorization_code, client_credentials or refresh_token",
-            ));
-        }
+        TokenRequest::RefreshToken(request) => refresh(&state, &keys, &caller, request).await?,
+        TokenRequest::AuthorizationCode(request) => code(&state, &keys, &caller, request).await?,
     };
     Ok(answer(&issued))
 }
@@ -106,11 +176,9 @@ pub async fn token(State(state): State<AppState>, caller: Caller) -> Result<Resp
 async fn refresh(
     state: &AppState,
     keys: &KeySet,
-    caller: &Caller,
-    scope: Option<&str>,
-    resources: &[&str],
+    caller: &Caller<TokenRequest>,
+    request: &RefreshRequest,
 ) -> Result<Issued, ApiError> {
-    let refresh_token = caller.form.required("refresh_token")?;
     let client = &caller.client;
     oracle::admit(state, client, caller.ip)?;
     let (store, config) = (state.store(), &*state.config);
@@ -119,9 +187,9 @@ async fn refresh(
         keys,
         config,
         client,
-        refresh_token,
-        scope,
-        resources,
+        request.refresh_token.expose(),
+        request.scope.as_deref(),
+        &strs(&request.resource),
         caller.now,
     )
     .await;
@@ -136,15 +204,16 @@ async fn refresh(
 async fn code(
     state: &AppState,
     keys: &KeySet,
-    caller: &Caller,
-    resources: &[&str],
+    caller: &Caller<TokenRequest>,
+    request: &CodeRequest,
 ) -> Result<Issued, ApiError> {
-    let (client, form) = (&caller.client, &caller.form);
+    let client = &caller.client;
+    let resources = strs(&request.resource);
     let exchange = CodeExchange {
-        code: form.required("code")?,
-        redirect_uri: form.required("redirect_uri")?,
-        code_verifier: form.required("code_verifier")?,
-        resources,
+        code: request.code.expose(),
+        redirect_uri: &request.redirect_uri,
+        code_verifier: request.code_verifier.expose(),
+        resources: &resources,
     };
     oracle::admit(state, client, caller.ip)?;
     let (store, config) = (state.store(), &*state.config);
@@ -154,6 +223,10 @@ async fn code(
         oracle::spend(state, client, caller.ip)?;
     }
     Ok(exchanged?)
+}
+
+fn strs(values: &[String]) -> Vec<&str> {
+    values.iter().map(String::as_str).collect()
 }
 
 /// RFC 6749 §5.1: JSON that no cache may keep.

@@ -6,15 +6,14 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 
 use super::AppState;
 use super::client_ip::ClientIp;
-use super::pages::{BROWSER_COOKIE, PageError, SESSION_COOKIE, cookie_name};
+use super::cookies::sent_cookies;
 use crate::cache::View;
 use crate::error::ApiError;
 use crate::signin::binding::Browser;
-use crate::signin::{Context, SignedIn, Signin, signed_in};
+use crate::signin::{Context, SignedIn, Signin, SigninError, signed_in};
 
 pub struct Visit {
     pub ip: IpAddr,
@@ -34,11 +33,7 @@ impl FromRequestParts<AppState> for Visit {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let signin = state.signin.clone().ok_or(ApiError::NotFound)?;
-        let ip = parts
-            .extensions
-            .get::<ClientIp>()
-            .map(|ClientIp(ip)| *ip)
-            .ok_or_else(|| ApiError::Internal("no client address resolved".to_owned()))?;
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
         let (browser, session_cookie) = sent_cookies(&parts.headers, &signin);
         Ok(Visit {
             ip,
@@ -83,48 +78,27 @@ impl Visit {
     }
 }
 
-/// The browser and the session cookie a request sent. Two cookies of one of our names
-/// (another site of the domain may have set one: cookie tossing) leave neither: the
-/// visit is a signed-out one of a new browser.
-fn sent_cookies(headers: &HeaderMap, signin: &Signin) -> (Option<Browser>, Option<String>) {
-    let names = [BROWSER_COOKIE, SESSION_COOKIE].map(|name| cookie_name(signin, name));
-    let browsers: Vec<&str> = cookies(headers, &names[0]).collect();
-    let sessions: Vec<&str> = cookies(headers, &names[1]).collect();
-    match (browsers.as_slice(), sessions.as_slice()) {
-        ([_, _, ..], _) | (_, [_, _, ..]) => (None, None),
-        (browser, session) => (
-            browser
-                .first()
-                .and_then(|value| Browser::from_cookie(&signin.key, value)),
-            session.first().map(|value| (*value).to_owned()),
-        ),
+/// A failure of a sign-in page, shown as the error page.
+#[derive(Debug)]
+pub enum PageError {
+    Signin(SigninError),
+    Api(ApiError),
+}
+
+impl From<SigninError> for PageError {
+    fn from(err: SigninError) -> Self {
+        PageError::Signin(err)
     }
 }
 
-/// The values of the cookies named `name` in the request's `Cookie` headers.
-fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(move |pair| {
-            let (n, v) = pair.trim().split_once('=')?;
-            (n == name && !v.is_empty()).then_some(v)
-        })
+impl From<ApiError> for PageError {
+    fn from(err: ApiError) -> Self {
+        PageError::Api(err)
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    #[test]
-    fn cookies_are_found_by_name_in_every_header() {
-        let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("a=1; b=2; a=3"));
-        headers.append(header::COOKIE, HeaderValue::from_static("a=4;a="));
-        assert_eq!(cookies(&headers, "a").collect::<Vec<_>>(), ["1", "3", "4"]);
-        assert_eq!(cookies(&headers, "c").count(), 0);
+impl From<crate::store::StoreError> for PageError {
+    fn from(err: crate::store::StoreError) -> Self {
+        PageError::Signin(SigninError::Store(err))
     }
 }

@@ -10,10 +10,12 @@
 
 use super::binding::{Browser, PendingError, PendingForm};
 use super::key::Purpose;
-use super::request::{ErrorCode, ErrorResponse};
-use super::{Context, Prompt, SigninError, Step, check, open, redirect, start_session};
+use super::request::{self, ErrorCode, ErrorResponse};
+use super::view::{Answer, Location, Shown, browser_cookie};
+use super::{Context, Prompt, SigninError, check, open, redirect, start_session, to_client};
 use crate::federation::identity::{self, Identity};
 use crate::federation::{Provider, ProviderError};
+use crate::secret::RawToken;
 use crate::store::{
     FederatedLoginRecord, LinkRecord, NewLink, PendingBounds, StoreError, UserRecord,
 };
@@ -54,11 +56,11 @@ pub async fn start(
     browser: &Browser,
     provider: &Provider,
     prompt: Prompt,
-) -> Result<Step, SigninError> {
+) -> Result<Answer, SigninError> {
     let state = random_string(32);
     let (verifier, nonce) = derived(cx, &state);
     let Some(url) = provider.authorization_url(&state, &nonce, &verifier) else {
-        return Ok(Step::Login(prompt));
+        return Ok(Answer::login(cx, browser, prompt, None));
     };
     cx.store
         .insert_federated_login(
@@ -74,17 +76,21 @@ pub async fn start(
             PENDING_PROVIDER_SIGNINS,
         )
         .await?;
-    Ok(Step::Provider(url))
+    Ok(Answer {
+        shown: Shown::Redirect(Location::Provider(url)),
+        cookies: vec![browser_cookie(cx, browser)],
+    })
 }
 
 /// `POST /login/provider/{id}`: the login page's button for a provider. The form is
-/// checked as the password form is, then the browser goes to the provider.
+/// checked as the password form is, then the browser goes to the provider; back to
+/// `/authorize` (and its login page) when the provider is not available after all.
 pub async fn start_from_form(
     cx: &Context<'_>,
     pending: &PendingForm,
     browser: Option<&Browser>,
     provider_id: &str,
-) -> Result<Step, SigninError> {
+) -> Result<Answer, SigninError> {
     let query = open(cx, pending, browser)?;
     let browser = browser.ok_or(SigninError::Pending(PendingError::NoCookie))?;
     let provider = cx
@@ -92,34 +98,40 @@ pub async fn start_from_form(
         .providers
         .get(provider_id)
         .ok_or(SigninError::UnknownProvider)?;
-    match check(cx, &query).await? {
-        Ok(prompt) => start(cx, browser, provider, prompt).await,
-        Err(to) => Ok(Step::Redirect(to)),
-    }
+    let prompt = match check(cx, &request::parse(&query)).await? {
+        Ok(prompt) => prompt,
+        Err(to) => return Ok(Answer::redirect(to)),
+    };
+    let answer = start(cx, browser, provider, prompt).await?;
+    Ok(match answer.shown {
+        Shown::Login(view) => Answer::redirect(Location::Authorize(view.prompt.request)),
+        _ => answer,
+    })
 }
 
-/// The query of a provider's redirect back (OAuth 2.1 §4.1.2 and §4.1.2.1).
-#[derive(Debug, Default)]
+/// The query a provider sends the browser back with (OIDC Core sections 3.1.2.5 and
+/// 3.1.2.6, OAuth 2.1 §4.1.2 and §4.1.2.1). Each parameter may be given once.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Callback {
-    pub code: Option<String>,
+    /// The authorization code, on success.
+    #[param(value_type = String, required = false)]
+    pub code: Option<RawToken>,
+    /// The `state` sent to the provider.
+    #[param(value_type = String, required = true)]
     pub state: Option<String>,
+    /// The provider's error code, on failure.
+    #[param(value_type = String, required = false)]
     pub error: Option<String>,
-    /// RFC 9207: the issuer of the answer, when the provider names it.
+    /// The provider's issuer (RFC 9207); when present it must be the provider's.
+    #[param(value_type = String, required = false)]
     pub iss: Option<String>,
 }
 
+impl crate::params::Parameters for Callback {}
+
 /// What the callback answers: signed in (a new session, on to `/authorize`), or a
 /// redirect back to the client with an error.
-#[derive(Debug)]
-pub enum CallbackStep {
-    SignedIn {
-        session_cookie: String,
-        /// Relative to `/login/callback/{id}`.
-        next: String,
-    },
-    Redirect(String),
-}
-
 /// `GET /login/callback/{id}`: takes the sign-in `state` names (once), checks that it is
 /// this browser's and this provider's, exchanges the code, verifies the ID token, finds
 /// or creates the linked user and starts a session.
@@ -128,7 +140,7 @@ pub async fn callback(
     browser: Option<&Browser>,
     provider_id: &str,
     answer: &Callback,
-) -> Result<CallbackStep, SigninError> {
+) -> Result<Answer, SigninError> {
     let provider = cx
         .signin
         .providers
@@ -145,16 +157,14 @@ pub async fn callback(
     if login.browser_id != browser.id {
         return Err(SigninError::Pending(PendingError::Forged));
     }
-    let prompt = match check(cx, &login.request).await? {
+    let prompt = match check(cx, &request::parse(&login.request)).await? {
         Ok(prompt) => prompt,
-        Err(to) => return Ok(CallbackStep::Redirect(to)),
+        Err(to) => return Ok(Answer::redirect(to)),
     };
     let refuse = |code: ErrorCode, description: &'static str| {
         let error = ErrorResponse::new(code, description);
-        Ok(CallbackStep::Redirect(redirect::with_error(
-            &prompt.request.refusal(error),
-            cx.issuer,
-        )))
+        let to = redirect::with_error(&prompt.request.refusal(error), cx.issuer);
+        Ok(Answer::redirect(to_client(to)?))
     };
     if !issuer_acceptable(
         answer.iss.as_deref(),
@@ -168,7 +178,7 @@ pub async fn callback(
         tracing::info!(provider = %provider.id, error = %error.escape_debug(), "the provider refused the sign-in");
         return refuse(provider_error_code(error), NOT_ACCEPTED);
     }
-    let Some(code) = answer.code.as_deref() else {
+    let Some(code) = answer.code.as_ref().map(RawToken::expose) else {
         return refuse(ErrorCode::ServerError, "the identity provider sent no code");
     };
     let (verifier, nonce) = derived(cx, state);
@@ -204,11 +214,8 @@ pub async fn callback(
     if user.disabled {
         return refuse(ErrorCode::AccessDenied, NOT_ACCEPTED);
     }
-    let session_cookie = start_session(cx, &user, browser).await?;
-    Ok(CallbackStep::SignedIn {
-        session_cookie,
-        next: format!("../../authorize?{}", prompt.request.to_query()),
-    })
+    let session = start_session(cx, &user, browser).await?;
+    Ok(Answer::signed_in(cx, browser, prompt.request, session))
 }
 
 /// RFC 9207 §2.4: whether the `iss` of a provider's authorization response is

@@ -12,6 +12,7 @@ pub mod passwords;
 pub mod pkce;
 pub mod redirect;
 pub mod request;
+pub mod view;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,8 @@ use crate::token::{new_jti, opaque, random_string};
 use binding::{Browser, PendingError, PendingForm};
 use key::{KEY_BYTES, Purpose, SigninKey};
 use passwords::{Passwords, Refused};
-use request::{AuthorizationRequest, ErrorCode, ErrorResponse, RequestError, Shown};
+use request::{AuthorizationRequest, ErrorCode, ErrorResponse, RawRequest, RequestError, Shown};
+use view::{Answer, Location, SetCookie};
 
 /// How long an authorization code may be exchanged, in seconds (OAuth 2.1 §4.1.2
 /// recommends at most ten minutes; a client exchanges it at once).
@@ -210,23 +212,19 @@ pub struct SignedIn {
     pub user: UserRecord,
 }
 
-/// What the browser is shown or sent to next.
-#[derive(Debug)]
-pub enum Step {
-    /// The login page for this request.
-    Login(Prompt),
-    /// The consent page for this request and user.
-    Consent(Prompt, SignedIn),
-    /// A redirect: to the client (a code or an error), or back to `/authorize`.
-    Redirect(String),
-    /// A redirect to a provider's authorization endpoint, from this browser.
-    Provider(String),
+/// A client's redirect URI with an error or a code; a verified redirect URI is always
+/// one, so `None` is refused as an unverified one would be.
+fn to_client(url: Option<url::Url>) -> Result<Location, SigninError> {
+    url.map(Location::Client)
+        .ok_or(SigninError::Shown(Shown::BadRedirectUri))
 }
 
-/// An authorization request checked through and through, or the error to send back to
-/// the client.
-async fn check(cx: &Context<'_>, query: &str) -> Result<Result<Prompt, String>, SigninError> {
-    let raw = request::parse(query);
+/// An authorization request checked through and through, or where the error goes back
+/// to the client.
+async fn check(
+    cx: &Context<'_>,
+    raw: &RawRequest,
+) -> Result<Result<Prompt, Location>, SigninError> {
     let client_id = raw.client_id().map_err(SigninError::Shown)?;
     // A client id that is an https URL is a metadata document's: usable only while its
     // document is (and never when documents are not accepted).
@@ -252,7 +250,9 @@ async fn check(cx: &Context<'_>, query: &str) -> Result<Result<Prompt, String>, 
             }
             return Err(SigninError::Shown(shown));
         }
-        Err(RequestError::Redirect(to)) => return Ok(Err(redirect::with_error(&to, cx.issuer))),
+        Err(RequestError::Redirect(to)) => {
+            return Ok(Err(to_client(redirect::with_error(&to, cx.issuer))?));
+        }
     };
     let client = client.ok_or(SigninError::Shown(Shown::UnknownClient))?;
     // SPEC: a resource must be an audience some resource server is registered for.
@@ -262,10 +262,8 @@ async fn check(cx: &Context<'_>, query: &str) -> Result<Result<Prompt, String>, 
                 ErrorCode::InvalidTarget,
                 "resource is not a registered audience",
             );
-            return Ok(Err(redirect::with_error(
-                &request.refusal(error),
-                cx.issuer,
-            )));
+            let to = redirect::with_error(&request.refusal(error), cx.issuer);
+            return Ok(Err(to_client(to)?));
         }
     }
     let resources = if request.resources.is_empty() {
@@ -304,13 +302,13 @@ fn log_refused_redirect_uri(client: &ClientRecord, sent: Option<&str>) {
 /// client), or first the login page.
 pub async fn authorize(
     cx: &Context<'_>,
-    query: &str,
+    request: &RawRequest,
     browser: &Browser,
     signed_in: Option<SignedIn>,
-) -> Result<Step, SigninError> {
-    let prompt = match check(cx, query).await? {
+) -> Result<Answer, SigninError> {
+    let prompt = match check(cx, request).await? {
         Ok(prompt) => prompt,
-        Err(to) => return Ok(Step::Redirect(to)),
+        Err(to) => return Ok(Answer::redirect(to)),
     };
     let Some(signed_in) = signed_in else {
         return sign_in_first(cx, browser, prompt).await;
@@ -326,11 +324,10 @@ pub async fn authorize(
             )
             .await?;
     if consented {
-        return Ok(Step::Redirect(
-            issue_code(cx, &signed_in.user, &prompt).await?,
-        ));
+        let to = issue_code(cx, &signed_in.user, &prompt).await?;
+        return Ok(Answer::redirect(to));
     }
-    Ok(Step::Consent(prompt, signed_in))
+    Ok(Answer::consent(cx, browser, prompt, signed_in))
 }
 
 /// Where a browser that is not signed in goes: straight to the one provider when there
@@ -339,34 +336,14 @@ async fn sign_in_first(
     cx: &Context<'_>,
     browser: &Browser,
     prompt: Prompt,
-) -> Result<Step, SigninError> {
+) -> Result<Answer, SigninError> {
     let providers = &cx.signin.providers;
     match providers.iter().next() {
         Some(provider) if !cx.signin.local_users && providers.len() == 1 => {
             federated::start(cx, browser, provider, prompt).await
         }
-        _ => Ok(Step::Login(prompt)),
+        _ => Ok(Answer::login(cx, browser, prompt, None)),
     }
-}
-
-/// The answer to a login form.
-#[derive(Debug)]
-pub enum LoginStep {
-    /// Signed in: the new session's cookie value, the browser (which now remembers
-    /// the user proved their password from it), and where to go next.
-    SignedIn {
-        session_cookie: String,
-        browser: Browser,
-        next: String,
-    },
-    /// The login page again, saying why.
-    Retry {
-        prompt: Prompt,
-        username: String,
-        problem: LoginProblem,
-    },
-    /// The request itself failed: back to the client with an error.
-    Redirect(String),
 }
 
 /// Why a login form did not sign in.
@@ -380,14 +357,14 @@ pub enum LoginProblem {
 
 /// The login form: checks the pending request again, then the password within the
 /// failure budgets; a success starts a session and remembers that the user proved their
-/// password from this browser.
+/// password from this browser. A failure shows the login page again, saying why.
 pub async fn login(
     cx: &Context<'_>,
     pending: &PendingForm,
     browser: Option<&Browser>,
     credentials: (&str, &Password),
     ip: std::net::IpAddr,
-) -> Result<LoginStep, SigninError> {
+) -> Result<Answer, SigninError> {
     let query = open(cx, pending, browser)?;
     // `login.local_users = false`: the page offers no password form, and none is taken.
     if !cx.signin.local_users {
@@ -396,9 +373,9 @@ pub async fn login(
     let mut browser = browser
         .cloned()
         .ok_or(SigninError::Pending(PendingError::NoCookie))?;
-    let prompt = match check(cx, &query).await? {
+    let prompt = match check(cx, &request::parse(&query)).await? {
         Ok(prompt) => prompt,
-        Err(to) => return Ok(LoginStep::Redirect(to)),
+        Err(to) => return Ok(Answer::redirect(to)),
     };
     let (username, password) = credentials;
     let attempt = passwords::Attempt {
@@ -416,23 +393,17 @@ pub async fn login(
     let user = match verified {
         Ok(user) => user,
         Err(refused) => {
-            return Ok(LoginStep::Retry {
-                prompt,
-                username: username.trim().to_owned(),
-                problem: match refused {
-                    Refused::Wrong => LoginProblem::Refused,
-                    Refused::Throttled(wait) => LoginProblem::Throttled(wait),
-                },
-            });
+            let problem = match refused {
+                Refused::Wrong => LoginProblem::Refused,
+                Refused::Throttled(wait) => LoginProblem::Throttled(wait),
+            };
+            let retry = Some((username.trim().to_owned(), problem));
+            return Ok(Answer::login(cx, &browser, prompt, retry));
         }
     };
     browser.proved(&cx.signin.key, &user);
-    let session_cookie = start_session(cx, &user, &browser).await?;
-    Ok(LoginStep::SignedIn {
-        session_cookie,
-        browser,
-        next: format!("authorize?{}", prompt.request.to_query()),
-    })
+    let session = start_session(cx, &user, &browser).await?;
+    Ok(Answer::signed_in(cx, &browser, prompt.request, session))
 }
 
 /// The consent form: `allow` remembers the decision and sends a code, `deny` sends
@@ -443,14 +414,14 @@ pub async fn consent(
     browser: Option<&Browser>,
     signed_in: Option<SignedIn>,
     decision: &str,
-) -> Result<String, SigninError> {
+) -> Result<Answer, SigninError> {
     let query = open(cx, pending, browser)?;
-    let prompt = match check(cx, &query).await? {
+    let prompt = match check(cx, &request::parse(&query)).await? {
         Ok(prompt) => prompt,
-        Err(to) => return Ok(to),
+        Err(to) => return Ok(Answer::redirect(to)),
     };
     let Some(signed_in) = signed_in else {
-        return Ok(format!("authorize?{}", prompt.request.to_query()));
+        return Ok(Answer::redirect(Location::Authorize(prompt.request)));
     };
     match decision {
         "allow" => {
@@ -462,14 +433,13 @@ pub async fn consent(
                 created_at: cx.now,
             };
             cx.store.remember_consent(&consent).await?;
-            Ok(issue_code(cx, &signed_in.user, &prompt).await?)
+            let to = issue_code(cx, &signed_in.user, &prompt).await?;
+            Ok(Answer::redirect(to))
         }
         "deny" => {
             let denied = ErrorResponse::new(ErrorCode::AccessDenied, "the user denied the request");
-            Ok(redirect::with_error(
-                &prompt.request.refusal(denied),
-                cx.issuer,
-            ))
+            let to = redirect::with_error(&prompt.request.refusal(denied), cx.issuer);
+            Ok(Answer::redirect(to_client(to)?))
         }
         _ => Err(SigninError::BadForm),
     }
@@ -539,16 +509,20 @@ async fn start_session(
 }
 
 /// `POST /logout`: ends the browser's session, only when the form's token was made for
-/// it; whether it ended one. Without a session nothing is ended (nor any cookie
+/// it, and shows the signed-out page. Without a session nothing is ended (nor any cookie
 /// cleared): a form posted from another site, which a browser sends without the
 /// `SameSite=Lax` cookies, signs nobody out.
 pub async fn sign_out(
     cx: &Context<'_>,
     signed_in: Option<&SignedIn>,
     csrf_token: &str,
-) -> Result<bool, SigninError> {
+) -> Result<Answer, SigninError> {
+    let signed_out = |cookies| Answer {
+        shown: view::Shown::SignedOut,
+        cookies,
+    };
     let Some(signed_in) = signed_in else {
-        return Ok(false);
+        return Ok(signed_out(Vec::new()));
     };
     if !binding::verify_sign_out_token(&cx.signin.key, &signed_in.session_id, csrf_token) {
         return Err(SigninError::Pending(PendingError::Forged));
@@ -556,7 +530,7 @@ pub async fn sign_out(
     cx.store
         .delete_session(&opaque::digest(&signed_in.session_id))
         .await?;
-    Ok(true)
+    Ok(signed_out(vec![SetCookie::SessionCleared]))
 }
 
 /// Stores a new authorization code for the user's request; the redirect back to the
@@ -565,7 +539,7 @@ async fn issue_code(
     cx: &Context<'_>,
     user: &UserRecord,
     prompt: &Prompt,
-) -> Result<String, StoreError> {
+) -> Result<Location, SigninError> {
     let code = opaque::generate();
     let request = &prompt.request;
     cx.store
@@ -583,7 +557,7 @@ async fn issue_code(
             family_id: new_jti(),
         })
         .await?;
-    Ok(redirect::with_code(
+    to_client(redirect::with_code(
         &request.redirect_uri,
         code.expose(),
         request.state.as_deref(),

@@ -2,10 +2,13 @@
 //! the request's `state` and the issuer, added to the query the registered redirect URI
 //! already has.
 
+use url::Url;
+
 use super::request::ErrorRedirect;
 
-/// `redirect_uri?code=…&state=…&iss=…`.
-pub fn with_code(redirect_uri: &str, code: &str, state: Option<&str>, issuer: &str) -> String {
+/// `redirect_uri?code=…&state=…&iss=…`; `None` when the URI is not one (never for a
+/// registered one, which was read as a URL when it was registered).
+pub fn with_code(redirect_uri: &str, code: &str, state: Option<&str>, issuer: &str) -> Option<Url> {
     let mut params = vec![("code", code)];
     params.extend(state.map(|state| ("state", state)));
     params.push(("iss", issuer));
@@ -13,7 +16,7 @@ pub fn with_code(redirect_uri: &str, code: &str, state: Option<&str>, issuer: &s
 }
 
 /// `redirect_uri?error=…&error_description=…&state=…&iss=…`.
-pub fn with_error(to: &ErrorRedirect, issuer: &str) -> String {
+pub fn with_error(to: &ErrorRedirect, issuer: &str) -> Option<Url> {
     let mut params = vec![
         ("error", to.error.code.as_str()),
         ("error_description", to.error.description),
@@ -25,20 +28,10 @@ pub fn with_error(to: &ErrorRedirect, issuer: &str) -> String {
 
 /// The URI with `params` appended to its query, which is kept as it is (OAuth 2.1
 /// §4.1.2: the query component of a registered redirect URI must be retained).
-fn with_params(redirect_uri: &str, params: &[(&str, &str)]) -> String {
-    let (base, query) = match redirect_uri.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (redirect_uri, None),
-    };
-    let mut added = url::form_urlencoded::Serializer::new(String::new());
-    for (name, value) in params {
-        added.append_pair(name, value);
-    }
-    let added = added.finish();
-    match query {
-        Some(query) if !query.is_empty() => format!("{base}?{query}&{added}"),
-        _ => format!("{base}?{added}"),
-    }
+fn with_params(redirect_uri: &str, params: &[(&str, &str)]) -> Option<Url> {
+    let mut url = Url::parse(redirect_uri).ok()?;
+    url.query_pairs_mut().extend_pairs(params);
+    Some(url)
 }
 
 #[cfg(test)]
@@ -47,6 +40,12 @@ mod tests {
     use crate::signin::request::{ErrorCode, ErrorResponse};
 
     const ISSUER: &str = "https://as.example";
+
+    fn code(redirect_uri: &str, code: &str, state: Option<&str>) -> String {
+        with_code(redirect_uri, code, state, ISSUER)
+            .unwrap()
+            .to_string()
+    }
 
     fn pairs(uri: &str) -> Vec<(String, String)> {
         url::Url::parse(uri)
@@ -65,7 +64,7 @@ mod tests {
 
     #[test]
     fn a_code_goes_back_with_state_and_issuer() {
-        let uri = with_code("https://app.example/cb", "c0de", Some("a b&c"), ISSUER);
+        let uri = code("https://app.example/cb", "c0de", Some("a b&c"));
         assert!(
             uri.starts_with("https://app.example/cb?code=c0de&"),
             "{uri}"
@@ -74,30 +73,35 @@ mod tests {
             pairs(&uri),
             owned(&[("code", "c0de"), ("state", "a b&c"), ("iss", ISSUER)])
         );
-        let uri = with_code("https://app.example/cb", "c0de", None, ISSUER);
+        let uri = code("https://app.example/cb", "c0de", None);
         assert_eq!(pairs(&uri), owned(&[("code", "c0de"), ("iss", ISSUER)]));
     }
 
     #[test]
     fn the_registered_query_is_kept_as_it_was() {
-        let uri = with_code("https://app.example/cb?tenant=a%2Fb&x", "c", None, ISSUER);
+        let uri = code("https://app.example/cb?tenant=a%2Fb&x", "c", None);
         assert!(
             uri.starts_with("https://app.example/cb?tenant=a%2Fb&x&code=c&iss="),
             "{uri}"
         );
-        let uri = with_code("https://app.example/cb?", "c", None, ISSUER);
+        let uri = code("https://app.example/cb?", "c", None);
         assert!(uri.starts_with("https://app.example/cb?code=c&"), "{uri}");
     }
 
     #[test]
     fn private_use_and_loopback_uris_take_the_parameters_too() {
-        let uri = with_code("com.example.app:/oauth", "c", Some("s"), ISSUER);
+        let uri = code("com.example.app:/oauth", "c", Some("s"));
         assert_eq!(
             uri,
             "com.example.app:/oauth?code=c&state=s&iss=https%3A%2F%2Fas.example"
         );
-        let uri = with_code("http://127.0.0.1:5173/cb", "c", None, ISSUER);
+        let uri = code("http://127.0.0.1:5173/cb", "c", None);
         assert_eq!(pairs(&uri), owned(&[("code", "c"), ("iss", ISSUER)]));
+    }
+
+    #[test]
+    fn what_is_not_a_uri_goes_nowhere() {
+        assert!(with_code("not a uri", "c", None, ISSUER).is_none());
     }
 
     #[test]
@@ -107,7 +111,7 @@ mod tests {
             state: Some("xyz".to_owned()),
             error: ErrorResponse::new(ErrorCode::AccessDenied, "the user denied the request"),
         };
-        let uri = with_error(&to, ISSUER);
+        let uri = with_error(&to, ISSUER).unwrap().to_string();
         assert_eq!(
             pairs(&uri),
             owned(&[
@@ -119,6 +123,7 @@ mod tests {
             ])
         );
         let without_state = ErrorRedirect { state: None, ..to };
-        assert!(!with_error(&without_state, ISSUER).contains("state="));
+        let uri = with_error(&without_state, ISSUER).unwrap().to_string();
+        assert!(!uri.contains("state="));
     }
 }

@@ -7,9 +7,14 @@
 
 use std::fmt;
 
+use serde::Deserialize;
+use utoipa::IntoParams;
+
 use crate::grant::{GrantError, granted_scope};
+use crate::params::{self, Parameters};
 use crate::policy::{RedirectKind, redirect_kind, redirect_uri_matches, valid_resource_uri};
 use crate::store::ClientRecord;
+pub use crate::vocabulary::ErrorCode;
 use crate::vocabulary::GrantType;
 
 use super::pkce;
@@ -22,10 +27,6 @@ pub const MAX_RESOURCES: usize = 8;
 
 /// Longest `client_id` and `redirect_uri` considered at all.
 const MAX_ID_LEN: usize = 2048;
-
-/// Parameters that may be given more than once: RFC 8707 §2 lets a client name several
-/// resources.
-const REPEATABLE: [&str; 1] = ["resource"];
 
 /// A verified authorization request: its client and redirect URI are registered and
 /// every other parameter is valid. `scope` is what will be granted, normalised.
@@ -84,34 +85,6 @@ impl Shown {
     }
 }
 
-/// OAuth 2.1 §4.1.2.1 (and RFC 8707 §2) error codes sent back to the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidRequest,
-    UnauthorizedClient,
-    AccessDenied,
-    UnsupportedResponseType,
-    InvalidScope,
-    ServerError,
-    TemporarilyUnavailable,
-    InvalidTarget,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequest => "invalid_request",
-            ErrorCode::UnauthorizedClient => "unauthorized_client",
-            ErrorCode::AccessDenied => "access_denied",
-            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
-            ErrorCode::InvalidScope => "invalid_scope",
-            ErrorCode::ServerError => "server_error",
-            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
-            ErrorCode::InvalidTarget => "invalid_target",
-        }
-    }
-}
-
 /// An error for the client: its code and a fixed description, never an echo of input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ErrorResponse {
@@ -150,24 +123,59 @@ pub enum RequestError {
     Redirect(ErrorRedirect),
 }
 
-/// The parameters of an authorization request as sent, before anything is checked
-/// against the client.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// The query of `GET /authorize` (OAuth 2.1 section 4.1.1, RFC 7636, RFC 8707): the
+/// parameters of an authorization request as sent, before anything is checked against
+/// the client. Each is read as a list of what was sent, since which parameter was given
+/// twice decides how the request is refused (shown to the user, or sent back to the
+/// client: OAuth 2.1 section 4.1.2.1).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RawRequest {
-    pub client_id: Option<String>,
-    redirect_uri: Option<String>,
-    response_type: Option<String>,
-    state: Option<String>,
-    code_challenge: Option<String>,
-    code_challenge_method: Option<String>,
-    scope: Option<String>,
-    resources: Vec<String>,
-    /// Parameters given more than once; `client_id` and `redirect_uri` among them are
-    /// caught before this is looked at.
-    repeated: bool,
-    client_repeated: bool,
-    redirect_repeated: bool,
-    state_repeated: bool,
+    /// `code`.
+    #[serde(default)]
+    #[param(value_type = String, required = true)]
+    response_type: Vec<String>,
+    #[serde(default)]
+    #[param(value_type = String, required = true)]
+    client_id: Vec<String>,
+    /// Registered for the client; a loopback `http` URI matches on any port.
+    #[serde(default)]
+    #[param(value_type = String, required = true)]
+    redirect_uri: Vec<String>,
+    /// The S256 challenge of the client's PKCE verifier.
+    #[serde(default)]
+    #[param(value_type = String, required = true)]
+    code_challenge: Vec<String>,
+    /// `S256`.
+    #[serde(default)]
+    #[param(value_type = String, required = true)]
+    code_challenge_method: Vec<String>,
+    /// Returned unchanged to the client.
+    #[serde(default)]
+    #[param(value_type = String, required = false)]
+    state: Vec<String>,
+    /// Space-separated, within the client's registered scope; none asked: all of it.
+    #[serde(default)]
+    #[param(value_type = String, required = false)]
+    scope: Vec<String>,
+    /// RFC 8707 resource indicator; repeatable.
+    #[serde(default)]
+    #[param(value_type = String, required = false)]
+    resource: Vec<String>,
+}
+
+impl Parameters for RawRequest {
+    /// Every parameter is read as a list: [`RawRequest`] says what a repeat means.
+    const REPEATABLE: &'static [&'static str] = &[
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "code_challenge",
+        "code_challenge_method",
+        "state",
+        "scope",
+        "resource",
+    ];
 }
 
 impl fmt::Debug for RawRequest {
@@ -178,70 +186,55 @@ impl fmt::Debug for RawRequest {
     }
 }
 
-/// Reads the query of an authorization request. Parameters sent without a value count
-/// as omitted (OAuth 2.1 §3.1); unknown ones are ignored.
+/// Reads the query of an authorization request: the one the browser sent, or the one a
+/// sign-in page carries. Parameters sent without a value count as omitted (OAuth 2.1
+/// §3.1); unknown ones are ignored.
 pub fn parse(query: &str) -> RawRequest {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-    let mut raw = RawRequest::default();
-    let mut seen: Vec<&str> = Vec::new();
-    for (name, value) in &pairs {
-        let name = name.as_str();
-        // A scope of spaces alone names no scope item: as if none was sent.
-        if value.is_empty() || (name == "scope" && value.trim_matches(' ').is_empty()) {
-            continue;
-        }
-        if seen.contains(&name) && !REPEATABLE.contains(&name) {
-            raw.repeated = true;
-            match name {
-                "client_id" => raw.client_repeated = true,
-                "redirect_uri" => raw.redirect_repeated = true,
-                "state" => raw.state_repeated = true,
-                _ => {}
-            }
-            continue;
-        }
-        let value = value.clone();
-        match name {
-            "client_id" => raw.client_id = Some(value),
-            "redirect_uri" => raw.redirect_uri = Some(value),
-            "response_type" => raw.response_type = Some(value),
-            "state" => raw.state = Some(value),
-            "code_challenge" => raw.code_challenge = Some(value),
-            "code_challenge_method" => raw.code_challenge_method = Some(value),
-            "scope" => raw.scope = Some(value),
-            "resource" => raw.resources.push(value),
-            _ => continue,
-        }
-        if let Some(known) = KNOWN.iter().find(|k| **k == name) {
-            seen.push(known);
-        }
-    }
-    raw
+    // Every parameter may repeat and none is required: nothing here can be refused.
+    params::parse(query.as_bytes()).unwrap_or_default()
 }
 
-const KNOWN: [&str; 8] = [
-    "client_id",
-    "redirect_uri",
-    "response_type",
-    "state",
-    "code_challenge",
-    "code_challenge_method",
-    "scope",
-    "resource",
-];
+/// The one value of a parameter sent once.
+fn once(values: &[String]) -> Option<&String> {
+    match values {
+        [value] => Some(value),
+        _ => None,
+    }
+}
 
 impl RawRequest {
     /// The client the request names, when it names exactly one.
     pub fn client_id(&self) -> Result<&str, Shown> {
-        match &self.client_id {
-            Some(id) if !self.client_repeated && id.len() <= MAX_ID_LEN => Ok(id),
+        match once(&self.client_id) {
+            Some(id) if id.len() <= MAX_ID_LEN => Ok(id),
             _ => Err(Shown::MissingClient),
         }
     }
 
     /// The `redirect_uri` as sent (the first, when it was sent twice).
     pub fn redirect_uri(&self) -> Option<&str> {
-        self.redirect_uri.as_deref()
+        self.redirect_uri.first().map(String::as_str)
+    }
+
+    /// The scopes sent: a scope of spaces alone names no scope item, as if none was
+    /// sent.
+    fn scopes(&self) -> impl Iterator<Item = &String> {
+        self.scope
+            .iter()
+            .filter(|s| !s.trim_matches(' ').is_empty())
+    }
+
+    /// Whether a parameter that may be given once was given more often.
+    fn repeated(&self) -> bool {
+        let lists = [
+            &self.response_type,
+            &self.client_id,
+            &self.redirect_uri,
+            &self.code_challenge,
+            &self.code_challenge_method,
+            &self.state,
+        ];
+        lists.iter().any(|list| list.len() > 1) || self.scopes().count() > 1
     }
 
     /// Checks the request against its client as registered (`None`: no such client).
@@ -255,20 +248,17 @@ impl RawRequest {
         let client = client
             .filter(|c| !c.disabled && c.client_id == client_id)
             .ok_or(RequestError::Shown(Shown::UnknownClient))?;
-        let redirect_uri = match &self.redirect_uri {
+        let redirect_uri = match once(&self.redirect_uri) {
             Some(uri)
-                if !self.redirect_repeated
-                    && uri.len() <= MAX_ID_LEN
-                    && redirect_uri_matches(&client.redirect_uris, uri) =>
+                if uri.len() <= MAX_ID_LEN && redirect_uri_matches(&client.redirect_uris, uri) =>
             {
                 uri.clone()
             }
             _ => return Err(RequestError::Shown(Shown::BadRedirectUri)),
         };
-        let state = self
-            .state
-            .clone()
-            .filter(|s| !self.state_repeated && s.len() <= MAX_STATE_LEN);
+        let state = once(&self.state)
+            .filter(|s| s.len() <= MAX_STATE_LEN)
+            .cloned();
         let refuse = |error: ErrorResponse| {
             RequestError::Redirect(ErrorRedirect {
                 redirect_uri: redirect_uri.clone(),
@@ -277,14 +267,15 @@ impl RawRequest {
             })
         };
         self.checks(client).map_err(refuse)?;
-        let scope = granted_scope(self.scope.as_deref(), &client.scope).map_err(|err| {
+        let asked = self.scopes().next().map(String::as_str);
+        let scope = granted_scope(asked, &client.scope).map_err(|err| {
             refuse(match err {
                 GrantError::InvalidScope(why) => ErrorResponse::new(ErrorCode::InvalidScope, why),
                 _ => ErrorResponse::new(ErrorCode::InvalidScope, "scope is not valid"),
             })
         })?;
         let mut resources: Vec<String> = Vec::new();
-        for resource in &self.resources {
+        for resource in &self.resource {
             if !resources.contains(resource) {
                 resources.push(resource.clone());
             }
@@ -293,10 +284,10 @@ impl RawRequest {
             client_id: client.client_id.clone(),
             redirect_uri: redirect_uri.clone(),
             state,
-            code_challenge: self.code_challenge.clone().unwrap_or_default(),
+            code_challenge: self.code_challenge.first().cloned().unwrap_or_default(),
             scope: Some(scope).filter(|s| !s.is_empty()),
             resources,
-            scope_requested: self.scope.is_some(),
+            scope_requested: asked.is_some(),
         })
     }
 
@@ -305,13 +296,13 @@ impl RawRequest {
     fn checks(&self, client: &ClientRecord) -> Result<(), ErrorResponse> {
         use ErrorCode::*;
         let fail = |code, why| Err(ErrorResponse::new(code, why));
-        if self.repeated {
+        if self.repeated() {
             return fail(InvalidRequest, "a parameter is repeated");
         }
-        if self.state.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN) {
+        if self.state.iter().any(|s| s.len() > MAX_STATE_LEN) {
             return fail(InvalidRequest, "state is too long");
         }
-        match self.response_type.as_deref() {
+        match self.response_type.first().map(String::as_str) {
             None => return fail(InvalidRequest, "missing parameter response_type"),
             Some("code") => {}
             Some(_) => return fail(UnsupportedResponseType, "response_type must be code"),
@@ -326,13 +317,13 @@ impl RawRequest {
                 "the client is not registered for the authorization code grant",
             );
         }
-        let Some(challenge) = &self.code_challenge else {
+        let Some(challenge) = self.code_challenge.first() else {
             return fail(
                 InvalidRequest,
                 "code_challenge is required (PKCE with S256)",
             );
         };
-        if self.code_challenge_method.as_deref() != Some(pkce::S256) {
+        if self.code_challenge_method.first().map(String::as_str) != Some(pkce::S256) {
             return fail(InvalidRequest, "code_challenge_method must be S256");
         }
         if !pkce::valid_challenge(challenge) {
@@ -341,10 +332,10 @@ impl RawRequest {
                 "code_challenge is not a valid S256 challenge",
             );
         }
-        if self.resources.len() > MAX_RESOURCES {
+        if self.resource.len() > MAX_RESOURCES {
             return fail(InvalidTarget, "too many resource parameters");
         }
-        if !self.resources.iter().all(|r| valid_resource_uri(r)) {
+        if !self.resource.iter().all(|r| valid_resource_uri(r)) {
             return fail(
                 InvalidTarget,
                 "resource must be an absolute URI without a fragment",
