@@ -288,7 +288,7 @@ fn application_type(
     };
     let application_type = ApplicationType::parse(given)
         .ok_or_else(|| metadata_error("application_type", "must be native or web"))?;
-    redirect_uris_fit(application_type, redirect_uris).map_err(|why| refused_redirect_uris(why))?;
+    redirect_uris_fit(application_type, redirect_uris).map_err(refused_redirect_uris)?;
     Ok(application_type)
 }
 
