@@ -192,15 +192,6 @@ impl Store {
         })
     }
 
-    /// Applies pending migrations of this backend; migrations of a later release that
-    /// the database already holds are left alone.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        match &self.pool {
-            Pool::Sqlite(pool) => sqlite::migrate(pool).await,
-            Pool::Postgres(pool) => postgres::migrate(pool).await,
-        }
-    }
-
     /// Registers the sink told of this process's writes; the first registration wins.
     pub fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
         let _ = self.sink.set(sink);

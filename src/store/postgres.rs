@@ -4,12 +4,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::StoreError;
-
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub(super) async fn connect(
     url: &str,
@@ -30,14 +27,4 @@ pub(super) async fn connect(
 /// A pool of at most two connections for administrative work such as creating databases.
 pub async fn connect_admin(url: &str) -> Result<PgPool, StoreError> {
     connect(url, 2, Duration::from_secs(5)).await
-}
-
-pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    super::schema::tolerant(&MIGRATOR).run(pool).await?;
-    Ok(())
-}
-
-/// The migrations this release embeds.
-pub(super) fn migrator() -> &'static Migrator {
-    &MIGRATOR
 }

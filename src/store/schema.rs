@@ -7,8 +7,12 @@ use sqlx::migrate::Migrator;
 
 use super::{Pool, Store, StoreError};
 
+/// The migrations this release embeds, one set per backend.
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+
 /// This release's migrator, minus its refusal of migrations it does not know.
-pub(super) fn tolerant(embedded: &Migrator) -> Migrator {
+fn tolerant(embedded: &Migrator) -> Migrator {
     let mut migrator = Migrator::with_migrations(embedded.iter().cloned().collect());
     migrator.set_ignore_missing(true);
     migrator
@@ -25,6 +29,16 @@ pub struct SchemaVersion {
 }
 
 impl Store {
+    /// Applies pending migrations of this backend; migrations of a later release that
+    /// the database already holds are left alone.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => tolerant(&SQLITE).run(pool).await?,
+            Pool::Postgres(pool) => tolerant(&POSTGRES).run(pool).await?,
+        }
+        Ok(())
+    }
+
     /// Compares the database's applied migrations with this release's, without writing.
     pub async fn schema_version(&self) -> Result<SchemaVersion, StoreError> {
         let (embedded, exists) = match &self.pool {
@@ -32,12 +46,12 @@ impl Store {
                 let sql = "SELECT COUNT(*) FROM sqlite_master \
                            WHERE type = 'table' AND name = '_sqlx_migrations'";
                 let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await?;
-                (super::sqlite::migrator(), n > 0)
+                (&SQLITE, n > 0)
             }
             Pool::Postgres(pool) => {
                 let sql = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
                 let exists: bool = sqlx::query_scalar(sql).fetch_one(pool).await?;
-                (super::postgres::migrator(), exists)
+                (&POSTGRES, exists)
             }
         };
         let applied: Vec<i64> = if exists {

@@ -5,13 +5,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
-use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::StoreError;
 use crate::private_files;
-
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub(super) async fn connect(
     url: &str,
@@ -136,16 +133,6 @@ fn explain_access(path: &Path, cause: AccessCause) -> Option<String> {
         }
         _ => return None,
     })
-}
-
-pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    super::schema::tolerant(&MIGRATOR).run(pool).await?;
-    Ok(())
-}
-
-/// The migrations this release embeds.
-pub(super) fn migrator() -> &'static Migrator {
-    &MIGRATOR
 }
 
 #[cfg(test)]
