@@ -9,9 +9,8 @@ use axum::extract::{FromRequest, MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
 
 use super::client_ip::ClientIp;
-use super::metadata::endpoint_url;
 use super::params::form_body;
-use super::{AppState, observe};
+use super::{AppState, endpoint_url, observe};
 use crate::auth::{self, AuthError, ClientAuthentication, Credentials};
 use crate::cache::View;
 use crate::error::ApiError;
@@ -35,7 +34,16 @@ pub struct Caller<T> {
     pub ip: IpAddr,
 }
 
-impl<T: Parameters> FromRequest<AppState> for Caller<T> {
+/// What an endpoint that takes client credentials reads besides them.
+pub trait CallerRequest: Parameters {
+    /// Whether a public client (`none`) may name itself with `client_id` alone here: at
+    /// the token endpoint and revocation, which browser-based and native clients call
+    /// themselves, but not at introspection, which is for resource servers, which always
+    /// authenticate. Each endpoint says so; there is no default.
+    const PUBLIC_CLIENTS: bool;
+}
+
+impl<T: CallerRequest> FromRequest<AppState> for Caller<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
@@ -51,8 +59,19 @@ impl<T: Parameters> FromRequest<AppState> for Caller<T> {
         let presented: ClientAuthentication = params.read()?;
         let view = state.directory.view().await;
         let now = crate::token::now();
-        let client =
-            authenticate(state, &view, &headers, &presented, path.as_str(), ip, now).await?;
+        let client = authenticate(
+            state,
+            &view,
+            &headers,
+            &presented,
+            Endpoint {
+                path: path.as_str(),
+                public: T::PUBLIC_CLIENTS,
+            },
+            ip,
+            now,
+        )
+        .await?;
         // Read only once the caller is known: a stranger learns nothing of the request.
         let request = params.read()?;
         Ok(Caller {
@@ -66,12 +85,13 @@ impl<T: Parameters> FromRequest<AppState> for Caller<T> {
     }
 }
 
-/// Where a public client (`none`) may name itself with `client_id` alone: the token
-/// endpoint and revocation, which browser-based and native clients call themselves.
-/// Introspection is for resource servers, which always authenticate.
-const PUBLIC_CLIENTS_AT: [&str; 2] = [super::token::PATH, super::revoke::PATH];
+/// The endpoint a request is to: its path, and whether public clients may call it.
+struct Endpoint<'a> {
+    path: &'a str,
+    public: bool,
+}
 
-/// The authenticated, enabled client behind a request from `ip` to the endpoint `path`
+/// The authenticated, enabled client behind a request from `ip` to the endpoint
 /// (an assertion may name the endpoint's URL as its audience). Exactly one method may be
 /// used; failures are counted against the address and the client id, and spent budgets
 /// refuse every request whose credentials no earlier verification vouches for.
@@ -80,7 +100,7 @@ async fn authenticate(
     view: &View,
     headers: &HeaderMap,
     presented: &ClientAuthentication,
-    path: &str,
+    endpoint: Endpoint<'_>,
     ip: IpAddr,
     now: i64,
 ) -> Result<Arc<ClientRecord>, ApiError> {
@@ -105,7 +125,7 @@ async fn authenticate(
         // for them: a guesser's failures never lock the real client out.
         let verified = match &credentials {
             Credentials::Secret(presented) => guard.authenticate(view, presented, ip, now).await,
-            Credentials::Public(client_id) if PUBLIC_CLIENTS_AT.contains(&path) => {
+            Credentials::Public(client_id) if endpoint.public => {
                 match guard.admit(ip, Some(client_id)) {
                     Ok(()) => guard.public(view, client_id).await,
                     Err(err) => Err(err),
@@ -119,7 +139,7 @@ async fn authenticate(
                         .verify(
                             view,
                             assertion,
-                            &endpoint_url(&state.config.issuer, path),
+                            &endpoint_url(&state.config.issuer, endpoint.path),
                             now,
                         )
                         .await

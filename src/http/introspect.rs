@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::caller::Caller;
+use super::caller::{Caller, CallerRequest};
 use super::docs::{CallerErrors, SignedIntrospection};
 use super::{AppState, oracle};
 use crate::auth::ClientAuthentication;
@@ -37,6 +37,10 @@ pub struct IntrospectionRequest {
     #[serde(flatten)]
     #[allow(dead_code)]
     credentials: ClientAuthentication,
+}
+
+impl CallerRequest for IntrospectionRequest {
+    const PUBLIC_CLIENTS: bool = false;
 }
 
 impl Parameters for IntrospectionRequest {}

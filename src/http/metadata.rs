@@ -6,8 +6,8 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
-use super::AppState;
 use super::docs::{AnyOrigin, MetadataDocument, MethodNotAllowed, RateLimited};
+use super::{AppState, endpoint_url};
 use crate::auth::assertion;
 use crate::config::Config;
 use crate::vocabulary::AuthMethod;
@@ -36,11 +36,6 @@ pub fn well_known_path(issuer: &str) -> String {
         .map(|u| u.path().trim_end_matches('/').to_owned())
         .unwrap_or_default();
     format!("{WELL_KNOWN}{path}")
-}
-
-/// The URL of an endpoint this server serves at `path`.
-pub fn endpoint_url(issuer: &str, path: &str) -> String {
-    format!("{}{path}", issuer.trim_end_matches('/'))
 }
 
 /// The document: what this server serves, then the configured fields.

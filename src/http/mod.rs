@@ -62,6 +62,11 @@ use crate::token::keyring::KeyRing;
 use client_ip::TrustedProxies;
 use metadata::Metadata;
 
+/// The URL of an endpoint this server serves at `path`.
+pub fn endpoint_url(issuer: &str, path: &str) -> String {
+    format!("{}{path}", issuer.trim_end_matches('/'))
+}
+
 /// Everything a request needs, behind one `Arc`: axum clones the state for every
 /// request, and one reference count is cheaper than one per field.
 #[derive(Clone)]

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::caller::Caller;
+use super::caller::{Caller, CallerRequest};
 use super::docs::CallerErrors;
 use super::{AppState, oracle};
 use crate::auth::ClientAuthentication;
@@ -31,6 +31,10 @@ pub struct RevocationRequest {
     #[serde(flatten)]
     #[allow(dead_code)]
     credentials: ClientAuthentication,
+}
+
+impl CallerRequest for RevocationRequest {
+    const PUBLIC_CLIENTS: bool = true;
 }
 
 impl Parameters for RevocationRequest {}

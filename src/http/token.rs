@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::caller::Caller;
+use super::caller::{Caller, CallerRequest};
 use super::docs::{CallerErrors, NoCache};
 use super::{AppState, oracle};
 use crate::auth::ClientAuthentication;
@@ -29,6 +29,10 @@ pub enum TokenRequest {
     AuthorizationCode(CodeRequest),
     ClientCredentials(ClientCredentialsRequest),
     RefreshToken(RefreshRequest),
+}
+
+impl CallerRequest for TokenRequest {
+    const PUBLIC_CLIENTS: bool = true;
 }
 
 impl Parameters for TokenRequest {
