@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::admin::{self, ClientChanges, IssueToken, NewClient, NewUser};
-use crate::config::{Config, LogConfig, Overrides};
+use crate::config::{Config, ConfigError, LogConfig, Overrides};
 use crate::secret::{Password, RawToken};
 use crate::service::{self, open_store};
 use crate::store::Store;
@@ -405,6 +405,10 @@ fn run(cli: Cli) -> Result<(), String> {
         database_url: cli.database_url,
     };
     let config = Config::load(cli.config.as_deref(), &overrides).map_err(|e| e.to_string())?;
+    // The key-encryption key is read from the environment here, not by the configuration:
+    // a variable that is unset or holds no key stops every command before it runs.
+    crate::token::kek::check_named(&config)
+        .map_err(|e| ConfigError(vec![e.to_string()]).to_string())?;
     let serving = matches!(cli.command, None | Some(Command::Serve));
     if serving {
         crate::telemetry::init(&config.log);

@@ -4,11 +4,11 @@
 //! refresh tokens are opaque and stored by digest.
 
 use crate::config::Config;
+use crate::policy::pkce;
 use crate::policy::{
     TokenState, normalize_scope, scope_outside, scope_within, token_state, valid_resource_uri,
 };
 use crate::secret::RawToken;
-use crate::signin::pkce;
 use crate::store::{
     ClientPolicy, ClientRecord, CodeRecord, FamilyRecord, Redemption, Rotation, Store, StoreError,
     TokenRecord,

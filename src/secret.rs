@@ -67,6 +67,14 @@ impl<'de, K: Kind> serde::Deserialize<'de> for Secret<K> {
     }
 }
 
+/// Written as `[redacted]`: a configuration that is shown or serialized never holds the
+/// value.
+impl<K: Kind> serde::Serialize for Secret<K> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
 /// Documented as the string it is.
 impl<K: Kind> utoipa::PartialSchema for Secret<K> {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -110,6 +118,14 @@ pub type InitialAccessToken = Secret<InitialAccessTokenKind>;
 pub enum InitialAccessTokenKind {}
 impl Kind for InitialAccessTokenKind {
     const NAME: &'static str = "InitialAccessToken";
+}
+
+/// This server's client secret at an OpenID provider, as configured or read from the
+/// environment: sent to the provider's token endpoint only.
+pub type ProviderSecret = Secret<ProviderSecretKind>;
+pub enum ProviderSecretKind {}
+impl Kind for ProviderSecretKind {
+    const NAME: &'static str = "ProviderSecret";
 }
 
 #[cfg(test)]

@@ -17,9 +17,10 @@ use common::{
     page_text as text, post_form, query_param as param,
 };
 use introspectd::admin::{self, NewClient, NewUser};
-use introspectd::config::{Config, ProviderConfig, ProviderSecret};
+use introspectd::config::{Config, ProviderConfig};
+use introspectd::policy::pkce::challenge_of;
 use introspectd::secret::Password;
-use introspectd::signin::pkce::challenge_of;
+use introspectd::secret::ProviderSecret;
 use introspectd::token::now;
 use serde_json::{Value, json};
 

@@ -21,7 +21,7 @@ use common::{Backend, TestApp, TestResponse, assert_error, form, post_form};
 use introspectd::admin;
 use introspectd::config::Config;
 use introspectd::documents::Documents;
-use introspectd::signin::pkce::challenge_of;
+use introspectd::policy::pkce::challenge_of;
 use introspectd::token::now;
 use introspectd::vocabulary::ClientOrigin;
 use serde_json::json;

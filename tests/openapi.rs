@@ -16,8 +16,8 @@ use common::{Backend, TestApp, form};
 use introspectd::admin::{self, NewClient, NewUser};
 use introspectd::http::metadata::well_known_path;
 use introspectd::http::openapi;
+use introspectd::policy::pkce::challenge_of;
 use introspectd::secret::Password;
-use introspectd::signin::pkce::challenge_of;
 use introspectd::vocabulary::TokenUse;
 use serde_json::{Value, json};
 
@@ -926,7 +926,7 @@ async fn live_responses(backend: Backend) {
         name: "Corp".to_owned(),
         issuer,
         client_id: "introspectd".to_owned(),
-        client_secret: Some(introspectd::config::ProviderSecret::new("secret")),
+        client_secret: Some(introspectd::secret::ProviderSecret::new("secret")),
         client_secret_env: None,
         scopes: vec!["openid".to_owned()],
         allowed_email_domains: Vec::new(),

@@ -12,8 +12,8 @@ use common::{
     hidden_field as hidden, page_text as text, post_form, query_param as param,
 };
 use introspectd::admin::{self, NewClient};
+use introspectd::policy::pkce::challenge_of;
 use introspectd::signin::key::Purpose;
-use introspectd::signin::pkce::challenge_of;
 use introspectd::store::{CodeRecord, Redemption, SessionRecord, TokenRecord};
 use introspectd::token::{new_jti, now, opaque};
 use introspectd::vocabulary::TokenUse;

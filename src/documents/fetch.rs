@@ -17,8 +17,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
-use super::address::{host_allowed, is_public};
 use super::document::Refusal;
+use crate::policy::address::{host_allowed, is_public};
 
 /// Most bytes of a document read.
 pub const MAX_BYTES: usize = 5 * 1024;

@@ -23,7 +23,6 @@
 //! documents from being refetched), and in number at once, where a request waits up to
 //! [`QUEUE_WAIT`] for its turn.
 
-pub mod address;
 pub mod document;
 pub mod fetch;
 

@@ -23,7 +23,8 @@ use tokio::sync::watch;
 
 use super::client::{FetchError, HttpClient};
 use super::identity::Identity;
-use crate::config::{ProviderConfig, ProviderSecret};
+use crate::config::ProviderConfig;
+use crate::secret::ProviderSecret;
 
 /// The shortest time between two refetches of a provider's keys for an unknown `kid`: a
 /// stream of forged tokens cannot make us hammer the provider.

@@ -9,7 +9,6 @@ pub mod binding;
 pub mod federated;
 pub mod key;
 pub mod passwords;
-pub mod pkce;
 pub mod redirect;
 pub mod request;
 pub mod view;

@@ -17,7 +17,7 @@ use crate::store::ClientRecord;
 pub use crate::vocabulary::ErrorCode;
 use crate::vocabulary::GrantType;
 
-use super::pkce;
+use crate::policy::pkce;
 
 /// Longest `state` accepted; a client needs far less to bind a response to its request.
 pub const MAX_STATE_LEN: usize = 1024;

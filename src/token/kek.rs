@@ -271,6 +271,16 @@ pub fn from_env(name: &str) -> Result<KeyEncryptionKey, KekError> {
         .ok_or_else(|| KekError::Malformed(name.to_owned()))
 }
 
+/// Checks the key-encryption key the configuration names in the environment, if any, so
+/// that a variable that is unset or holds no key stops every command before it does
+/// anything else. The key itself never appears in the error.
+pub fn check_named(config: &Config) -> Result<(), KekError> {
+    match &config.jwt.key_encryption_key_env {
+        Some(name) => from_env(name).map(drop),
+        None => Ok(()),
+    }
+}
+
 /// The key-encryption key of this configuration: from the environment when
 /// `jwt.key_encryption_key_env` is set, else from (or into) the key file,
 /// `jwt.key_encryption_key_file` or its default place. `None` when `jwt.keys` is
@@ -377,6 +387,29 @@ mod tests {
 
     fn kek() -> KeyEncryptionKey {
         KeyEncryptionKey::ephemeral()
+    }
+
+    #[test]
+    // figment's Jail closures return figment's own (large) error type.
+    #[allow(clippy::result_large_err)]
+    fn a_named_key_is_checked_without_showing_it() {
+        figment::Jail::expect_with(|jail| {
+            let mut config = Config::default();
+            assert!(
+                check_named(&config).is_ok(),
+                "no variable named, nothing to check"
+            );
+            config.jwt.key_encryption_key_env = Some("INTROSPECTD_TEST_KEK".to_owned());
+            let err = check_named(&config).unwrap_err().to_string();
+            assert!(err.contains("INTROSPECTD_TEST_KEK is not set"), "{err}");
+            jail.set_env("INTROSPECTD_TEST_KEK", "c2hvcnQ=");
+            let err = check_named(&config).unwrap_err().to_string();
+            assert!(err.contains("must hold 32 random bytes"), "{err}");
+            assert!(!err.contains("c2hvcnQ") && !err.contains('\n'), "{err}");
+            jail.set_env("INTROSPECTD_TEST_KEK", "ab".repeat(32));
+            assert!(check_named(&config).is_ok());
+            Ok(())
+        });
     }
 
     #[test]

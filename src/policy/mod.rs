@@ -3,7 +3,11 @@
 //! (RFC 8707 §2), redirect URIs and how they match (RFC 8252), usernames and passwords,
 //! the state of a token or a session at a given time, and the order in which a
 //! `token_type_hint` has the two places a token can live searched (RFC 7662 §2.1,
-//! RFC 7009 §2.1).
+//! RFC 7009 §2.1). Beside them: PKCE (`pkce`) and which hosts and addresses a metadata
+//! document may be fetched from (`address`).
+
+pub mod address;
+pub mod pkce;
 
 use crate::vocabulary::{ApplicationType, AuthMethod, TokenUse};
 
