@@ -14,8 +14,8 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use aws_lc_rs::hmac;
 use axum::http::HeaderValue;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use headers::Header;
+use headers::authorization::{Authorization, Basic};
 use quick_cache::sync::Cache;
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -212,19 +212,21 @@ pub fn presented(
 fn parse_basic(header: &HeaderValue) -> Result<(String, ClientSecret), AuthError> {
     const MALFORMED: AuthError =
         AuthError::Failed(Failure::MalformedCredentials, "malformed Basic credentials");
-    let value = header.to_str().map_err(|_| MALFORMED)?;
-    let (scheme, encoded) = value.trim().split_once(' ').ok_or(MALFORMED)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(AuthError::Failed(
-            Failure::UnsupportedScheme,
-            "unsupported authentication scheme",
-        ));
-    }
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| MALFORMED)?;
-    let decoded = String::from_utf8(decoded).map_err(|_| MALFORMED)?;
-    let (id, secret) = decoded.split_once(':').ok_or(MALFORMED)?;
-    let id = form_decode(id).ok_or(MALFORMED)?;
-    let secret = form_decode(secret).ok_or(MALFORMED)?;
+    let Ok(Authorization(basic)) = Authorization::<Basic>::decode(&mut std::iter::once(header))
+    else {
+        // Another scheme is refused as such; a Basic header that does not decode is
+        // malformed.
+        let scheme = header.to_str().ok().and_then(|v| v.split_once(' '));
+        return Err(match scheme {
+            Some((scheme, _)) if !scheme.eq_ignore_ascii_case("basic") => AuthError::Failed(
+                Failure::UnsupportedScheme,
+                "unsupported authentication scheme",
+            ),
+            _ => MALFORMED,
+        });
+    };
+    let id = form_decode(basic.username()).ok_or(MALFORMED)?;
+    let secret = form_decode(basic.password()).ok_or(MALFORMED)?;
     if id.is_empty() || secret.is_empty() {
         return Err(MALFORMED);
     }
@@ -616,6 +618,8 @@ fn method_accepted(client: &ClientRecord, used: AuthMethod) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
 
     fn basic(raw: &str) -> HeaderValue {
         HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(raw))).unwrap()

@@ -7,8 +7,10 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use headers::HeaderMapExt;
+use headers::authorization::{Authorization, Bearer};
 
 use super::AppState;
 use super::client_ip::ClientIp;
@@ -57,16 +59,9 @@ impl Registrar {
         let Some(expected) = &self.initial_access_token else {
             return Ok(());
         };
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|token| !token.is_empty());
-        match presented {
-            None => Err(ApiError::InvalidToken { presented: false }),
+        let presented = headers.typed_get::<Authorization<Bearer>>();
+        match presented.as_ref().map(|bearer| bearer.token().trim()) {
+            None | Some("") => Err(ApiError::InvalidToken { presented: false }),
             Some(token) if InitialAccessToken::new(token) == *expected => Ok(()),
             Some(_) => Err(ApiError::InvalidToken { presented: true }),
         }
