@@ -4,10 +4,9 @@
 
 pub mod assertion;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -17,7 +16,7 @@ use axum::http::HeaderValue;
 use headers::Header;
 use headers::authorization::{Authorization, Basic};
 use quick_cache::sync::Cache;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::cache::View;
 use crate::config::Config;
@@ -281,6 +280,18 @@ fn verify_bytes(value: &[u8], hash: &SecretHash) -> bool {
 struct Verified {
     secret_hash: SecretHash,
     at: Instant,
+    /// Set by the first request to find it due for renewal: one renewal at a time.
+    renewing: Arc<AtomicBool>,
+}
+
+impl Verified {
+    fn new(secret_hash: SecretHash) -> Self {
+        Verified {
+            secret_hash,
+            at: Instant::now(),
+            renewing: Arc::default(),
+        }
+    }
 }
 
 /// Where a remembered verification stands.
@@ -306,42 +317,6 @@ fn freshness(age: Duration, ttl: Duration) -> Freshness {
     }
 }
 
-/// One argon2 verification of one secret against one hash, shared by every request
-/// that presents the same credentials while it runs.
-struct Flight {
-    secret_hash: SecretHash,
-    verified: OnceCell<bool>,
-}
-
-/// The verifications running, by credential key.
-type Flights = Mutex<HashMap<[u8; 32], Arc<Flight>>>;
-
-/// A request's place in a [`Flight`]; the last to leave removes the flight.
-struct Boarded<'a> {
-    flights: &'a Flights,
-    key: [u8; 32],
-    flight: Option<Arc<Flight>>,
-}
-
-impl Drop for Boarded<'_> {
-    fn drop(&mut self) {
-        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-        let flight = self
-            .flight
-            .take()
-            .expect("a boarded request holds its flight");
-        // Flights are cloned and dropped only under the lock, so the count is exact:
-        // two means the map and this request.
-        let last = flights
-            .get(&self.key)
-            .is_some_and(|f| Arc::ptr_eq(f, &flight) && Arc::strong_count(f) == 2);
-        if last {
-            flights.remove(&self.key);
-        }
-        drop(flight);
-    }
-}
-
 /// Checks presented credentials against the store. Verification runs on the blocking
 /// pool behind a semaphore, and an unknown client costs the same argon2 work as a wrong
 /// secret, so timing tells nothing about which client ids exist. Successful checks are
@@ -355,7 +330,6 @@ pub struct Authenticator {
     permits: Arc<Semaphore>,
     cache_key: Arc<hmac::Key>,
     verified: Arc<Cache<[u8; 32], Verified>>,
-    flights: Arc<Flights>,
     verifications: Arc<AtomicU64>,
     ttl: Duration,
     failures_per_ip: Arc<Budget<IpAddr>>,
@@ -375,7 +349,6 @@ impl Authenticator {
             permits: Arc::new(Semaphore::new(workers)),
             cache_key: Arc::new(cache_key),
             verified: Arc::new(crate::cache::table(config.cache.capacity)),
-            flights: Arc::default(),
             verifications: Arc::default(),
             ttl: Duration::from_secs(config.cache.credential_ttl_seconds),
             failures_per_ip: Arc::new(Budget::new(
@@ -466,7 +439,7 @@ impl Authenticator {
         let verified = match (freshness, remembered) {
             (Freshness::Fresh, Some(_)) => true,
             (Freshness::Renew, Some(v)) => {
-                self.renew(key, presented, &v.secret_hash);
+                self.renew(key, presented, &v);
                 true
             }
             _ => {
@@ -490,53 +463,53 @@ impl Authenticator {
     }
 
     /// Verifies the credentials again in the background, unless that is under way.
-    fn renew(&self, key: [u8; 32], presented: &Presented, hash: &SecretHash) {
-        let flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-        if flights.contains_key(&key) {
+    fn renew(&self, key: [u8; 32], presented: &Presented, remembered: &Verified) {
+        if remembered.renewing.swap(true, Ordering::AcqRel) {
             return;
         }
-        drop(flights);
-        let (this, secret, hash) = (self.clone(), presented.secret.clone(), hash.clone());
-        tokio::spawn(async move { this.verify_shared(key, &secret, &hash).await });
+        let (this, secret) = (self.clone(), presented.secret.clone());
+        let remembered = remembered.clone();
+        tokio::spawn(async move {
+            if this.verify(&secret, &remembered.secret_hash).await {
+                this.verified
+                    .insert(key, Verified::new(remembered.secret_hash.clone()));
+            } else {
+                remembered.renewing.store(false, Ordering::Release);
+            }
+        });
     }
 
-    /// Verifies `secret` against `hash`, sharing the verification with every request
-    /// that presents the same credentials meanwhile, and remembers a success under
-    /// `key` before anyone learns of it.
+    /// Verifies `secret` against `hash` once for every request that presents the same
+    /// credentials meanwhile (the cache's own guard: the first request verifies, the
+    /// others wait for its answer), and remembers a success under `key` before anyone
+    /// learns of it. A failure is not remembered: a waiting request then verifies in
+    /// turn.
     async fn verify_shared(&self, key: [u8; 32], secret: &ClientSecret, hash: &SecretHash) -> bool {
-        let boarded = {
-            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-            let flight = match flights.get(&key) {
-                Some(flight) if flight.secret_hash == *hash => flight.clone(),
-                // The client's hash changed: the running verification is for the old one.
-                _ => {
-                    let flight = Arc::new(Flight {
-                        secret_hash: hash.clone(),
-                        verified: OnceCell::new(),
+        // A remembered verification that no longer vouches (expired, or of a replaced
+        // hash) is forgotten and the lookup tried again, at most twice.
+        for _ in 0..2 {
+            match self.verified.get_value_or_guard_async(&key).await {
+                Ok(found) if found.secret_hash == *hash && self.vouches(&found) => return true,
+                Ok(stale) => {
+                    self.verified.remove_if(&key, |v| {
+                        v.at == stale.at && v.secret_hash == stale.secret_hash
                     });
-                    flights.insert(key, flight.clone());
-                    flight
                 }
-            };
-            Boarded {
-                flights: &self.flights,
-                key,
-                flight: Some(flight),
+                Err(guard) => {
+                    let verified = self.verify(secret, hash).await;
+                    if verified {
+                        let _ = guard.insert(Verified::new(hash.clone()));
+                    }
+                    return verified;
+                }
             }
-        };
-        let flight = boarded.flight.as_ref().expect("just boarded");
-        *flight
-            .verified
-            .get_or_init(|| async {
-                let verified = self.verify(secret, hash).await;
-                if verified {
-                    let at = Instant::now();
-                    let secret_hash = hash.clone();
-                    self.verified.insert(key, Verified { secret_hash, at });
-                }
-                verified
-            })
-            .await
+        }
+        self.verify(secret, hash).await
+    }
+
+    /// Whether a remembered verification still vouches for its credentials.
+    fn vouches(&self, verified: &Verified) -> bool {
+        freshness(verified.at.elapsed(), self.ttl) != Freshness::Expired
     }
 
     /// argon2 verification off the async workers, at most one per core at a time.
