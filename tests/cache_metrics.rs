@@ -2,6 +2,7 @@
 //! own: the metrics recorder is process-wide, and another app scraped at the same time
 //! would write its own totals.
 
+#[path = "all/common/mod.rs"]
 mod common;
 
 use common::{Backend, metric_value, scrape};

@@ -2,7 +2,11 @@
 //! take the same time, or a caller could learn which client ids exist; an opaque token
 //! the caller may not see and an unknown one must take the same time, or a caller could
 //! learn which tokens exist.
+//!
+//! A binary of its own, apart from `tests/all/`: the medians compare latencies, which the
+//! tests of other areas running in the same process would skew.
 
+#[path = "all/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

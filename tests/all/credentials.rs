@@ -2,7 +2,7 @@
 //! verification, a credential in use is renewed before it expires, and a rotated secret
 //! still stops working at once. On both stores, through the real router.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

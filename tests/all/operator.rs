@@ -4,7 +4,7 @@
 //! provider's secret missing, a database it may not write, a provider it cannot reach,
 //! and the Compose file's health check.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

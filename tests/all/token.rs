@@ -1,7 +1,7 @@
 //! POST /token (client credentials, refresh with rotation and reuse detection) and
 //! POST /revoke, against SQLite and Postgres.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

@@ -2,7 +2,7 @@
 //! authentication, token decoding and whole requests through the router. Every case
 //! gets a 4xx or `{"active": false}`, never a 5xx or a panic.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, header};

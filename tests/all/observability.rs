@@ -1,7 +1,7 @@
 //! Metrics, request ids and logs: what operators see, and that no token or secret is
 //! ever part of it.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -3,7 +3,7 @@
 //! remembered consent, the code exchange with PKCE (RFC 7636) and its errors, public
 //! clients, CORS where browsers need it, and the password failure budgets.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

@@ -1,7 +1,7 @@
 //! GET /jwks and key rotation, signed introspection responses (RFC 9701) and
 //! private_key_jwt client authentication (RFC 7523), against SQLite and Postgres.
 
-mod common;
+use crate::common;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;

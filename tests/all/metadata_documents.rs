@@ -10,7 +10,7 @@
 //! resolves to loopback are refused before any connection; `allowed_hosts` before any
 //! lookup.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,9 +2,9 @@
 //! by real requests through the router and its body validated against the documented
 //! schema, and everything the router serves is documented. The committed `openapi.json`
 //! is the generated document; after a change to the API,
-//! `cargo test --test openapi -- --ignored write_openapi_json` rewrites it.
+//! `cargo test --test all -- --ignored write_openapi_json` rewrites it.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -1049,7 +1049,7 @@ fn committed_openapi_json_is_the_generated_document() {
     assert!(
         committed == openapi::document(),
         "openapi.json differs from the document the code generates; rewrite it with \
-         `cargo test --test openapi -- --ignored write_openapi_json` and review the diff"
+         `cargo test --test all -- --ignored write_openapi_json` and review the diff"
     );
 }
 

@@ -1,6 +1,6 @@
 //! GET /.well-known/oauth-authorization-server (RFC 8414), health and rate limiting.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

@@ -10,7 +10,7 @@
 //! a deployment puts in front of the service: it sends each request, unchanged but for
 //! the scheme, to the test's listener.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 

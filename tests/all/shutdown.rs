@@ -5,7 +5,7 @@
 //! server sends once the handler starts reading the body, and the body follows only when
 //! the test decides.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -3,7 +3,7 @@
 //! instance sharing the store. Grants are stored through the store API as the
 //! authorization code exchange stores them.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use common::{Backend, TestApp, TestClient, TestResponse, introspect_as as ask, within_bound};

@@ -5,7 +5,7 @@
 //! down at start-up, errors at the provider, a `state` that is not this browser's, and a
 //! disabled user.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! A Postgres outage under a running instance: the database is taken away from this one
 //! instance by cutting a TCP proxy between them, then given back.
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! the per-client inactive-answer budget, and answers at /token and /revoke that tell
 //! nothing of tokens the caller does not hold. Against SQLite and Postgres.
 
-mod common;
+use crate::common;
 
 use axum::http::{StatusCode, header};
 use common::{Backend, TestApp, TestClient, TestResponse, assert_error, form, post_form};

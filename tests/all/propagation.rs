@@ -2,7 +2,7 @@
 //! instance sharing the store answers accordingly within the bound of SPEC.md — at once
 //! on SQLite, within one second on Postgres, and correctly while the change feed is down.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! POST /introspect, every rule of the contract, against SQLite and Postgres.
 
-mod common;
+use crate::common;
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use axum::body::Body;
@@ -108,7 +108,7 @@ async fn active_jwt_carries_rfc7662_fields(app: TestApp) {
 }
 
 /// An introspection answer compared whole with its committed snapshot
-/// (`tests/snapshots/`), with the values that differ on every run redacted.
+/// (`tests/all/snapshots/`), with the values that differ on every run redacted.
 fn assert_whole_answer(name: &str, answer: &Value) {
     let mut settings = insta::Settings::clone_current();
     for field in ["client_id", "jti", "exp", "iat"] {

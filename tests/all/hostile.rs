@@ -1,7 +1,7 @@
 //! Hostile clients: per-address limits behind proxies, credential guessing, token
 //! enumeration and timing, on both stores.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! binary, which reads it from its environment), CORS, the metadata field, and the
 //! deletion of self-registered clients nobody uses.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

@@ -1,6 +1,6 @@
 //! The real binary: CLI commands in their own processes, the server over a real socket.
 
-mod common;
+use crate::common;
 
 use common::binary::{Server, command, http, introspect, run, run_json, run_with_stdin};
 use common::{Backend, fresh_db, within_bound};

@@ -1,10 +1,10 @@
 //! Whole response bodies where the whole body is the contract: the metadata document, an
 //! error body of each kind and a /token answer, each compared with its committed
-//! snapshot in `tests/snapshots/` (the active introspection answers are in
-//! `tests/introspect.rs`). Values that differ on every run (tokens) are redacted: a field
+//! snapshot in `tests/all/snapshots/` (the active introspection answers are in
+//! `tests/all/introspect.rs`). Values that differ on every run (tokens) are redacted: a field
 //! added, dropped or renamed fails here, on both stores.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

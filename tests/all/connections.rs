@@ -1,7 +1,7 @@
 //! Connection-level limits over a real socket: slow headers are cut off, and too many
 //! or too large headers get 431.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

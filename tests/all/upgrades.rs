@@ -2,7 +2,7 @@
 //! migrated (migrations only expand it), and a binary runs against a database that
 //! holds migrations it does not know; `database.migrate_on_start`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

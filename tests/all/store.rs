@@ -1,6 +1,6 @@
 //! The store interface: the same behaviour from SQLite and Postgres.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use introspectd::auth::{hash_password, hash_secret};

@@ -11,7 +11,7 @@
 //! installs them). Without them the tests are skipped with a `SKIPPED` line, unless
 //! `BROWSER_TESTS_REQUIRED=1`, which CI sets.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! Several instances of the real binary on one Postgres database, each started from a
 //! working directory of its own, as replicas run: they serve the same answers.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
