@@ -25,6 +25,7 @@ mod hostile;
 mod instances;
 mod introspect;
 mod keys;
+mod layering;
 mod malformed;
 mod metadata;
 mod metadata_documents;
