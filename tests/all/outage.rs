@@ -187,7 +187,8 @@ async fn connections_that_died_while_idle_are_replaced_unseen() {
         admin.close().await;
         terminate_sessions(&app).await;
         // Idle past the bound below which a connection is used without a ping; the
-        // change feed's heartbeat meets one or two of them meanwhile.
+        // change feed's heartbeat meets one or two of them meanwhile. A real wait: sqlx
+        // measures how long a connection sat idle on the system clock, which no test moves.
         tokio::time::sleep(Duration::from_millis(150)).await;
         let ready = app.send(get("/readyz")).await;
         assert_eq!(ready.status, StatusCode::OK, "{ready:?}");

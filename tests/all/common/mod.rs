@@ -656,6 +656,37 @@ macro_rules! both_backends {
     )*};
 }
 
+/// Like `both_backends!`, on the current-thread runtime: the one whose clock
+/// [`jump`] can move.
+#[macro_export]
+macro_rules! both_backends_current_thread {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
+/// Moves the test's tokio clock `by` ahead at once, as if that long had passed: the
+/// timers due meanwhile fire, and whatever ages on the tokio clock (the credential
+/// cache, the budgets) is that much older. The clock is paused only for the jump, so
+/// nothing waiting on the store or the network sees time run ahead of it. Needs the
+/// current-thread runtime (`both_backends_current_thread!`); the clock is the test's
+/// own runtime's, so no other test sees the jump.
+pub async fn jump(by: std::time::Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
 /// How long a change made elsewhere may take to reach an instance over Postgres.
 pub const BOUND: std::time::Duration = std::time::Duration::from_secs(1);
 
