@@ -101,12 +101,23 @@ impl Config {
         if !issuer_given {
             config.issuer = issuer_following(config.listen, config.http.tls.is_some());
         }
-        if let Err(ConfigError(more)) = config.validate() {
+        if let Err(ConfigError(more)) = config.check() {
             problems.extend(more);
         }
-        problems.extend(config.source_problems());
         if problems.is_empty() {
             Ok(config)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// Every problem `load` reports of a configuration already built: its rules
+    /// ([`Config::validate`]), then what it names in the environment and the filesystem.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let mut problems = self.validate().err().map(|e| e.0).unwrap_or_default();
+        problems.extend(self.source_problems());
+        if problems.is_empty() {
+            Ok(())
         } else {
             Err(ConfigError(problems))
         }
@@ -672,9 +683,7 @@ mod tests {
 
     /// Every problem `load` reports of a configuration: its rules, then its sources.
     fn all_problems(config: &Config) -> Vec<String> {
-        let mut problems = config.validate().err().map(|e| e.0).unwrap_or_default();
-        problems.extend(config.source_problems());
-        problems
+        config.check().err().map(|e| e.0).unwrap_or_default()
     }
 
     #[test]

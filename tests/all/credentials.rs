@@ -66,7 +66,8 @@ async fn verifications_reach(app: &TestApp, count: u64) {
 /// its TTL, timed from its answer, so a slow verification cannot make it early) is
 /// answered from the cache and renews the entry in the background, so the credentials still need no
 /// verification past the first entry's expiry. Rotating the secret still refuses the
-/// old one on the next request.
+/// old one on the next request. The cache ages on the tokio clock, which the test moves
+/// ahead (`common::jump`) instead of waiting.
 async fn credentials_in_use_are_renewed_before_they_expire(backend: Backend) {
     run_with(
         backend,
@@ -76,10 +77,10 @@ async fn credentials_in_use_are_renewed_before_they_expire(backend: Backend) {
             let token = app.jwt_for(&client, &[]).await;
             assert_eq!(app.introspect(&client, &token).await.json["active"], true);
             // The verification was remembered before the answer: it is at least this old.
-            let first = Instant::now();
+            let first = tokio::time::Instant::now();
             assert_eq!(app.state.auth.verifications(), 1);
 
-            tokio::time::sleep(Duration::from_millis(1600).saturating_sub(first.elapsed())).await;
+            common::jump(Duration::from_millis(1600).saturating_sub(first.elapsed())).await;
             let asked = Instant::now();
             assert_eq!(app.introspect(&client, &token).await.json["active"], true);
             let answered_in = asked.elapsed();
@@ -90,7 +91,7 @@ async fn credentials_in_use_are_renewed_before_they_expire(backend: Backend) {
             );
 
             // Past the first verification's TTL: the renewed entry answers.
-            tokio::time::sleep(Duration::from_millis(2300).saturating_sub(first.elapsed())).await;
+            common::jump(Duration::from_millis(2300).saturating_sub(first.elapsed())).await;
             assert_eq!(app.introspect(&client, &token).await.json["active"], true);
             assert_eq!(app.state.auth.verifications(), 2);
 
@@ -110,4 +111,4 @@ async fn credentials_in_use_are_renewed_before_they_expire(backend: Backend) {
     .await;
 }
 
-both_backends!(credentials_in_use_are_renewed_before_they_expire);
+both_backends_current_thread!(credentials_in_use_are_renewed_before_they_expire);

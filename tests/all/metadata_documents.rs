@@ -932,7 +932,8 @@ fn start_up_refuses_bad_keys() {
     let mut config = Config::default();
     config.registration.allowed_hosts = vec!["*.Example.com".to_owned(), "a b".to_owned()];
     config.registration.ca_file = Some("/nonexistent/ca.pem".into());
-    let problems = config.validate().unwrap_err().to_string();
+    // `check`, as `load` does: the rules, then the files the configuration names.
+    let problems = config.check().unwrap_err().to_string();
     assert!(
         problems.contains("registration.allowed_hosts[0]"),
         "{problems}"
@@ -946,6 +947,6 @@ fn start_up_refuses_bad_keys() {
     std::fs::write(not_pem.path(), "hello").unwrap();
     let mut config = Config::default();
     config.registration.ca_file = Some(not_pem.path().to_owned());
-    let problems = config.validate().unwrap_err().to_string();
+    let problems = config.check().unwrap_err().to_string();
     assert!(problems.contains("no PEM certificates"), "{problems}");
 }
