@@ -7,7 +7,7 @@ pub mod assertion;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -16,7 +16,10 @@ use axum::http::HeaderValue;
 use headers::Header;
 use headers::authorization::{Authorization, Basic};
 use quick_cache::sync::Cache;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
+// The tokio clock, as the failure budgets' (crate::limits): the remembered verifications
+// age on it, so tests move it with tokio::time::advance rather than wait.
+use tokio::time::Instant;
 
 use crate::cache::View;
 use crate::config::Config;
@@ -280,8 +283,11 @@ fn verify_bytes(value: &[u8], hash: &SecretHash) -> bool {
 struct Verified {
     secret_hash: SecretHash,
     at: Instant,
-    /// Set by the first request to find it due for renewal: one renewal at a time.
+    /// Set by the first request to find it due for renewal, which starts the renewal.
     renewing: Arc<AtomicBool>,
+    /// The one verification that renews this entry: the background renewal and a
+    /// request that finds the entry expired share it.
+    renewal: Arc<OnceCell<bool>>,
 }
 
 impl Verified {
@@ -290,6 +296,7 @@ impl Verified {
             secret_hash,
             at: Instant::now(),
             renewing: Arc::default(),
+            renewal: Arc::default(),
         }
     }
 }
@@ -469,31 +476,46 @@ impl Authenticator {
         }
         let (this, secret) = (self.clone(), presented.secret.clone());
         let remembered = remembered.clone();
-        tokio::spawn(async move {
-            if this.verify(&secret, &remembered.secret_hash).await {
-                this.verified
-                    .insert(key, Verified::new(remembered.secret_hash.clone()));
-            } else {
-                remembered.renewing.store(false, Ordering::Release);
-            }
-        });
+        tokio::spawn(async move { this.reverify(key, &secret, &remembered).await });
+    }
+
+    /// Verifies again the credentials a remembered entry vouched for, once for the
+    /// entry: the renewal and any request that finds the entry expired share the run.
+    /// A success replaces the entry; a failure forgets it, so the next request starts
+    /// anew.
+    async fn reverify(&self, key: [u8; 32], secret: &ClientSecret, remembered: &Verified) -> bool {
+        let hash = &remembered.secret_hash;
+        *remembered
+            .renewal
+            .get_or_init(|| async {
+                let verified = self.verify(secret, hash).await;
+                if verified {
+                    self.verified.insert(key, Verified::new(hash.clone()));
+                } else {
+                    self.verified
+                        .remove_if(&key, |v| Arc::ptr_eq(&v.renewal, &remembered.renewal));
+                }
+                verified
+            })
+            .await
     }
 
     /// Verifies `secret` against `hash` once for every request that presents the same
     /// credentials meanwhile (the cache's own guard: the first request verifies, the
     /// others wait for its answer), and remembers a success under `key` before anyone
     /// learns of it. A failure is not remembered: a waiting request then verifies in
-    /// turn.
+    /// turn. An expired entry for the same hash is verified again through its renewal.
     async fn verify_shared(&self, key: [u8; 32], secret: &ClientSecret, hash: &SecretHash) -> bool {
-        // A remembered verification that no longer vouches (expired, or of a replaced
-        // hash) is forgotten and the lookup tried again, at most twice.
+        // An entry of a replaced hash is forgotten and the lookup tried again, at most
+        // twice.
         for _ in 0..2 {
             match self.verified.get_value_or_guard_async(&key).await {
-                Ok(found) if found.secret_hash == *hash && self.vouches(&found) => return true,
+                Ok(found) if found.secret_hash == *hash => {
+                    return self.vouches(&found) || self.reverify(key, secret, &found).await;
+                }
                 Ok(stale) => {
-                    self.verified.remove_if(&key, |v| {
-                        v.at == stale.at && v.secret_hash == stale.secret_hash
-                    });
+                    self.verified
+                        .remove_if(&key, |v| Arc::ptr_eq(&v.renewal, &stale.renewal));
                 }
                 Err(guard) => {
                     let verified = self.verify(secret, hash).await;
