@@ -30,10 +30,14 @@ pub fn wants_jwt(accept: Option<&HeaderValue>) -> bool {
     let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    accept
-        .split(',')
-        .filter_map(|range| range.trim().parse::<mime::Mime>().ok())
-        .any(|media| media.essence_str() == MEDIA_TYPE)
+    // Each range's media type before its parameters, compared without parsing the
+    // parameters: this runs on every introspection that sends `Accept`.
+    accept.split(',').any(|range| {
+        range
+            .split(';')
+            .next()
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case(MEDIA_TYPE))
+    })
 }
 
 /// Signs the answer for `caller` (RFC 9701 §5). An inactive answer is still signed and
