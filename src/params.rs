@@ -9,11 +9,12 @@
 //! The typed requests derive `Deserialize` (read here) and `ToSchema` or `IntoParams`
 //! (documented in `openapi.json`): what is published is what is parsed.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde::de::value::{MapDeserializer, SeqDeserializer};
+use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, Visitor};
 
 /// A request type read from parameters.
 pub trait Parameters: DeserializeOwned {
@@ -94,49 +95,59 @@ fn known(name: &str) -> Option<&'static str> {
     KNOWN.iter().find(|known| **known == name).copied()
 }
 
-/// Decoded parameters, before they are read into a type. `Debug` shows names only:
-/// values include tokens and secrets.
-pub struct Decoded(Value);
+/// Decoded parameters, before they are read into a type: names and values borrowed from
+/// the bytes where no percent-decoding was needed, in the order sent. `Debug` shows
+/// names only: values include tokens and secrets.
+pub struct Decoded<'a>(Vec<(Cow<'a, str>, Field<'a>)>);
 
-impl fmt::Debug for Decoded {
+/// One parameter's value, or the list of a repeatable parameter's values.
+enum Field<'a> {
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl fmt::Debug for Decoded<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = self.0.as_object().into_iter().flat_map(Map::keys);
-        f.debug_list().entries(names).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
     }
 }
 
 /// Decodes `application/x-www-form-urlencoded` bytes (a body or a query): empty values
 /// are dropped as omitted, then a name given twice is refused unless it is in
 /// `repeatable`, whose values are kept as a list in their order.
-pub fn decode(bytes: &[u8], repeatable: &[&str]) -> Result<Decoded, ParamError> {
-    let mut fields = Map::new();
+pub fn decode<'a>(bytes: &'a [u8], repeatable: &[&str]) -> Result<Decoded<'a>, ParamError> {
+    // A request carries a handful of parameters: a list searched in place beats a map.
+    let mut fields: Vec<(Cow<'a, str>, Field<'a>)> = Vec::with_capacity(8);
     for (name, value) in url::form_urlencoded::parse(bytes) {
         if value.is_empty() {
             continue;
         }
-        let value = Value::String(value.into_owned());
-        if repeatable.contains(&name.as_ref()) {
-            match fields
-                .entry(name.into_owned())
-                .or_insert_with(|| Value::Array(Vec::new()))
-            {
-                Value::Array(values) => values.push(value),
-                _ => unreachable!("repeatable parameters are lists"),
+        let given = fields.iter_mut().find(|(known, _)| *known == name);
+        match given {
+            Some((_, Field::Many(values))) => values.push(value),
+            Some(_) => return Err(ParamError::Repeated(known(&name))),
+            None if repeatable.contains(&name.as_ref()) => {
+                fields.push((name, Field::Many(vec![value])));
             }
-        } else if fields.contains_key(name.as_ref()) {
-            return Err(ParamError::Repeated(known(&name)));
-        } else {
-            fields.insert(name.into_owned(), value);
+            None => fields.push((name, Field::One(value))),
         }
     }
-    Ok(Decoded(Value::Object(fields)))
+    Ok(Decoded(fields))
 }
 
-impl Decoded {
+impl Decoded<'_> {
     /// The parameters read into `T`; those `T` does not name are ignored.
     pub fn read<T: Parameters>(&self) -> Result<T, ParamError> {
-        T::deserialize(&self.0).map_err(|err| match refusal(&err) {
-            Refusal::Missing(name) => ParamError::Missing(name),
+        let entries = self
+            .0
+            .iter()
+            .map(|(name, field)| (name.as_ref(), FieldDeserializer(field)));
+        T::deserialize(MapDeserializer::new(entries)).map_err(|err| match err {
+            Refusal::Missing(name) => {
+                known(name).map_or(ParamError::Malformed, ParamError::Missing)
+            }
             Refusal::UnknownVariant => T::UNKNOWN_VARIANT,
             Refusal::Malformed => ParamError::Malformed,
         })
@@ -148,24 +159,95 @@ pub fn parse<T: Parameters>(bytes: &[u8]) -> Result<T, ParamError> {
     decode(bytes, T::REPEATABLE)?.read()
 }
 
+/// Why a type could not be read from the parameters, as serde reports it, in words of
+/// our own: serde's default texts can quote the value sent (`unknown variant ...`), so
+/// no text is kept at all.
+#[derive(Debug)]
 enum Refusal {
     Missing(&'static str),
     UnknownVariant,
     Malformed,
 }
 
-/// What a deserialization error says, in words of our own: serde's own texts can quote
-/// the value sent (`unknown variant ...`).
-fn refusal(err: &serde_json::Error) -> Refusal {
-    let text = err.to_string();
-    if let Some(rest) = text.strip_prefix("missing field `") {
-        let name = rest.split('`').next().unwrap_or("");
-        return known(name).map_or(Refusal::Malformed, Refusal::Missing);
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Missing(name) => write!(f, "missing parameter {name}"),
+            Refusal::UnknownVariant => f.write_str("unknown variant"),
+            Refusal::Malformed => f.write_str("malformed parameter"),
+        }
     }
-    if text.starts_with("unknown variant") {
-        return Refusal::UnknownVariant;
+}
+
+impl std::error::Error for Refusal {}
+
+impl de::Error for Refusal {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Refusal::Malformed
     }
-    Refusal::Malformed
+
+    fn missing_field(field: &'static str) -> Self {
+        Refusal::Missing(field)
+    }
+
+    fn unknown_variant(_: &str, _: &'static [&'static str]) -> Self {
+        Refusal::UnknownVariant
+    }
+}
+
+/// A parameter's value as serde reads it: text, or a list of texts for a repeatable
+/// parameter. Values are only ever text, so every type reads them as text.
+struct FieldDeserializer<'a, 'b>(&'b Field<'a>);
+
+impl<'de> IntoDeserializer<'de, Refusal> for FieldDeserializer<'_, '_> {
+    type Deserializer = Self;
+
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> Deserializer<'de> for FieldDeserializer<'_, '_> {
+    type Error = Refusal;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Field::One(value) => visitor.visit_str(value),
+            Field::Many(values) => {
+                let items = values.iter().map(|value| value.as_ref());
+                visitor.visit_seq(SeqDeserializer::new(items))
+            }
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refusal> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Refusal> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Refusal> {
+        match self.0 {
+            Field::One(value) => visitor.visit_enum(value.as_ref().into_deserializer()),
+            Field::Many(_) => Err(Refusal::Malformed),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+        byte_buf unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
 }
 
 /// Reads a list of repeatable parameters that may be absent.

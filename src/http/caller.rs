@@ -15,7 +15,7 @@ use crate::auth::{self, AuthError, ClientAuthentication, Credentials};
 use crate::cache::View;
 use crate::error::ApiError;
 use crate::metrics;
-use crate::params::Parameters;
+use crate::params::{Parameters, decode};
 use crate::store::ClientRecord;
 
 /// The authenticated client of a request to an endpoint that takes credentials, with
@@ -55,7 +55,8 @@ impl<T: CallerRequest> FromRequest<AppState> for Caller<T> {
             .cloned()
             .ok_or_else(|| ApiError::Internal("no matched path".to_owned()))?;
         let headers = req.headers().clone();
-        let params = form_body(req, state, T::REPEATABLE).await?;
+        let body = form_body(req, state).await?;
+        let params = decode(&body, T::REPEATABLE)?;
         let presented: ClientAuthentication = params.read()?;
         let view = state.directory.view().await;
         let now = crate::token::now();

@@ -8,14 +8,21 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 
 use crate::error::ApiError;
-use crate::params::{Decoded, Parameters, decode, parse};
+use crate::params::{Parameters, parse};
 
 /// Whether the request's content type is `essence` (RFC 9110 §8.3.1: compared without
 /// its parameters, case-insensitively).
 pub fn content_type_is(headers: &HeaderMap, essence: &str) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    // What nearly every client sends, recognised without parsing.
+    if value.as_bytes() == essence.as_bytes() {
+        return true;
+    }
+    value
+        .to_str()
+        .ok()
         .and_then(|value| value.parse::<mime::Mime>().ok())
         .is_some_and(|mime| mime.essence_str() == essence)
 }
@@ -25,25 +32,20 @@ fn is_form(headers: &HeaderMap) -> bool {
     content_type_is(headers, "application/x-www-form-urlencoded")
 }
 
-/// Reads a form body, within the body limit (`http.max_body_bytes`), and decodes it.
-pub async fn form_body<S: Send + Sync>(
-    req: Request,
-    state: &S,
-    repeatable: &[&str],
-) -> Result<Decoded, ApiError> {
+/// Reads a form body, within the body limit (`http.max_body_bytes`), to be decoded by
+/// [`crate::params::decode`].
+pub async fn form_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     if !is_form(req.headers()) {
         return Err(ApiError::invalid_request(
             "content type must be application/x-www-form-urlencoded",
         ));
     }
-    let body =
-        Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-                _ => ApiError::invalid_request("request body could not be read"),
-            })?;
-    Ok(decode(&body, repeatable)?)
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            _ => ApiError::invalid_request("request body could not be read"),
+        })
 }
 
 /// A form body read into `T`.
@@ -54,8 +56,8 @@ impl<T: Parameters, S: Send + Sync> FromRequest<S> for Form<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let decoded = form_body(req, state, T::REPEATABLE).await?;
-        Ok(Form(decoded.read()?))
+        let body = form_body(req, state).await?;
+        Ok(Form(parse(&body)?))
     }
 }
 
