@@ -88,6 +88,7 @@ fn claims(issuer: &str) -> AccessClaims {
         iat: now,
         nbf: None,
         jti: introspectd::token::new_jti(),
+        act: None,
     }
 }
 

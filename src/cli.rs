@@ -244,7 +244,10 @@ pub struct PolicyArgs {
     /// A resource (absolute URI) this client may obtain tokens for (RFC 8707); repeatable
     #[arg(long = "resource", value_name = "URI")]
     pub resources: Option<Vec<String>>,
-    /// A grant type this client may use at /token: client_credentials, refresh_token or authorization_code; repeatable. With --redirect-uri and none given: authorization_code and refresh_token
+    /// A target (absolute URI: a resource or audience) this client may exchange a user's token for (RFC 8693, with --grant-type token-exchange); repeatable
+    #[arg(long = "exchange-target", value_name = "URI")]
+    pub exchange_targets: Option<Vec<String>>,
+    /// A grant type this client may use at /token: client_credentials, refresh_token, authorization_code or token-exchange; repeatable. With --redirect-uri and none given: authorization_code and refresh_token
     #[arg(long = "grant-type", value_name = "G")]
     pub grant_types: Option<Vec<String>>,
     /// Where this client may receive authorization codes: https, http on 127.0.0.1, [::1] or localhost (any port), or a private-use scheme like com.example.app:/cb; repeatable
@@ -291,6 +294,7 @@ impl PolicyArgs {
             auth_method: self.auth_method,
             grant_types: list(self.grant_types),
             resources: list(self.resources),
+            exchange_targets: list(self.exchange_targets),
             redirect_uris: list(self.redirect_uris),
             inactive_budget: self.inactive_budget,
         }
@@ -498,6 +502,7 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
                     jwks,
                     grant_types: changes.grant_types.unwrap_or_default(),
                     resources: changes.resources.unwrap_or_default(),
+                    exchange_targets: changes.exchange_targets.unwrap_or_default(),
                     redirect_uris: changes.redirect_uris.unwrap_or_default(),
                     strict_auth_method: changes.strict_auth_method.unwrap_or(false),
                     inactive_budget: changes.inactive_budget,

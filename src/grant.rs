@@ -1,7 +1,7 @@
 //! The grants of the token endpoint: authorization codes with PKCE (OAuth 2.1 §4.1.3,
-//! RFC 7636), client credentials (RFC 6749 §4.4) and refresh tokens (RFC 6749 §6) with
-//! rotation and reuse detection (RFC 9700 §4.14.2). Access tokens are JWTs (RFC 9068);
-//! refresh tokens are opaque and stored by digest.
+//! RFC 7636), client credentials (RFC 6749 §4.4), refresh tokens (RFC 6749 §6) with
+//! rotation and reuse detection (RFC 9700 §4.14.2), and token exchange (RFC 8693).
+//! Access tokens are JWTs (RFC 9068); refresh tokens are opaque and stored by digest.
 
 use crate::config::Config;
 use crate::policy::pkce;
@@ -10,13 +10,14 @@ use crate::policy::{
 };
 use crate::secret::RawToken;
 use crate::store::{
-    ClientPolicy, ClientRecord, CodeRecord, FamilyRecord, Redemption, Rotation, Store, StoreError,
-    TokenRecord,
+    ClientPolicy, ClientRecord, CodeRecord, ExchangedSubject, FamilyRecord, Redemption, Rotation,
+    Store, StoreError, TokenRecord,
 };
+use crate::token::claims::{Actor, TokenInfo};
 use crate::token::jwt::KeySet;
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
 use crate::token::{new_jti, opaque};
-use crate::vocabulary::{GrantType, TokenUse};
+use crate::vocabulary::{ACCESS_TOKEN_TYPE, AuthMethod, GrantType, TokenUse};
 
 /// Why a grant was refused; each maps to an RFC 6749 §5.2 or RFC 8707 error code. No
 /// description carries anything the request sent.
@@ -31,6 +32,11 @@ pub enum GrantError {
     #[error("invalid_grant")]
     InvalidCode,
     /// The client is not registered for this grant type.
+    /// One answer for every subject token of a token exchange that cannot be used.
+    #[error("invalid_grant")]
+    InvalidSubject,
+    #[error("invalid_request: {0}")]
+    InvalidRequest(&'static str),
     #[error("unauthorized_client: {0}")]
     UnauthorizedClient(&'static str),
     #[error("invalid_scope: {0}")]
@@ -54,6 +60,8 @@ pub struct Issued {
     pub expires_in: i64,
     pub refresh: Option<RawToken>,
     pub scope: Option<String>,
+    /// RFC 8693 §2.2.1, for token exchange only.
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// Deny by default: a client uses only the grant types registered for it, checked on
@@ -72,12 +80,26 @@ pub fn may_use(policy: &ClientPolicy, grant_type: GrantType) -> Result<(), Grant
 /// registered one when none is requested (RFC 6749 §3.3). An empty registered scope
 /// grants no scope.
 pub fn granted_scope(requested: Option<&str>, registered: &str) -> Result<String, GrantError> {
+    scope_up_to(
+        requested,
+        registered,
+        "scope is not registered for this client",
+    )
+}
+
+/// The requested scope when it lies within `limit`, else `invalid_scope` saying
+/// `beyond`; `limit` itself when none is requested.
+fn scope_up_to(
+    requested: Option<&str>,
+    limit: &str,
+    beyond: &'static str,
+) -> Result<String, GrantError> {
     let Some(requested) = requested else {
-        return Ok(registered.to_owned());
+        return Ok(limit.to_owned());
     };
     let requested = normalize_scope(requested).map_err(|_| MALFORMED_SCOPE)?;
-    match scope_outside(&requested, registered) {
-        Some(_) => Err(UNREGISTERED_SCOPE),
+    match scope_outside(&requested, limit) {
+        Some(_) => Err(GrantError::InvalidScope(beyond)),
         None => Ok(requested),
     }
 }
@@ -125,23 +147,38 @@ pub fn granted_audiences(
     if requested.is_empty() {
         return Ok(allowed.to_vec());
     }
-    let mut audiences: Vec<String> = Vec::new();
-    for resource in requested {
-        if !valid_resource_uri(resource) {
-            return Err(GrantError::InvalidTarget(
-                "resource must be an absolute URI without a fragment",
-            ));
+    if !requested
+        .iter()
+        .all(|resource| valid_resource_uri(resource))
+    {
+        return Err(GrantError::InvalidTarget(
+            "resource must be an absolute URI without a fragment",
+        ));
+    }
+    chosen_from(
+        requested,
+        allowed,
+        "resource is not registered for this client",
+    )
+}
+
+/// The requested targets in order, repeats dropped, each one of `allowed`; else
+/// `invalid_target` saying `refused`.
+fn chosen_from(
+    requested: &[&str],
+    allowed: &[String],
+    refused: &'static str,
+) -> Result<Vec<String>, GrantError> {
+    let mut chosen: Vec<String> = Vec::new();
+    for target in requested {
+        if !allowed.iter().any(|a| a == target) {
+            return Err(GrantError::InvalidTarget(refused));
         }
-        if !allowed.iter().any(|a| a == resource) {
-            return Err(GrantError::InvalidTarget(
-                "resource is not registered for this client",
-            ));
-        }
-        if !audiences.iter().any(|a| a == resource) {
-            audiences.push((*resource).to_owned());
+        if !chosen.iter().any(|a| a == target) {
+            chosen.push((*target).to_owned());
         }
     }
-    Ok(audiences)
+    Ok(chosen)
 }
 
 /// How a presented refresh token stands for the client presenting it.
@@ -197,6 +234,7 @@ pub async fn client_credentials(
         expires_in,
         refresh: None,
         scope: non_empty(scope),
+        issued_token_type: None,
     })
 }
 
@@ -295,6 +333,7 @@ pub async fn refresh(
         expires_in,
         refresh: Some(next),
         scope: non_empty(scope),
+        issued_token_type: None,
     })
 }
 
@@ -441,7 +480,127 @@ pub async fn authorization_code(
         expires_in,
         refresh,
         scope: non_empty(scope),
+        issued_token_type: None,
     })
+}
+
+/// The most actors a token may name: each exchange adds one, and a chain longer than
+/// this is a loop, not a delegation.
+pub const MAX_ACTORS: usize = 5;
+
+/// What a token exchange asks for (RFC 8693 §2.1), its subject token already
+/// introspected for the caller.
+pub struct Exchange<'a> {
+    /// The subject token as introspection answers it to the caller: `None` when it
+    /// reads inactive.
+    pub subject: Option<TokenInfo>,
+    /// The digest of the subject token as sent, which finds it if it is stored.
+    pub subject_digest: [u8; 32],
+    /// The `resource` and `audience` values, in the order given.
+    pub targets: &'a [&'a str],
+    pub scope: Option<&'a str>,
+}
+
+/// RFC 8693: a JWT access token for the subject token's user, meant for the targets,
+/// with the caller named as the actor. Deny by default: the caller needs the grant type
+/// and each target among its exchange targets. Every subject token the caller could not
+/// use (inactive, not an access token, not meant for the caller's audiences, too many
+/// actors already) gets one answer, so it learns no more than introspection tells it.
+pub async fn token_exchange(
+    store: &Store,
+    keys: &KeySet,
+    config: &Config,
+    client: &ClientRecord,
+    exchange: Exchange<'_>,
+    now: i64,
+) -> Result<Issued, GrantError> {
+    may_exchange(client)?;
+    let subject = exchange
+        .subject
+        .filter(|s| exchangeable(s, client))
+        .ok_or(GrantError::InvalidSubject)?;
+    let audiences = exchange_targets(exchange.targets, &client.policy.exchange_targets)?;
+    let scope = narrowed_scope(exchange.scope, subject.scope.as_deref().unwrap_or(""))?;
+    // Never past the subject token: the new one must not outlive what it came from.
+    let ttl = i64::try_from(config.tokens.access_token_ttl)
+        .unwrap_or(i64::MAX)
+        .min(subject.exp.saturating_sub(now));
+    let request = MintRequest {
+        client,
+        subject: subject.sub.clone().ok_or(GrantError::InvalidSubject)?,
+        username: subject.username.clone(),
+        scope: non_empty(scope.clone()),
+        audiences,
+        ttl,
+        token_use: TokenUse::AccessToken,
+        format: TokenFormat::Jwt,
+        act: Some(Actor::after(client.client_id.clone(), subject.act.clone())),
+    };
+    let access = mint(store, keys, &config.issuer, request, now).await?;
+    let joined = ExchangedSubject {
+        jti: &subject.jti,
+        digest: &exchange.subject_digest,
+    };
+    if !store
+        .join_subject_grant(&joined, (&access.jti, access.exp), now)
+        .await?
+    {
+        return Err(GrantError::InvalidSubject);
+    }
+    Ok(Issued {
+        access,
+        expires_in: ttl,
+        refresh: None,
+        scope: non_empty(scope),
+        issued_token_type: Some(ACCESS_TOKEN_TYPE),
+    })
+}
+
+/// Deny by default: only a confidential client given the grant type may exchange tokens;
+/// a public client has nothing to prove it is the party the token was meant for.
+pub fn may_exchange(client: &ClientRecord) -> Result<(), GrantError> {
+    if client.auth_method == AuthMethod::None {
+        return Err(GrantError::UnauthorizedClient(
+            "a public client cannot exchange tokens",
+        ));
+    }
+    may_use(&client.policy, GrantType::TokenExchange)
+}
+
+/// Whether an active token may be exchanged by `client`: an access token with a
+/// subject, meant for one of the audiences the caller serves (RFC 8693 §2.1: the caller
+/// is the party the token was given to), naming fewer actors than the limit.
+pub fn exchangeable(subject: &TokenInfo, client: &ClientRecord) -> bool {
+    subject.token_use == TokenUse::AccessToken
+        && subject.sub.is_some()
+        && subject.aud.contains_any(&client.audiences)
+        && subject.act.as_ref().is_none_or(|a| a.depth() < MAX_ACTORS)
+}
+
+/// The audiences of an exchanged token: the targets named, each one of the caller's
+/// exchange targets. At least one must be named: a token exchanged for no one in
+/// particular would be a copy of the subject token.
+pub fn exchange_targets(requested: &[&str], allowed: &[String]) -> Result<Vec<String>, GrantError> {
+    if requested.is_empty() {
+        return Err(GrantError::InvalidRequest(
+            "resource or audience must name the target of the exchange",
+        ));
+    }
+    chosen_from(
+        requested,
+        allowed,
+        "the target is not an exchange target of this client",
+    )
+}
+
+/// The scope of an exchanged token: the requested one when it lies within the subject
+/// token's, the subject token's when none is requested. Scopes only narrow.
+pub fn narrowed_scope(requested: Option<&str>, subject: &str) -> Result<String, GrantError> {
+    scope_up_to(
+        requested,
+        subject,
+        "scope exceeds the subject token's scope",
+    )
 }
 
 /// A user signed in to a token no resource server may introspect (RFC 7662 §4: it names
@@ -497,6 +656,7 @@ async fn mint_access(
         ttl,
         token_use: TokenUse::AccessToken,
         format: TokenFormat::Jwt,
+        act: None,
     };
     let minted = mint(store, keys, &config.issuer, request, now).await?;
     // A self-registered client in use is kept (`registration.unused_client_days`).
@@ -600,6 +760,103 @@ mod tests {
             vec!["urn:b"]
         );
         assert!(refreshable_resources(&grant, &[]).is_empty());
+    }
+
+    #[test]
+    fn exchange_targets_must_be_the_callers_and_named() {
+        let allowed = vec!["https://next.example".to_owned(), "urn:x".to_owned()];
+        assert!(matches!(
+            exchange_targets(&[], &allowed),
+            Err(GrantError::InvalidRequest(_))
+        ));
+        assert_eq!(
+            exchange_targets(&["urn:x", "https://next.example", "urn:x"], &allowed).unwrap(),
+            vec!["urn:x", "https://next.example"]
+        );
+        for bad in ["https://other.example", "urn:y", ""] {
+            assert!(matches!(
+                exchange_targets(&["urn:x", bad], &allowed),
+                Err(GrantError::InvalidTarget(_))
+            ));
+        }
+        assert!(exchange_targets(&["urn:x"], &[]).is_err());
+    }
+
+    #[test]
+    fn an_exchanged_scope_only_narrows() {
+        assert_eq!(narrowed_scope(None, "read write").unwrap(), "read write");
+        assert_eq!(
+            narrowed_scope(Some("write"), "read write").unwrap(),
+            "write"
+        );
+        assert_eq!(narrowed_scope(None, "").unwrap(), "");
+        for bad in ["admin", "read admin", "bad\"scope"] {
+            assert!(matches!(
+                narrowed_scope(Some(bad), "read write"),
+                Err(GrantError::InvalidScope(_))
+            ));
+        }
+    }
+
+    fn subject(aud: &[&str], act: Option<Actor>) -> TokenInfo {
+        TokenInfo {
+            scope: None,
+            client_id: "app".to_owned(),
+            username: None,
+            token_type: None,
+            token_use: TokenUse::AccessToken,
+            exp: 100,
+            iat: 0,
+            nbf: None,
+            sub: Some("alice".to_owned()),
+            aud: crate::token::claims::Audience(aud.iter().map(|a| (*a).to_owned()).collect()),
+            iss: None,
+            jti: "j".to_owned(),
+            act,
+        }
+    }
+
+    #[test]
+    fn only_access_tokens_meant_for_the_caller_are_exchangeable() {
+        let mut caller = ClientRecord::sample("rs");
+        caller.audiences = vec!["https://api.example".to_owned()];
+        assert!(exchangeable(
+            &subject(&["https://api.example"], None),
+            &caller
+        ));
+        assert!(!exchangeable(
+            &subject(&["https://other.example"], None),
+            &caller
+        ));
+        assert!(!exchangeable(&subject(&[], None), &caller));
+        let mut refresh = subject(&["https://api.example"], None);
+        refresh.token_use = TokenUse::RefreshToken;
+        assert!(!exchangeable(&refresh, &caller));
+        let mut anonymous = subject(&["https://api.example"], None);
+        anonymous.sub = None;
+        assert!(!exchangeable(&anonymous, &caller));
+        let mut chain = None;
+        for depth in 1..=MAX_ACTORS {
+            chain = Some(Actor::after(format!("c{depth}"), chain));
+            let token = subject(&["https://api.example"], chain.clone());
+            assert_eq!(exchangeable(&token, &caller), depth < MAX_ACTORS, "{depth}");
+        }
+    }
+
+    #[test]
+    fn public_clients_never_exchange() {
+        let mut client = ClientRecord::sample("rs");
+        client.policy.grant_types = vec![GrantType::TokenExchange];
+        client.auth_method = AuthMethod::ClientSecretBasic;
+        assert!(may_exchange(&client).is_ok());
+        client.auth_method = AuthMethod::None;
+        assert!(matches!(
+            may_exchange(&client),
+            Err(GrantError::UnauthorizedClient(_))
+        ));
+        client.auth_method = AuthMethod::ClientSecretBasic;
+        client.policy.grant_types = vec![GrantType::ClientCredentials];
+        assert!(may_exchange(&client).is_err());
     }
 
     #[test]

@@ -333,6 +333,7 @@ mod tests {
             aud: Audience(aud.iter().map(|a| (*a).to_owned()).collect()),
             iss: None,
             jti: "j".to_owned(),
+            act: None,
         }
     }
 

@@ -66,16 +66,21 @@ pub async fn find(
 
 /// Revokes a token found by [`find`]. A refresh token takes its whole grant with it:
 /// every refresh token of the family and the access tokens minted from them (RFC 7009
-/// §2.1). An access token goes alone.
+/// §2.1). An access token takes with it only the tokens exchanged from it that belong to
+/// no grant of their own (RFC 8693: those of a token issued outside any grant, whose
+/// grant is the token itself).
 pub async fn revoke(store: &Store, found: &Revocable, now: i64) -> Result<(), StoreError> {
     match found {
-        Revocable::Jwt(claims) => store.revoke_jti(&claims.jti, claims.exp, now).await,
+        Revocable::Jwt(claims) => {
+            store.revoke_jti(&claims.jti, claims.exp, now).await?;
+            store.revoke_family(&claims.jti, now).await.map(|_| ())
+        }
         Revocable::Stored(found) if found.token.token_use == TokenUse::RefreshToken => {
             store.revoke_family(&found.family_id, now).await.map(|_| ())
         }
-        Revocable::Stored(found) => store
-            .revoke_token(&found.token.digest, now)
-            .await
-            .map(|_| ()),
+        Revocable::Stored(found) => {
+            store.revoke_token(&found.token.digest, now).await?;
+            store.revoke_family(&found.token.jti, now).await.map(|_| ())
+        }
     }
 }

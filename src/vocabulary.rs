@@ -89,13 +89,17 @@ pub enum GrantType {
     RefreshToken,
     /// Sign-in of users (RFC 6749 §4.1); registered ahead of the endpoints that use it.
     AuthorizationCode,
+    /// RFC 8693: a resource server trades a user's token for one to another service.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [
+    pub const ALL: [GrantType; 4] = [
         GrantType::ClientCredentials,
         GrantType::RefreshToken,
         GrantType::AuthorizationCode,
+        GrantType::TokenExchange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +107,15 @@ impl GrantType {
             GrantType::ClientCredentials => "client_credentials",
             GrantType::RefreshToken => "refresh_token",
             GrantType::AuthorizationCode => "authorization_code",
+            GrantType::TokenExchange => TOKEN_EXCHANGE,
+        }
+    }
+
+    /// The short name an operator may type for a grant type named by a URN.
+    pub fn alias(self) -> Option<&'static str> {
+        match self {
+            GrantType::TokenExchange => Some("token-exchange"),
+            _ => None,
         }
     }
 
@@ -110,6 +123,12 @@ impl GrantType {
         Self::ALL.into_iter().find(|g| g.as_str() == value)
     }
 }
+
+/// RFC 8693 §2.1's `grant_type`.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// RFC 8693 §3: the only token type exchanged or issued here.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// How many `{"active": false}` answers (and other answers that tell whether a token
 /// exists) a client may receive per window.

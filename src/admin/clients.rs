@@ -26,6 +26,8 @@ pub struct ClientView {
     pub grant_types: Vec<&'static str>,
     /// Resources it may obtain tokens for (RFC 8707).
     pub resources: Vec<String>,
+    /// Targets it may exchange a user's token for (RFC 8693).
+    pub exchange_targets: Vec<String>,
     pub strict_auth_method: bool,
     /// `"configured"` (`rate_limit.inactive_per_client`), `"off"`, or a number.
     pub inactive_budget: serde_json::Value,
@@ -60,6 +62,7 @@ impl From<ClientRecord> for ClientView {
             redirect_uris: c.redirect_uris,
             grant_types: c.policy.grant_types.iter().map(|g| g.as_str()).collect(),
             resources: c.policy.resources,
+            exchange_targets: c.policy.exchange_targets,
             strict_auth_method: c.policy.strict_auth_method,
             inactive_budget: match c.policy.inactive_budget {
                 InactiveBudget::Configured => "configured".into(),
@@ -112,6 +115,8 @@ pub struct NewClient {
     pub grant_types: Vec<String>,
     /// Resources it may obtain tokens for; none unless given.
     pub resources: Vec<String>,
+    /// Targets it may exchange a user's token for; none unless given.
+    pub exchange_targets: Vec<String>,
     /// Where it may receive authorization codes; none unless given.
     pub redirect_uris: Vec<String>,
     pub strict_auth_method: bool,
@@ -136,6 +141,7 @@ pub struct ClientChanges {
     pub auth_method: Option<String>,
     pub grant_types: Option<Vec<String>>,
     pub resources: Option<Vec<String>>,
+    pub exchange_targets: Option<Vec<String>>,
     pub redirect_uris: Option<Vec<String>>,
     pub strict_auth_method: Option<bool>,
     pub inactive_budget: Option<String>,
@@ -187,6 +193,7 @@ pub async fn create_client(
     let policy = ClientPolicy {
         grant_types,
         resources: uris_arg(&new.resources, "resource")?,
+        exchange_targets: uris_arg(&new.exchange_targets, "exchange-target")?,
         strict_auth_method: new.strict_auth_method,
         inactive_budget: new
             .inactive_budget
@@ -272,6 +279,9 @@ pub async fn update_client(
     }
     if let Some(resources) = &changes.resources {
         policy.resources = uris_arg(resources, "resource")?;
+    }
+    if let Some(targets) = &changes.exchange_targets {
+        policy.exchange_targets = uris_arg(targets, "exchange-target")?;
     }
     if let Some(strict) = changes.strict_auth_method {
         policy.strict_auth_method = strict;
@@ -431,12 +441,19 @@ fn redirect_uris_arg(uris: &[String]) -> Result<Vec<String>, AdminError> {
 }
 
 /// RFC 6749 §4.4: the client credentials grant is for confidential clients only; a
-/// public client has no credentials to present.
+/// public client has no credentials to present. Token exchange neither: it lets the
+/// caller act for someone else, so the caller must prove who it is.
 fn check_public_grants(method: AuthMethod, grant_types: &[GrantType]) -> Result<(), AdminError> {
-    if method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
-        return Err(AdminError::Invalid(
-            "a public client (--auth-method none) cannot use client_credentials".to_owned(),
-        ));
+    if method != AuthMethod::None {
+        return Ok(());
+    }
+    for confidential in [GrantType::ClientCredentials, GrantType::TokenExchange] {
+        if grant_types.contains(&confidential) {
+            return Err(AdminError::Invalid(format!(
+                "a public client (--auth-method none) cannot use {}",
+                confidential.alias().unwrap_or(confidential.as_str())
+            )));
+        }
     }
     Ok(())
 }
@@ -445,12 +462,15 @@ fn check_public_grants(method: AuthMethod, grant_types: &[GrantType]) -> Result<
 pub fn parse_grant_types(names: &[String]) -> Result<Vec<GrantType>, AdminError> {
     let mut out = Vec::new();
     for name in names {
-        let grant_type = GrantType::parse(name).ok_or_else(|| {
-            AdminError::Invalid(format!(
-                "--grant-type must be client_credentials, refresh_token or \
-                 authorization_code, not {name:?}"
-            ))
-        })?;
+        let grant_type = GrantType::ALL
+            .into_iter()
+            .find(|g| g.as_str() == name || g.alias() == Some(name))
+            .ok_or_else(|| {
+                AdminError::Invalid(format!(
+                    "--grant-type must be client_credentials, refresh_token, \
+                     authorization_code or token-exchange, not {name:?}"
+                ))
+            })?;
         if !out.contains(&grant_type) {
             out.push(grant_type);
         }
@@ -484,6 +504,20 @@ mod tests {
             vec![GrantType::RefreshToken, GrantType::ClientCredentials]
         );
         assert!(parse_grant_types(&["password".to_owned()]).is_err());
+        // The short name an operator types, and the URN, name the same grant type.
+        for name in [
+            "token-exchange",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ] {
+            assert_eq!(
+                parse_grant_types(&[name.to_owned()]).unwrap(),
+                vec![GrantType::TokenExchange]
+            );
+        }
+        assert!(check_public_grants(AuthMethod::None, &[GrantType::TokenExchange]).is_err());
+        assert!(
+            check_public_grants(AuthMethod::PrivateKeyJwt, &[GrantType::TokenExchange]).is_ok()
+        );
         assert_eq!(parse_inactive_budget("off").unwrap(), InactiveBudget::Off);
         assert_eq!(
             parse_inactive_budget("configured").unwrap(),

@@ -82,6 +82,7 @@ pub async fn issue_token(
             ttl: i64::try_from(ttl).unwrap_or(i64::MAX),
             token_use: request.token_use,
             format,
+            act: None,
         },
         now,
     )

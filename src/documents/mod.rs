@@ -360,6 +360,7 @@ async fn store_client(
             resources: Vec::new(),
             strict_auth_method: true,
             inactive_budget: InactiveBudget::Configured,
+            exchange_targets: Vec::new(),
         },
         disabled: false,
         created_at: now,

@@ -10,7 +10,7 @@ use super::docs::{AnyOrigin, MetadataDocument, MethodNotAllowed, RateLimited};
 use super::{AppState, endpoint_url};
 use crate::auth::assertion;
 use crate::config::Config;
-use crate::vocabulary::AuthMethod;
+use crate::vocabulary::{AuthMethod, TOKEN_EXCHANGE};
 
 /// RFC 8414 §3: the well-known URI suffix.
 pub const WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
@@ -84,7 +84,12 @@ pub fn document(config: &Config, introspection_signing_alg: Option<&str>) -> Map
         doc.insert("response_modes_supported".into(), json!(["query"]));
         doc.insert(
             "grant_types_supported".into(),
-            json!(["authorization_code", "client_credentials", "refresh_token"]),
+            json!([
+                "authorization_code",
+                "client_credentials",
+                "refresh_token",
+                TOKEN_EXCHANGE
+            ]),
         );
         doc.insert("code_challenge_methods_supported".into(), json!(["S256"]));
         doc.insert(
@@ -94,7 +99,7 @@ pub fn document(config: &Config, introspection_signing_alg: Option<&str>) -> Map
     } else {
         doc.insert(
             "grant_types_supported".into(),
-            json!(["client_credentials", "refresh_token"]),
+            json!(["client_credentials", "refresh_token", TOKEN_EXCHANGE]),
         );
         // RFC 8414 §2 makes this field required; with no authorization endpoint it is
         // empty.
@@ -234,7 +239,12 @@ mod tests {
         assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
         assert_eq!(
             doc["grant_types_supported"],
-            json!(["authorization_code", "client_credentials", "refresh_token"])
+            json!([
+                "authorization_code",
+                "client_credentials",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ])
         );
         let with_public = json!([
             "client_secret_basic",

@@ -1,5 +1,5 @@
-//! `POST /token` (RFC 6749 §3.2): the authorization code, client credentials and
-//! refresh token grants.
+//! `POST /token` (RFC 6749 §3.2): the authorization code, client credentials, refresh
+//! token and token exchange grants.
 
 use axum::Json;
 use axum::extract::State;
@@ -13,11 +13,14 @@ use super::docs::{CallerErrors, NoCache};
 use super::{AppState, oracle};
 use crate::auth::ClientAuthentication;
 use crate::error::ApiError;
-use crate::grant::{self, CodeExchange, GrantError, Issued};
+use crate::grant::{self, CodeExchange, Exchange, GrantError, Issued};
+use crate::introspection::Answer;
 use crate::params::{ParamError, Parameters};
 use crate::secret::RawToken;
 use crate::token::claims::TokenType;
 use crate::token::jwt::KeySet;
+use crate::token::opaque;
+use crate::vocabulary::{ACCESS_TOKEN_TYPE, TokenUse};
 
 pub const PATH: &str = "/token";
 
@@ -29,6 +32,8 @@ pub enum TokenRequest {
     AuthorizationCode(CodeRequest),
     ClientCredentials(ClientCredentialsRequest),
     RefreshToken(RefreshRequest),
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange(ExchangeRequest),
 }
 
 impl CallerRequest for TokenRequest {
@@ -36,9 +41,10 @@ impl CallerRequest for TokenRequest {
 }
 
 impl Parameters for TokenRequest {
-    const REPEATABLE: &'static [&'static str] = &["resource"];
+    const REPEATABLE: &'static [&'static str] = &["resource", "audience"];
     const UNKNOWN_VARIANT: ParamError = ParamError::UnsupportedGrantType(
-        "grant_type must be authorization_code, client_credentials or refresh_token",
+        "grant_type must be authorization_code, client_credentials, refresh_token or \
+         urn:ietf:params:oauth:grant-type:token-exchange",
     );
 }
 
@@ -101,12 +107,88 @@ pub struct RefreshRequest {
     credentials: ClientAuthentication,
 }
 
+/// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693 section 2.1):
+/// a resource server trades a user's access token it received for one meant for another
+/// service, for the same user.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExchangeRequest {
+    /// The access token to exchange: issued here, active, and meant for one of the
+    /// caller's audiences (`client create --audience`).
+    #[schema(value_type = String)]
+    subject_token: RawToken,
+    /// `urn:ietf:params:oauth:token-type:access_token`, the only type exchanged.
+    #[schema(value_type = AccessTokenType, inline)]
+    subject_token_type: String,
+    /// `urn:ietf:params:oauth:token-type:access_token` (the default), the only type issued.
+    #[schema(value_type = Option<AccessTokenType>, inline, nullable = false)]
+    requested_token_type: Option<String>,
+    /// A target of the new token; repeatable; each one of the caller's exchange targets
+    /// (`client create --exchange-target`). At least one `resource` or `audience`.
+    #[serde(default)]
+    #[schema(nullable = false)]
+    resource: Vec<String>,
+    /// A target of the new token, as `resource`; repeatable.
+    #[serde(default)]
+    #[schema(nullable = false)]
+    audience: Vec<String>,
+    /// Space-separated; within the subject token's scope (default: all of it).
+    #[schema(nullable = false)]
+    scope: Option<String>,
+    /// Not accepted: the caller is the actor (`invalid_request`).
+    #[schema(value_type = Option<String>, nullable = false)]
+    actor_token: Option<RawToken>,
+    // Read by the `Caller` before the rest of the form; here for the description.
+    #[serde(flatten)]
+    #[allow(dead_code)]
+    credentials: ClientAuthentication,
+}
+
+/// The token type of RFC 8693 section 3 that is exchanged and issued here.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum AccessTokenType {
+    #[serde(rename = "urn:ietf:params:oauth:token-type:access_token")]
+    AccessToken,
+}
+
+impl ExchangeRequest {
+    /// RFC 8693 §2.1: only access tokens are exchanged for access tokens, and the
+    /// caller acts for itself.
+    fn check(&self) -> Result<(), ApiError> {
+        if self.subject_token_type != ACCESS_TOKEN_TYPE {
+            return Err(ApiError::invalid_request(
+                "subject_token_type must be urn:ietf:params:oauth:token-type:access_token",
+            ));
+        }
+        if self
+            .requested_token_type
+            .as_deref()
+            .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+        {
+            return Err(ApiError::invalid_request(
+                "requested_token_type must be urn:ietf:params:oauth:token-type:access_token",
+            ));
+        }
+        if self.actor_token.is_some() {
+            return Err(ApiError::invalid_request(
+                "actor_token is not accepted: the authenticated client is the actor",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// RFC 6749 §5.1: the successful answer.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenResponse<'a> {
     /// A JWT access token (RFC 9068).
     access_token: &'a str,
+    /// For token exchange: `urn:ietf:params:oauth:token-type:access_token` (RFC 8693
+    /// section 2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    issued_token_type: Option<&'a str>,
     #[schema(inline)]
     token_type: TokenType,
     /// Seconds until the access token expires.
@@ -124,8 +206,8 @@ pub struct TokenResponse<'a> {
 #[utoipa::path(
     post,
     path = PATH,
-    summary = "Token endpoint (RFC 6749 section 3.2): authorization_code, client_credentials and \
-        refresh_token",
+    summary = "Token endpoint (RFC 6749 section 3.2): authorization_code, client_credentials, \
+        refresh_token and token exchange",
     description = "The caller authenticates as for `/introspect`, or, as a public client \
         (`--auth-method none`), names itself with `client_id` alone. A client named by a \
         Client ID Metadata Document URL authenticates only while its document can be \
@@ -140,7 +222,15 @@ pub struct TokenResponse<'a> {
         refused with `unauthorized_client`. `client_credentials` issues a JWT access token \
         with `sub` = client id, a scope within the client's registered scope (an empty \
         registered scope grants none) and, as `aud`, the requested `resource`s or else all \
-        the client's registered resources; `refresh_token` rotates the refresh token and \
+        the client's registered resources; token exchange \
+        (`urn:ietf:params:oauth:grant-type:token-exchange`, RFC 8693), for confidential clients \
+        given it, trades an active access token meant for one of the caller's audiences for a \
+        JWT for the same `sub` and `username`, whose `aud` is the named `resource`/`audience` \
+        targets (each one of the caller's `--exchange-target`s), whose scope lies within the \
+        subject token's, whose `exp` is never past the subject token's, and whose `act` names \
+        the caller with earlier actors nested (RFC 8693 section 4.1); it dies with the subject \
+        token's grant, and every unusable subject token gets one `invalid_grant` answer, \
+        budgeted like a refused refresh token; `refresh_token` rotates the refresh token and \
         issues a new access token limited to what the client may hold now (its current \
         grant types, scope and resources). Every unusable refresh token (unknown, expired, \
         revoked, reused, another client's, not a refresh token) gets the same \
@@ -171,6 +261,7 @@ pub async fn token(
         }
         TokenRequest::RefreshToken(request) => refresh(&state, &keys, &caller, request).await?,
         TokenRequest::AuthorizationCode(request) => code(&state, &keys, &caller, request).await?,
+        TokenRequest::TokenExchange(request) => exchange(&state, &keys, &caller, request).await?,
     };
     Ok(answer(&issued))
 }
@@ -229,6 +320,54 @@ async fn code(
     Ok(exchanged?)
 }
 
+/// Token exchange (RFC 8693). The subject token is introspected for the caller, so a
+/// refused one is as telling as an inactive introspection answer: budgeted alike.
+async fn exchange(
+    state: &AppState,
+    keys: &KeySet,
+    caller: &Caller<TokenRequest>,
+    request: &ExchangeRequest,
+) -> Result<Issued, ApiError> {
+    let client = &caller.client;
+    // Refused before the subject token is looked at, for a caller not allowed to ask.
+    grant::may_exchange(client)?;
+    request.check()?;
+    oracle::admit(state, client, caller.ip)?;
+    let (token, now) = (request.subject_token.expose(), caller.now);
+    let answer = state
+        .introspector
+        .introspect(
+            &state.keys,
+            &caller.view,
+            client,
+            token,
+            Some(TokenUse::AccessToken),
+            now,
+        )
+        .await?;
+    let targets: Vec<&str> = request
+        .resource
+        .iter()
+        .chain(&request.audience)
+        .map(String::as_str)
+        .collect();
+    let exchange = Exchange {
+        subject: match answer {
+            Answer::Active(info) => Some(info),
+            Answer::Inactive(_) => None,
+        },
+        subject_digest: opaque::digest(token),
+        targets: &targets,
+        scope: request.scope.as_deref(),
+    };
+    let (store, config) = (state.store(), &*state.config);
+    let exchanged = grant::token_exchange(store, keys, config, client, exchange, now).await;
+    if let Err(GrantError::InvalidSubject) = exchanged {
+        oracle::spend(state, client, caller.ip)?;
+    }
+    Ok(exchanged?)
+}
+
 fn strs(values: &[String]) -> Vec<&str> {
     values.iter().map(String::as_str).collect()
 }
@@ -237,6 +376,7 @@ fn strs(values: &[String]) -> Vec<&str> {
 fn answer(issued: &Issued) -> Response {
     let mut response = Json(TokenResponse {
         access_token: issued.access.token.expose(),
+        issued_token_type: issued.issued_token_type,
         token_type: TokenType::Bearer,
         expires_in: issued.expires_in,
         refresh_token: issued.refresh.as_ref().map(|t| t.expose()),

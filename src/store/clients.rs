@@ -35,6 +35,8 @@ pub struct ClientPolicy {
     /// Only the registered `auth_method` is accepted, not its secret sibling.
     pub strict_auth_method: bool,
     pub inactive_budget: InactiveBudget,
+    /// Targets (resources or audiences) it may exchange a user's token for (RFC 8693).
+    pub exchange_targets: Vec<String>,
 }
 
 /// A registered client.
@@ -79,6 +81,32 @@ pub struct PreviousSecret {
     pub expires_at: i64,
 }
 
+#[cfg(test)]
+impl ClientRecord {
+    /// A confidential client granted nothing, for the unit tests of the rules.
+    pub fn sample(client_id: &str) -> Self {
+        ClientRecord {
+            client_id: client_id.to_owned(),
+            name: client_id.to_owned(),
+            secret_hash: SecretHash::new("x"),
+            auth_method: AuthMethod::ClientSecretBasic,
+            scope: String::new(),
+            audiences: Vec::new(),
+            redirect_uris: Vec::new(),
+            policy: ClientPolicy::default(),
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+            origin: ClientOrigin::default(),
+            last_used_at: None,
+            client_uri: None,
+            logo_uri: None,
+            application_type: None,
+            previous_secret: None,
+        }
+    }
+}
+
 impl ClientRecord {
     /// The hashes a presented secret may match at `now`: the current secret's, then,
     /// within its grace period, the replaced one's. Never more than two.
@@ -113,6 +141,7 @@ struct ClientRow {
     application_type: Option<String>,
     previous_secret_hash: Option<String>,
     previous_secret_expires_at: Option<i64>,
+    exchange_targets: String,
 }
 
 impl TryFrom<ClientRow> for ClientRecord {
@@ -140,6 +169,7 @@ impl TryFrom<ClientRow> for ClientRecord {
                 resources: decode_list(&row.resources, "client resources")?,
                 strict_auth_method: row.strict_auth_method,
                 inactive_budget: budget_from_column(row.inactive_budget)?,
+                exchange_targets: decode_list(&row.exchange_targets, "client exchange_targets")?,
             },
             disabled: row.disabled,
             created_at: row.created_at,
@@ -181,7 +211,7 @@ macro_rules! client_columns {
         "client_id, name, secret_hash, auth_method, scope, audiences, disabled, created_at, \
          updated_at, grant_types, resources, strict_auth_method, inactive_budget, redirect_uris, \
          origin, last_used_at, client_uri, logo_uri, application_type, previous_secret_hash, \
-         previous_secret_expires_at"
+         previous_secret_expires_at, exchange_targets"
     };
 }
 
@@ -210,6 +240,7 @@ macro_rules! bind_client_row {
             .bind($client.application_type.map(ApplicationType::as_str))
             .bind($client.previous_secret.as_ref().map(|p| p.hash.expose()))
             .bind($client.previous_secret.as_ref().map(|p| p.expires_at))
+            .bind(encode_list(&$client.policy.exchange_targets))
     };
 }
 
@@ -250,7 +281,7 @@ impl Store {
             "INSERT INTO clients (",
             client_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20, $21)"
+             $17, $18, $19, $20, $21, $22)"
         );
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -320,8 +351,8 @@ impl Store {
     pub async fn update_client(&self, client: &ClientRecord) -> Result<bool, StoreError> {
         let sql = "UPDATE clients SET name = $1, auth_method = $2, scope = $3, audiences = $4, \
                    grant_types = $5, resources = $6, strict_auth_method = $7, \
-                   inactive_budget = $8, updated_at = $9, redirect_uris = $10 \
-                   WHERE client_id = $11";
+                   inactive_budget = $8, updated_at = $9, redirect_uris = $10, \
+                   exchange_targets = $11 WHERE client_id = $12";
         let done = execute!(
             self,
             sql,
@@ -335,6 +366,7 @@ impl Store {
             budget_to_column(client.policy.inactive_budget),
             client.updated_at,
             encode_list(&client.redirect_uris),
+            encode_list(&client.policy.exchange_targets),
             &client.client_id
         )?;
         self.changed(Change::Client(client.client_id.clone()));
@@ -409,7 +441,7 @@ impl Store {
             "INSERT INTO clients (",
             client_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20, $21) ON CONFLICT (client_id) DO NOTHING"
+             $17, $18, $19, $20, $21, $22) ON CONFLICT (client_id) DO NOTHING"
         );
         let update = "UPDATE clients SET name = $1, auth_method = $2, scope = $3, \
                       grant_types = $4, redirect_uris = $5, client_uri = $6, logo_uri = $7, \

@@ -170,7 +170,7 @@ pub use federation::{FederatedLoginRecord, LinkRecord, NewLink, PendingBounds};
 pub use keys::{Reseal, SealedSecret, StoredKey};
 pub use schema::SchemaVersion;
 pub use sessions::{ConsentRecord, SessionRecord};
-pub use tokens::{FamilyRecord, Rotation, TokenRecord};
+pub use tokens::{ExchangedSubject, FamilyRecord, Rotation, TokenRecord};
 pub use users::UserRecord;
 
 impl Store {

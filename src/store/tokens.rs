@@ -101,6 +101,14 @@ macro_rules! token_columns {
     };
 }
 
+/// The token given to a token exchange, as [`Store::join_subject_grant`] finds its grant:
+/// a stored token by its digest, a JWT by its jti.
+#[derive(Clone, Copy, Debug)]
+pub struct ExchangedSubject<'a> {
+    pub jti: &'a str,
+    pub digest: &'a [u8; 32],
+}
+
 /// Binds the columns of `token_columns!` in order.
 macro_rules! bind_token {
     ($query:expr, $token:expr) => {
@@ -177,6 +185,39 @@ impl Store {
         });
         self.changed(Change::TokenAdded(refresh.digest));
         Ok(())
+    }
+
+    /// Records the JWT access token `exchanged` (its jti and exp), obtained by exchanging
+    /// `subject`, in the subject's grant: the family the subject belongs to, else one
+    /// named by the subject's jti. Whatever ends that grant then ends it too (RFC 8693
+    /// leaves this to the server; a token for the same person must not outlive the one it
+    /// came from). False, and the new token revoked at once, when the subject was revoked
+    /// by the time it was recorded: a revocation that ran meanwhile may not have seen it.
+    pub async fn join_subject_grant(
+        &self,
+        subject: &ExchangedSubject<'_>,
+        exchanged: (&str, i64),
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (jti, exp) = exchanged;
+        // A stored subject's family is on its row; a JWT's, where its jti was recorded.
+        let remember = "INSERT INTO family_jtis (jti, family_id, exp) VALUES ($1, COALESCE(\
+                        (SELECT COALESCE(family_id, jti) FROM tokens WHERE digest = $2), \
+                        (SELECT family_id FROM family_jtis WHERE jti = $3), $3), $4)";
+        let revoked = "SELECT (SELECT COUNT(*) FROM revoked_jtis WHERE jti = $1) + \
+                       (SELECT COUNT(*) FROM tokens WHERE digest = $2 AND revoked_at IS NOT NULL)";
+        let digest = &subject.digest[..];
+        execute!(self, remember, jti, digest, subject.jti, exp)?;
+        let revoked: i64 = on_pool!(self, pool => sqlx::query_scalar(revoked)
+            .bind(subject.jti)
+            .bind(digest)
+            .fetch_one(pool)
+            .await)?;
+        let still = revoked == 0;
+        if !still {
+            self.revoke_jti(jti, exp, now).await?;
+        }
+        Ok(still)
     }
 
     pub async fn token_by_digest(

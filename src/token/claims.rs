@@ -62,6 +62,33 @@ impl<'de> Deserialize<'de> for Audience {
     }
 }
 
+/// The `act` claim (RFC 8693 §4.1): the party acting for the token's subject, with the
+/// party that acted before it nested inside, most recent outermost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Actor {
+    /// The acting client's id.
+    pub sub: String,
+    /// The actor before this one, if the token was exchanged more than once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion, nullable = false)]
+    pub act: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// `sub` acting, after whoever acted for the token it was given (`prior`).
+    pub fn after(sub: String, prior: Option<Actor>) -> Self {
+        Actor {
+            sub,
+            act: prior.map(Box::new),
+        }
+    }
+
+    /// How many actors the chain names.
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_ref().map_or(0, |prior| prior.depth())
+    }
+}
+
 /// Claims of a JWT access token (RFC 9068 §2.2). Fields RFC 9068 requires, except `aud`,
 /// are required here too: a token without them reads inactive.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +107,9 @@ pub struct AccessClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
     pub jti: String,
+    /// Set on a token obtained by token exchange (RFC 8693 §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
 }
 
 /// What introspection learns about a token that verified, before visibility and client
@@ -115,6 +145,11 @@ pub struct TokenInfo {
     #[schema(nullable = false)]
     pub iss: Option<String>,
     pub jti: String,
+    /// Who acts for the subject: the client that exchanged a token for this one, with
+    /// earlier actors nested (RFC 8693 section 4.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub act: Option<Actor>,
 }
 
 /// The type of an access token: bearer tokens only (RFC 6750).
@@ -145,6 +180,7 @@ impl From<AccessClaims> for TokenInfo {
             aud: c.aud,
             iss: Some(c.iss),
             jti: c.jti,
+            act: c.act,
         }
     }
 }
@@ -165,6 +201,7 @@ impl TokenInfo {
             aud: Audience(record.audiences),
             iss: Some(issuer.to_owned()),
             jti: record.jti,
+            act: None,
         }
     }
 }

@@ -518,6 +518,7 @@ mod tests {
             iat: now,
             nbf: None,
             jti: "j1".to_owned(),
+            act: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Minting tokens: JWT access tokens (RFC 9068) and opaque access or refresh tokens.
 
-use super::claims::{AccessClaims, Audience};
+use super::claims::{AccessClaims, Actor, Audience};
 use super::jwt::{KeyError, KeySet};
 use super::{new_jti, opaque};
 use crate::secret::RawToken;
@@ -25,6 +25,8 @@ pub struct MintRequest<'a> {
     pub ttl: i64,
     pub token_use: TokenUse,
     pub format: TokenFormat,
+    /// Who acts for the subject (token exchange); JWTs only.
+    pub act: Option<Actor>,
 }
 
 /// A token just minted; the value is shown once and never stored.
@@ -40,6 +42,8 @@ pub struct Minted {
 pub enum MintError {
     #[error("refresh tokens are always opaque")]
     RefreshMustBeOpaque,
+    #[error("a token with an actor is always a JWT")]
+    ActorNeedsJwt,
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -74,9 +78,13 @@ pub async fn mint(
                 iat,
                 nbf: None,
                 jti: jti.clone(),
+                act: request.act,
             })?
         }
         TokenFormat::Opaque => {
+            if request.act.is_some() {
+                return Err(MintError::ActorNeedsJwt);
+            }
             let token = opaque::generate();
             store
                 .insert_token(&TokenRecord {

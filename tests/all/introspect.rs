@@ -45,6 +45,7 @@ fn claims_for(app: &TestApp, client: &TestClient) -> AccessClaims {
         iat: now,
         nbf: None,
         jti: introspectd::token::new_jti(),
+        act: None,
     }
 }
 

@@ -20,6 +20,7 @@ mod browser;
 mod client_policy;
 mod connections;
 mod credentials;
+mod exchange;
 mod federation;
 mod hostile;
 mod instances;

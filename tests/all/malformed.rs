@@ -174,6 +174,7 @@ fn valid_token(keys: &KeySet) -> String {
         iat: now,
         nbf: None,
         jti: "j".to_owned(),
+        act: None,
     })
     .unwrap()
     .expose()

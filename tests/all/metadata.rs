@@ -54,7 +54,12 @@ async fn metadata_lists_what_is_served(app: TestApp) {
     assert_eq!(doc["jwks_uri"], "http://127.0.0.1:8080/jwks");
     assert_eq!(
         doc["grant_types_supported"],
-        json!(["authorization_code", "client_credentials", "refresh_token"])
+        json!([
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     assert_eq!(
         doc["introspection_signing_alg_values_supported"],

@@ -23,10 +23,15 @@ fn client(id: &str) -> ClientRecord {
         audiences: vec!["https://a.example".to_owned(), "urn:b".to_owned()],
         redirect_uris: vec!["https://app.example/cb".to_owned()],
         policy: ClientPolicy {
-            grant_types: vec![GrantType::ClientCredentials, GrantType::RefreshToken],
+            grant_types: vec![
+                GrantType::ClientCredentials,
+                GrantType::RefreshToken,
+                GrantType::TokenExchange,
+            ],
             resources: vec!["https://a.example".to_owned()],
             strict_auth_method: true,
             inactive_budget: InactiveBudget::Limit(7),
+            exchange_targets: vec!["https://next.example/mcp".to_owned()],
         },
         disabled: false,
         created_at: 10,

@@ -19,7 +19,7 @@ use serde_json::json;
 const API: &str = "https://api.example";
 
 /// A confidential client that signs users in and may obtain tokens for [`API`].
-async fn sign_in_client(app: &TestApp, name: &str) -> TestClient {
+pub(crate) async fn sign_in_client(app: &TestApp, name: &str) -> TestClient {
     app.client_with(NewClient {
         name: name.to_owned(),
         redirect_uris: vec!["https://app.example/callback".to_owned()],
@@ -30,7 +30,7 @@ async fn sign_in_client(app: &TestApp, name: &str) -> TestClient {
     .await
 }
 
-async fn user(app: &TestApp, username: &str) -> String {
+pub(crate) async fn user(app: &TestApp, username: &str) -> String {
     let new = NewUser {
         username: username.to_owned(),
         password: Some(Password::new("correct horse battery")),
@@ -44,12 +44,17 @@ async fn user(app: &TestApp, username: &str) -> String {
 
 /// What a code exchange hands `client` for `user_id`: a JWT access token for [`API`] and
 /// a refresh token stored with the user, the access token's jti recorded in its grant.
-struct Grant {
-    access: String,
-    refresh: String,
+pub(crate) struct Grant {
+    pub(crate) access: String,
+    pub(crate) refresh: String,
 }
 
-async fn grant(app: &TestApp, client: &TestClient, user_id: &str, username: &str) -> Grant {
+pub(crate) async fn grant(
+    app: &TestApp,
+    client: &TestClient,
+    user_id: &str,
+    username: &str,
+) -> Grant {
     let record = app.store.client_by_id(&client.id).await.unwrap().unwrap();
     let issued_at = now();
     let access = mint(
@@ -65,6 +70,7 @@ async fn grant(app: &TestApp, client: &TestClient, user_id: &str, username: &str
             ttl: 600,
             token_use: TokenUse::AccessToken,
             format: TokenFormat::Jwt,
+            act: None,
         },
         issued_at,
     )
