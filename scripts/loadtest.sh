@@ -6,7 +6,9 @@
 # repeated JWT on a server with metrics off and one with metrics on, running side by
 # side, measured in alternation), and a cold start: a fresh server whose first request
 # is measured, with credentials remembered for 4 s so the run crosses several expiries
-# (p99 must stay under 10 ms).
+# (p99 must stay under 10 ms). Then tokens issued at POST /token: client credentials, and
+# token exchange (RFC 8693) by a resource server trading a user's token it received for
+# one meant for the next service.
 #
 #   scripts/loadtest.sh
 #
@@ -23,6 +25,8 @@
 #                       a server with metrics off on the one after
 #   LOADTEST_PG         admin URL of Postgres (postgres://postgres@127.0.0.1:5432/postgres)
 #   LOADTEST_STORES     which stores to run, space-separated ("sqlite postgres")
+#   LOADTEST_ISSUANCE   0 leaves out the cases that issue tokens (1), for a binary that
+#                       has no token exchange
 
 set -euo pipefail
 
@@ -34,6 +38,7 @@ threads=${LOADTEST_THREADS:-2}
 port=${LOADTEST_PORT:-18787}
 pg_admin=${LOADTEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}
 stores=${LOADTEST_STORES:-sqlite postgres}
+issuance=${LOADTEST_ISSUANCE:-1}
 rotating_tokens=10000
 base=http://127.0.0.1:$port
 
@@ -139,14 +144,18 @@ to_ms() {
 results=()
 healthz_rps=""
 
-# measure STORE CASE PATH [TOKENS_FILE]: warm-up (none when $cold is set), then the
-# measured run.
+# measure STORE CASE PATH [TOKENS_FILE [BODY]]: warm-up (none when $cold is set), then
+# the measured run. With TOKENS_FILE, POST /introspect of each token in turn; with BODY
+# instead (TOKENS_FILE empty), POST that form body to PATH.
 measure() {
-    local store=$1 case=$2 path=$3 tokens=${4:-}
+    local store=$1 case=$2 path=$3 tokens=${4:-} body=${5:-}
     local args=(-t "$threads" -c "$connections" --latency)
     if [[ -n $tokens ]]; then
         args+=(-s "$repo/scripts/introspect.lua")
         export TOKENS=$tokens
+    elif [[ -n $body ]]; then
+        args+=(-s "$repo/scripts/post.lua")
+        export BODY=$body
     fi
     log "$store: $case"
     [[ -n ${cold:-} ]] || run_wrk "${args[@]}" -d "${warmup}s" "$base$path"
@@ -249,6 +258,10 @@ run_store() {
     stop_server
     unset INTROSPECTD_CACHE__CAPACITY
 
+    if [[ $issuance == 1 ]]; then
+        issuance_cases "$store" "$client_id"
+    fi
+
     # What metrics cost: the same two cases on a server with metrics on and one with
     # metrics off, side by side, in alternating runs of half the duration, three rounds,
     # so that the machine's drift falls on both alike.
@@ -295,6 +308,37 @@ run_store() {
     cold_start+=("| $store | $last_rps | $last_p99 | $max | $verdict |")
     stop_server
     unset INTROSPECTD_CACHE__CREDENTIAL_TTL_SECONDS
+}
+
+# issuance_cases STORE CLIENT_ID: tokens issued at POST /token. Client credentials by the
+# load-test client; token exchange by an MCP server that receives tokens for
+# https://api.example and may exchange them for https://next.example/mcp, each request
+# trading the same user's token.
+issuance_cases() {
+    local store=$1 client_id=$2 mcp mcp_id mcp_secret subject caller=$AUTHORIZATION
+    mcp=$(cli client create --name mcp --audience https://api.example \
+        --grant-type token-exchange --exchange-target https://next.example/mcp)
+    mcp_id=$(jq -r .client_id <<<"$mcp")
+    mcp_secret=$(jq -r .client_secret <<<"$mcp")
+    subject=$(issue "$client_id" --audience https://api.example)
+    local exchange
+    exchange="grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"
+    exchange+="&subject_token=$subject"
+    exchange+="&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token"
+    exchange+="&resource=https%3A%2F%2Fnext.example%2Fmcp"
+    start_server
+    measure "$store" "client credentials (POST /token)" /token "" "grant_type=client_credentials"
+    export AUTHORIZATION="Basic $(printf '%s:%s' "$mcp_id" "$mcp_secret" | base64 -w0)"
+    local answer
+    answer=$(curl -s -H "Authorization: $AUTHORIZATION" -d "$exchange" "$base/token" |
+        jq -r .issued_token_type)
+    if [[ $answer != urn:ietf:params:oauth:token-type:access_token ]]; then
+        log "token exchange did not issue a token: $answer"
+        exit 1
+    fi
+    measure "$store" "token exchange (POST /token, RFC 8693)" /token "" "$exchange"
+    export AUTHORIZATION=$caller
+    stop_server
 }
 
 # rps WRK_ARGS...: requests/s of one wrk run, which must have no errors.

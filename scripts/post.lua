@@ -1,0 +1,9 @@
+-- wrk script: POST the form body $BODY (already form-encoded) to the URL's path, with
+-- $AUTHORIZATION as the Authorization header value.
+
+function init(args)
+   wrk.method = "POST"
+   wrk.body = os.getenv("BODY")
+   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+   wrk.headers["Authorization"] = os.getenv("AUTHORIZATION")
+end
