@@ -5,6 +5,7 @@
 //! the user it names into a local user. The browser's side is `crate::signin::federated`.
 
 pub mod client;
+pub mod id_jag;
 pub mod identity;
 pub mod provider;
 
