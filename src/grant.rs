@@ -517,7 +517,7 @@ pub async fn token_exchange(
     may_exchange(client)?;
     let subject = exchange
         .subject
-        .filter(|s| exchangeable(s, client))
+        .filter(|s| exchangeable(s, client, &config.issuer))
         .ok_or(GrantError::InvalidSubject)?;
     let audiences = exchange_targets(exchange.targets, &client.policy.exchange_targets)?;
     let scope = narrowed_scope(exchange.scope, subject.scope.as_deref().unwrap_or(""))?;
@@ -567,11 +567,13 @@ pub fn may_exchange(client: &ClientRecord) -> Result<(), GrantError> {
     may_use(&client.policy, GrantType::TokenExchange)
 }
 
-/// Whether an active token may be exchanged by `client`: an access token with a
+/// Whether an active token may be exchanged by `client`: an access token this server
+/// issued (`issuer`: not one of the other `jwt.issuers` introspection accepts) with a
 /// subject, meant for one of the audiences the caller serves (RFC 8693 §2.1: the caller
 /// is the party the token was given to), naming fewer actors than the limit.
-pub fn exchangeable(subject: &TokenInfo, client: &ClientRecord) -> bool {
+pub fn exchangeable(subject: &TokenInfo, client: &ClientRecord, issuer: &str) -> bool {
     subject.token_use == TokenUse::AccessToken
+        && subject.iss.as_deref() == Some(issuer)
         && subject.sub.is_some()
         && subject.aud.contains_any(&client.audiences)
         && subject.act.as_ref().is_none_or(|a| a.depth() < MAX_ACTORS)
@@ -798,6 +800,8 @@ mod tests {
         }
     }
 
+    const ISSUER: &str = "https://as.example";
+
     fn subject(aud: &[&str], act: Option<Actor>) -> TokenInfo {
         TokenInfo {
             scope: None,
@@ -810,7 +814,7 @@ mod tests {
             nbf: None,
             sub: Some("alice".to_owned()),
             aud: crate::token::claims::Audience(aud.iter().map(|a| (*a).to_owned()).collect()),
-            iss: None,
+            iss: Some(ISSUER.to_owned()),
             jti: "j".to_owned(),
             act,
         }
@@ -820,26 +824,25 @@ mod tests {
     fn only_access_tokens_meant_for_the_caller_are_exchangeable() {
         let mut caller = ClientRecord::sample("rs");
         caller.audiences = vec!["https://api.example".to_owned()];
-        assert!(exchangeable(
-            &subject(&["https://api.example"], None),
-            &caller
-        ));
-        assert!(!exchangeable(
-            &subject(&["https://other.example"], None),
-            &caller
-        ));
-        assert!(!exchangeable(&subject(&[], None), &caller));
+        let usable = |token: &TokenInfo| exchangeable(token, &caller, ISSUER);
+        assert!(usable(&subject(&["https://api.example"], None)));
+        assert!(!usable(&subject(&["https://other.example"], None)));
+        assert!(!usable(&subject(&[], None)));
         let mut refresh = subject(&["https://api.example"], None);
         refresh.token_use = TokenUse::RefreshToken;
-        assert!(!exchangeable(&refresh, &caller));
+        assert!(!usable(&refresh));
         let mut anonymous = subject(&["https://api.example"], None);
         anonymous.sub = None;
-        assert!(!exchangeable(&anonymous, &caller));
+        assert!(!usable(&anonymous));
+        // Another issuer introspection trusts (`jwt.issuers`) did not issue it here.
+        let mut foreign = subject(&["https://api.example"], None);
+        foreign.iss = Some("https://old-as.example".to_owned());
+        assert!(!usable(&foreign));
         let mut chain = None;
         for depth in 1..=MAX_ACTORS {
             chain = Some(Actor::after(format!("c{depth}"), chain));
             let token = subject(&["https://api.example"], chain.clone());
-            assert_eq!(exchangeable(&token, &caller), depth < MAX_ACTORS, "{depth}");
+            assert_eq!(usable(&token), depth < MAX_ACTORS, "{depth}");
         }
     }
 
