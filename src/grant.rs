@@ -3,7 +3,9 @@
 //! rotation and reuse detection (RFC 9700 §4.14.2), and token exchange (RFC 8693).
 //! Access tokens are JWTs (RFC 9068); refresh tokens are opaque and stored by digest.
 
+use crate::cache::View;
 use crate::config::Config;
+use crate::introspection::{Answer, Introspector};
 use crate::policy::pkce;
 use crate::policy::{
     TokenState, normalize_scope, scope_outside, scope_within, token_state, valid_resource_uri,
@@ -15,6 +17,7 @@ use crate::store::{
 };
 use crate::token::claims::{Actor, TokenInfo};
 use crate::token::jwt::KeySet;
+use crate::token::keyring::KeyRing;
 use crate::token::mint::{MintError, MintRequest, Minted, TokenFormat, mint};
 use crate::token::{new_jti, opaque};
 use crate::vocabulary::{ACCESS_TOKEN_TYPE, AuthMethod, GrantType, TokenUse};
@@ -47,6 +50,17 @@ pub enum GrantError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Mint(#[from] MintError),
+}
+
+impl GrantError {
+    /// Whether the refusal would tell the caller that a token or code it does not hold
+    /// is not usable: answers spent from its inactive-answer budget.
+    pub fn tells_existence(&self) -> bool {
+        matches!(
+            self,
+            GrantError::InvalidGrant | GrantError::InvalidCode | GrantError::InvalidSubject
+        )
+    }
 }
 
 const MALFORMED_SCOPE: GrantError = GrantError::InvalidScope("scope is not a valid scope list");
@@ -488,14 +502,15 @@ pub async fn authorization_code(
 /// this is a loop, not a delegation.
 pub const MAX_ACTORS: usize = 5;
 
-/// What a token exchange asks for (RFC 8693 §2.1), its subject token already
-/// introspected for the caller.
+/// What a token exchange asks for (RFC 8693 §2.1), with how its subject token is read.
 pub struct Exchange<'a> {
-    /// The subject token as introspection answers it to the caller: `None` when it
-    /// reads inactive.
-    pub subject: Option<TokenInfo>,
-    /// The digest of the subject token as sent, which finds it if it is stored.
-    pub subject_digest: [u8; 32],
+    /// The subject token as sent.
+    pub subject_token: &'a str,
+    /// Introspection, which reads the subject token for the caller through the caches of
+    /// the request's view.
+    pub introspector: &'a Introspector,
+    pub ring: &'a KeyRing,
+    pub view: &'a View,
     /// The `resource` and `audience` values, in the order given.
     pub targets: &'a [&'a str],
     pub scope: Option<&'a str>,
@@ -503,9 +518,10 @@ pub struct Exchange<'a> {
 
 /// RFC 8693: a JWT access token for the subject token's user, meant for the targets,
 /// with the caller named as the actor. Deny by default: the caller needs the grant type
-/// and each target among its exchange targets. Every subject token the caller could not
-/// use (inactive, not an access token, not meant for the caller's audiences, too many
-/// actors already) gets one answer, so it learns no more than introspection tells it.
+/// and each target among its exchange targets. The subject token is read as
+/// introspection would answer it to the caller, and every one the caller could not use
+/// (inactive, not an access token, not meant for the caller's audiences, too many actors
+/// already) gets one answer, so it learns no more than introspection tells it.
 pub async fn token_exchange(
     store: &Store,
     keys: &KeySet,
@@ -515,10 +531,22 @@ pub async fn token_exchange(
     now: i64,
 ) -> Result<Issued, GrantError> {
     may_exchange(client)?;
-    let subject = exchange
-        .subject
-        .filter(|s| exchangeable(s, client, &config.issuer))
-        .ok_or(GrantError::InvalidSubject)?;
+    let token = exchange.subject_token;
+    let answer = exchange
+        .introspector
+        .introspect(
+            exchange.ring,
+            exchange.view,
+            client,
+            token,
+            Some(TokenUse::AccessToken),
+            now,
+        )
+        .await?;
+    let subject = match answer {
+        Answer::Active(info) if exchangeable(&info, client, &config.issuer) => info,
+        _ => return Err(GrantError::InvalidSubject),
+    };
     let audiences = exchange_targets(exchange.targets, &client.policy.exchange_targets)?;
     let scope = narrowed_scope(exchange.scope, subject.scope.as_deref().unwrap_or(""))?;
     // Never past the subject token: the new one must not outlive what it came from.
@@ -539,7 +567,7 @@ pub async fn token_exchange(
     let access = mint(store, keys, &config.issuer, request, now).await?;
     let joined = ExchangedSubject {
         jti: &subject.jti,
-        digest: &exchange.subject_digest,
+        digest: &opaque::digest(token),
     };
     if !store
         .join_subject_grant(&joined, (&access.jti, access.exp), now)

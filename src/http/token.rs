@@ -14,13 +14,11 @@ use super::{AppState, oracle};
 use crate::auth::ClientAuthentication;
 use crate::error::ApiError;
 use crate::grant::{self, CodeExchange, Exchange, GrantError, Issued};
-use crate::introspection::Answer;
 use crate::params::{ParamError, Parameters};
 use crate::secret::RawToken;
 use crate::token::claims::TokenType;
 use crate::token::jwt::KeySet;
-use crate::token::opaque;
-use crate::vocabulary::{ACCESS_TOKEN_TYPE, TokenUse};
+use crate::vocabulary::ACCESS_TOKEN_TYPE;
 
 pub const PATH: &str = "/token";
 
@@ -266,43 +264,51 @@ pub async fn token(
     Ok(answer(&issued))
 }
 
-/// The refresh token grant. A refused refresh token is as telling as an inactive
-/// introspection answer: budgeted alike.
+/// Runs a grant within the caller's inactive-answer budget: a refused refresh token,
+/// code or subject token is as telling as an inactive introspection answer, so it is
+/// budgeted alike.
+async fn budgeted(
+    state: &AppState,
+    caller: &Caller<TokenRequest>,
+    grant: impl Future<Output = Result<Issued, GrantError>>,
+) -> Result<Issued, ApiError> {
+    oracle::admit(state, &caller.client, caller.ip)?;
+    let issued = grant.await;
+    if issued.as_ref().is_err_and(GrantError::tells_existence) {
+        oracle::spend(state, &caller.client, caller.ip)?;
+    }
+    Ok(issued?)
+}
+
+/// The refresh token grant.
 async fn refresh(
     state: &AppState,
     keys: &KeySet,
     caller: &Caller<TokenRequest>,
     request: &RefreshRequest,
 ) -> Result<Issued, ApiError> {
-    let client = &caller.client;
-    oracle::admit(state, client, caller.ip)?;
     let (store, config) = (state.store(), &*state.config);
+    let resources = strs(&request.resource);
     let refreshed = grant::refresh(
         store,
         keys,
         config,
-        client,
+        &caller.client,
         request.refresh_token.expose(),
         request.scope.as_deref(),
-        &strs(&request.resource),
+        &resources,
         caller.now,
-    )
-    .await;
-    if let Err(GrantError::InvalidGrant) = refreshed {
-        oracle::spend(state, client, caller.ip)?;
-    }
-    Ok(refreshed?)
+    );
+    budgeted(state, caller, refreshed).await
 }
 
-/// The authorization code grant (OAuth 2.1 §4.1.3). A refused code is as telling as a
-/// refused refresh token: budgeted alike.
+/// The authorization code grant (OAuth 2.1 §4.1.3).
 async fn code(
     state: &AppState,
     keys: &KeySet,
     caller: &Caller<TokenRequest>,
     request: &CodeRequest,
 ) -> Result<Issued, ApiError> {
-    let client = &caller.client;
     let resources = strs(&request.resource);
     let exchange = CodeExchange {
         code: request.code.expose(),
@@ -310,41 +316,20 @@ async fn code(
         code_verifier: request.code_verifier.expose(),
         resources: &resources,
     };
-    oracle::admit(state, client, caller.ip)?;
     let (store, config) = (state.store(), &*state.config);
     let exchanged =
-        grant::authorization_code(store, keys, config, client, exchange, caller.now).await;
-    if let Err(GrantError::InvalidCode) = exchanged {
-        oracle::spend(state, client, caller.ip)?;
-    }
-    Ok(exchanged?)
+        grant::authorization_code(store, keys, config, &caller.client, exchange, caller.now);
+    budgeted(state, caller, exchanged).await
 }
 
-/// Token exchange (RFC 8693). The subject token is introspected for the caller, so a
-/// refused one is as telling as an inactive introspection answer: budgeted alike.
+/// Token exchange (RFC 8693).
 async fn exchange(
     state: &AppState,
     keys: &KeySet,
     caller: &Caller<TokenRequest>,
     request: &ExchangeRequest,
 ) -> Result<Issued, ApiError> {
-    let client = &caller.client;
-    // Refused before the subject token is looked at, for a caller not allowed to ask.
-    grant::may_exchange(client)?;
     request.check()?;
-    oracle::admit(state, client, caller.ip)?;
-    let (token, now) = (request.subject_token.expose(), caller.now);
-    let answer = state
-        .introspector
-        .introspect(
-            &state.keys,
-            &caller.view,
-            client,
-            token,
-            Some(TokenUse::AccessToken),
-            now,
-        )
-        .await?;
     let targets: Vec<&str> = request
         .resource
         .iter()
@@ -352,20 +337,17 @@ async fn exchange(
         .map(String::as_str)
         .collect();
     let exchange = Exchange {
-        subject: match answer {
-            Answer::Active(info) => Some(info),
-            Answer::Inactive(_) => None,
-        },
-        subject_digest: opaque::digest(token),
+        subject_token: request.subject_token.expose(),
+        introspector: &state.introspector,
+        ring: &state.keys,
+        view: &caller.view,
         targets: &targets,
         scope: request.scope.as_deref(),
     };
     let (store, config) = (state.store(), &*state.config);
-    let exchanged = grant::token_exchange(store, keys, config, client, exchange, now).await;
-    if let Err(GrantError::InvalidSubject) = exchanged {
-        oracle::spend(state, client, caller.ip)?;
-    }
-    Ok(exchanged?)
+    let exchanged =
+        grant::token_exchange(store, keys, config, &caller.client, exchange, caller.now);
+    budgeted(state, caller, exchanged).await
 }
 
 fn strs(values: &[String]) -> Vec<&str> {
