@@ -8,6 +8,9 @@
 #
 #   scripts/compare.sh BINARY_A BINARY_B [PAIRS]      (PAIRS: 6)
 #
+# COMPARE_CASE=token measures client credentials at POST /token (scripts/post.lua)
+# instead of the repeated JWT: the issuing path, which both binaries have.
+#
 # Needs wrk, curl, jq and taskset; at least two cores. Port: $COMPARE_PORT (19887).
 
 set -euo pipefail
@@ -16,6 +19,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 pairs=${3:-6}
 port=${COMPARE_PORT:-19887}
+case_name=${COMPARE_CASE:-jwt}
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
@@ -57,9 +61,14 @@ run() {
     AUTHORIZATION="Basic $(jq -r '"\(.client_id):\(.client_secret)"' "$dir/client.json" | tr -d '\n' | base64 -w0)"
     export AUTHORIZATION TOKENS=$dir/jwt.txt
     local url=http://127.0.0.1:$port
-    taskset -c 1 wrk -t1 -c32 -d2s -s "$repo/scripts/introspect.lua" "$url/introspect" >/dev/null
     local jwt healthz
-    jwt=$(taskset -c 1 wrk -t1 -c32 -d5s -s "$repo/scripts/introspect.lua" "$url/introspect" | rps)
+    local script=introspect.lua path=introspect
+    if [[ $case_name == token ]]; then
+        script=post.lua path=token
+        export BODY=grant_type=client_credentials
+    fi
+    taskset -c 1 wrk -t1 -c32 -d2s -s "$repo/scripts/$script" "$url/$path" >/dev/null
+    jwt=$(taskset -c 1 wrk -t1 -c32 -d5s -s "$repo/scripts/$script" "$url/$path" | rps)
     healthz=$(taskset -c 1 wrk -t1 -c32 -d3s "$url/healthz" | rps)
     kill "$server_pid"
     wait "$server_pid" 2>/dev/null || true
@@ -85,7 +94,7 @@ printf '%s\n' "${results[@]}" | awk '
     $1 == "A" { a[++na] = $2; last = $2 }
     $1 == "B" { b[++nb] = $2; r[++nr] = $2 / last }
     END {
-        printf "repeated JWT, median requests/s: A %.0f, B %.0f\n", median(a, na), median(b, nb)
+        printf "median requests/s: A %.0f, B %.0f\n", median(a, na), median(b, nb)
         min = r[1]; max = r[1]
         for (i = 1; i <= nr; i++) { if (r[i] < min) min = r[i]; if (r[i] > max) max = r[i] }
         printf "B/A per pair: median %.2f (%.2f-%.2f), %d pairs\n", median(r, nr), min, max, nr
