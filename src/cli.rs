@@ -247,7 +247,7 @@ pub struct PolicyArgs {
     /// A target (absolute URI: a resource or audience) this client may exchange a user's token for (RFC 8693, with --grant-type token-exchange); repeatable
     #[arg(long = "exchange-target", value_name = "URI")]
     pub exchange_targets: Option<Vec<String>>,
-    /// A grant type this client may use at /token: client_credentials, refresh_token, authorization_code or token-exchange; repeatable. With --redirect-uri and none given: authorization_code and refresh_token
+    /// A grant type this client may use at /token: client_credentials, refresh_token, authorization_code, token-exchange or jwt-bearer (identity assertions from a provider with id_jag = true); repeatable. With --redirect-uri and none given: authorization_code and refresh_token
     #[arg(long = "grant-type", value_name = "G")]
     pub grant_types: Option<Vec<String>>,
     /// Where this client may receive authorization codes: https, http on 127.0.0.1, [::1] or localhost (any port), or a private-use scheme like com.example.app:/cb; repeatable

@@ -138,6 +138,7 @@ impl From<GrantError> for ApiError {
             GrantError::InvalidGrant => ApiError::InvalidGrant("the refresh token is invalid"),
             GrantError::InvalidCode => ApiError::InvalidGrant("the authorization code is invalid"),
             GrantError::InvalidSubject => ApiError::InvalidGrant("the subject token is invalid"),
+            GrantError::InvalidAssertion => ApiError::InvalidGrant("the assertion is invalid"),
             GrantError::InvalidRequest(why) => ApiError::invalid_request(why),
             GrantError::UnauthorizedClient(why) => ApiError::UnauthorizedClient(why),
             GrantError::InvalidScope(why) => ApiError::InvalidScope(why),

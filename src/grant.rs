@@ -1,7 +1,12 @@
 //! The grants of the token endpoint: authorization codes with PKCE (OAuth 2.1 §4.1.3,
 //! RFC 7636), client credentials (RFC 6749 §4.4), refresh tokens (RFC 6749 §6) with
-//! rotation and reuse detection (RFC 9700 §4.14.2), and token exchange (RFC 8693).
+//! rotation and reuse detection (RFC 9700 §4.14.2), token exchange (RFC 8693), and
+//! identity assertions from the organisation's provider ([`identity_assertion`]).
 //! Access tokens are JWTs (RFC 9068); refresh tokens are opaque and stored by digest.
+
+mod identity_assertion;
+
+pub use identity_assertion::{IdentityAssertion, identity_assertion, may_assert};
 
 use crate::cache::View;
 use crate::config::Config;
@@ -34,10 +39,12 @@ pub enum GrantError {
     /// used, another client's, or presented with the wrong redirect URI or verifier.
     #[error("invalid_grant")]
     InvalidCode,
-    /// The client is not registered for this grant type.
     /// One answer for every subject token of a token exchange that cannot be used.
     #[error("invalid_grant")]
     InvalidSubject,
+    /// One answer for every identity assertion (ID-JAG) that cannot be used.
+    #[error("invalid_grant")]
+    InvalidAssertion,
     #[error("invalid_request: {0}")]
     InvalidRequest(&'static str),
     #[error("unauthorized_client: {0}")]
@@ -58,7 +65,10 @@ impl GrantError {
     pub fn tells_existence(&self) -> bool {
         matches!(
             self,
-            GrantError::InvalidGrant | GrantError::InvalidCode | GrantError::InvalidSubject
+            GrantError::InvalidGrant
+                | GrantError::InvalidCode
+                | GrantError::InvalidSubject
+                | GrantError::InvalidAssertion
         )
     }
 }

@@ -92,14 +92,19 @@ pub enum GrantType {
     /// RFC 8693: a resource server trades a user's token for one to another service.
     #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
     TokenExchange,
+    /// RFC 7523 §2.1 with an identity assertion (ID-JAG) from the organisation's
+    /// provider: the MCP enterprise-managed authorization extension.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    JwtBearer,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 4] = [
+    pub const ALL: [GrantType; 5] = [
         GrantType::ClientCredentials,
         GrantType::RefreshToken,
         GrantType::AuthorizationCode,
         GrantType::TokenExchange,
+        GrantType::JwtBearer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +113,7 @@ impl GrantType {
             GrantType::RefreshToken => "refresh_token",
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::TokenExchange => TOKEN_EXCHANGE,
+            GrantType::JwtBearer => JWT_BEARER,
         }
     }
 
@@ -115,6 +121,7 @@ impl GrantType {
     pub fn alias(self) -> Option<&'static str> {
         match self {
             GrantType::TokenExchange => Some("token-exchange"),
+            GrantType::JwtBearer => Some("jwt-bearer"),
             _ => None,
         }
     }
@@ -126,6 +133,9 @@ impl GrantType {
 
 /// RFC 8693 §2.1's `grant_type`.
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// RFC 7523 §2.1's `grant_type`, here for identity assertions (ID-JAG).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// RFC 8693 §3: the only token type exchanged or issued here.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";

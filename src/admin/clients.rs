@@ -441,13 +441,19 @@ fn redirect_uris_arg(uris: &[String]) -> Result<Vec<String>, AdminError> {
 }
 
 /// RFC 6749 §4.4: the client credentials grant is for confidential clients only; a
-/// public client has no credentials to present. Token exchange neither: it lets the
-/// caller act for someone else, so the caller must prove who it is.
+/// public client has no credentials to present. Token exchange and identity assertions
+/// neither: they give the caller a user's token without the user at hand, so the caller
+/// must prove who it is.
 fn check_public_grants(method: AuthMethod, grant_types: &[GrantType]) -> Result<(), AdminError> {
     if method != AuthMethod::None {
         return Ok(());
     }
-    for confidential in [GrantType::ClientCredentials, GrantType::TokenExchange] {
+    let confidential_only = [
+        GrantType::ClientCredentials,
+        GrantType::TokenExchange,
+        GrantType::JwtBearer,
+    ];
+    for confidential in confidential_only {
         if grant_types.contains(&confidential) {
             return Err(AdminError::Invalid(format!(
                 "a public client (--auth-method none) cannot use {}",
@@ -468,7 +474,7 @@ pub fn parse_grant_types(names: &[String]) -> Result<Vec<GrantType>, AdminError>
             .ok_or_else(|| {
                 AdminError::Invalid(format!(
                     "--grant-type must be client_credentials, refresh_token, \
-                     authorization_code or token-exchange, not {name:?}"
+                     authorization_code, token-exchange or jwt-bearer, not {name:?}"
                 ))
             })?;
         if !out.contains(&grant_type) {
@@ -514,7 +520,14 @@ mod tests {
                 vec![GrantType::TokenExchange]
             );
         }
+        for name in ["jwt-bearer", "urn:ietf:params:oauth:grant-type:jwt-bearer"] {
+            assert_eq!(
+                parse_grant_types(&[name.to_owned()]).unwrap(),
+                vec![GrantType::JwtBearer]
+            );
+        }
         assert!(check_public_grants(AuthMethod::None, &[GrantType::TokenExchange]).is_err());
+        assert!(check_public_grants(AuthMethod::None, &[GrantType::JwtBearer]).is_err());
         assert!(
             check_public_grants(AuthMethod::PrivateKeyJwt, &[GrantType::TokenExchange]).is_ok()
         );

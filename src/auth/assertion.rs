@@ -231,7 +231,7 @@ fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
 
 /// The one key that verifies this assertion: named by `kid`, or the only fitting key when
 /// the header names none.
-fn select_key(jwks: &JwkSet, header: &Header) -> Option<DecodingKey> {
+pub(crate) fn select_key(jwks: &JwkSet, header: &Header) -> Option<DecodingKey> {
     let mut fitting = jwks.keys.iter().filter(|jwk| {
         key_fits(jwk, header.alg)
             && header

@@ -20,6 +20,8 @@ pub struct LoginConfig {
     pub session_ttl_seconds: u64,
     /// OpenID Connect providers users may sign in through (`[[login.providers]]`).
     pub providers: Vec<ProviderConfig>,
+    /// Longest an identity assertion (ID-JAG) may live, from `iat` to `exp`, in seconds.
+    pub id_jag_max_lifetime_seconds: u64,
 }
 
 impl Default for LoginConfig {
@@ -29,6 +31,7 @@ impl Default for LoginConfig {
             local_users: true,
             session_ttl_seconds: 28_800,
             providers: Vec::new(),
+            id_jag_max_lifetime_seconds: 300,
         }
     }
 }
@@ -56,6 +59,10 @@ pub struct ProviderConfig {
     /// When not empty, only users whose verified email is at one of these domains.
     #[serde(default)]
     pub allowed_email_domains: Vec<String>,
+    /// Accepts the provider's identity assertions (ID-JAG) at `/token` with the JWT
+    /// bearer grant: the MCP enterprise-managed authorization extension.
+    #[serde(default)]
+    pub id_jag: bool,
 }
 
 fn default_provider_scopes() -> Vec<String> {
@@ -215,6 +222,10 @@ pub const MAX_UNUSED_CLIENT_DAYS: u32 = 3_650;
 /// Shortest initial access token accepted from `registration.initial_access_token_env`.
 pub const MIN_INITIAL_ACCESS_TOKEN_LEN: usize = 16;
 
+/// Longest `login.id_jag_max_lifetime_seconds`: an hour. An assertion is a one-time
+/// grant, meant to be spent at once.
+pub const MAX_ID_JAG_LIFETIME_SECONDS: u64 = 3_600;
+
 /// Longest `login.session_ttl_seconds`: thirty days.
 pub const MAX_SESSION_TTL_SECONDS: u64 = 30 * 24 * 3_600;
 
@@ -234,6 +245,7 @@ mod tests {
             client_secret_env: None,
             scopes: default_provider_scopes(),
             allowed_email_domains: vec!["example.com".to_owned()],
+            id_jag: false,
         }
     }
 

@@ -2,8 +2,8 @@
 //! environment or the filesystem.
 
 use super::{
-    Config, ConfigError, KeyConfig, MAX_ROTATION_DELAY_SECONDS, MAX_SESSION_TTL_SECONDS,
-    MAX_UNUSED_CLIENT_DAYS, SUPPORTED_ALGS,
+    Config, ConfigError, KeyConfig, MAX_ID_JAG_LIFETIME_SECONDS, MAX_ROTATION_DELAY_SECONDS,
+    MAX_SESSION_TTL_SECONDS, MAX_UNUSED_CLIENT_DAYS, SUPPORTED_ALGS,
 };
 
 impl Config {
@@ -47,6 +47,12 @@ impl Config {
         if !(1..=MAX_SESSION_TTL_SECONDS).contains(&self.login.session_ttl_seconds) {
             problems.push(format!(
                 "login.session_ttl_seconds: must be between 1 and {MAX_SESSION_TTL_SECONDS}"
+            ));
+        }
+        if !(1..=MAX_ID_JAG_LIFETIME_SECONDS).contains(&self.login.id_jag_max_lifetime_seconds) {
+            problems.push(format!(
+                "login.id_jag_max_lifetime_seconds: must be between 1 and \
+                 {MAX_ID_JAG_LIFETIME_SECONDS}"
             ));
         }
         problems.extend(self.registration_problems());
@@ -293,6 +299,19 @@ mod tests {
         config.login.session_ttl_seconds = MAX_SESSION_TTL_SECONDS + 1;
         assert!(config.validate().is_err());
         config.login.session_ttl_seconds = MAX_SESSION_TTL_SECONDS;
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn identity_assertion_lifetime_is_bounded() {
+        let mut config = Config::default();
+        assert_eq!(config.login.id_jag_max_lifetime_seconds, 300);
+        config.login.id_jag_max_lifetime_seconds = 0;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("login.id_jag_max_lifetime_seconds"), "{err}");
+        config.login.id_jag_max_lifetime_seconds = MAX_ID_JAG_LIFETIME_SECONDS + 1;
+        assert!(config.validate().is_err());
+        config.login.id_jag_max_lifetime_seconds = MAX_ID_JAG_LIFETIME_SECONDS;
         assert!(config.validate().is_ok());
     }
 

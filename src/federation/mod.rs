@@ -2,11 +2,14 @@
 //! (`[[login.providers]]`): this server is a relying party of each (OIDC Core §3.1, the
 //! authorization code flow with PKCE). [`provider`] speaks to one provider through the
 //! `openidconnect` crate over our own [`client`]; [`identity`] holds the rules that turn
-//! the user it names into a local user. The browser's side is `crate::signin::federated`.
+//! the user it names into a local user, and [`link`] finds or creates that user. The
+//! browser's side is `crate::signin::federated`; [`id_jag`] holds the rules of the
+//! identity assertions a provider issues for use without a browser (`crate::grant`).
 
 pub mod client;
 pub mod id_jag;
 pub mod identity;
+pub mod link;
 pub mod provider;
 
 use std::collections::BTreeMap;
@@ -49,6 +52,11 @@ impl Providers {
 
     pub fn get(&self, id: &str) -> Option<&Arc<Provider>> {
         self.0.iter().find(|p| p.id == id)
+    }
+
+    /// The provider with `id_jag = true` whose issuer is `issuer`.
+    pub fn asserting(&self, issuer: &str) -> Option<&Arc<Provider>> {
+        self.0.iter().find(|p| p.id_jag && p.issuer() == issuer)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Provider>> {

@@ -22,6 +22,7 @@ use openidconnect::{
 use tokio::sync::watch;
 
 use super::client::{FetchError, HttpClient};
+use super::id_jag::{self, IdJagClaims, Refusal};
 use super::identity::Identity;
 use crate::config::ProviderConfig;
 use crate::secret::ProviderSecret;
@@ -82,6 +83,9 @@ type Metadata = ProviderMetadata<
 /// What discovery found: the metadata with the key set, and how to talk to the provider.
 struct Discovered {
     metadata: Metadata,
+    /// The key set again, as identity assertions are verified with it: the keys that
+    /// read as JWKs, others left out.
+    keys: jsonwebtoken::jwk::JwkSet,
     auth_type: AuthType,
     algs: Vec<CoreJwsSigningAlgorithm>,
     /// RFC 9207: the provider advertises `authorization_response_iss_parameter_supported`.
@@ -97,6 +101,8 @@ pub struct Provider {
     secret: ProviderSecret,
     scopes: Vec<String>,
     pub allowed_email_domains: Vec<String>,
+    /// Accepts identity assertions (ID-JAG) at `/token`.
+    pub id_jag: bool,
     redirect_uri: RedirectUrl,
     http: HttpClient,
     discovered: RwLock<Option<Arc<Discovered>>>,
@@ -132,6 +138,7 @@ impl Provider {
             secret: config.secret().map_err(at)?,
             scopes: config.scopes.clone(),
             allowed_email_domains: config.allowed_email_domains.clone(),
+            id_jag: config.id_jag,
             redirect_uri: RedirectUrl::new(redirect_uri).map_err(|e| at(e.to_string()))?,
             http,
             discovered: RwLock::new(None),
@@ -317,6 +324,20 @@ impl Provider {
         }
     }
 
+    /// The claims of an identity assertion signed with one of the provider's keys (the
+    /// keys fetched again, at most once per [`JWKS_REFETCH_INTERVAL`], for a key not
+    /// known yet). The claims are not judged here.
+    pub async fn id_jag_claims(&self, jwt: &str) -> Result<IdJagClaims, Refusal> {
+        let discovered = self.discovered().ok_or(Refusal::ProviderUnavailable)?;
+        match id_jag::verify(jwt, &discovered.keys) {
+            Err(Refusal::UnknownKey) => {
+                let refreshed = self.refetch_keys().await.ok_or(Refusal::UnknownKey)?;
+                id_jag::verify(jwt, &refreshed.keys)
+            }
+            other => other,
+        }
+    }
+
     /// Fetches the key set again, unless that was done less than
     /// [`JWKS_REFETCH_INTERVAL`] ago; the discovered state with the new keys.
     async fn refetch_keys(&self) -> Option<Arc<Discovered>> {
@@ -349,10 +370,26 @@ fn discovered(metadata: Metadata) -> Discovered {
         .authorization_response_iss_parameter_supported
         == Some(serde_json::Value::Bool(true));
     Discovered {
+        keys: usable_keys(metadata.jwks()),
         auth_type: auth_type(metadata.token_endpoint_auth_methods_supported()),
         algs: signing_algs(metadata.id_token_signing_alg_values_supported()),
         names_itself,
         metadata,
+    }
+}
+
+/// The keys of a provider's set that read as JWKs for `jsonwebtoken`, each on its own: a
+/// key of a kind it does not know (an encryption key, say) is left out, not the set.
+fn usable_keys(keys: &CoreJsonWebKeySet) -> jsonwebtoken::jwk::JwkSet {
+    let listed = serde_json::to_value(keys)
+        .ok()
+        .and_then(|set| set.get("keys").and_then(|k| k.as_array()).cloned())
+        .unwrap_or_default();
+    jsonwebtoken::jwk::JwkSet {
+        keys: listed
+            .into_iter()
+            .filter_map(|key| serde_json::from_value(key).ok())
+            .collect(),
     }
 }
 

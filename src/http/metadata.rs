@@ -10,7 +10,7 @@ use super::docs::{AnyOrigin, MetadataDocument, MethodNotAllowed, RateLimited};
 use super::{AppState, endpoint_url};
 use crate::auth::assertion;
 use crate::config::Config;
-use crate::vocabulary::{AuthMethod, TOKEN_EXCHANGE};
+use crate::vocabulary::{AuthMethod, JWT_BEARER, TOKEN_EXCHANGE};
 
 /// RFC 8414 §3: the well-known URI suffix.
 pub const WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
@@ -82,15 +82,18 @@ pub fn document(config: &Config, introspection_signing_alg: Option<&str>) -> Map
         doc.insert("authorization_endpoint".into(), url(super::authorize::PATH));
         doc.insert("response_types_supported".into(), json!(["code"]));
         doc.insert("response_modes_supported".into(), json!(["query"]));
-        doc.insert(
-            "grant_types_supported".into(),
-            json!([
-                "authorization_code",
-                "client_credentials",
-                "refresh_token",
-                TOKEN_EXCHANGE
-            ]),
-        );
+        let mut grant_types = vec![
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
+            TOKEN_EXCHANGE,
+        ];
+        // The MCP enterprise-managed authorization extension: identity assertions are
+        // taken only from providers that are trusted for them.
+        if config.login.providers.iter().any(|p| p.id_jag) {
+            grant_types.push(JWT_BEARER);
+        }
+        doc.insert("grant_types_supported".into(), json!(grant_types));
         doc.insert("code_challenge_methods_supported".into(), json!(["S256"]));
         doc.insert(
             "authorization_response_iss_parameter_supported".into(),
@@ -225,6 +228,32 @@ mod tests {
             missing_for_mcp(&without_signin()),
             vec!["authorization_endpoint", "response_types_supported"]
         );
+    }
+
+    #[test]
+    fn the_jwt_bearer_grant_is_listed_with_a_provider_trusted_for_assertions() {
+        let mut config = Config::default();
+        let listed = |config: &Config| {
+            document(config, None)["grant_types_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(JWT_BEARER))
+        };
+        assert!(!listed(&config));
+        let provider: crate::config::ProviderConfig = serde_json::from_value(json!({
+            "id": "corp", "name": "Corp", "issuer": "https://idp.example",
+            "client_id": "introspectd", "client_secret": "s3cret"
+        }))
+        .unwrap();
+        config.login.providers = vec![provider.clone()];
+        assert!(!listed(&config), "id_jag is off unless set");
+        config.login.providers = vec![crate::config::ProviderConfig {
+            id_jag: true,
+            ..provider
+        }];
+        assert!(listed(&config));
+        config.login.enabled = false;
+        assert!(!listed(&config), "providers serve only with sign-in on");
     }
 
     #[test]

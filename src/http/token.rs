@@ -1,5 +1,5 @@
 //! `POST /token` (RFC 6749 §3.2): the authorization code, client credentials, refresh
-//! token and token exchange grants.
+//! token, token exchange and identity assertion (JWT bearer) grants.
 
 use axum::Json;
 use axum::extract::State;
@@ -13,7 +13,7 @@ use super::docs::{CallerErrors, NoCache};
 use super::{AppState, oracle};
 use crate::auth::ClientAuthentication;
 use crate::error::ApiError;
-use crate::grant::{self, CodeExchange, Exchange, GrantError, Issued};
+use crate::grant::{self, CodeExchange, Exchange, GrantError, IdentityAssertion, Issued};
 use crate::params::{ParamError, Parameters};
 use crate::secret::RawToken;
 use crate::token::claims::TokenType;
@@ -32,6 +32,8 @@ pub enum TokenRequest {
     RefreshToken(RefreshRequest),
     #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
     TokenExchange(ExchangeRequest),
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    JwtBearer(AssertionRequest),
 }
 
 impl CallerRequest for TokenRequest {
@@ -41,8 +43,9 @@ impl CallerRequest for TokenRequest {
 impl Parameters for TokenRequest {
     const REPEATABLE: &'static [&'static str] = &["resource", "audience"];
     const UNKNOWN_VARIANT: ParamError = ParamError::UnsupportedGrantType(
-        "grant_type must be authorization_code, client_credentials, refresh_token or \
-         urn:ietf:params:oauth:grant-type:token-exchange",
+        "grant_type must be authorization_code, client_credentials, refresh_token, \
+         urn:ietf:params:oauth:grant-type:token-exchange or \
+         urn:ietf:params:oauth:grant-type:jwt-bearer",
     );
 }
 
@@ -141,6 +144,22 @@ pub struct ExchangeRequest {
     credentials: ClientAuthentication,
 }
 
+/// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 section 2.1) with
+/// an Identity Assertion JWT Authorization Grant (ID-JAG): the MCP enterprise-managed
+/// authorization extension.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AssertionRequest {
+    /// The ID-JAG the organisation's provider issued for this client and one of its
+    /// people: `typ` `oauth-id-jag+jwt`, signed by a provider with `id_jag = true`, `aud`
+    /// this server's issuer, `client_id` the authenticated client's. Used once.
+    #[schema(value_type = String)]
+    assertion: RawToken,
+    // Read by the `Caller` before the rest of the form; here for the description.
+    #[serde(flatten)]
+    #[allow(dead_code)]
+    credentials: ClientAuthentication,
+}
+
 /// The token type of RFC 8693 section 3 that is exchanged and issued here.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -205,7 +224,7 @@ pub struct TokenResponse<'a> {
     post,
     path = PATH,
     summary = "Token endpoint (RFC 6749 section 3.2): authorization_code, client_credentials, \
-        refresh_token and token exchange",
+        refresh_token, token exchange and identity assertions (ID-JAG)",
     description = "The caller authenticates as for `/introspect`, or, as a public client \
         (`--auth-method none`), names itself with `client_id` alone. A client named by a \
         Client ID Metadata Document URL authenticates only while its document can be \
@@ -228,7 +247,20 @@ pub struct TokenResponse<'a> {
         subject token's, whose `exp` is never past the subject token's, and whose `act` names \
         the caller with earlier actors nested (RFC 8693 section 4.1); it dies with the subject \
         token's grant, and every unusable subject token gets one `invalid_grant` answer, \
-        budgeted like a refused refresh token; `refresh_token` rotates the refresh token and \
+        budgeted like a refused refresh token; the JWT bearer grant \
+        (`urn:ietf:params:oauth:grant-type:jwt-bearer`, RFC 7523, for confidential clients given \
+        it) takes an `assertion` that is an Identity Assertion JWT Authorization Grant (ID-JAG, \
+        the MCP enterprise-managed authorization extension) from a `[[login.providers]]` entry \
+        with `id_jag = true`: `typ` `oauth-id-jag+jwt`, signed by a key of the provider's JWKS, \
+        `iss` the provider, `aud` this server's issuer alone, `client_id` the caller, a `jti` used \
+        once across every instance, and `iat` to `exp` at most \
+        `login.id_jag_max_lifetime_seconds`; it answers a JWT access token, with no refresh \
+        token, for the user linked to the provider's `sub` (created on first use, as at a first \
+        sign-in through the provider; never a disabled user), whose `aud` is the assertion's \
+        `resource`s (each one of the caller's `--resource`s, else `invalid_target`; all of them \
+        when it names none) and whose scope is the assertion's (within the caller's, else \
+        `invalid_scope`; all of it when it names none); every unusable assertion gets one \
+        `invalid_grant` answer, budgeted alike, its reason only in the log; `refresh_token` rotates the refresh token and \
         issues a new access token limited to what the client may hold now (its current \
         grant types, scope and resources). Every unusable refresh token (unknown, expired, \
         revoked, reused, another client's, not a refresh token) gets the same \
@@ -260,6 +292,7 @@ pub async fn token(
         TokenRequest::RefreshToken(request) => refresh(&state, &keys, &caller, request).await?,
         TokenRequest::AuthorizationCode(request) => code(&state, &keys, &caller, request).await?,
         TokenRequest::TokenExchange(request) => exchange(&state, &keys, &caller, request).await?,
+        TokenRequest::JwtBearer(request) => assertion(&state, &keys, &caller, request).await?,
     };
     Ok(answer(&issued))
 }
@@ -348,6 +381,23 @@ async fn exchange(
     let exchanged =
         grant::token_exchange(store, keys, config, &caller.client, exchange, caller.now);
     budgeted(state, caller, exchanged).await
+}
+
+/// An identity assertion (ID-JAG) from the organisation's provider.
+async fn assertion(
+    state: &AppState,
+    keys: &KeySet,
+    caller: &Caller<TokenRequest>,
+    request: &AssertionRequest,
+) -> Result<Issued, ApiError> {
+    let presented = IdentityAssertion {
+        assertion: request.assertion.expose(),
+        providers: state.signin.as_deref().map(|signin| &signin.providers),
+    };
+    let (store, config) = (state.store(), &*state.config);
+    let asserted =
+        grant::identity_assertion(store, keys, config, &caller.client, presented, caller.now);
+    budgeted(state, caller, asserted).await
 }
 
 fn strs(values: &[String]) -> Vec<&str> {

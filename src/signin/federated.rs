@@ -13,12 +13,11 @@ use super::key::Purpose;
 use super::request::{self, ErrorCode, ErrorResponse};
 use super::view::{Answer, Location, Shown, browser_cookie};
 use super::{Context, Prompt, SigninError, check, open, redirect, start_session, to_client};
-use crate::federation::identity::{self, Identity};
+use crate::federation::identity;
+use crate::federation::link;
 use crate::federation::{Provider, ProviderError};
 use crate::secret::RawToken;
-use crate::store::{
-    FederatedLoginRecord, LinkRecord, NewLink, PendingBounds, StoreError, UserRecord,
-};
+use crate::store::{FederatedLoginRecord, PendingBounds};
 use crate::token::{opaque, random_string};
 
 /// How long a sign-in sent to a provider may take to come back, in seconds.
@@ -32,9 +31,6 @@ pub const PENDING_PROVIDER_SIGNINS: PendingBounds = PendingBounds {
     per_browser: 3,
     total: 10_000,
 };
-
-/// Usernames tried for a new user before giving up (`alice`, `alice-2`, …).
-const USERNAME_TRIES: u32 = 20;
 
 /// The one description of every refusal after the provider answered: the client and the
 /// user learn that the sign-in was not accepted, never which check failed.
@@ -207,7 +203,7 @@ pub async fn callback(
         tracing::info!(provider = %provider.id, "email domain not admitted");
         return refuse(ErrorCode::AccessDenied, NOT_ACCEPTED);
     }
-    let Some(user) = linked_user(cx, provider, &identity).await? else {
+    let Some(user) = link::linked_user(cx.store, &provider.id, &identity, cx.now).await? else {
         tracing::warn!(provider = %provider.id, "no free username for a new user");
         return refuse(ErrorCode::ServerError, "the account could not be created");
     };
@@ -236,51 +232,6 @@ fn provider_error_code(error: &str) -> ErrorCode {
         "server_error" => ErrorCode::ServerError,
         _ => ErrorCode::AccessDenied,
     }
-}
-
-/// The user linked to the identity at this provider, created (without a password) on
-/// first sign-in; `None` when no free username was found. A taken username gets a
-/// suffix: an existing account is never linked to.
-async fn linked_user(
-    cx: &Context<'_>,
-    provider: &Provider,
-    identity: &Identity,
-) -> Result<Option<UserRecord>, StoreError> {
-    if let Some(user) = cx
-        .store
-        .linked_user(&provider.id, &identity.subject)
-        .await?
-    {
-        return Ok(Some(user));
-    }
-    let base = identity::username_base(identity);
-    let user_id = random_string(16);
-    let link = LinkRecord {
-        provider_id: provider.id.clone(),
-        subject: identity.subject.clone(),
-        user_id: user_id.clone(),
-        created_at: cx.now,
-    };
-    for attempt in 0..USERNAME_TRIES {
-        let user = UserRecord {
-            user_id: user_id.clone(),
-            username: identity::username_candidate(&base, attempt),
-            email: identity.email.clone(),
-            name: identity.name.clone(),
-            password_hash: None,
-            disabled: false,
-            created_at: cx.now,
-            updated_at: cx.now,
-        };
-        match cx.store.insert_linked_user(&user, &link).await? {
-            NewLink::Created => return Ok(Some(user)),
-            NewLink::UsernameTaken => continue,
-            NewLink::AlreadyLinked => {
-                return cx.store.linked_user(&provider.id, &identity.subject).await;
-            }
-        }
-    }
-    Ok(None)
 }
 
 #[cfg(test)]

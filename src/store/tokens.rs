@@ -187,6 +187,39 @@ impl Store {
         Ok(())
     }
 
+    /// Records the JWT access token `access` (its jti and exp), issued to `client_id` for
+    /// `user_id` outside any stored grant (an identity assertion's), as a grant of its
+    /// own named by its jti: disabling or deleting the user, or revoking their consent to
+    /// the client, then reaches it, and what is exchanged from it joins it.
+    pub async fn insert_user_grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        access: (&str, i64),
+    ) -> Result<(), StoreError> {
+        let (jti, exp) = access;
+        let grant = "INSERT INTO user_grants (family_id, user_id, client_id, exp) \
+                     VALUES ($1, $2, $3, $4)";
+        let remember = "INSERT INTO family_jtis (jti, family_id, exp) VALUES ($1, $1, $2)";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(grant)
+                .bind(jti)
+                .bind(user_id)
+                .bind(client_id)
+                .bind(exp)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(remember)
+                .bind(jti)
+                .bind(exp)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// Records the JWT access token `exchanged` (its jti and exp), obtained by exchanging
     /// `subject`, in the subject's grant: the family the subject belongs to, else one
     /// named by the subject's jti. Whatever ends that grant then ends it too (RFC 8693
@@ -319,6 +352,7 @@ impl Store {
         for sql in [
             "DELETE FROM tokens WHERE exp < $1",
             "DELETE FROM family_jtis WHERE exp < $1",
+            "DELETE FROM user_grants WHERE exp < $1",
         ] {
             purged += execute!(self, sql, before)?;
         }

@@ -83,12 +83,14 @@ macro_rules! revoke_user_grants {
                        AND ($3 IS NULL OR client_id = $3) AND family_id IS NOT NULL)) \
                       RETURNING digest";
         // A code exchanged without a refresh token left only its access token's jti,
-        // in the code's family.
+        // in the code's family; an identity assertion's token, in a user grant.
         let jtis = "INSERT INTO revoked_jtis (jti, exp, revoked_at) \
                     SELECT jti, exp, $1 FROM family_jtis WHERE family_id IN \
                     (SELECT COALESCE(family_id, jti) FROM tokens WHERE user_id = $2 \
                      AND ($3 IS NULL OR client_id = $3)) OR family_id IN \
                     (SELECT family_id FROM authorization_codes WHERE user_id = $2 \
+                     AND ($3 IS NULL OR client_id = $3)) OR family_id IN \
+                    (SELECT family_id FROM user_grants WHERE user_id = $2 \
                      AND ($3 IS NULL OR client_id = $3)) \
                     ON CONFLICT (jti) DO NOTHING RETURNING jti";
         let (user, client, now): (&str, Option<&str>, i64) = ($user, $client, $now);

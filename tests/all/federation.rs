@@ -41,6 +41,7 @@ fn provider_config(provider: &OidcProvider) -> ProviderConfig {
         client_secret_env: None,
         scopes: vec!["openid".into(), "email".into(), "profile".into()],
         allowed_email_domains: Vec::new(),
+        id_jag: false,
     }
 }
 
@@ -456,6 +457,7 @@ async fn a_provider_down_at_start_up_recovers_by_itself(backend: B) {
         client_secret_env: None,
         scopes: vec!["openid".into(), "email".into(), "profile".into()],
         allowed_email_domains: Vec::new(),
+        id_jag: false,
     };
     let Some(app) = TestApp::start(backend, |c| c.login.providers = vec![config]).await else {
         return;

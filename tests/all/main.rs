@@ -23,6 +23,7 @@ mod credentials;
 mod exchange;
 mod federation;
 mod hostile;
+mod id_jag;
 mod instances;
 mod introspect;
 mod keys;

@@ -930,6 +930,7 @@ async fn live_responses(backend: Backend) {
         client_secret_env: None,
         scopes: vec!["openid".to_owned()],
         allowed_email_domains: Vec::new(),
+        id_jag: false,
     };
     let adjust = |c: &mut introspectd::config::Config| c.login.providers = vec![provider];
     common::run_with(backend, adjust, live_responses_match_the_document).await;

@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod documents;
+pub mod idp;
 pub mod logs;
 pub mod oidc;
 pub mod proxy;
