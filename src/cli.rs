@@ -10,10 +10,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::admin::{self, ClientChanges, IssueToken, NewClient, NewUser};
+use crate::audit::{self, Event, EventType};
 use crate::config::{Config, ConfigError, LogConfig, Overrides};
 use crate::secret::{Password, RawToken};
 use crate::service::{self, open_store};
-use crate::store::Store;
+use crate::store::{EventQuery, Store};
 use crate::token::jwt::KeySet;
 use crate::token::mint::TokenFormat;
 use crate::token::now;
@@ -60,6 +61,8 @@ pub enum Command {
     /// Manage the generated signing keys published at /jwks (rotate, promote, list, remove)
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit trail, oldest first, one JSON object a line
+    Events(EventsArgs),
     /// Exit 0 when the server on the configured listen address answers GET /healthz
     Healthcheck,
 }
@@ -78,6 +81,7 @@ impl Command {
             Command::Client(ClientCommand::List | ClientCommand::Show { .. })
                 | Command::User(UserCommand::List | UserCommand::Show { .. })
                 | Command::Keys(KeysCommand::List)
+                | Command::Events(_)
         )
     }
 }
@@ -154,6 +158,25 @@ pub enum ClientCommand {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events since then: a duration back from now (90s, 15m, 12h, 7d) or an RFC 3339 time
+    #[arg(long, value_name = "DURATION|TIME")]
+    since: Option<String>,
+    /// Only events of this type (signin.failed, client.updated, …); repeatable
+    #[arg(long = "type", value_name = "T")]
+    types: Vec<String>,
+    /// Only events of this client
+    #[arg(long, allow_hyphen_values = true)]
+    client_id: Option<String>,
+    /// Only events of this user, by id or username
+    #[arg(long, value_name = "ID|USERNAME", allow_hyphen_values = true)]
+    user: Option<String>,
+    /// Keep printing events as they are recorded, until interrupted
+    #[arg(long)]
+    follow: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -471,6 +494,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 store.close().await;
                 result
             }
+            Some(Command::Events(args)) => {
+                let store = open_store(&config).await.map_err(|e| e.to_string())?;
+                let result = events_command(&store, args).await;
+                store.close().await;
+                result
+            }
             Some(Command::Keys(command)) => {
                 let store = open_store(&config).await.map_err(|e| e.to_string())?;
                 let result = keys_command(&config, &store, command, now).await;
@@ -512,6 +541,13 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
             )
             .await
             .map_err(err)?;
+            note(
+                store,
+                Event::new(EventType::ClientCreated)
+                    .client(&created.client_id)
+                    .detail("auth_method", created.auth_method.as_str()),
+            )
+            .await;
             if signs_in_nowhere {
                 eprintln!(
                     "introspectd: warning: client {} signs users in without --resource: unless \
@@ -524,11 +560,13 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
         }
         ClientCommand::Update(args) => {
             let changes = args.policy.changes(args.name);
-            print_json(
-                &admin::update_client(store, &args.client_id, changes, now)
-                    .await
-                    .map_err(err)?,
-            )
+            let changed = changes.named();
+            let updated = admin::update_client(store, &args.client_id, changes, now)
+                .await
+                .map_err(err)?;
+            let event = Event::new(EventType::ClientUpdated).detail("changed", changed);
+            note(store, event.client(&args.client_id)).await;
+            print_json(&updated)
         }
         ClientCommand::List => print_json(&admin::list_clients(store).await.map_err(err)?),
         ClientCommand::Show { client_id } => {
@@ -538,30 +576,47 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> Resu
             let rotated = admin::rotate_secret(store, &client_id, grace, now)
                 .await
                 .map_err(err)?;
+            let event = Event::new(EventType::ClientSecretRotated).client(&client_id);
+            note(store, event.detail("grace_seconds", grace)).await;
             print_json(&rotated.to_json())
         }
         ClientCommand::SetJwks { client_id, jwks } => {
             let jwks = jwks
                 .read()?
                 .ok_or("client set-jwks needs --jwks or --jwks-file")?;
-            print_json(
-                &admin::set_client_jwks(store, &client_id, &jwks, now)
-                    .await
-                    .map_err(err)?,
-            )
+            let set = admin::set_client_jwks(store, &client_id, &jwks, now)
+                .await
+                .map_err(err)?;
+            let event = Event::new(EventType::ClientUpdated).detail("changed", ["jwks"]);
+            note(store, event.client(&client_id)).await;
+            print_json(&set)
         }
-        ClientCommand::Disable { client_id } => print_json(
-            &admin::disable_client(store, &client_id, now)
+        ClientCommand::Disable { client_id } => {
+            let disabled = admin::disable_client(store, &client_id, now)
                 .await
-                .map_err(err)?,
-        ),
-        ClientCommand::Enable { client_id } => print_json(
-            &admin::enable_client(store, &client_id, now)
+                .map_err(err)?;
+            note(
+                store,
+                Event::new(EventType::ClientDisabled).client(&client_id),
+            )
+            .await;
+            print_json(&disabled)
+        }
+        ClientCommand::Enable { client_id } => {
+            let enabled = admin::enable_client(store, &client_id, now)
                 .await
-                .map_err(err)?,
-        ),
+                .map_err(err)?;
+            let event = Event::new(EventType::ClientUpdated).detail("changed", ["enabled"]);
+            note(store, event.client(&client_id)).await;
+            print_json(&enabled)
+        }
         ClientCommand::Delete { client_id } => {
             admin::delete_client(store, &client_id).await.map_err(err)?;
+            note(
+                store,
+                Event::new(EventType::ClientDeleted).client(&client_id),
+            )
+            .await;
             print_json(&json!({"client_id": client_id, "deleted": true}))
         }
     }
@@ -582,6 +637,11 @@ async fn user_command(store: &Store, command: UserCommand, now: i64) -> Result<(
                 password,
             };
             let created = admin::create_user(store, new, now).await.map_err(err)?;
+            note(
+                store,
+                Event::new(EventType::UserCreated).user(&created.user_id),
+            )
+            .await;
             print_json(&created.to_json())
         }
         UserCommand::List => print_json(&admin::list_users(store).await.map_err(err)?),
@@ -596,23 +656,43 @@ async fn user_command(store: &Store, command: UserCommand, now: i64) -> Result<(
             let changed = admin::set_user_password(store, &user, password, now)
                 .await
                 .map_err(err)?;
+            let event = Event::new(EventType::UserUpdated).detail("changed", ["password"]);
+            note(store, event.user(&changed.user_id)).await;
             print_json(&changed.to_json())
         }
         UserCommand::Disable { user } => {
-            print_json(&admin::disable_user(store, &user, now).await.map_err(err)?)
+            let disabled = admin::disable_user(store, &user, now).await.map_err(err)?;
+            note(
+                store,
+                Event::new(EventType::UserDisabled).user(&disabled.user_id),
+            )
+            .await;
+            print_json(&disabled)
         }
         UserCommand::Enable { user } => {
-            print_json(&admin::enable_user(store, &user, now).await.map_err(err)?)
+            let enabled = admin::enable_user(store, &user, now).await.map_err(err)?;
+            let event = Event::new(EventType::UserUpdated).detail("changed", ["enabled"]);
+            note(store, event.user(&enabled.user_id)).await;
+            print_json(&enabled)
         }
         UserCommand::Delete { user } => {
             let user_id = admin::delete_user(store, &user, now).await.map_err(err)?;
+            note(store, Event::new(EventType::UserDeleted).user(&user_id)).await;
             print_json(&json!({"user_id": user_id, "deleted": true}))
         }
-        UserCommand::RevokeConsent { user, client_id } => print_json(
-            &admin::revoke_consent(store, &user, client_id.as_deref(), now)
+        UserCommand::RevokeConsent { user, client_id } => {
+            let revoked = admin::revoke_consent(store, &user, client_id.as_deref(), now)
                 .await
-                .map_err(err)?,
-        ),
+                .map_err(err)?;
+            let mut event = Event::new(EventType::ConsentRevoked)
+                .user(&revoked.user_id)
+                .detail("tokens_revoked", revoked.tokens_revoked);
+            if let Some(client_id) = &revoked.client_id {
+                event = event.client(client_id);
+            }
+            note(store, event).await;
+            print_json(&revoked)
+        }
     }
 }
 
@@ -635,12 +715,13 @@ async fn token_command(
                 FormatArg::Jwt => TokenFormat::Jwt,
                 FormatArg::Opaque => TokenFormat::Opaque,
             });
+            let client_id = args.client_id;
             let minted = admin::issue_token(
                 store,
                 &keys,
                 config,
                 IssueToken {
-                    client_id: args.client_id,
+                    client_id: client_id.clone(),
                     subject: args.subject,
                     username: args.username,
                     scope: args.scope,
@@ -653,6 +734,13 @@ async fn token_command(
             )
             .await
             .map_err(|e| e.to_string())?;
+            let event = Event::new(EventType::TokenIssued)
+                .client(&client_id)
+                .detail("grant_type", "operator")
+                .detail("token_use", minted.token_use.as_str())
+                .detail("jti", minted.jti.as_str())
+                .detail("aud", minted.audiences.clone());
+            note(store, event).await;
             print_json(&json!({
                 "token": minted.token.expose(),
                 "token_type_hint": minted.token_use.as_str(),
@@ -668,6 +756,11 @@ async fn token_command(
             let revoked = admin::revoke_token(store, &keys, &token, now)
                 .await
                 .map_err(|e| e.to_string())?;
+            let event = Event::new(EventType::TokenRevoked)
+                .detail("jti", revoked.jti.as_str())
+                .detail("token_use", revoked.token_use.as_str())
+                .detail("by", "operator");
+            note(store, event).await;
             print_json(&revoked)
         }
     }
@@ -682,18 +775,28 @@ async fn keys_command(
     let err = |e: admin::AdminError| e.to_string();
     match command {
         KeysCommand::Rotate => {
-            print_json(&admin::rotate_key(store, config, now).await.map_err(err)?)
+            let key = admin::rotate_key(store, config, now).await.map_err(err)?;
+            let event = Event::new(EventType::KeyRotated).detail("kid", key.kid.as_str());
+            note(store, event.detail("alg", key.alg.as_str())).await;
+            print_json(&key)
         }
-        KeysCommand::Promote { kid } => print_json(
-            &admin::promote_key(store, config, &kid, now)
+        KeysCommand::Promote { kid } => {
+            let key = admin::promote_key(store, config, &kid, now)
                 .await
-                .map_err(err)?,
-        ),
+                .map_err(err)?;
+            note(store, Event::new(EventType::KeyPromoted).detail("kid", kid)).await;
+            print_json(&key)
+        }
         KeysCommand::List => print_json(&admin::list_keys(store, config, now).await.map_err(err)?),
         KeysCommand::Remove { kid } => {
             admin::remove_key(store, config, &kid, now)
                 .await
                 .map_err(err)?;
+            note(
+                store,
+                Event::new(EventType::KeyRemoved).detail("kid", kid.as_str()),
+            )
+            .await;
             print_json(&json!({"kid": kid, "removed": true}))
         }
         KeysCommand::Reseal {
@@ -711,11 +814,16 @@ async fn keys_command(
                          hex (for example from `openssl rand -base64 32`)"
                     )
                 })?;
-            print_json(
-                &crate::token::reseal::reseal(store, config, &new, discard_unreadable, now)
+            let resealed =
+                crate::token::reseal::reseal(store, config, &new, discard_unreadable, now)
                     .await
-                    .map_err(|e| e.to_string())?,
-            )
+                    .map_err(|e| e.to_string())?;
+            let event = Event::new(EventType::KeyResealed)
+                .detail("key_encryption_key", resealed.key_encryption_key.as_str())
+                .detail("resealed", resealed.resealed.clone())
+                .detail("discarded", resealed.discarded.clone());
+            note(store, event).await;
+            print_json(&resealed)
         }
     }
 }
@@ -745,6 +853,77 @@ fn read_password_from_stdin() -> Result<Password, String> {
     let password = (!password.is_empty()).then(|| Password::new(password));
     secrecy::zeroize::Zeroize::zeroize(&mut line);
     password.ok_or_else(|| "no password on stdin".to_owned())
+}
+
+/// Events read per query.
+const EVENTS_PAGE: i64 = 1_000;
+/// How often `events --follow` looks for new events.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `introspectd events`: the events the filters select, oldest first; with `--follow`,
+/// then each new one as it is stored.
+async fn events_command(store: &Store, args: EventsArgs) -> Result<(), String> {
+    let types = args
+        .types
+        .iter()
+        .map(|name| {
+            EventType::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+                format!("--type must be one of {}, not {name:?}", known.join(", "))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let since = match &args.since {
+        Some(since) => audit::parse_since(since, audit::now_ms())?,
+        None => 0,
+    };
+    // A user deleted since is still named by their id.
+    let user_id = match args.user {
+        Some(user) => Some(match admin::show_user(store, &user).await {
+            Ok(found) => found.user_id,
+            Err(_) => user,
+        }),
+        None => None,
+    };
+    let mut query = EventQuery {
+        after_id: 0,
+        since,
+        client_id: args.client_id.as_deref(),
+        user_id: user_id.as_deref(),
+        limit: EVENTS_PAGE,
+    };
+    loop {
+        let rows = store.events(&query).await.map_err(|e| e.to_string())?;
+        let mut out = std::io::stdout().lock();
+        for row in &rows {
+            query.after_id = row.id;
+            if types.is_empty() || types.iter().any(|t| t.as_str() == row.kind) {
+                match writeln!(out, "{}", audit::view(row)) {
+                    Ok(()) => {}
+                    // The reader went away (`| head`): nothing more to say.
+                    Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                    Err(err) => return Err(format!("cannot write output: {err}")),
+                }
+            }
+        }
+        let _ = out.flush();
+        drop(out);
+        if (rows.len() as i64) < EVENTS_PAGE {
+            if !args.follow {
+                return Ok(());
+            }
+            tokio::time::sleep(FOLLOW_EVERY).await;
+        }
+    }
+}
+
+/// Records an operator's change in the audit trail. The change is made already: a
+/// failure to record it is said, not returned.
+async fn note(store: &Store, event: Event) {
+    let event = event.detail("by", "operator");
+    if let Err(err) = audit::write_now(store, event).await {
+        eprintln!("introspectd: warning: the audit trail did not record this: {err}");
+    }
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), String> {

@@ -134,11 +134,18 @@ impl From<crate::registration::RegistrationError> for ApiError {
 
 impl From<GrantError> for ApiError {
     fn from(err: GrantError) -> Self {
+        use crate::grant::Reused;
         match err {
             GrantError::InvalidGrant => ApiError::InvalidGrant("the refresh token is invalid"),
             GrantError::InvalidCode => ApiError::InvalidGrant("the authorization code is invalid"),
             GrantError::InvalidSubject => ApiError::InvalidGrant("the subject token is invalid"),
             GrantError::InvalidAssertion => ApiError::InvalidGrant("the assertion is invalid"),
+            GrantError::Reused(reuse) => match reuse.what {
+                Reused::AuthorizationCode => {
+                    ApiError::InvalidGrant("the authorization code is invalid")
+                }
+                Reused::RefreshToken => ApiError::InvalidGrant("the refresh token is invalid"),
+            },
             GrantError::InvalidRequest(why) => ApiError::invalid_request(why),
             GrantError::UnauthorizedClient(why) => ApiError::UnauthorizedClient(why),
             GrantError::InvalidScope(why) => ApiError::InvalidScope(why),

@@ -45,6 +45,11 @@ pub enum GrantError {
     /// One answer for every identity assertion (ID-JAG) that cannot be used.
     #[error("invalid_grant")]
     InvalidAssertion,
+    /// A retired refresh token or a used code presented again by its client: its grant
+    /// was revoked. Answered as [`GrantError::InvalidGrant`] or
+    /// [`GrantError::InvalidCode`]; recorded in the audit trail.
+    #[error("invalid_grant")]
+    Reused(Reuse),
     #[error("invalid_request: {0}")]
     InvalidRequest(&'static str),
     #[error("unauthorized_client: {0}")]
@@ -69,8 +74,33 @@ impl GrantError {
                 | GrantError::InvalidCode
                 | GrantError::InvalidSubject
                 | GrantError::InvalidAssertion
+                | GrantError::Reused(_)
         )
     }
+}
+
+/// What was presented again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reused {
+    RefreshToken,
+    AuthorizationCode,
+}
+
+impl Reused {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reused::RefreshToken => "refresh_token",
+            Reused::AuthorizationCode => "authorization_code",
+        }
+    }
+}
+
+/// A refresh token or code presented again: what it was, and the grant it revoked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reuse {
+    pub what: Reused,
+    pub family_id: String,
+    pub user_id: Option<String>,
 }
 
 const MALFORMED_SCOPE: GrantError = GrantError::InvalidScope("scope is not a valid scope list");
@@ -370,7 +400,11 @@ async fn reuse_detected(store: &Store, found: &FamilyRecord, now: i64) -> GrantE
         "refresh token presented again after rotation; revoking its grant"
     );
     match store.revoke_family(&found.family_id, now).await {
-        Ok(_) => GrantError::InvalidGrant,
+        Ok(_) => GrantError::Reused(Reuse {
+            what: Reused::RefreshToken,
+            family_id: found.family_id.clone(),
+            user_id: found.token.user_id.clone(),
+        }),
         Err(err) => GrantError::Store(err),
     }
 }
@@ -664,7 +698,11 @@ async fn code_reused(store: &Store, code: &CodeRecord, now: i64) -> GrantError {
         "authorization code presented again; revoking what it gave"
     );
     match store.revoke_family(&code.family_id, now).await {
-        Ok(_) => GrantError::InvalidCode,
+        Ok(_) => GrantError::Reused(Reuse {
+            what: Reused::AuthorizationCode,
+            family_id: code.family_id.clone(),
+            user_id: Some(code.user_id.clone()),
+        }),
         Err(err) => GrantError::Store(err),
     }
 }

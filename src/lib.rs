@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod allocator;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod cli;

@@ -23,6 +23,9 @@ pub const STORE_READY: &str = "introspectd_store_ready";
 pub const CACHE_LOOKUPS: &str = "introspectd_cache_lookups_total";
 pub const BUILD_INFO: &str = "introspectd_build_info";
 pub const CLIENT_DOCUMENTS: &str = "introspectd_client_documents_total";
+pub const AUDIT_DROPPED: &str = "introspectd_audit_events_dropped_total";
+pub const SIGNINS: &str = "introspectd_signins_total";
+pub const TOKENS_ISSUED: &str = "introspectd_tokens_issued_total";
 
 /// The `route` label of requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -98,6 +101,15 @@ fn describe() {
         "1 when the last readiness check reached the store"
     );
     describe_counter!(CACHE_LOOKUPS, "Cache lookups, by cache and hit or miss");
+    describe_counter!(
+        AUDIT_DROPPED,
+        "Audit events dropped: the buffer was full or the store refused them"
+    );
+    describe_counter!(
+        SIGNINS,
+        "Sign-ins, by outcome (succeeded, failed, locked) and method (password, provider)"
+    );
+    describe_counter!(TOKENS_ISSUED, "Tokens issued at /token, by grant type");
     describe_gauge!(
         BUILD_INFO,
         "Always 1; the version label names the running build"
@@ -295,6 +307,22 @@ pub fn store_error(err: &StoreError) {
 /// spent, or no fetch ended within the wait).
 pub fn client_document(outcome: &'static str) {
     ::metrics::counter!(CLIENT_DOCUMENTS, "outcome" => outcome).increment(1);
+}
+
+/// One sign-in: `outcome` (`succeeded`, `failed`, `locked`) by `method` (`password`,
+/// `provider`).
+pub fn signin(outcome: &'static str, method: &'static str) {
+    ::metrics::counter!(SIGNINS, "outcome" => outcome, "method" => method).increment(1);
+}
+
+/// One token issued at `/token`, by grant type.
+pub fn token_issued(grant_type: &'static str) {
+    ::metrics::counter!(TOKENS_ISSUED, "grant_type" => grant_type).increment(1);
+}
+
+/// Audit events that could not be kept.
+pub fn audit_dropped(events: u64) {
+    ::metrics::counter!(AUDIT_DROPPED).increment(events);
 }
 
 /// The outcome of a readiness check.

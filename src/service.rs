@@ -200,6 +200,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         });
         (server, tokio::spawn(crate::metrics::upkeep()))
     });
+    let audit = state.audit.clone();
     crate::http::listener::serve(
         listener,
         router(state),
@@ -216,6 +217,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if let Some((server, upkeep)) = metrics {
         let _ = server.await;
         upkeep.abort();
+    }
+    // The events of the last requests are written before the store closes.
+    if tokio::time::timeout(CLOSE_TIMEOUT, audit.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("audit events still unwritten at exit");
     }
     if tokio::time::timeout(CLOSE_TIMEOUT, store.close())
         .await
@@ -301,6 +309,19 @@ async fn upkeep(state: AppState) {
             Err(err) => {
                 crate::metrics::store_error(&err);
                 tracing::warn!(error = %err, "purge failed");
+            }
+        }
+        let retention = i64::from(state.config.events.retention_days) * 86_400_000;
+        match state
+            .store()
+            .purge_events(crate::audit::now_ms().saturating_sub(retention))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "purged events past events.retention_days"),
+            Err(err) => {
+                crate::metrics::store_error(&err);
+                tracing::warn!(error = %err, "purging events failed");
             }
         }
         // Whichever instance purged, re-read the revoked ids and the token digests to

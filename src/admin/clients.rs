@@ -147,6 +147,29 @@ pub struct ClientChanges {
     pub inactive_budget: Option<String>,
 }
 
+impl ClientChanges {
+    /// The attributes this changes, by name: what the audit trail says of an update
+    /// (never their values, which may name secrets' holders or URIs at length).
+    pub fn named(&self) -> Vec<&'static str> {
+        let given = [
+            ("name", self.name.is_some()),
+            ("audiences", self.audiences.is_some()),
+            ("scope", self.scope.is_some()),
+            ("auth_method", self.auth_method.is_some()),
+            ("grant_types", self.grant_types.is_some()),
+            ("resources", self.resources.is_some()),
+            ("exchange_targets", self.exchange_targets.is_some()),
+            ("redirect_uris", self.redirect_uris.is_some()),
+            ("strict_auth_method", self.strict_auth_method.is_some()),
+            ("inactive_budget", self.inactive_budget.is_some()),
+        ];
+        given
+            .into_iter()
+            .filter_map(|(name, given)| given.then_some(name))
+            .collect()
+    }
+}
+
 /// Registers a client with a fresh id and secret; only the secret's hash is stored. A
 /// `private_key_jwt` client's JWK Set is stored beside it, and its secret, like a public
 /// client's, is never shown (and so never works). A client given redirect URIs and no

@@ -42,6 +42,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub login: LoginConfig,
     pub registration: RegistrationConfig,
+    pub events: EventsConfig,
     /// Extra RFC 8414 fields merged into the published metadata document.
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
@@ -62,6 +63,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             login: LoginConfig::default(),
             registration: RegistrationConfig::default(),
+            events: EventsConfig::default(),
             metadata: serde_json::Map::new(),
         }
     }
@@ -394,6 +396,20 @@ impl Default for LogConfig {
             format: "text".to_owned(),
             level: "info".to_owned(),
         }
+    }
+}
+
+/// The audit trail (`introspectd events`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// How long events are kept, in days.
+    pub retention_days: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self { retention_days: 90 }
     }
 }
 

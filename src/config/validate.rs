@@ -55,6 +55,9 @@ impl Config {
                  {MAX_ID_JAG_LIFETIME_SECONDS}"
             ));
         }
+        if self.events.retention_days == 0 {
+            problems.push("events.retention_days: must be at least 1".to_owned());
+        }
         problems.extend(self.registration_problems());
         problems.extend(self.provider_problems());
         if self.metrics.enabled && self.metrics.listen == self.listen && self.listen.port() != 0 {

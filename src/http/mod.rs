@@ -102,6 +102,8 @@ pub struct Shared {
     pub registrar: Option<register::Registrar>,
     /// Client ID metadata documents (`registration.metadata_documents`).
     pub documents: Option<Arc<Documents>>,
+    /// The audit trail: events handed to a writer off the request path.
+    pub audit: crate::audit::Recorder,
 }
 
 /// Where the public keys are published (`jwks_uri`).
@@ -161,6 +163,7 @@ impl AppState {
             signin,
             registrar,
             documents,
+            audit: crate::audit::Recorder::start(store),
             directory,
             keys,
             config,

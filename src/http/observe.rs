@@ -68,7 +68,9 @@ pub async fn observe(
         request_id = %id.to_str().unwrap_or_default(),
         client_id = tracing::field::Empty,
     );
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let request_id = id.to_str().unwrap_or_default().to_owned();
+    let answered = crate::audit::with_request_id(request_id, next.run(request));
+    let mut response = answered.instrument(span.clone()).await;
     let latency = start.elapsed();
     let status = response.status().as_u16();
     span.in_scope(|| {

@@ -141,5 +141,15 @@ pub async fn register(State(state): State<AppState>, req: Request) -> Result<Res
         auth_method = registered.token_endpoint_auth_method.as_str(),
         "client registered itself"
     );
+    state.audit.record(
+        crate::audit::Event::new(crate::audit::EventType::RegistrationCreated)
+            .client(&registered.client_id)
+            .address(ip)
+            .detail(
+                "auth_method",
+                registered.token_endpoint_auth_method.as_str(),
+            )
+            .detail("redirect_uris", registered.redirect_uris.clone()),
+    );
     Ok((StatusCode::CREATED, Json(registered)).into_response())
 }

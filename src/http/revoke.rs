@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::caller::{Caller, CallerRequest};
 use super::docs::CallerErrors;
 use super::{AppState, oracle};
+use crate::audit::{Event, EventType};
 use crate::auth::ClientAuthentication;
 use crate::error::ApiError;
 use crate::params::Parameters;
@@ -83,6 +84,14 @@ pub async fn revoke(
     match revocation::find(state.store(), &keys, request.token.expose(), hint).await? {
         Some(found) if found.client_id() == client.client_id => {
             revocation::revoke(state.store(), &found, now).await?;
+            state.audit.record(
+                Event::new(EventType::TokenRevoked)
+                    .client(&client.client_id)
+                    .address(ip)
+                    .detail("jti", found.jti())
+                    .detail("token_use", found.token_use().as_str())
+                    .detail("by", "client"),
+            );
         }
         _ => oracle::spend(&state, &client, ip)?,
     }

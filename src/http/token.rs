@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::caller::{Caller, CallerRequest};
 use super::docs::{CallerErrors, NoCache};
 use super::{AppState, oracle};
+use crate::audit::{Event, EventType};
 use crate::auth::ClientAuthentication;
 use crate::error::ApiError;
 use crate::grant::{self, CodeExchange, Exchange, GrantError, IdentityAssertion, Issued};
@@ -294,7 +295,31 @@ pub async fn token(
         TokenRequest::TokenExchange(request) => exchange(&state, &keys, &caller, request).await?,
         TokenRequest::JwtBearer(request) => assertion(&state, &keys, &caller, request).await?,
     };
+    state.audit.record(issued_event(&caller, &issued));
     Ok(answer(&issued))
+}
+
+/// `token.issued` (or `token.exchanged`): the grant type, the access token's `jti` and
+/// audiences, and the user it is for.
+fn issued_event(caller: &Caller<TokenRequest>, issued: &Issued) -> Event {
+    let (kind, grant_type) = match &caller.request {
+        TokenRequest::AuthorizationCode(_) => (EventType::TokenIssued, "authorization_code"),
+        TokenRequest::ClientCredentials(_) => (EventType::TokenIssued, "client_credentials"),
+        TokenRequest::RefreshToken(_) => (EventType::TokenIssued, "refresh_token"),
+        TokenRequest::TokenExchange(_) => (EventType::TokenExchanged, "token-exchange"),
+        TokenRequest::JwtBearer(_) => (EventType::TokenIssued, "jwt-bearer"),
+    };
+    let event = Event::new(kind)
+        .client(&caller.client.client_id)
+        .address(caller.ip)
+        .detail("grant_type", grant_type)
+        .detail("jti", issued.access.jti.as_str())
+        .detail("aud", issued.access.audiences.clone());
+    match grant_type {
+        // The client itself, not a user.
+        "client_credentials" => event,
+        _ => event.user(&issued.access.subject),
+    }
 }
 
 /// Runs a grant within the caller's inactive-answer budget: a refused refresh token,
@@ -307,6 +332,17 @@ async fn budgeted(
 ) -> Result<Issued, ApiError> {
     oracle::admit(state, &caller.client, caller.ip)?;
     let issued = grant.await;
+    if let Err(GrantError::Reused(reuse)) = &issued {
+        let mut event = Event::new(EventType::TokenReuseDetected)
+            .client(&caller.client.client_id)
+            .address(caller.ip)
+            .detail("presented", reuse.what.as_str())
+            .detail("family_id", reuse.family_id.as_str());
+        if let Some(user_id) = &reuse.user_id {
+            event = event.user(user_id);
+        }
+        state.audit.record(event);
+    }
     if issued.as_ref().is_err_and(GrantError::tells_existence) {
         oracle::spend(state, &caller.client, caller.ip)?;
     }

@@ -56,6 +56,7 @@ impl Visit {
             signin: &self.signin,
             issuer: &state.config.issuer,
             documents: state.documents.as_deref(),
+            audit: &state.audit,
             ip: self.ip,
             now: self.now,
         }

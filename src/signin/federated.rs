@@ -13,6 +13,7 @@ use super::key::Purpose;
 use super::request::{self, ErrorCode, ErrorResponse};
 use super::view::{Answer, Location, Shown, browser_cookie};
 use super::{Context, Prompt, SigninError, check, open, redirect, start_session, to_client};
+use crate::audit::{Event, EventType};
 use crate::federation::identity;
 use crate::federation::link;
 use crate::federation::{Provider, ProviderError};
@@ -157,7 +158,14 @@ pub async fn callback(
         Ok(prompt) => prompt,
         Err(to) => return Ok(Answer::redirect(to)),
     };
+    let attempted = Event::new(EventType::SigninSucceeded)
+        .client(&prompt.client.client_id)
+        .address(cx.ip)
+        .detail("method", "provider")
+        .detail("provider", provider.id.as_str());
     let refuse = |code: ErrorCode, description: &'static str| {
+        cx.audit
+            .record(attempted.clone().retyped(EventType::SigninFailed));
         let error = ErrorResponse::new(code, description);
         let to = redirect::with_error(&prompt.request.refusal(error), cx.issuer);
         Ok(Answer::redirect(to_client(to)?))
@@ -211,6 +219,7 @@ pub async fn callback(
         return refuse(ErrorCode::AccessDenied, NOT_ACCEPTED);
     }
     let session = start_session(cx, &user, browser).await?;
+    cx.audit.record(attempted.user(&user.user_id));
     Ok(Answer::signed_in(cx, browser, prompt.request, session))
 }
 

@@ -16,6 +16,7 @@ pub mod view;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::{Event, EventType};
 use crate::cache::View;
 use crate::config::Config;
 use crate::federation::Providers;
@@ -159,6 +160,8 @@ pub struct Context<'a> {
     pub issuer: &'a str,
     /// Client ID metadata documents, when accepted.
     pub documents: Option<&'a crate::documents::Documents>,
+    /// The audit trail.
+    pub audit: &'a crate::audit::Recorder,
     /// The address the request came from.
     pub ip: std::net::IpAddr,
     pub now: i64,
@@ -389,20 +392,43 @@ pub async fn login(
         .passwords
         .verify(cx.store, &cx.signin.key, &attempt)
         .await?;
+    let attempted = Event::new(EventType::SigninSucceeded)
+        .client(&prompt.client.client_id)
+        .address(ip)
+        .detail("method", "password");
     let user = match verified {
         Ok(user) => user,
         Err(refused) => {
-            let problem = match refused {
-                Refused::Wrong => LoginProblem::Refused,
-                Refused::Throttled(wait) => LoginProblem::Throttled(wait),
+            let (kind, problem) = match refused {
+                Refused::Wrong => (EventType::SigninFailed, LoginProblem::Refused),
+                Refused::Throttled(wait) => {
+                    (EventType::SigninLocked, LoginProblem::Throttled(wait))
+                }
             };
+            cx.audit
+                .record(refused_signin(cx, attempted, kind, username).await);
             let retry = Some((username.trim().to_owned(), problem));
             return Ok(Answer::login(cx, &browser, prompt, retry));
         }
     };
     browser.proved(&cx.signin.key, &user);
     let session = start_session(cx, &user, &browser).await?;
+    cx.audit.record(attempted.user(&user.user_id));
     Ok(Answer::signed_in(cx, &browser, prompt.request, session))
+}
+
+/// A refused sign-in's event: the user named, when the name is one, never the name
+/// typed (a password typed in the wrong field must not end up in the trail).
+async fn refused_signin(cx: &Context<'_>, event: Event, kind: EventType, name: &str) -> Event {
+    let mut event = event.retyped(kind);
+    let user = match crate::policy::normalize_username(name) {
+        Some(username) => cx.store.user_by_username(&username).await.ok().flatten(),
+        None => None,
+    };
+    if let Some(user) = user {
+        event = event.user(&user.user_id);
+    }
+    event
 }
 
 /// The consent form: `allow` remembers the decision and sends a code, `deny` sends
@@ -432,10 +458,24 @@ pub async fn consent(
                 created_at: cx.now,
             };
             cx.store.remember_consent(&consent).await?;
+            cx.audit.record(
+                Event::new(EventType::ConsentGranted)
+                    .client(&prompt.client.client_id)
+                    .user(&signed_in.user.user_id)
+                    .address(cx.ip)
+                    .detail("scope", prompt.request.scope.clone().unwrap_or_default())
+                    .detail("resources", prompt.resources.clone()),
+            );
             let to = issue_code(cx, &signed_in.user, &prompt).await?;
             Ok(Answer::redirect(to))
         }
         "deny" => {
+            cx.audit.record(
+                Event::new(EventType::ConsentDenied)
+                    .client(&prompt.client.client_id)
+                    .user(&signed_in.user.user_id)
+                    .address(cx.ip),
+            );
             let denied = ErrorResponse::new(ErrorCode::AccessDenied, "the user denied the request");
             let to = redirect::with_error(&prompt.request.refusal(denied), cx.issuer);
             Ok(Answer::redirect(to_client(to)?))

@@ -147,6 +147,7 @@ mod assertions;
 mod changes;
 mod clients;
 mod codes;
+mod events;
 mod failures;
 mod federation;
 mod keys;
@@ -165,6 +166,7 @@ fn nameable(name: &str) -> bool {
 pub use changes::{ChangeListener, ChangeLog, ChangeSource, LoggedChange, Notifications};
 pub use clients::{ClientPolicy, ClientRecord, PreviousSecret, TOUCH_EVERY};
 pub use codes::{CodeRecord, Redemption};
+pub use events::{EventQuery, EventRow};
 pub use failures::{FailureCount, FailureWindow, MAX_FAILURE_ROWS};
 pub use federation::{FederatedLoginRecord, LinkRecord, NewLink, PendingBounds};
 pub use keys::{Reseal, SealedSecret, StoredKey};

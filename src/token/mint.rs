@@ -36,6 +36,9 @@ pub struct Minted {
     pub token_use: TokenUse,
     pub jti: String,
     pub exp: i64,
+    /// Whom it was minted for (`sub`) and its audiences: for the audit trail.
+    pub subject: String,
+    pub audiences: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,7 @@ pub async fn mint(
     let iat = now;
     let exp = iat.saturating_add(request.ttl);
     let jti = new_jti();
+    let (subject, audiences) = (request.subject.clone(), request.audiences.clone());
     let token = match request.format {
         TokenFormat::Jwt => {
             if request.token_use == TokenUse::RefreshToken {
@@ -111,5 +115,7 @@ pub async fn mint(
         token_use: request.token_use,
         jti,
         exp,
+        subject,
+        audiences,
     })
 }

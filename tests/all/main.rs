@@ -14,6 +14,7 @@
 #[macro_use]
 mod common;
 
+mod audit;
 mod binary;
 mod bodies;
 mod browser;

@@ -1602,3 +1602,133 @@ async fn https_issuers_set_host_cookies(backend: Backend) {
 }
 
 both_backends!(https_issuers_set_host_cookies);
+
+// --- the audit trail ------------------------------------------------------------------
+
+/// The events stored so far, once the writer has written what it was handed.
+async fn events(app: &TestApp) -> Vec<Value> {
+    app.state.audit.flush().await;
+    let query = introspectd::store::EventQuery {
+        limit: 1_000,
+        ..Default::default()
+    };
+    let rows = app.store.events(&query).await.unwrap();
+    rows.iter().map(introspectd::audit::view).collect()
+}
+
+fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+/// A whole sign-in, a refused and a throttled one, and a refresh token presented twice
+/// each leave their events, with the client, the user, the address and the request id;
+/// no event holds a password, a code or a token.
+async fn sign_ins_leave_an_audit_trail(backend: Backend) {
+    common::run_with(
+        backend,
+        |config| {
+            config.rate_limit.enabled = true;
+            config.rate_limit.password_failures_per_username = 2;
+        },
+        |app| async move {
+            let f = fixture(app).await;
+            let query = authorize_query(&f.client_id, &[("scope", "read")]);
+            let mut browser = Browser::new(&f.app);
+            let consent = browser.sign_in(&query).await;
+            let code = code_of(&browser.decide(&consent, "allow").await);
+            let tokens = exchange(&f.app, &f.client_id, &code, &[]).await;
+            assert_eq!(tokens.status, StatusCode::OK, "{tokens:?}");
+            let access = tokens.json["access_token"].as_str().unwrap().to_owned();
+            let refresh = tokens.json["refresh_token"].as_str().unwrap().to_owned();
+            let params = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.as_str()),
+                ("client_id", f.client_id.as_str()),
+            ];
+            let body = form(&params);
+            let rotated = post_form(&f.app.router, "/token", None, &body).await;
+            assert_eq!(rotated.status, StatusCode::OK, "{rotated:?}");
+            let reused = post_form(&f.app.router, "/token", None, &body).await;
+            assert_error(&reused, StatusCode::BAD_REQUEST, "invalid_grant");
+            // A guesser, refused twice, then throttled.
+            let mut guesser = Browser::new(&f.app);
+            let page = guesser.authorize(&query).await;
+            for _ in 0..2 {
+                let refused = guesser.login(&page, "alice", "guess-guess").await;
+                assert_page(&refused, StatusCode::OK, "incorrect");
+            }
+            let throttled = guesser.login(&page, "alice", "guess-guess").await;
+            assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+            // Someone who is no user at all.
+            let nobody = guesser.login(&page, "nobody", "guess-guess").await;
+            assert_page(&nobody, StatusCode::OK, "incorrect");
+
+            let events = events(&f.app).await;
+            let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+            assert_eq!(
+                kinds,
+                [
+                    "signin.succeeded",
+                    "consent.granted",
+                    "token.issued",
+                    "token.issued",
+                    "token.reuse_detected",
+                    "signin.failed",
+                    "signin.failed",
+                    "signin.locked",
+                    "signin.failed",
+                ],
+                "{events:#?}"
+            );
+            for event in &events[..5] {
+                assert_eq!(event["client_id"], f.client_id.as_str(), "{event}");
+                assert_eq!(event["user_id"], f.user_id.as_str(), "{event}");
+                assert!(event["address"].is_string(), "{event}");
+                assert!(event["request_id"].is_string(), "{event}");
+                assert!(event["time"].as_str().unwrap().ends_with('Z'), "{event}");
+            }
+            let signed_in = &of_type(&events, "signin.succeeded")[0];
+            assert_eq!(signed_in["detail"]["method"], "password");
+            let issued = of_type(&events, "token.issued");
+            assert_eq!(issued[0]["detail"]["grant_type"], "authorization_code");
+            assert_eq!(issued[1]["detail"]["grant_type"], "refresh_token");
+            let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(&access).unwrap();
+            let jti = claims["jti"].clone();
+            assert_eq!(issued[0]["detail"]["jti"], jti);
+            let reuse = &of_type(&events, "token.reuse_detected")[0];
+            assert_eq!(reuse["detail"]["presented"], "refresh_token");
+            // The guesser's refusals name the user they aimed at; the unknown name, no one.
+            let failed = of_type(&events, "signin.failed");
+            assert_eq!(failed[0]["user_id"], f.user_id.as_str());
+            assert!(failed[2].get("user_id").is_none(), "{}", failed[2]);
+            assert_eq!(
+                of_type(&events, "signin.locked")[0]["user_id"],
+                f.user_id.as_str()
+            );
+
+            let trail = serde_json::to_string(&events).unwrap();
+            let rotated_refresh = rotated.json["refresh_token"].as_str().unwrap();
+            for secret in [
+                PASSWORD,
+                "guess-guess",
+                &code,
+                &access,
+                &refresh,
+                rotated_refresh,
+                VERIFIER,
+            ] {
+                assert!(!trail.contains(secret), "{secret} is in the trail");
+            }
+            let scraped = common::scrape(&f.app.metrics).await;
+            let signins = |outcome| {
+                let labels = [("outcome", outcome), ("method", "password")];
+                common::metric_value(&scraped, "introspectd_signins_total", &labels)
+            };
+            assert!(signins("succeeded") >= 1.0, "{scraped}");
+            assert!(signins("locked") >= 1.0, "{scraped}");
+        },
+    )
+    .await;
+}
+
+both_backends!(sign_ins_leave_an_audit_trail);
