@@ -33,6 +33,8 @@ pub const GRANT_TYPES: [&str; 6] = [
 const BUFFER: usize = 8_192;
 /// Most events written in one transaction.
 const BATCH: usize = 512;
+/// Longest a batch waits for more events before it is written.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 macro_rules! event_types {
     ($($variant:ident => $name:literal),* $(,)?) => {
@@ -275,6 +277,7 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Message>) {
         if rx.recv_many(&mut messages, BATCH).await == 0 {
             return;
         }
+        gather(&mut rx, &mut messages).await;
         let mut acks = Vec::new();
         for message in messages.drain(..) {
             match message {
@@ -290,6 +293,24 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Message>) {
         batch.clear();
         for ack in acks {
             let _ = ack.send(());
+        }
+    }
+}
+
+/// Lets a batch that is not full gather for [`LINGER`], then takes what came meanwhile:
+/// one timer a batch, and no wake-up of this task for each event while it waits. A
+/// transaction for every few events would cost more than the requests that made them;
+/// under a load that fills batches at once, none waits. A flush is answered at once.
+async fn gather(rx: &mut mpsc::Receiver<Message>, messages: &mut Vec<Message>) {
+    let flush = |messages: &Vec<Message>| messages.iter().any(|m| matches!(m, Message::Flush(_)));
+    if messages.len() >= BATCH || flush(messages) {
+        return;
+    }
+    tokio::time::sleep(LINGER).await;
+    while messages.len() < BATCH {
+        match rx.try_recv() {
+            Ok(message) => messages.push(message),
+            Err(_) => return,
         }
     }
 }
