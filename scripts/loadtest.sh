@@ -151,7 +151,9 @@ healthz_rps=""
 # instead (TOKENS_FILE empty), POST that form body to PATH.
 measure() {
     local store=$1 case=$2 path=$3 tokens=${4:-} body=${5:-}
-    local args=(-t "$threads" -c "$connections" --latency)
+    # Password logins take about a second each under this load: wrk's own 2 s timeout
+    # would count the slowest as socket errors.
+    local args=(-t "$threads" -c "$connections" --latency --timeout 10s)
     if [[ -n ${lua:-} ]]; then
         args+=(-s "$repo/scripts/$lua")
     elif [[ -n $tokens ]]; then
