@@ -19,16 +19,6 @@ use crate::store::{EventRow, Store, StoreError};
 /// The log target of audit events.
 pub const TARGET: &str = "audit";
 
-/// The grant types token events name (`detail.grant_type`).
-pub const GRANT_TYPES: [&str; 6] = [
-    "authorization_code",
-    "client_credentials",
-    "refresh_token",
-    "token-exchange",
-    "jwt-bearer",
-    "operator",
-];
-
 /// Events waiting for the writer; past this, events are dropped and counted.
 const BUFFER: usize = 8_192;
 /// Most events written in one transaction.
@@ -144,12 +134,6 @@ impl Event {
         self.kind
     }
 
-    /// The grant type of a token event, as a metric label.
-    pub fn grant_type(&self) -> Option<&'static str> {
-        let named = self.detail.get("grant_type")?.as_str()?;
-        GRANT_TYPES.iter().copied().find(|g| *g == named)
-    }
-
     /// How a sign-in went, as a metric label: `password` or `provider`.
     pub fn method(&self) -> Option<&'static str> {
         match self.detail.get("method")?.as_str()? {
@@ -187,7 +171,8 @@ fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-fn now_millis() -> i64 {
+/// The current time in milliseconds, as events are stamped.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -201,15 +186,9 @@ enum Message {
 }
 
 /// Hands events to the writer. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Message>,
-}
-
-impl std::fmt::Debug for Message {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Message")
-    }
 }
 
 impl Recorder {
@@ -225,7 +204,7 @@ impl Recorder {
     /// is full. Never waits.
     pub fn record(&self, event: Event) {
         count(&event);
-        let row = event.stamped(now_millis());
+        let row = event.stamped(now_ms());
         log(&row);
         if !self.hand_over(row) {
             crate::metrics::audit_dropped(1);
@@ -246,18 +225,12 @@ impl Recorder {
     }
 }
 
-/// The counters an event feeds: sign-ins by outcome and method, tokens by grant type.
+/// The counter a sign-in event feeds, by outcome and method.
 fn count(event: &Event) {
     let outcome = match event.kind {
         EventType::SigninSucceeded => "succeeded",
         EventType::SigninFailed => "failed",
         EventType::SigninLocked => "locked",
-        EventType::TokenIssued | EventType::TokenExchanged => {
-            if let Some(grant_type) = event.grant_type() {
-                crate::metrics::token_issued(grant_type);
-            }
-            return;
-        }
         _ => return,
     };
     crate::metrics::signin(outcome, event.method().unwrap_or("password"));
@@ -265,7 +238,7 @@ fn count(event: &Event) {
 
 /// Logs the event and writes it to the store at once: for the command line.
 pub async fn write_now(store: &Store, event: Event) -> Result<(), StoreError> {
-    let row = event.stamped(now_millis());
+    let row = event.stamped(now_ms());
     log(&row);
     store.insert_events(&[row]).await
 }
@@ -377,11 +350,6 @@ pub fn parse_since(value: &str, now_ms: i64) -> Result<i64, String> {
 
 fn since_error(value: &str) -> String {
     format!("--since must be a duration (90s, 15m, 12h, 7d) or an RFC 3339 time, not {value:?}")
-}
-
-/// The current time in milliseconds, as events are stamped.
-pub fn now_ms() -> i64 {
-    now_millis()
 }
 
 #[cfg(test)]

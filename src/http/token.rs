@@ -295,13 +295,13 @@ pub async fn token(
         TokenRequest::TokenExchange(request) => exchange(&state, &keys, &caller, request).await?,
         TokenRequest::JwtBearer(request) => assertion(&state, &keys, &caller, request).await?,
     };
-    state.audit.record(issued_event(&caller, &issued));
+    note_issued(&state, &caller, &issued);
     Ok(answer(&issued))
 }
 
-/// `token.issued` (or `token.exchanged`): the grant type, the access token's `jti` and
-/// audiences, and the user it is for.
-fn issued_event(caller: &Caller<TokenRequest>, issued: &Issued) -> Event {
+/// Counts the token by grant type and records `token.issued` (or `token.exchanged`):
+/// the grant type, the access token's `jti` and audiences, and the user it is for.
+fn note_issued(state: &AppState, caller: &Caller<TokenRequest>, issued: &Issued) {
     let (kind, grant_type) = match &caller.request {
         TokenRequest::AuthorizationCode(_) => (EventType::TokenIssued, "authorization_code"),
         TokenRequest::ClientCredentials(_) => (EventType::TokenIssued, "client_credentials"),
@@ -309,17 +309,18 @@ fn issued_event(caller: &Caller<TokenRequest>, issued: &Issued) -> Event {
         TokenRequest::TokenExchange(_) => (EventType::TokenExchanged, "token-exchange"),
         TokenRequest::JwtBearer(_) => (EventType::TokenIssued, "jwt-bearer"),
     };
+    crate::metrics::token_issued(grant_type);
     let event = Event::new(kind)
         .client(&caller.client.client_id)
         .address(caller.ip)
         .detail("grant_type", grant_type)
         .detail("jti", issued.access.jti.as_str())
         .detail("aud", issued.access.audiences.clone());
-    match grant_type {
+    state.audit.record(match grant_type {
         // The client itself, not a user.
         "client_credentials" => event,
         _ => event.user(&issued.access.subject),
-    }
+    });
 }
 
 /// Runs a grant within the caller's inactive-answer budget: a refused refresh token,

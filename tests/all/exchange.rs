@@ -447,7 +447,7 @@ both_stores!(
 /// real socket and exchanges a token that the command line issued; the next service's
 /// introspection then vouches for the new token and names the actor.
 async fn a_third_party_client_exchanges_over_a_real_socket(backend: Backend) {
-    use common::binary::{self, Server, create_client, issue_token, run_json};
+    use common::binary::{self, create_client, issue_token, run_json};
     if !common::oidc::oidc_present() {
         return;
     }
@@ -456,15 +456,7 @@ async fn a_third_party_client_exchanges_over_a_real_socket(backend: Backend) {
     };
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    // The commands mint for the issuer the server will answer as.
-    let port = common::oidc::free_port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    std::fs::create_dir(dir.join("config")).unwrap();
-    std::fs::write(
-        dir.join("config/introspectd.toml"),
-        format!("issuer = \"{issuer}\"\n"),
-    )
-    .unwrap();
+    let (port, issuer) = binary::known_issuer_config(dir, "");
     let (owner, _) = create_client(dir, &db, &["--audience", API]);
     let (mcp, mcp_secret) = create_client(
         dir,
@@ -484,9 +476,7 @@ async fn a_third_party_client_exchanges_over_a_real_socket(backend: Backend) {
     let (next, next_secret) = create_client(dir, &db, &["--audience", NEXT]);
     let subject = issue_token(dir, &db, &owner, &["--audience", API]);
 
-    let mut command = binary::command(dir, &db);
-    command.env("INTROSPECTD_LISTEN", format!("127.0.0.1:{port}"));
-    let server = Server::start_with(command);
+    let server = binary::serve_on(dir, &db, port);
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider/exchange.mjs");
     let output = std::process::Command::new("node")

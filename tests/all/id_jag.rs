@@ -561,7 +561,7 @@ both_backends!(
 /// real socket and presents an ID-JAG that the provider (on loopback) signed; the MCP
 /// server's introspection then vouches for the token, for the person the provider named.
 async fn a_third_party_client_presents_an_assertion_over_a_real_socket(backend: Backend) {
-    use common::binary::{self, Server, create_client, run_json};
+    use common::binary::{self, create_client, run_json};
     if !common::oidc::oidc_present() {
         return;
     }
@@ -571,19 +571,13 @@ async fn a_third_party_client_presents_an_assertion_over_a_real_socket(backend: 
     let idp = IdentityProvider::start().await;
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let port = common::oidc::free_port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    std::fs::create_dir(dir.join("config")).unwrap();
-    std::fs::write(
-        dir.join("config/introspectd.toml"),
-        format!(
-            "issuer = \"{issuer}\"\n\n[[login.providers]]\nid = \"corp\"\nname = \"Corp\"\n\
-             issuer = \"{}\"\nclient_id = \"introspectd\"\nclient_secret = \"provider-secret\"\n\
-             scopes = [\"openid\"]\nid_jag = true\n",
-            idp.issuer
-        ),
-    )
-    .unwrap();
+    let provider = format!(
+        "\n[[login.providers]]\nid = \"corp\"\nname = \"Corp\"\nissuer = \"{}\"\n\
+         client_id = \"introspectd\"\nclient_secret = \"provider-secret\"\n\
+         scopes = [\"openid\"]\nid_jag = true\n",
+        idp.issuer
+    );
+    let (port, issuer) = binary::known_issuer_config(dir, &provider);
     let (agent, agent_secret) = create_client(
         dir,
         &db,
@@ -600,9 +594,7 @@ async fn a_third_party_client_presents_an_assertion_over_a_real_socket(backend: 
     assert_eq!(shown["grant_types"], json!([GRANT_TYPE]));
     let (server_id, server_secret) = create_client(dir, &db, &["--audience", MCP]);
 
-    let mut command = binary::command(dir, &db);
-    command.env("INTROSPECTD_LISTEN", format!("127.0.0.1:{port}"));
-    let server = Server::start_with(command);
+    let server = binary::serve_on(dir, &db, port);
     common::oidc::wait_discovered(server.addr, "corp").await;
     let mut claims = idp.claims(&issuer, &agent, "00u-alice");
     claims["email"] = json!("alice@corp.example");

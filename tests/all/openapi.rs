@@ -891,36 +891,11 @@ async fn live_responses_match_the_document(app: TestApp) {
     );
 }
 
-/// A provider that only publishes its metadata and an empty key set: enough to be
-/// discovered and sent to; never reached by a browser here.
-async fn metadata_only_provider() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let metadata = json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/auth"),
-        "token_endpoint": format!("{issuer}/token"),
-        "jwks_uri": format!("{issuer}/jwks"),
-        "response_types_supported": ["code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-    });
-    let app = Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            axum::routing::get(move || async move { axum::Json(metadata) }),
-        )
-        .route(
-            "/jwks",
-            axum::routing::get(|| async { axum::Json(json!({"keys": []})) }),
-        );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    issuer
-}
-
 /// The live document test, with a provider in `[[login.providers]]`.
 async fn live_responses(backend: Backend) {
-    let issuer = metadata_only_provider().await;
+    // A provider that publishes its metadata and keys: enough to be discovered and sent
+    // to; never reached by a browser here.
+    let issuer = common::idp::IdentityProvider::start().await.issuer;
     let provider = introspectd::config::ProviderConfig {
         id: "corp".to_owned(),
         name: "Corp".to_owned(),

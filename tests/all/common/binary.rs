@@ -94,6 +94,28 @@ pub fn run_json(dir: &Path, db: &DatabaseUrl, args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
 }
 
+/// A configuration for a server that will listen on a port known in advance, so that
+/// the commands run before it mint for the issuer it will answer as: `issuer` and then
+/// `extra` (TOML) in `dir`'s `config/introspectd.toml`. Returns the port and the issuer.
+pub fn known_issuer_config(dir: &Path, extra: &str) -> (u16, String) {
+    let port = super::oidc::free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    std::fs::create_dir(dir.join("config")).unwrap();
+    std::fs::write(
+        dir.join("config/introspectd.toml"),
+        format!("issuer = \"{issuer}\"\n{extra}"),
+    )
+    .unwrap();
+    (port, issuer)
+}
+
+/// The server of [`known_issuer_config`], started on its port.
+pub fn serve_on(dir: &Path, db: &DatabaseUrl, port: u16) -> Server {
+    let mut command = command(dir, db);
+    command.env("INTROSPECTD_LISTEN", format!("127.0.0.1:{port}"));
+    Server::start_with(command)
+}
+
 /// Creates a client with the CLI; returns its id and secret.
 pub fn create_client(dir: &Path, db: &DatabaseUrl, extra: &[&str]) -> (String, String) {
     let mut args = vec!["client", "create", "--name", "test"];
