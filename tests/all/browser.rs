@@ -445,13 +445,18 @@ async fn element(browser: &Browser, css: &str) -> fantoccini::elements::Element 
         .unwrap_or_else(|e| panic!("no {css:?} on the page: {e}"))
 }
 
-/// The text a person reads on the current page.
+/// The text a person reads on the current page. A page still being replaced by the
+/// next one (a form's redirect) can take the body away between finding and reading it:
+/// then it is read again, from the page that came.
 async fn page_text(browser: &Browser) -> String {
-    element(browser, "body")
-        .await
-        .text()
-        .await
-        .expect("page text")
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        match element(browser, "body").await.text().await {
+            Ok(text) => return text,
+            Err(_) if std::time::Instant::now() < deadline => continue,
+            Err(err) => panic!("page text: {err}"),
+        }
+    }
 }
 
 /// Types the credentials into the login page and submits it.
